@@ -1,0 +1,113 @@
+import type { HttpConnectionManager, HttpFilter, Listener } from '../model';
+import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { decodeRouteConfiguration } from './route';
+
+const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
+
+/** HTTP filters we know, by the message type their typed_config carries. */
+const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE]);
+
+export function decodeListener(l: Pb, ctx: Ctx): Listener {
+  const name = String(l.name ?? '');
+  if (!name) fail(at(ctx, 'name'), 'name is required');
+  const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
+  const chains = (l.filter_chains as Pb[] | undefined) ?? [];
+  let hcm: HttpConnectionManager | null = null;
+  if (chains.length !== 1) {
+    fail(at(ctx, 'filter_chains'), chains.length === 0 ? 'one filter chain is required' : 'only one filter chain is supported');
+  }
+  if (chains.length > 0) hcm = decodeFilterChain(chains[0]!, at(ctx, 'filter_chains[0]'));
+  return {
+    name,
+    address,
+    hcm: hcm ?? decodeHttpConnectionManager({}, ctx, false),
+    perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
+  };
+}
+
+function decodeFilterChain(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
+  if (chain.filter_chain_match) fail(at(ctx, 'filter_chain_match'), 'filter chain matching is not supported');
+  const filters = (chain.filters as Pb[] | undefined) ?? [];
+  if (filters.length !== 1) {
+    fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
+    if (filters.length === 0) return null;
+  }
+  const fctx = at(ctx, 'filters[0]');
+  const cfg = unpackAny(filters[0]!.typed_config as Pb | undefined, at(fctx, 'typed_config'));
+  if (!cfg) {
+    if (!filters[0]!.typed_config) fail(at(fctx, 'typed_config'), 'typed_config is required');
+    return null;
+  }
+  if (typeUrlName(cfg.typeUrl) !== HCM_TYPE) {
+    fail(at(fctx, 'typed_config'), `network filter "${cfg.typeUrl}" is not supported; only ${HCM_TYPE} is`);
+    return null;
+  }
+  return decodeHttpConnectionManager(cfg.value as Pb, at(fctx, 'typed_config'));
+}
+
+export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): HttpConnectionManager {
+  const statPrefix = String(h.stat_prefix ?? '');
+  if (report && !statPrefix) fail(at(ctx, 'stat_prefix'), 'stat_prefix is required');
+  const codecType = String(h.codec_type ?? 'AUTO') as HttpConnectionManager['codecType'];
+  if (report && (codecType === 'HTTP2' || codecType === 'HTTP3')) fail(at(ctx, 'codec_type'), `${codecType} listeners are not supported yet (AUTO and HTTP1 serve HTTP/1.1)`);
+
+  let rdsRouteConfigName: string | null = null;
+  if (h.rds) {
+    rdsRouteConfigName = String((h.rds as Pb).route_config_name ?? '');
+    if (report && !rdsRouteConfigName) fail(at(at(ctx, 'rds'), 'route_config_name'), 'route_config_name is required');
+  }
+  if (report && h.rds && h.route_config) fail(ctx, 'only one of rds, route_config may be set');
+  if (report && !h.rds && !h.route_config) fail(ctx, 'one of rds or route_config is required');
+  const routeConfig = h.route_config ? decodeRouteConfiguration(h.route_config as Pb, at(ctx, 'route_config')) : null;
+
+  const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
+  if (report) checkFilterOrder(httpFilters, ctx);
+  const upgradeTypes = ((h.upgrade_configs as Pb[] | undefined) ?? [])
+    .filter((u) => wrapped(u.enabled, true))
+    .map((u) => String(u.upgrade_type ?? '').toLowerCase());
+  return {
+    statPrefix,
+    codecType,
+    routeConfig,
+    rdsRouteConfigName,
+    httpFilters,
+    serverName: String(h.server_name ?? '') || 'envoy',
+    serverHeaderTransformation: String(h.server_header_transformation ?? 'OVERWRITE') as HttpConnectionManager['serverHeaderTransformation'],
+    useRemoteAddress: wrapped(h.use_remote_address, false),
+    xffNumTrustedHops: Number(h.xff_num_trusted_hops ?? 0),
+    skipXffAppend: Boolean(h.skip_xff_append),
+    via: String(h.via ?? ''),
+    generateRequestId: wrapped(h.generate_request_id, true),
+    preserveExternalRequestId: Boolean(h.preserve_external_request_id),
+    alwaysSetRequestIdInResponse: Boolean(h.always_set_request_id_in_response),
+    streamIdleTimeoutMs: durationMs(h.stream_idle_timeout as Pb | undefined, 300_000),
+    requestTimeoutMs: durationMs(h.request_timeout as Pb | undefined, 0),
+    requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
+    upgradeTypes,
+  };
+}
+
+function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
+  const name = String(f.name ?? '');
+  if (!name) fail(at(ctx, 'name'), 'name is required');
+  const isOptional = Boolean(f.is_optional);
+  const config = unpackAny(f.typed_config as Pb | undefined, at(ctx, 'typed_config'), isOptional);
+  if (config && !KNOWN_HTTP_FILTERS.has(typeUrlName(config.typeUrl)) && !isOptional) {
+    fail(at(ctx, 'typed_config'), `HTTP filter "${config.typeUrl}" is not supported`);
+  }
+  if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
+  return { name, config, isOptional };
+}
+
+function checkFilterOrder(filters: readonly HttpFilter[], ctx: Ctx): void {
+  const isRouter = (f: HttpFilter): boolean =>
+    f.config ? typeUrlName(f.config.typeUrl) === ROUTER_TYPE : f.name === 'envoy.filters.http.router';
+  const last = filters[filters.length - 1];
+  if (!last || !isRouter(last)) {
+    fail(at(ctx, 'http_filters'), 'the router (envoy.filters.http.router) must be the last HTTP filter');
+  }
+  filters.slice(0, -1).forEach((f, i) => {
+    if (isRouter(f)) fail(at(ctx, `http_filters[${i}]`), 'the router must be the last HTTP filter');
+  });
+}

@@ -1,0 +1,299 @@
+import type {
+  ClusterSpecifier,
+  HashPolicy,
+  HeaderMatcher,
+  MirrorPolicy,
+  QueryParameterMatcher,
+  RetryPolicy,
+  Route,
+  RouteActionModel,
+  RouteConfiguration,
+  RouteMatch,
+  VirtualHost,
+  WeightedClusterEntry,
+} from '../model';
+import {
+  type Ctx,
+  type Pb,
+  at,
+  atIndex,
+  checkRegex,
+  durationMs,
+  each,
+  fail,
+  headerEdits,
+  headerMutation,
+  runtimeFraction,
+  stringMatcher,
+  typedConfigMap,
+  wrapped,
+} from './common';
+
+/** Envoy's default route timeout. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
+export function decodeRouteConfiguration(rc: Pb, ctx: Ctx): RouteConfiguration {
+  const virtualHosts = each(ctx, rc, 'virtual_hosts', decodeVirtualHost);
+  checkDomainsUnique(virtualHosts, ctx);
+  return {
+    name: String(rc.name ?? ''),
+    virtualHosts,
+    mirrorPolicies: each(ctx, rc, 'request_mirror_policies', decodeMirrorPolicy),
+    validateClusters: rc.validate_clusters === undefined ? null : wrapped(rc.validate_clusters, false),
+    ...headerEdits(rc, ctx),
+  };
+}
+
+function checkDomainsUnique(vhosts: readonly VirtualHost[], ctx: Ctx): void {
+  const seen = new Map<string, string>();
+  vhosts.forEach((vh, i) => {
+    for (const d of vh.domains) {
+      const key = d.toLowerCase();
+      const owner = seen.get(key);
+      if (owner !== undefined) {
+        fail(at(atIndex(ctx, 'virtual_hosts', i), 'domains'), `domain "${d}" is also used by virtual host "${owner}"`);
+      }
+      seen.set(key, vh.name);
+    }
+  });
+}
+
+export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
+  const name = String(vh.name ?? '');
+  if (!name) fail(at(ctx, 'name'), 'name is required');
+  const domains = ((vh.domains as string[] | undefined) ?? []).map(String);
+  if (domains.length === 0) fail(at(ctx, 'domains'), 'at least one domain is required');
+  domains.forEach((d, i) => {
+    if (d !== '*' && d.indexOf('*') !== d.lastIndexOf('*')) fail(at(ctx, `domains[${i}]`), `"${d}" may hold at most one wildcard`);
+    else if (d !== '*' && d.includes('*') && !d.startsWith('*') && !d.endsWith('*')) {
+      fail(at(ctx, `domains[${i}]`), `wildcard in "${d}" must be the first or last character`);
+    }
+  });
+  return {
+    name,
+    domains,
+    routes: each(ctx, vh, 'routes', decodeRoute),
+    mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
+    retryPolicy: vh.retry_policy ? decodeRetryPolicy(vh.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
+    typedPerFilterConfig: typedConfigMap(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...headerEdits(vh, ctx),
+  };
+}
+
+export function decodeRoute(r: Pb, ctx: Ctx): Route {
+  const actions = ['route', 'redirect', 'direct_response'].filter((k) => r[k] !== undefined);
+  let action: RouteActionModel;
+  if (actions.length !== 1) {
+    fail(ctx, actions.length === 0 ? 'one of route, redirect or direct_response is required' : `only one of ${actions.join(', ')} may be set`);
+    action = { kind: 'direct_response', status: 500, body: null };
+  } else if (r.route) {
+    action = decodeForwardAction(r.route as Pb, at(ctx, 'route'));
+  } else if (r.redirect) {
+    action = decodeRedirect(r.redirect as Pb, at(ctx, 'redirect'));
+  } else {
+    action = decodeDirectResponse(r.direct_response as Pb, at(ctx, 'direct_response'));
+  }
+  return {
+    name: String(r.name ?? ''),
+    match: decodeRouteMatch((r.match ?? {}) as Pb, at(ctx, 'match')),
+    action,
+    typedPerFilterConfig: typedConfigMap(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...headerEdits(r, ctx),
+  };
+}
+
+function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
+  const specifiers = ['prefix', 'path', 'safe_regex', 'path_separated_prefix'].filter((k) => m[k] !== undefined);
+  let path: RouteMatch['path'] = { kind: 'prefix', value: '/' };
+  if (specifiers.length !== 1) {
+    fail(ctx, specifiers.length === 0 ? 'one of prefix, path, safe_regex or path_separated_prefix is required' : `only one of ${specifiers.join(', ')} may be set`);
+  } else if (m.safe_regex) {
+    const regex = String((m.safe_regex as Pb).regex ?? '');
+    checkRegex(regex, at(at(ctx, 'safe_regex'), 'regex'));
+    path = { kind: 'safe_regex', value: regex };
+  } else {
+    const kind = specifiers[0] as 'prefix' | 'path' | 'path_separated_prefix';
+    const value = String(m[kind]);
+    if (kind === 'path_separated_prefix' && (value.endsWith('/') || /[?#]/.test(value))) {
+      fail(at(ctx, kind), 'must not end with "/" or contain "?" or "#"');
+    }
+    path = { kind, value };
+  }
+  return {
+    path,
+    caseSensitive: wrapped(m.case_sensitive, true),
+    headers: each(ctx, m, 'headers', decodeHeaderMatcher),
+    queryParameters: each(ctx, m, 'query_parameters', decodeQueryParameterMatcher),
+    runtimeFraction: runtimeFraction(m.runtime_fraction as Pb | undefined),
+  };
+}
+
+export function decodeHeaderMatcher(h: Pb, ctx: Ctx): HeaderMatcher {
+  const name = String(h.name ?? '').toLowerCase();
+  if (!name) fail(at(ctx, 'name'), 'name is required');
+  const base = { name, invert: Boolean(h.invert_match), treatMissingAsEmpty: Boolean(h.treat_missing_header_as_empty) };
+  if (h.string_match) return { ...base, match: { kind: 'string', matcher: stringMatcher(h.string_match as Pb, at(ctx, 'string_match')) } };
+  if (h.present_match !== undefined) return { ...base, match: { kind: 'present', present: Boolean(h.present_match) } };
+  if (h.range_match) {
+    const r = h.range_match as Pb;
+    return { ...base, match: { kind: 'range', start: Number(r.start ?? 0), end: Number(r.end ?? 0) } };
+  }
+  // The deprecated spellings still appear in many configs; they map onto the string matcher.
+  for (const [field, kind] of [['exact_match', 'exact'], ['prefix_match', 'prefix'], ['suffix_match', 'suffix'], ['contains_match', 'contains']] as const) {
+    if (h[field] !== undefined) return { ...base, match: { kind: 'string', matcher: { kind, value: String(h[field]), ignoreCase: false } } };
+  }
+  if (h.safe_regex_match) {
+    const value = String((h.safe_regex_match as Pb).regex ?? '');
+    checkRegex(value, at(at(ctx, 'safe_regex_match'), 'regex'));
+    return { ...base, match: { kind: 'string', matcher: { kind: 'regex', value, ignoreCase: false } } };
+  }
+  // No match specifier: Envoy treats this as "header present".
+  return { ...base, match: { kind: 'present', present: true } };
+}
+
+function decodeQueryParameterMatcher(q: Pb, ctx: Ctx): QueryParameterMatcher {
+  const name = String(q.name ?? '');
+  if (!name) fail(at(ctx, 'name'), 'name is required');
+  if (q.string_match) return { name, matcher: stringMatcher(q.string_match as Pb, at(ctx, 'string_match')) };
+  return { name, matcher: null };
+}
+
+const CLUSTER_NOT_FOUND_CODES: Record<string, number> = { SERVICE_UNAVAILABLE: 503, NOT_FOUND: 404, INTERNAL_SERVER_ERROR: 500 };
+
+function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
+  const specifiers = ['cluster', 'cluster_header', 'weighted_clusters'].filter((k) => a[k] !== undefined && a[k] !== '');
+  let cluster: ClusterSpecifier = { kind: 'cluster', name: '' };
+  if (specifiers.length !== 1) {
+    fail(ctx, specifiers.length === 0 ? 'one of cluster, cluster_header or weighted_clusters is required' : `only one of ${specifiers.join(', ')} may be set`);
+  } else if (a.cluster !== undefined) {
+    cluster = { kind: 'cluster', name: String(a.cluster) };
+  } else if (a.cluster_header !== undefined) {
+    cluster = { kind: 'cluster_header', header: String(a.cluster_header).toLowerCase() };
+  } else {
+    cluster = decodeWeightedClusters(a.weighted_clusters as Pb, at(ctx, 'weighted_clusters'));
+  }
+  if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
+  const regexRewrite = a.regex_rewrite ? decodeRegexRewrite(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
+  const hostRewrites = ['host_rewrite_literal', 'auto_host_rewrite', 'host_rewrite_header'].filter((k) => a[k] !== undefined);
+  if (hostRewrites.length > 1) fail(ctx, `only one of ${hostRewrites.join(', ')} may be set`);
+  return {
+    kind: 'forward',
+    cluster,
+    clusterNotFoundResponseCode: CLUSTER_NOT_FOUND_CODES[String(a.cluster_not_found_response_code ?? 'SERVICE_UNAVAILABLE')] ?? 503,
+    prefixRewrite: a.prefix_rewrite === undefined ? null : String(a.prefix_rewrite),
+    regexRewrite,
+    hostRewriteLiteral: a.host_rewrite_literal ? String(a.host_rewrite_literal) : null,
+    hostRewriteHeader: a.host_rewrite_header ? String(a.host_rewrite_header).toLowerCase() : null,
+    autoHostRewrite: wrapped(a.auto_host_rewrite, false),
+    timeoutMs: durationMs(a.timeout as Pb | undefined, DEFAULT_ROUTE_TIMEOUT_MS),
+    idleTimeoutMs: a.idle_timeout ? durationMs(a.idle_timeout as Pb, 0) : null,
+    retryPolicy: a.retry_policy ? decodeRetryPolicy(a.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
+    mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
+    hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy),
+  };
+}
+
+function decodeRegexRewrite(r: Pb, ctx: Ctx): { pattern: string; substitution: string } {
+  const pattern = String((r.pattern as Pb | undefined)?.regex ?? '');
+  checkRegex(pattern, at(at(ctx, 'pattern'), 'regex'));
+  return { pattern, substitution: String(r.substitution ?? '') };
+}
+
+function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
+  const clusters = each(ctx, w, 'clusters', (c, cctx): WeightedClusterEntry => {
+    const name = String(c.name ?? '');
+    if (!name) fail(at(cctx, 'name'), 'name is required');
+    return {
+      name,
+      weight: wrapped(c.weight, 0),
+      hostRewriteLiteral: c.host_rewrite_literal ? String(c.host_rewrite_literal) : null,
+      ...headerEdits(c, cctx),
+    };
+  });
+  if (clusters.length === 0) fail(at(ctx, 'clusters'), 'at least one cluster is required');
+  const sum = clusters.reduce((s, c) => s + c.weight, 0);
+  const totalWeight = w.total_weight !== undefined ? wrapped(w.total_weight, 0) : sum;
+  if (sum === 0) fail(at(ctx, 'clusters'), 'the sum of weights must be greater than 0');
+  else if (totalWeight !== sum) fail(at(ctx, 'total_weight'), `total_weight ${totalWeight} does not equal the sum of weights ${sum}`);
+  return { kind: 'weighted_clusters', clusters, totalWeight: sum };
+}
+
+function decodeDirectResponse(d: Pb, ctx: Ctx): RouteActionModel {
+  const status = Number(d.status ?? 0);
+  if (!(status >= 200 && status < 600)) fail(at(ctx, 'status'), `status ${status} must be in [200, 600)`);
+  let body: string | null = null;
+  const src = d.body as Pb | undefined;
+  if (src) {
+    if (src.inline_string !== undefined) body = String(src.inline_string);
+    else if (src.inline_bytes !== undefined) body = Buffer.from(src.inline_bytes as Uint8Array).toString();
+    else if (src.environment_variable !== undefined) body = process.env[String(src.environment_variable)] ?? '';
+    else fail(at(ctx, 'body'), 'only inline_string, inline_bytes and environment_variable are supported');
+  }
+  return { kind: 'direct_response', status, body };
+}
+
+const REDIRECT_CODES: Record<string, number> = { MOVED_PERMANENTLY: 301, FOUND: 302, SEE_OTHER: 303, TEMPORARY_REDIRECT: 307, PERMANENT_REDIRECT: 308 };
+
+function decodeRedirect(r: Pb, ctx: Ctx): RouteActionModel {
+  if (r.path_redirect !== undefined && r.prefix_rewrite !== undefined) fail(ctx, 'only one of path_redirect, prefix_rewrite may be set');
+  return {
+    kind: 'redirect',
+    scheme: r.https_redirect ? 'https' : r.scheme_redirect ? String(r.scheme_redirect) : null,
+    host: r.host_redirect ? String(r.host_redirect) : null,
+    port: r.port_redirect ? Number(r.port_redirect) : null,
+    path: r.path_redirect !== undefined ? String(r.path_redirect) : null,
+    prefixRewrite: r.prefix_rewrite !== undefined ? String(r.prefix_rewrite) : null,
+    responseCode: REDIRECT_CODES[String(r.response_code ?? 'MOVED_PERMANENTLY')] ?? 301,
+    stripQuery: Boolean(r.strip_query),
+  };
+}
+
+function decodeRetryPolicy(r: Pb, ctx: Ctx): RetryPolicy {
+  const retryOn = String(r.retry_on ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const known = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream', 'retriable-4xx', 'envoy-ratelimited', 'reset-before-request', 'http3-post-connect-failure', 'retriable-headers']);
+  retryOn.forEach((c) => {
+    if (!known.has(c)) fail(at(ctx, 'retry_on'), `unknown retry condition "${c}"`);
+  });
+  return {
+    retryOn,
+    numRetries: wrapped(r.num_retries, 1),
+    perTryTimeoutMs: durationMs(r.per_try_timeout as Pb | undefined, 0),
+    retriableStatusCodes: ((r.retriable_status_codes as number[] | undefined) ?? []).map(Number),
+  };
+}
+
+function decodeHashPolicy(h: Pb, ctx: Ctx): HashPolicy {
+  const terminal = Boolean(h.terminal);
+  if (h.header) return { kind: 'header', name: String((h.header as Pb).header_name ?? '').toLowerCase(), terminal };
+  if (h.cookie) return { kind: 'cookie', name: String((h.cookie as Pb).name ?? ''), terminal };
+  if (h.connection_properties) return { kind: 'source_ip', terminal };
+  if (h.query_parameter) return { kind: 'query_parameter', name: String((h.query_parameter as Pb).name ?? ''), terminal };
+  fail(ctx, 'one of header, cookie, connection_properties or query_parameter is required');
+  return { kind: 'source_ip', terminal };
+}
+
+/** Envoy's RequestMirrorPolicy, with the checks Envoy makes in code rather than in the proto. */
+export function decodeMirrorPolicy(p: Pb, ctx: Ctx): MirrorPolicy {
+  const cluster = p.cluster ? String(p.cluster) : null;
+  const clusterHeader = p.cluster_header ? String(p.cluster_header).toLowerCase() : null;
+  if (cluster !== null && clusterHeader !== null) {
+    fail(ctx, 'only one of cluster or cluster_header can be specified in a request mirror policy');
+  } else if (cluster === null && clusterHeader === null) {
+    fail(ctx, 'exactly one of cluster or cluster_header must be specified in a request mirror policy');
+  }
+  if (clusterHeader === 'host') {
+    // Envoy's docs: name the authority pseudo-header, never Host.
+    fail(at(ctx, 'cluster_header'), 'use ":authority" rather than "host"');
+  }
+  const hostRewriteLiteral = p.host_rewrite_literal ? String(p.host_rewrite_literal) : null;
+  return {
+    cluster,
+    clusterHeader,
+    runtimeFraction: runtimeFraction(p.runtime_fraction as Pb | undefined),
+    traceSampled: p.trace_sampled === undefined ? null : wrapped(p.trace_sampled, true),
+    // host_rewrite_literal implies no suffix: the operator said exactly what Host to send.
+    disableShadowHostSuffixAppend: Boolean(p.disable_shadow_host_suffix_append) || hostRewriteLiteral !== null,
+    requestHeadersMutations: each(ctx, p, 'request_headers_mutations', headerMutation),
+    hostRewriteLiteral,
+  };
+}

@@ -1,0 +1,279 @@
+// The plain, immutable configuration model. Decoders build it from protobuf messages; the data
+// path compiles it into runtime objects and never sees protobuf or YAML. Imports nothing.
+
+export interface SocketAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly cluster: string;
+}
+
+export interface AdminConfig {
+  readonly address: SocketAddress;
+}
+
+/** Envoy's HeaderValueOption, with `append` folded into `appendAction`. */
+export interface HeaderToAdd {
+  readonly key: string;
+  readonly value: string;
+  readonly appendAction:
+    | 'APPEND_IF_EXISTS_OR_ADD'
+    | 'ADD_IF_ABSENT'
+    | 'OVERWRITE_IF_EXISTS_OR_ADD'
+    | 'OVERWRITE_IF_EXISTS';
+  readonly keepEmptyValue: boolean;
+}
+
+export type HeaderMutation =
+  | { readonly kind: 'remove'; readonly name: string }
+  | { readonly kind: 'append'; readonly header: HeaderToAdd };
+
+export interface HeaderEdits {
+  readonly requestHeadersToAdd: readonly HeaderToAdd[];
+  readonly requestHeadersToRemove: readonly string[];
+  readonly responseHeadersToAdd: readonly HeaderToAdd[];
+  readonly responseHeadersToRemove: readonly string[];
+}
+
+export interface FractionalPercent {
+  readonly numerator: number;
+  readonly denominator: number; // 100, 10_000 or 1_000_000
+}
+
+export interface RuntimeFraction {
+  readonly defaultValue: FractionalPercent;
+  /** Empty when the fraction cannot be overridden at run time. */
+  readonly runtimeKey: string;
+}
+
+/** Envoy's RouteAction.RequestMirrorPolicy. Exactly one of cluster and clusterHeader is set. */
+export interface MirrorPolicy {
+  readonly cluster: string | null;
+  readonly clusterHeader: string | null;
+  /** null: every request. */
+  readonly runtimeFraction: RuntimeFraction | null;
+  readonly traceSampled: boolean | null;
+  readonly disableShadowHostSuffixAppend: boolean;
+  readonly requestHeadersMutations: readonly HeaderMutation[];
+  readonly hostRewriteLiteral: string | null;
+}
+
+export type StringMatcher =
+  | { readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains'; readonly value: string; readonly ignoreCase: boolean }
+  | { readonly kind: 'regex'; readonly value: string; readonly ignoreCase: false };
+
+export type HeaderMatch =
+  | { readonly kind: 'string'; readonly matcher: StringMatcher }
+  | { readonly kind: 'present'; readonly present: boolean }
+  | { readonly kind: 'range'; readonly start: number; readonly end: number };
+
+export interface HeaderMatcher {
+  readonly name: string;
+  readonly match: HeaderMatch;
+  readonly invert: boolean;
+  readonly treatMissingAsEmpty: boolean;
+}
+
+export interface QueryParameterMatcher {
+  readonly name: string;
+  /** null: the parameter must be present. */
+  readonly matcher: StringMatcher | null;
+}
+
+export type PathMatch =
+  | { readonly kind: 'prefix' | 'path' | 'path_separated_prefix'; readonly value: string }
+  | { readonly kind: 'safe_regex'; readonly value: string };
+
+export interface RouteMatch {
+  readonly path: PathMatch;
+  readonly caseSensitive: boolean;
+  readonly headers: readonly HeaderMatcher[];
+  readonly queryParameters: readonly QueryParameterMatcher[];
+  readonly runtimeFraction: RuntimeFraction | null;
+}
+
+export interface WeightedClusterEntry extends HeaderEdits {
+  readonly name: string;
+  readonly weight: number;
+  readonly hostRewriteLiteral: string | null;
+}
+
+export type ClusterSpecifier =
+  | { readonly kind: 'cluster'; readonly name: string }
+  | { readonly kind: 'cluster_header'; readonly header: string }
+  | { readonly kind: 'weighted_clusters'; readonly clusters: readonly WeightedClusterEntry[]; readonly totalWeight: number };
+
+export interface RetryPolicy {
+  readonly retryOn: readonly string[];
+  readonly numRetries: number;
+  readonly perTryTimeoutMs: number;
+  readonly retriableStatusCodes: readonly number[];
+}
+
+export type HashPolicy =
+  | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'cookie'; readonly name: string; readonly terminal: boolean }
+  | { readonly kind: 'source_ip'; readonly terminal: boolean }
+  | { readonly kind: 'query_parameter'; readonly name: string; readonly terminal: boolean };
+
+export interface ForwardAction {
+  readonly kind: 'forward';
+  readonly cluster: ClusterSpecifier;
+  /** 503 (Envoy's default) or 404 when the named cluster does not exist. */
+  readonly clusterNotFoundResponseCode: number;
+  readonly prefixRewrite: string | null;
+  readonly regexRewrite: { readonly pattern: string; readonly substitution: string } | null;
+  readonly hostRewriteLiteral: string | null;
+  readonly hostRewriteHeader: string | null;
+  readonly autoHostRewrite: boolean;
+  /** 0 disables the route timeout. */
+  readonly timeoutMs: number;
+  readonly idleTimeoutMs: number | null;
+  readonly retryPolicy: RetryPolicy | null;
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+  readonly hashPolicy: readonly HashPolicy[];
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct_response';
+  readonly status: number;
+  readonly body: string | null;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  readonly scheme: string | null;
+  readonly host: string | null;
+  readonly port: number | null;
+  readonly path: string | null;
+  readonly prefixRewrite: string | null;
+  readonly responseCode: number;
+  readonly stripQuery: boolean;
+}
+
+export type RouteActionModel = ForwardAction | DirectResponseAction | RedirectAction;
+
+export interface Route extends HeaderEdits {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly action: RouteActionModel;
+  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+}
+
+export interface VirtualHost extends HeaderEdits {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly routes: readonly Route[];
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+  readonly retryPolicy: RetryPolicy | null;
+  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+}
+
+export interface RouteConfiguration extends HeaderEdits {
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHost[];
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+  readonly validateClusters: boolean | null;
+}
+
+/** An Any we understood: its type URL and the decoded message as a plain object. */
+export interface TypedConfig {
+  readonly typeUrl: string;
+  readonly value: Readonly<Record<string, unknown>>;
+}
+
+export interface HttpFilter {
+  readonly name: string;
+  readonly config: TypedConfig | null;
+  readonly isOptional: boolean;
+}
+
+export interface HttpConnectionManager {
+  readonly statPrefix: string;
+  readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2' | 'HTTP3';
+  /** Inline route configuration, or null when routes come over RDS. */
+  readonly routeConfig: RouteConfiguration | null;
+  readonly rdsRouteConfigName: string | null;
+  readonly httpFilters: readonly HttpFilter[];
+  readonly serverName: string;
+  readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
+  readonly via: string;
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  readonly alwaysSetRequestIdInResponse: boolean;
+  readonly streamIdleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly requestHeadersTimeoutMs: number;
+  readonly upgradeTypes: readonly string[];
+}
+
+export interface Listener {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly hcm: HttpConnectionManager;
+  readonly perConnectionBufferLimitBytes: number;
+}
+
+export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH';
+
+export interface LbEndpoint {
+  readonly address: SocketAddress;
+  readonly hostname: string;
+  readonly weight: number;
+  readonly priority: number;
+  readonly healthStatus: string;
+}
+
+export interface ClusterLoadAssignment {
+  readonly clusterName: string;
+  readonly endpoints: readonly LbEndpoint[];
+}
+
+export interface CircuitBreakerThresholds {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  readonly maxRetries: number;
+}
+
+export interface Cluster {
+  readonly name: string;
+  readonly type: ClusterType;
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: LbPolicy;
+  readonly leastRequestChoiceCount: number;
+  /** Inline endpoints; for EDS clusters the assignment arrives separately. */
+  readonly loadAssignment: ClusterLoadAssignment | null;
+  readonly edsServiceName: string | null;
+  readonly dnsRefreshRateMs: number;
+  readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+  readonly http2: boolean;
+  readonly maxRequestsPerConnection: number;
+  readonly idleTimeoutMs: number;
+  readonly circuitBreakers: CircuitBreakerThresholds;
+  /** Cluster-level mirror policies (HttpProtocolOptions); they override route-level ones. */
+  readonly mirrorPolicies: readonly MirrorPolicy[];
+}
+
+export interface Bootstrap {
+  readonly node: NodeInfo;
+  readonly admin: AdminConfig | null;
+  readonly listeners: readonly Listener[];
+  readonly clusters: readonly Cluster[];
+  /** Flattened static runtime layers: key → value. */
+  readonly runtime: ReadonlyMap<string, string>;
+  readonly dynamicResources: DynamicResources | null;
+}
+
+export interface DynamicResources {
+  readonly adsClusterName: string | null;
+  readonly ldsViaAds: boolean;
+  readonly cdsViaAds: boolean;
+}

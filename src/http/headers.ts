@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import type { HeaderToAdd, HttpConnectionManager } from '../config/model';
+
+// Header rules of Envoy's HTTP connection manager and router, as pure functions over a plain
+// header object (lowercase names → string or list of strings).
+
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** RFC 9110 connection-specific headers; never forwarded in either direction. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-authorization']);
+
+/** Copies `headers` without hop-by-hop headers (including those the Connection header names). */
+export function withoutHopByHop(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  const connection = headers.connection;
+  const named = connection ? new Set(String(connection).toLowerCase().split(',').map((s) => s.trim())) : null;
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
+    out[name] = headers[name];
+  }
+  // Envoy keeps "te: trailers" so that gRPC works through it.
+  if (headers.te !== undefined && String(headers.te).toLowerCase().includes('trailers')) out.te = 'trailers';
+  return out;
+}
+
+export function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function appendXff(headers: HeaderMap, address: string): void {
+  const prior = headers['x-forwarded-for'];
+  const joined = Array.isArray(prior) ? prior.join(', ') : prior;
+  headers['x-forwarded-for'] = joined ? `${joined}, ${address}` : address;
+}
+
+/** Strips an IPv4-mapped IPv6 prefix so addresses read as Envoy prints them. */
+export function plainAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+export interface DownstreamInfo {
+  readonly remoteAddress: string;
+  readonly localAddress: string;
+  readonly scheme: 'http' | 'https';
+}
+
+/**
+ * The connection manager's request-header edits (Envoy's ConnectionManagerUtility):
+ * x-forwarded-for appended only with use_remote_address, x-forwarded-proto set when absent (or
+ * always, when we are the edge), x-request-id generated when absent.
+ */
+export function mutateRequestHeaders(headers: HeaderMap, hcm: HttpConnectionManager, down: DownstreamInfo): void {
+  if (hcm.useRemoteAddress) {
+    if (!hcm.skipXffAppend) appendXff(headers, down.remoteAddress);
+    headers['x-forwarded-proto'] = down.scheme;
+  } else if (headers['x-forwarded-proto'] === undefined) {
+    headers['x-forwarded-proto'] = down.scheme;
+  }
+  const edgeRequest = hcm.useRemoteAddress && !hcm.preserveExternalRequestId && headers['x-envoy-internal'] === undefined;
+  if (hcm.generateRequestId && (headers['x-request-id'] === undefined || edgeRequest)) {
+    headers['x-request-id'] = randomUUID();
+  }
+  if (hcm.useRemoteAddress && !isInternalAddress(down.remoteAddress)) {
+    // An external client cannot claim to be internal.
+    delete headers['x-envoy-internal'];
+  }
+  if (hcm.via) headers.via = headers.via ? `${firstValue(headers.via)}, ${hcm.via}` : hcm.via;
+}
+
+function isInternalAddress(address: string): boolean {
+  return /^(10\.|127\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|f[cd])/.test(address);
+}
+
+/** Applies Envoy header additions: append, add-if-absent, overwrite (and overwrite-if-exists). */
+export function applyHeadersToAdd(headers: HeaderMap, adds: readonly HeaderToAdd[], format: (value: string) => string): void {
+  for (const h of adds) {
+    const value = format(h.value);
+    if (value === '' && !h.keepEmptyValue) continue;
+    const existing = headers[h.key];
+    switch (h.appendAction) {
+      case 'APPEND_IF_EXISTS_OR_ADD':
+        headers[h.key] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+        break;
+      case 'ADD_IF_ABSENT':
+        if (existing === undefined) headers[h.key] = value;
+        break;
+      case 'OVERWRITE_IF_EXISTS_OR_ADD':
+        headers[h.key] = value;
+        break;
+      case 'OVERWRITE_IF_EXISTS':
+        if (existing !== undefined) headers[h.key] = value;
+        break;
+    }
+  }
+}
+
+export function removeHeaders(headers: HeaderMap, names: readonly string[]): void {
+  for (const n of names) delete headers[n];
+}
+
+/**
+ * Expands the few Envoy header formatters that make sense here (`%DOWNSTREAM_REMOTE_ADDRESS%`,
+ * `%REQ(name)%`, …); `%%` is a literal percent. Unknown commands stay as written.
+ */
+export function headerFormatter(down: DownstreamInfo, request: HeaderMap, hostname: string): (value: string) => string {
+  return (value) => {
+    if (!value.includes('%')) return value;
+    return value.replace(/%%|%([A-Z_]+)(?:\(([^)]*)\))?%/g, (whole, command: string | undefined, arg: string | undefined) => {
+      if (whole === '%%') return '%';
+      switch (command) {
+        case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
+          return down.remoteAddress;
+        case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
+          return down.localAddress;
+        case 'PROTOCOL':
+          return 'HTTP/1.1';
+        case 'HOSTNAME':
+          return hostname;
+        case 'REQ':
+          return firstValue(request[(arg ?? '').toLowerCase()]) ?? '';
+        default:
+          return whole;
+      }
+    });
+  };
+}

@@ -1,0 +1,25 @@
+import type { HeaderMutation, MirrorPolicy } from '../config/model';
+import { type HeaderMap, appendXff, applyHeadersToAdd } from '../http/headers';
+import { shadowHost } from './host-suffix';
+
+/**
+ * The shadow's headers: a copy of what the primary upstream request carries (after route header
+ * edits and host rewrite), then Host suffixed or replaced, the policy's mutations in order, and
+ * what Envoy's async client adds: `x-envoy-internal: true` and the proxy's address in XFF.
+ */
+export function shadowHeaders(primary: HeaderMap, policy: MirrorPolicy, proxyAddress: string, format: (v: string) => string): HeaderMap {
+  const headers: HeaderMap = { ...primary };
+  if (policy.hostRewriteLiteral !== null) headers.host = policy.hostRewriteLiteral;
+  else if (!policy.disableShadowHostSuffixAppend && typeof headers.host === 'string') headers.host = shadowHost(headers.host);
+  applyMutations(headers, policy.requestHeadersMutations, format);
+  headers['x-envoy-internal'] = 'true';
+  appendXff(headers, proxyAddress);
+  return headers;
+}
+
+function applyMutations(headers: HeaderMap, mutations: readonly HeaderMutation[], format: (v: string) => string): void {
+  for (const m of mutations) {
+    if (m.kind === 'remove') delete headers[m.name];
+    else applyHeadersToAdd(headers, [m.header], format);
+  }
+}

@@ -1,0 +1,28 @@
+import type { MirrorPolicy } from '../config/model';
+import type { HeaderLookup } from '../router/matchers';
+
+export type TargetName =
+  | { readonly ok: true; readonly cluster: string }
+  | { readonly ok: false; readonly statsName: string };
+
+/**
+ * The cluster a policy names: `cluster`, or the first value of `cluster_header`. A missing or
+ * empty header means no shadow; the miss is counted under a name that tells which header it was.
+ */
+export function targetName(policy: MirrorPolicy, header: HeaderLookup): TargetName {
+  if (policy.cluster !== null) return { ok: true, cluster: policy.cluster };
+  const name = policy.clusterHeader!;
+  const value = header(name);
+  if (!value) return { ok: false, statsName: headerStatsName(name) };
+  const comma = value.indexOf(',');
+  const first = (comma < 0 ? value : value.slice(0, comma)).trim();
+  return first ? { ok: true, cluster: first } : { ok: false, statsName: headerStatsName(name) };
+}
+
+/**
+ * Stats label for shadows whose header named nothing usable. Header values are never used as
+ * labels when they name no cluster, so clients cannot grow the stats without bound.
+ */
+export function headerStatsName(header: string): string {
+  return `header:${header}`;
+}

@@ -1,0 +1,108 @@
+import * as prom from 'prom-client';
+
+// The only importer of prom-client. Metric names follow Envoy's Prometheus export
+// (`envoy_cluster_upstream_rq_total{envoy_cluster_name="…"}`); ours start with `sidemirror_`.
+
+type LabelValues = Partial<Record<string, string | number>>;
+
+/** How one metric prints on /stats: Envoy's dotted name, built from the labels. */
+type TextName = (labels: LabelValues) => string;
+
+const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
+const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
+
+const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+
+export class StatsRegistry {
+  readonly registry = new prom.Registry();
+  readonly #textNames = new Map<string, TextName>();
+
+  readonly clusterRqTotal = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name'], cluster('upstream_rq_total'));
+  readonly clusterRqCompleted = this.#counter('envoy_cluster_upstream_rq_completed', 'Upstream requests completed', ['envoy_cluster_name'], cluster('upstream_rq_completed'));
+  readonly clusterRqCode = this.#counter('envoy_cluster_upstream_rq', 'Upstream responses by code', ['envoy_response_code', 'envoy_cluster_name'], (l) => `cluster.${l.envoy_cluster_name}.upstream_rq_${l.envoy_response_code}`);
+  readonly clusterRqClass = this.#counter('envoy_cluster_upstream_rq_xx', 'Upstream responses by class', ['envoy_response_code_class', 'envoy_cluster_name'], (l) => `cluster.${l.envoy_cluster_name}.upstream_rq_${l.envoy_response_code_class}xx`);
+  readonly clusterRqTimeout = this.#counter('envoy_cluster_upstream_rq_timeout', 'Upstream requests that timed out', ['envoy_cluster_name'], cluster('upstream_rq_timeout'));
+  readonly clusterRqReset = this.#counter('envoy_cluster_upstream_rq_tx_reset', 'Upstream requests reset', ['envoy_cluster_name'], cluster('upstream_rq_tx_reset'));
+  readonly clusterCxConnectFail = this.#counter('envoy_cluster_upstream_cx_connect_fail', 'Upstream connection failures', ['envoy_cluster_name'], cluster('upstream_cx_connect_fail'));
+  readonly clusterCxTotal = this.#counter('envoy_cluster_upstream_cx_total', 'Upstream connections opened', ['envoy_cluster_name'], cluster('upstream_cx_total'));
+  readonly clusterNoneHealthy = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no host to send to', ['envoy_cluster_name'], cluster('upstream_cx_none_healthy'));
+  readonly clusterPendingOverflow = this.#counter('envoy_cluster_upstream_rq_pending_overflow', 'Requests refused by the circuit breaker', ['envoy_cluster_name'], cluster('upstream_rq_pending_overflow'));
+  readonly clusterRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Upstream requests in flight', ['envoy_cluster_name'], cluster('upstream_rq_active'));
+  readonly clusterMembers = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name'], cluster('membership_total'));
+  readonly clusterRqTime = this.#histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], cluster('upstream_rq_time'));
+
+  readonly httpRqTotal = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_total'));
+  readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);
+  readonly httpRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in flight', ['envoy_http_conn_manager_prefix'], http('downstream_rq_active'));
+  readonly httpCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_total'));
+  readonly httpCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Downstream connections open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_active'));
+  readonly httpCxProtocolError = this.#counter('envoy_http_downstream_cx_protocol_error', 'Malformed downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_cx_protocol_error'));
+  readonly httpNoRoute = this.#counter('envoy_http_no_route', 'Requests with no route', ['envoy_http_conn_manager_prefix'], http('no_route'));
+  readonly httpNoCluster = this.#counter('envoy_http_no_cluster', 'Requests whose cluster does not exist', ['envoy_http_conn_manager_prefix'], http('no_cluster'));
+  readonly httpDirectResponse = this.#counter('envoy_http_rq_direct_response', 'Direct responses', ['envoy_http_conn_manager_prefix'], http('rq_direct_response'));
+  readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));
+
+  readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],
+    (l) => `cluster.${l.envoy_cluster_name}.shadow.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
+  readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
+  readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
+
+  #counter(name: string, help: string, labelNames: string[], text: TextName): prom.Counter<string> {
+    this.#textNames.set(name, text);
+    return new prom.Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  #gauge(name: string, help: string, labelNames: string[], text: TextName): prom.Gauge<string> {
+    this.#textNames.set(name, text);
+    return new prom.Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  #histogram(name: string, help: string, labelNames: string[], text: TextName): prom.Histogram<string> {
+    this.#textNames.set(name, text);
+    return new prom.Histogram({ name, help, labelNames, buckets: MS_BUCKETS, registers: [this.registry] });
+  }
+
+  /** Prometheus text exposition for /stats/prometheus. */
+  async prometheus(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get prometheusContentType(): string {
+    return this.registry.contentType;
+  }
+
+  /**
+   * Envoy's plain /stats: `name: value` lines, sorted; histograms as count and sum.
+   * `filter` is a regular expression matched anywhere in the name, as Envoy's is.
+   */
+  async text(filter?: RegExp): Promise<string> {
+    const lines: string[] = [];
+    for (const metric of await this.registry.getMetricsAsJSON()) {
+      const toText = this.#textNames.get(metric.name);
+      if (!toText) continue;
+      for (const v of metric.values as Array<{ value: number; labels: LabelValues; metricName?: string }>) {
+        if (metric.type === prom.MetricType.Histogram) {
+          if (v.metricName?.endsWith('_count')) lines.push(`${toText(v.labels)}.count: ${v.value}`);
+          else if (v.metricName?.endsWith('_sum')) lines.push(`${toText(v.labels)}.sum: ${v.value}`);
+        } else {
+          lines.push(`${toText(v.labels)}: ${v.value}`);
+        }
+      }
+    }
+    return lines.filter((l) => !filter || filter.test(l.slice(0, l.indexOf(':')))).sort().join('\n') + '\n';
+  }
+
+  async json(): Promise<{ stats: Array<{ name: string; value: number }> }> {
+    const text = await this.text();
+    return {
+      stats: text.trim().split('\n').filter(Boolean).map((line) => {
+        const i = line.lastIndexOf(': ');
+        return { name: line.slice(0, i), value: Number(line.slice(i + 2)) };
+      }),
+    };
+  }
+
+  resetCounters(): void {
+    this.registry.resetMetrics();
+  }
+}

@@ -1,0 +1,30 @@
+import type { Dispatcher } from 'undici';
+
+/** One upstream endpoint, resolved to an address, with its own keep-alive pool. */
+export interface Host {
+  readonly address: string;
+  readonly port: number;
+  /** `ip:port`, or `[ip]:port` for IPv6; the name Envoy's /clusters prints. */
+  readonly addressPort: string;
+  /** The endpoint's hostname (from config or DNS), used by auto_host_rewrite. */
+  readonly hostname: string;
+  readonly weight: number;
+  readonly pool: Dispatcher;
+  healthy: boolean;
+  /** Requests in flight, for least-request balancing and /clusters. */
+  active: number;
+  readonly counters: HostCounters;
+}
+
+export interface HostCounters {
+  rqTotal: number;
+  rqSuccess: number;
+  rqError: number;
+  rqTimeout: number;
+  cxTotal: number;
+  cxConnectFail: number;
+}
+
+export function formatAddressPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
