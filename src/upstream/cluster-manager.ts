@@ -166,7 +166,7 @@ export class ClusterManager {
   readonly #options: Required<ClusterManagerOptions>;
 
   constructor(options: ClusterManagerOptions) {
-    this.#options = { poolFactory: undiciPoolFactory, resolver: systemResolver, ...options };
+    this.#options = { ...options, poolFactory: options.poolFactory ?? undiciPoolFactory, resolver: options.resolver ?? systemResolver };
   }
 
   get(name: string): UpstreamCluster | undefined {

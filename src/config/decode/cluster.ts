@@ -4,7 +4,7 @@ import { type Ctx, type Pb, at, atKey, durationMs, each, fail, socketAddress, un
 import { decodeMirrorPolicy } from './route';
 
 const CLUSTER_TYPES = new Set<ClusterType>(['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS']);
-const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH']);
+const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM']);
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
@@ -13,7 +13,7 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   const type = String(c.type ?? 'STATIC') as ClusterType;
   if (!CLUSTER_TYPES.has(type)) fail(at(ctx, 'type'), `cluster type ${type} is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, EDS are)`);
   const lbPolicy = String(c.lb_policy ?? 'ROUND_ROBIN') as LbPolicy;
-  if (!LB_POLICIES.has(lbPolicy)) fail(at(ctx, 'lb_policy'), `lb_policy ${lbPolicy} is not supported (ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH are)`);
+  if (!LB_POLICIES.has(lbPolicy)) fail(at(ctx, 'lb_policy'), `lb_policy ${lbPolicy} is not supported yet (ROUND_ROBIN, LEAST_REQUEST, RANDOM are)`);
 
   let loadAssignment: ClusterLoadAssignment | null = null;
   if (c.load_assignment) {

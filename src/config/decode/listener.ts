@@ -9,9 +9,9 @@ const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE]);
 
 export function decodeListener(l: Pb, ctx: Ctx): Listener {
-  const name = String(l.name ?? '');
-  if (!name) fail(at(ctx, 'name'), 'name is required');
   const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
+  // Envoy names unnamed static listeners itself; ours are named after their address.
+  const name = String(l.name ?? '') || `listener_${address.host}_${address.port}`;
   const chains = (l.filter_chains as Pb[] | undefined) ?? [];
   let hcm: HttpConnectionManager | null = null;
   if (chains.length !== 1) {
@@ -63,6 +63,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
 
   const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
   if (report) checkFilterOrder(httpFilters, ctx);
+  if (report && (h.upgrade_configs as Pb[] | undefined)?.length) fail(at(ctx, 'upgrade_configs'), 'upgrades (WebSocket) are not supported yet');
   const upgradeTypes = ((h.upgrade_configs as Pb[] | undefined) ?? [])
     .filter((u) => wrapped(u.enabled, true))
     .map((u) => String(u.upgrade_type ?? '').toLowerCase());

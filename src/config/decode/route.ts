@@ -74,10 +74,15 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
     domains,
     routes: each(ctx, vh, 'routes', decodeRoute),
     mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
-    retryPolicy: vh.retry_policy ? decodeRetryPolicy(vh.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
+    retryPolicy: vh.retry_policy ? unsupported(at(ctx, 'retry_policy')) : null,
     typedPerFilterConfig: typedConfigMap(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(vh, ctx),
   };
+}
+
+function unsupported(ctx: Ctx): null {
+  fail(ctx, 'not supported yet');
+  return null;
 }
 
 export function decodeRoute(r: Pb, ctx: Ctx): Route {
@@ -174,6 +179,10 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
   const regexRewrite = a.regex_rewrite ? decodeRegexRewrite(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
+  for (const unsupported of ['retry_policy', 'hash_policy', 'idle_timeout'] as const) {
+    const v = a[unsupported];
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
+  }
   const hostRewrites = ['host_rewrite_literal', 'auto_host_rewrite', 'host_rewrite_header'].filter((k) => a[k] !== undefined);
   if (hostRewrites.length > 1) fail(ctx, `only one of ${hostRewrites.join(', ')} may be set`);
   return {

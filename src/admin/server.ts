@@ -1,0 +1,203 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NodeInfo, SocketAddress } from '../config/model';
+import type { ListenerManager } from '../listener/listener-manager';
+import type { Logger } from '../log/logger';
+import type { LayeredRuntime } from '../runtime/runtime';
+import type { StatsRegistry } from '../stats/registry';
+import type { ClusterManager } from '../upstream/cluster-manager';
+import { clustersJson, clustersText } from './clusters-text';
+
+export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
+
+/** What the admin pages read; the admin server writes only runtime. */
+export interface AdminSources {
+  readonly stats: StatsRegistry;
+  readonly runtime: LayeredRuntime;
+  readonly clusters: ClusterManager;
+  readonly listeners: ListenerManager;
+  readonly node: NodeInfo;
+  readonly startedAt: Date;
+  readonly version: string;
+  readonly commandLine: Readonly<Record<string, unknown>>;
+  state(): ServerState;
+  configDump(): unknown;
+  /** The version of the cluster set (`static` for a static bootstrap). */
+  clustersVersion(): string;
+  /** POST /quitquitquit. */
+  quit(): void;
+}
+
+type Handler = (url: URL, req: http.IncomingMessage) => Promise<Reply> | Reply;
+interface AdminRoute {
+  readonly post: boolean;
+  readonly help: string;
+  readonly handle: Handler;
+}
+interface Reply {
+  status?: number;
+  type?: string;
+  body: string;
+}
+
+const json = (value: unknown): Reply => ({ type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' });
+const text = (body: string, status = 200): Reply => ({ status, type: 'text/plain; charset=UTF-8', body });
+
+/** Envoy's admin interface, on its own port (loopback unless the bootstrap says otherwise). */
+export class AdminServer {
+  readonly #server: http.Server;
+  readonly #routes: Map<string, AdminRoute>;
+
+  constructor(private readonly src: AdminSources, private readonly logger: Logger) {
+    this.#routes = new Map<string, AdminRoute>([
+      ['/', { post: false, help: 'this list', handle: () => this.#help() }],
+      ['/help', { post: false, help: 'this list', handle: () => this.#help() }],
+      ['/ready', { post: false, help: 'LIVE when serving, else 503', handle: () => this.#ready() }],
+      ['/server_info', { post: false, help: 'version, state, uptime, node', handle: () => this.#serverInfo() }],
+      ['/stats', { post: false, help: 'counters and gauges; ?filter=RE, ?format=json|prometheus', handle: (u) => this.#stats(u) }],
+      ['/stats/prometheus', { post: false, help: 'Prometheus exposition', handle: () => this.#prometheus() }],
+      ['/config_dump', { post: false, help: 'the config in force, as proto3 JSON', handle: () => json(this.src.configDump()) }],
+      ['/clusters', { post: false, help: 'clusters and hosts; ?format=json', handle: (u) => this.#clusters(u) }],
+      ['/listeners', { post: false, help: 'listeners and addresses; ?format=json', handle: (u) => this.#listeners(u) }],
+      ['/runtime', { post: false, help: 'runtime keys and layers', handle: () => this.#runtime() }],
+      ['/runtime_modify', { post: true, help: 'POST ?key=value sets admin-layer runtime values', handle: (u, r) => this.#runtimeModify(u, r) }],
+      ['/reset_counters', { post: true, help: 'POST: zero every stat', handle: () => this.#resetCounters() }],
+      ['/quitquitquit', { post: true, help: 'POST: drain and exit', handle: () => this.#quit() }],
+    ]);
+    this.#server = http.createServer((req, res) => void this.#handle(req, res));
+  }
+
+  async listen(address: SocketAddress): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: address.host, port: address.port }, () => resolve());
+    });
+    return this.#server.address() as AddressInfo;
+  }
+
+  address(): AddressInfo | null {
+    return (this.#server.address() as AddressInfo | null) ?? null;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const route = this.#routes.get(url.pathname);
+    let reply: Reply;
+    try {
+      if (!route) reply = text(`invalid path. admin commands are:\n${this.#help().body}`, 404);
+      else if (route.post && req.method !== 'POST') reply = text('This endpoint requires POST\n', 400);
+      else reply = await route.handle(url, req);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, path: url.pathname }, 'admin handler failed');
+      reply = text(`${(err as Error).message}\n`, 500);
+    }
+    res.writeHead(reply.status ?? 200, { 'content-type': reply.type ?? 'text/plain', 'cache-control': 'no-cache, max-age=0' });
+    res.end(reply.body);
+  }
+
+  #help(): Reply {
+    return text([...this.#routes].filter(([p]) => p !== '/').map(([p, r]) => `  ${p}: ${r.help}`).join('\n') + '\n');
+  }
+
+  #ready(): Reply {
+    const state = this.src.state();
+    return text(`${state}\n`, state === 'LIVE' ? 200 : 503);
+  }
+
+  #serverInfo(): Reply {
+    const uptime = `${Math.floor((Date.now() - this.src.startedAt.getTime()) / 1000)}s`;
+    return json({
+      version: this.src.version,
+      state: this.src.state(),
+      uptime_current_epoch: uptime,
+      uptime_all_epochs: uptime,
+      command_line_options: this.src.commandLine,
+      node: this.src.node,
+    });
+  }
+
+  async #stats(url: URL): Promise<Reply> {
+    const format = url.searchParams.get('format');
+    if (format === 'prometheus') return this.#prometheus();
+    if (format === 'json') return json(await this.src.stats.json());
+    const filter = url.searchParams.get('filter');
+    let re: RegExp | undefined;
+    if (filter) {
+      try {
+        re = new RegExp(filter);
+      } catch (err) {
+        return text(`invalid filter: ${(err as Error).message}\n`, 400);
+      }
+    }
+    return text(await this.src.stats.text(re));
+  }
+
+  async #prometheus(): Promise<Reply> {
+    return { type: this.src.stats.prometheusContentType, body: await this.src.stats.prometheus() };
+  }
+
+  #clusters(url: URL): Reply {
+    const clusters = this.src.clusters.all();
+    if (url.searchParams.get('format') === 'json') return json(clustersJson(clusters));
+    return text(clustersText(clusters, this.src.clustersVersion()));
+  }
+
+  #listeners(url: URL): Reply {
+    const all = this.src.listeners.listeners();
+    if (url.searchParams.get('format') === 'json') {
+      return json({
+        listener_statuses: all.map((l) => ({ name: l.name, local_address: { socket_address: { address: l.address.address, port_value: l.address.port } } })),
+      });
+    }
+    return text(all.map((l) => `${l.name}::${formatAddress(l.address)}`).join('\n') + '\n');
+  }
+
+  #runtime(): Reply {
+    const entries: Record<string, unknown> = {};
+    for (const e of this.src.runtime.entries()) {
+      entries[e.key] = { layer_values: [e.staticValue ?? '', e.adminValue ?? ''], final_value: e.finalValue };
+    }
+    return json({ layers: ['static_layer', 'admin'], entries });
+  }
+
+  async #runtimeModify(url: URL, req: http.IncomingMessage): Promise<Reply> {
+    const params = new URLSearchParams(url.search);
+    const body = await readBody(req, 64 * 1024);
+    if (body && (req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) {
+      for (const [k, v] of new URLSearchParams(body)) params.append(k, v);
+    }
+    if ([...params.keys()].length === 0) return text('usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n', 400);
+    for (const [k, v] of params) this.src.runtime.modify(k, v);
+    return text('OK\n');
+  }
+
+  #resetCounters(): Reply {
+    this.src.stats.resetCounters();
+    return text('OK\n');
+  }
+
+  #quit(): Reply {
+    setImmediate(() => this.src.quit());
+    return text('OK\n');
+  }
+}
+
+function formatAddress(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new Error('request body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

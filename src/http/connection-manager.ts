@@ -1,0 +1,242 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ForwardAction, HttpConnectionManager } from '../config/model';
+import type { Logger } from '../log/logger';
+import type { HeaderLookup } from '../router/matchers';
+import { type CompiledRoute, type RouteTable, randomUint32 } from '../router/route-table';
+import { applyRequestHeaderEdits, applyResponseHeaderEdits, chooseCluster, redirectLocation, rewriteHost, rewritePath } from '../router/router';
+import type { Mirror } from '../shadow/mirror';
+import type { ShadowStream } from '../shadow/writer';
+import type { HttpStats, StatsScopes } from '../stats/scopes';
+import type { ClusterManager } from '../upstream/cluster-manager';
+import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
+import {
+  type DownstreamInfo,
+  type HeaderMap,
+  headerFormatter,
+  mutateRequestHeaders,
+  plainAddress,
+  withoutHopByHop,
+} from './headers';
+import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
+
+export interface ConnectionManagerDeps {
+  readonly clusters: ClusterManager;
+  readonly mirror: Mirror;
+  readonly stats: StatsScopes;
+  readonly logger: Logger;
+  readonly hostname: string;
+}
+
+/** The router filter's settings that change what the router adds to requests and responses. */
+export interface RouterSettings {
+  readonly suppressEnvoyHeaders: boolean;
+}
+
+const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [number, string]> = {
+  connect_failure: [503, LOCAL_REPLY_BODIES.connectFailure],
+  reset: [503, LOCAL_REPLY_BODIES.reset],
+  protocol_error: [503, LOCAL_REPLY_BODIES.protocolError],
+  timeout: [504, LOCAL_REPLY_BODIES.timeout],
+};
+
+/**
+ * Envoy's HTTP connection manager plus router for one listener: header rules, route lookup,
+ * local replies, then the primary upstream and its shadows. Phases, in order:
+ *   1. count and normalise (hop-by-hop, x-forwarded-*, x-request-id)
+ *   2. route (404 when none), direct response or redirect
+ *   3. cluster (503 when unknown), header edits, rewrites, host (503 when none is healthy)
+ *   4. shadows started, then the primary; the body is teed to both as it arrives
+ *   5. the primary's response streamed back; shadows never reach the client
+ */
+export class ConnectionManager {
+  readonly stats: HttpStats;
+
+  constructor(
+    readonly hcm: HttpConnectionManager,
+    private readonly routes: () => RouteTable | null,
+    private readonly router: RouterSettings,
+    private readonly deps: ConnectionManagerDeps,
+  ) {
+    this.stats = deps.stats.http(hcm.statPrefix);
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const stats = this.stats;
+    const started = performance.now();
+    stats.rqTotal.inc();
+    stats.rqActive.inc();
+    res.once('close', () => {
+      stats.rqActive.dec();
+      stats.response(res.statusCode);
+      stats.rqTime.observe(performance.now() - started);
+    });
+
+    const down: DownstreamInfo = {
+      remoteAddress: plainAddress(req.socket.remoteAddress),
+      localAddress: plainAddress(req.socket.localAddress),
+      scheme: 'http',
+    };
+    const headers = withoutHopByHop(req.headers);
+    // We answer 100-continue ourselves (Node does), so the upstream must not be asked again.
+    delete headers.expect;
+    mutateRequestHeaders(headers, this.hcm, down);
+    const authority = (req.headers.host ?? '').toLowerCase();
+    const path = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const lookup: HeaderLookup = (name) => pseudoOrHeader(name, req, authority, path, method);
+
+    const table = this.routes();
+    const route = table?.match({ authority, path, header: lookup }) ?? null;
+    if (route === null) {
+      stats.noRoute.inc();
+      this.#reply(req, res, 404, '');
+      return;
+    }
+    const action = route.route.action;
+    if (action.kind === 'direct_response') {
+      stats.directResponse.inc();
+      this.#reply(req, res, action.status, action.body ?? '', route);
+      return;
+    }
+    if (action.kind === 'redirect') {
+      const location = redirectLocation(action, route, req.headers.host ?? '', path, down.scheme);
+      this.#reply(req, res, action.responseCode, '', route, { location });
+      return;
+    }
+    this.#forward(req, res, route, action, headers, down, lookup, table!);
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
+    down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable): void {
+    const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
+    const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
+    if (!cluster) {
+      this.stats.noCluster.inc();
+      this.#reply(req, res, action.clusterNotFoundResponseCode, '', route);
+      return;
+    }
+    const format = headerFormatter(down, req.headers, this.deps.hostname);
+    applyRequestHeaderEdits(route, headers, table.config, format);
+    const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
+    if (weighted) applyRequestHeaderEdits(route, headers, weighted, format);
+    if (action.timeoutMs > 0 && !this.router.suppressEnvoyHeaders) headers['x-envoy-expected-rq-timeout-ms'] = String(action.timeoutMs);
+
+    if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
+      cluster.stats.pendingOverflow.inc();
+      this.#reply(req, res, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
+      return;
+    }
+    const host = cluster.pick();
+    if (host === null) {
+      cluster.stats.noneHealthy.inc();
+      this.#reply(req, res, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
+      return;
+    }
+    rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
+    const upstreamPath = rewritePath(action, route, req.url ?? '/');
+    const method = req.method ?? 'GET';
+    const hasBody = requestHasBody(req);
+
+    // Cluster-level policies, when present, replace the route's (Envoy's newest rule).
+    const policies = cluster.config.mirrorPolicies.length > 0 ? cluster.config.mirrorPolicies : route.mirrorPolicies;
+    const shadows = policies.length === 0 || method === 'CONNECT'
+      ? NO_SHADOWS
+      : this.deps.mirror.start(policies, {
+          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs: action.timeoutMs,
+          proxyAddress: down.localAddress, format,
+        });
+
+    const body = hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
+    const exchange = new PrimaryExchange({
+      cluster, host, method, path: upstreamPath, headers, body, timeoutMs: action.timeoutMs,
+      responseHeaders: (_status, upstream) => this.#responseHeaders(upstream, route, table, format, headers),
+      localReply: (failure) => {
+        const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
+        this.#reply(req, res, status, text, route);
+      },
+      done: () => undefined,
+    }, res);
+    exchange.start();
+
+    if (hasBody) req.once('end', () => exchange.requestComplete());
+    else {
+      exchange.requestComplete();
+      req.resume();
+    }
+    res.once('close', () => {
+      if (!res.writableFinished) exchange.downstreamReset();
+      if (!req.complete) for (const s of shadows) s.abort();
+    });
+  }
+
+  #responseHeaders(upstream: HeaderMap, route: CompiledRoute, table: RouteTable, format: (v: string) => string, request: HeaderMap): HeaderMap {
+    const out = withoutHopByHop(upstream);
+    applyResponseHeaderEdits(route, out, table.config, format);
+    this.#serverHeader(out);
+    if (this.hcm.alwaysSetRequestIdInResponse && request['x-request-id'] !== undefined) out['x-request-id'] = request['x-request-id'];
+    if (this.router.suppressEnvoyHeaders) delete out['x-envoy-upstream-service-time'];
+    return out;
+  }
+
+  #serverHeader(out: HeaderMap): void {
+    const t = this.hcm.serverHeaderTransformation;
+    if (t === 'OVERWRITE' || (t === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = this.hcm.serverName;
+  }
+
+  #reply(req: IncomingMessage, res: ServerResponse, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>): void {
+    if (route && (route.route.responseHeadersToAdd.length > 0 || route.vhost.responseHeadersToAdd.length > 0)) {
+      const headers: HeaderMap = { ...extra };
+      applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
+      extra = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
+    }
+    sendLocalReply(res, status, body, this.hcm.serverName, extra);
+    // Drain what the client still sends so the connection can be reused.
+    if (!req.complete) req.resume();
+  }
+}
+
+const NO_SHADOWS: ShadowStream[] = [];
+const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
+
+/** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
+export function requestHasBody(req: IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const len = req.headers['content-length'];
+  return len !== undefined && len !== '0';
+}
+
+/**
+ * Sends the client's body to the primary with its back-pressure, and to each shadow without:
+ * shadows take chunks as they come and drop themselves when they fall too far behind.
+ */
+function teeBody(req: IncomingMessage, shadows: readonly ShadowStream[]): Readable {
+  const primary = new PassThrough();
+  req.on('data', (chunk: Buffer) => {
+    for (const s of shadows) s.write(chunk);
+  });
+  req.once('end', () => {
+    for (const s of shadows) s.end();
+  });
+  req.pipe(primary);
+  return primary;
+}
+
+function pseudoOrHeader(name: string, req: IncomingMessage, authority: string, path: string, method: string): string | undefined {
+  if (name.charCodeAt(0) === 58 /* ':' */) {
+    switch (name) {
+      case ':authority':
+        return authority;
+      case ':path':
+        return path;
+      case ':method':
+        return method;
+      case ':scheme':
+        return 'http';
+      default:
+        return undefined;
+    }
+  }
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}

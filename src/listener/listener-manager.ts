@@ -1,0 +1,138 @@
+import * as http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Listener } from '../config/model';
+import type { ConnectionManager } from '../http/connection-manager';
+import type { Logger } from '../log/logger';
+
+/** A listener as the manager runs it: its config and the connection manager that serves it. */
+export interface ListenerSpec {
+  readonly listener: Listener;
+  readonly connectionManager: ConnectionManager;
+}
+
+interface RunningListener {
+  spec: ListenerSpec;
+  readonly server: http.Server;
+  readonly address: AddressInfo;
+}
+
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+const FORBIDDEN = 'HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+const NOT_FOUND = 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+
+/**
+ * One node:http server per listener. An update swaps the connection manager of a listener whose
+ * address is unchanged (new requests see the new routes, in-flight ones finish on theirs), opens
+ * new listeners, and drains removed ones.
+ */
+export class ListenerManager {
+  readonly #running = new Map<string, RunningListener>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly drainTimeoutMs = 5000,
+  ) {}
+
+  /** The bound address of a listener (its real port when the config asked for port 0). */
+  address(name: string): AddressInfo | undefined {
+    return this.#running.get(name)?.address;
+  }
+
+  names(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  listeners(): Array<{ name: string; address: AddressInfo; listener: Listener }> {
+    return [...this.#running.entries()].map(([name, r]) => ({ name, address: r.address, listener: r.spec.listener }));
+  }
+
+  /** Makes the running listeners match `specs`. Rejects (changing nothing new) if a bind fails. */
+  async apply(specs: readonly ListenerSpec[]): Promise<void> {
+    const wanted = new Map(specs.map((s) => [s.listener.name, s]));
+    const started: string[] = [];
+    try {
+      for (const spec of specs) {
+        const running = this.#running.get(spec.listener.name);
+        if (running && sameAddress(running.spec.listener, spec.listener)) {
+          running.spec = spec;
+          continue;
+        }
+        if (running) await this.#drain(spec.listener.name);
+        this.#running.set(spec.listener.name, await this.#open(spec));
+        started.push(spec.listener.name);
+      }
+    } catch (err) {
+      for (const name of started) await this.#drain(name);
+      throw err;
+    }
+    for (const name of [...this.#running.keys()]) {
+      if (!wanted.has(name)) await this.#drain(name);
+    }
+  }
+
+  async #open(spec: ListenerSpec): Promise<RunningListener> {
+    const server = http.createServer({
+      keepAliveTimeout: 60_000,
+      // Envoy's request_timeout (0: none) is the whole downstream request; Node's defaults would cut long uploads.
+      requestTimeout: spec.listener.hcm.requestTimeoutMs,
+      headersTimeout: spec.listener.hcm.requestHeadersTimeoutMs || 60_000,
+      noDelay: true,
+    });
+    const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 } };
+    server.on('request', (req, res) => entry.spec.connectionManager.handle(req, res));
+    server.on('connection', (socket: Socket) => {
+      const stats = entry.spec.connectionManager.stats;
+      stats.cxTotal.inc();
+      stats.cxActive.inc();
+      socket.once('close', () => stats.cxActive.dec());
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
+      entry.spec.connectionManager.stats.cxProtocolError.inc();
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+      } else {
+        socket.destroy();
+      }
+    });
+    // Upgrades (WebSocket) are not configured: Envoy answers 403. CONNECT needs a connect matcher: 404.
+    server.on('upgrade', (_req, socket: Socket) => socket.end(FORBIDDEN));
+    server.on('connect', (_req, socket: Socket) => socket.end(NOT_FOUND));
+    const { host, port } = spec.listener.address;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.logger.error({ listener: spec.listener.name, err: err.message }, 'listener error'));
+    Object.assign(entry, { address: server.address() as AddressInfo });
+    this.logger.info({ listener: spec.listener.name, address: entry.address }, 'listener started');
+    return entry;
+  }
+
+  /** Stops accepting, lets in-flight requests finish, then closes what is left. */
+  async #drain(name: string): Promise<void> {
+    const running = this.#running.get(name);
+    if (!running) return;
+    this.#running.delete(name);
+    const { server } = running;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), this.drainTimeoutMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    this.logger.info({ listener: name }, 'listener drained');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#running.keys()].map((n) => this.#drain(n)));
+  }
+}
+
+function sameAddress(a: Listener, b: Listener): boolean {
+  return a.address.host === b.address.host && a.address.port === b.address.port;
+}
