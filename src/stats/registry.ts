@@ -81,7 +81,7 @@ export class StatsRegistry {
       const toText = this.#textNames.get(metric.name);
       if (!toText) continue;
       for (const v of metric.values as Array<{ value: number; labels: LabelValues; metricName?: string }>) {
-        if (metric.type === prom.MetricType.Histogram) {
+        if (String(metric.type) === 'histogram') {
           if (v.metricName?.endsWith('_count')) lines.push(`${toText(v.labels)}.count: ${v.value}`);
           else if (v.metricName?.endsWith('_sum')) lines.push(`${toText(v.labels)}.sum: ${v.value}`);
         } else {
