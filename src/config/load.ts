@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type * as protobuf from 'protobufjs';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { plain } from './decode/common';
 import { decodeBootstrap } from './decode/bootstrap';
 import { ConfigError, IssueCollector } from './errors';
@@ -19,9 +19,12 @@ export interface LoadedBootstrap {
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; syntax errors become issues. */
 export function parseYamlOrJson(text: string, issues: IssueCollector): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  // Without prettyErrors, yaml leaves linePos unset; a LineCounter turns offsets into lines.
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
   for (const err of doc.errors) {
-    const where = err.linePos?.[0] ? ` (line ${err.linePos[0].line}, column ${err.linePos[0].col})` : '';
+    const pos = err.linePos?.[0] ?? (err.pos ? lineCounter.linePos(err.pos[0]) : undefined);
+    const where = pos ? ` (line ${pos.line}, column ${pos.col})` : '';
     issues.add('', `${err.message.split('\n')[0]}${where}`);
   }
   return issues.ok ? doc.toJS() : undefined;

@@ -1,0 +1,101 @@
+import type * as protobuf from 'protobufjs';
+import { type Pb, plain } from './decode/common';
+import { decodeCluster, decodeClusterLoadAssignment } from './decode/cluster';
+import { decodeListener } from './decode/listener';
+import { decodeRouteConfiguration } from './decode/route';
+import { type ConfigIssue, IssueCollector } from './errors';
+import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from './model';
+import { TYPE_URL_PREFIX, messageType } from './proto';
+
+// The four xDS resource types, shared by the sidecar's xDS client and the control plane: one
+// place that knows each type's URL, message, name field and decoder (grpc-js-xds's
+// XdsResourceType, in our model's terms).
+
+export const LISTENER_TYPE = `${TYPE_URL_PREFIX}envoy.config.listener.v3.Listener`;
+export const ROUTE_TYPE = `${TYPE_URL_PREFIX}envoy.config.route.v3.RouteConfiguration`;
+export const CLUSTER_TYPE = `${TYPE_URL_PREFIX}envoy.config.cluster.v3.Cluster`;
+export const ENDPOINT_TYPE = `${TYPE_URL_PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`;
+
+export interface ResourceModels {
+  [LISTENER_TYPE]: Listener;
+  [ROUTE_TYPE]: RouteConfiguration;
+  [CLUSTER_TYPE]: Cluster;
+  [ENDPOINT_TYPE]: ClusterLoadAssignment;
+}
+
+export type ResourceTypeUrl = keyof ResourceModels;
+
+/** Make-before-break order of Envoy's ADS: clusters, endpoints, listeners, routes. */
+export const TYPE_ORDER: readonly ResourceTypeUrl[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+
+/** Short names for logs and stats. */
+export const TYPE_SHORT: Readonly<Record<ResourceTypeUrl, string>> = {
+  [LISTENER_TYPE]: 'lds',
+  [ROUTE_TYPE]: 'rds',
+  [CLUSTER_TYPE]: 'cds',
+  [ENDPOINT_TYPE]: 'eds',
+};
+
+/** Wildcard types carry the full state in every response (absence means deletion). */
+export function isWildcardType(typeUrl: ResourceTypeUrl): boolean {
+  return typeUrl === LISTENER_TYPE || typeUrl === CLUSTER_TYPE;
+}
+
+export function isResourceType(typeUrl: string): typeUrl is ResourceTypeUrl {
+  return typeUrl === LISTENER_TYPE || typeUrl === ROUTE_TYPE || typeUrl === CLUSTER_TYPE || typeUrl === ENDPOINT_TYPE;
+}
+
+export function resourceMessageType(typeUrl: ResourceTypeUrl): protobuf.Type {
+  return messageType(typeUrl.slice(TYPE_URL_PREFIX.length));
+}
+
+/** The name of a decoded resource (ClusterLoadAssignment names itself by cluster_name). */
+export function resourceName(typeUrl: ResourceTypeUrl, message: Pb): string {
+  return String((typeUrl === ENDPOINT_TYPE ? message.cluster_name : message.name) ?? '');
+}
+
+export type DecodedResource<T extends ResourceTypeUrl> =
+  | { readonly ok: true; readonly name: string; readonly value: ResourceModels[T]; readonly message: protobuf.Message }
+  | { readonly ok: false; readonly name: string; readonly issues: readonly ConfigIssue[] };
+
+/**
+ * Decodes and validates one resource of the given type. Issue paths start with the resource
+ * (`Cluster "service1".load_assignment…`) so a NACK says which resource and which field.
+ */
+export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message): DecodedResource<T> {
+  const type = resourceMessageType(typeUrl);
+  const obj = plain(type, message);
+  const name = resourceName(typeUrl, obj);
+  const issues = new IssueCollector();
+  const kind = type.name;
+  const ctx = { path: `${kind} "${name}"`, issues };
+  if (!name) issues.add(ctx.path, 'a resource must have a name');
+  let value: unknown;
+  switch (typeUrl) {
+    case LISTENER_TYPE:
+      value = decodeListener(obj, ctx);
+      break;
+    case ROUTE_TYPE:
+      value = decodeRouteConfiguration(obj, ctx);
+      break;
+    case CLUSTER_TYPE:
+      value = decodeCluster(obj, ctx);
+      break;
+    case ENDPOINT_TYPE:
+      value = decodeClusterLoadAssignment(obj, ctx);
+      break;
+  }
+  if (!issues.ok) return { ok: false, name, issues: issues.issues };
+  return { ok: true, name, value: value as ResourceModels[T], message };
+}
+
+/** Decodes a resource from the bytes of an Any (as it arrives over xDS). */
+export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array): DecodedResource<T> {
+  let message: protobuf.Message;
+  try {
+    message = resourceMessageType(typeUrl).decode(bytes);
+  } catch (err) {
+    return { ok: false, name: '', issues: [{ path: typeUrl, message: `cannot decode: ${(err as Error).message}` }] };
+  }
+  return decodeResource(typeUrl, message);
+}
