@@ -1,20 +1,22 @@
 import * as os from 'node:os';
-import { staticConfigDump } from './admin/config-dump';
+import { configDump } from './admin/config-dump';
 import { AdminServer, type ServerState } from './admin/server';
 import { ConfigError } from './config/errors';
 import { type LoadedBootstrap, loadBootstrapFile } from './config/load';
-import type { Bootstrap } from './config/model';
+import type { Bootstrap, Cluster, Listener } from './config/model';
 import { ListenerManager } from './listener/listener-manager';
 import { type Logger, createLogger } from './log/logger';
 import { LayeredRuntime } from './runtime/runtime';
 import { Mirror } from './shadow/mirror';
 import { DEFAULT_SHADOW_LIMITS, PooledShadowWriter, type ShadowLimits } from './shadow/writer';
+import { RouteTable } from './router/route-table';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
 import { StatsScopes } from './stats/scopes';
 import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
+import { XdsClient } from './xds/xds-client';
 
 export interface ProxyOptions {
   readonly loaded: LoadedBootstrap;
@@ -25,6 +27,14 @@ export interface ProxyOptions {
   /** How long removed listeners and a stopping proxy wait for in-flight requests. */
   readonly drainTimeoutMs?: number;
   readonly commandLine?: Readonly<Record<string, unknown>>;
+  /** How long start() waits for the first xDS config before serving anyway (Envoy: 15 s). */
+  readonly initialFetchTimeoutMs?: number;
+}
+
+async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /**
@@ -47,6 +57,10 @@ export class Proxy {
   #state: ServerState = 'INITIALIZING';
   readonly #startedAt = new Date();
   #onQuit: () => void = () => undefined;
+  #xds: XdsClient | null = null;
+  #dynamicClusters: readonly Cluster[] = [];
+  #dynamicListeners: readonly Listener[] = [];
+  #routeTables = new Map<string, RouteTable>();
 
   private constructor(private readonly options: ProxyOptions) {
     this.#loaded = options.loaded;
@@ -62,6 +76,8 @@ export class Proxy {
     const proxy = new Proxy(options);
     try {
       await proxy.#apply(options.loaded.bootstrap);
+      // Like Envoy's init manager: serve once xDS delivered its first config, or after the timeout.
+      if (proxy.#xds) await waitAtMost(proxy.#xds.config.ready, options.initialFetchTimeoutMs ?? 15_000);
       const admin = options.loaded.bootstrap.admin;
       if (admin) {
         proxy.#admin = new AdminServer(proxy.#adminSources(), proxy.logger);
@@ -122,17 +138,63 @@ export class Proxy {
   }
 
   async #apply(b: Bootstrap): Promise<void> {
-    if (b.dynamicResources) {
-      throw new ConfigError([{ path: 'dynamic_resources', message: 'xDS (dynamic_resources) is not supported yet; use static_resources' }]);
-    }
-    await this.clusters.update(b.clusters);
+    await this.clusters.update([...b.clusters, ...this.#dynamicClusters]);
+    await this.#applyListeners(b);
+    if (b.dynamicResources && !this.#xds) this.#startXds(b);
+  }
+
+  async #applyListeners(b: Bootstrap = this.#loaded.bootstrap): Promise<void> {
     const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
-    await this.listeners.apply(compileListeners(b.listeners, this.runtime, deps));
+    const routesFor = (l: Listener): (() => RouteTable | null) => {
+      if (l.hcm.routeConfig) {
+        const table = new RouteTable(l.hcm.routeConfig, this.runtime);
+        return () => table;
+      }
+      const name = l.hcm.rdsRouteConfigName ?? '';
+      return () => this.#routeTables.get(name) ?? null;
+    };
+    await this.listeners.apply(compileListeners([...b.listeners, ...this.#dynamicListeners], this.runtime, deps, routesFor));
+  }
+
+  /** Connects to the management server named by `ads_config` and applies what it sends. */
+  #startXds(b: Bootstrap): void {
+    const dyn = b.dynamicResources!;
+    const adsCluster = b.clusters.find((c) => c.name === dyn.adsClusterName);
+    const ep = adsCluster?.loadAssignment?.endpoints[0];
+    if (!ep) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: `cluster "${dyn.adsClusterName}" has no endpoint to reach the management server` }]);
+    const host = ep.address.host.includes(':') ? `[${ep.address.host}]` : ep.address.host;
+    this.#xds = new XdsClient({
+      target: `${host}:${ep.address.port}`,
+      node: b.node,
+      logger: this.logger,
+      stats: this.stats,
+      sink: {
+        setClusters: async (clusters) => {
+          this.#dynamicClusters = clusters;
+          await this.clusters.update([...this.#loaded.bootstrap.clusters, ...clusters]);
+        },
+        setLoadAssignment: (cla) => this.clusters.setLoadAssignment(cla),
+        setRoutes: (routes) => {
+          this.#routeTables = new Map([...routes].map(([name, rc]) => [name, new RouteTable(rc, this.runtime)]));
+        },
+        setListeners: async (listeners) => {
+          this.#dynamicListeners = listeners;
+          await this.#applyListeners();
+        },
+      },
+    });
+    this.#xds.start();
+  }
+
+  /** The xDS client, when the bootstrap has dynamic_resources. */
+  get xds(): XdsClient | null {
+    return this.#xds;
   }
 
   /** Drains: stop accepting, let in-flight requests finish (up to the drain timeout), close pools. */
   async stop(): Promise<void> {
     this.#state = 'DRAINING';
+    this.#xds?.close();
     await this.listeners.close();
     await this.#admin?.close();
     await this.clusters.close();
@@ -149,8 +211,8 @@ export class Proxy {
       version,
       commandLine: this.options.commandLine ?? {},
       state: () => this.#state,
-      configDump: () => staticConfigDump(this.#loaded.message, this.#loadedAt),
-      clustersVersion: () => 'static',
+      configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
+      clustersVersion: () => this.#xds?.config.clusterVersion() ?? 'static',
       quit: () => this.#onQuit(),
     };
   }

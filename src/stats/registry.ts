@@ -11,6 +11,9 @@ type TextName = (labels: LabelValues) => string;
 const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
 const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
 
+/** Where Envoy prints each subscription's update counters. */
+const XDS_TEXT_PREFIX: Record<string, string> = { cds: 'cluster_manager.cds', lds: 'listener_manager.lds', rds: 'rds', eds: 'eds' };
+
 const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
 export class StatsRegistry {
@@ -46,6 +49,10 @@ export class StatsRegistry {
     (l) => `cluster.${l.envoy_cluster_name}.shadow.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
   readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
+
+  readonly controlPlaneConnected = this.#gauge('envoy_control_plane_connected_state', 'Whether the xDS stream is up (1) or not (0)', [], () => 'control_plane.connected_state');
+  readonly xdsUpdates = this.#counter('sidemirror_xds_updates_total', 'xDS responses by type and result', ['xds_type', 'result'],
+    (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
 
   #counter(name: string, help: string, labelNames: string[], text: TextName): prom.Counter<string> {
     this.#textNames.set(name, text);

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Pool, type Dispatcher } from 'undici';
-import type { Cluster, LbEndpoint } from '../config/model';
+import type { Cluster, ClusterLoadAssignment, LbEndpoint } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { ClusterStats, StatsScopes } from '../stats/scopes';
 import { type Host, formatAddressPort } from './host';
@@ -163,6 +163,8 @@ export class UpstreamCluster {
 /** Owns every cluster; a config update keeps the clusters whose definition did not change. */
 export class ClusterManager {
   readonly #clusters = new Map<string, UpstreamCluster>();
+  /** EDS assignments by service name, kept so a recreated cluster gets its endpoints back. */
+  readonly #assignments = new Map<string, ClusterLoadAssignment>();
   readonly #options: Required<ClusterManagerOptions>;
 
   constructor(options: ClusterManagerOptions) {
@@ -196,9 +198,19 @@ export class ClusterManager {
       const created = new UpstreamCluster(config, this.#options);
       this.#clusters.set(config.name, created);
       warming.push(created.ready);
+      const assignment = config.type === 'EDS' ? this.#assignments.get(config.edsServiceName ?? config.name) : undefined;
+      if (assignment) warming.push(created.setEndpoints(assignment.endpoints));
       if (existing) void existing.close();
     }
     await Promise.all(warming);
+  }
+
+  /** EDS: endpoints for the clusters whose service name this assignment carries. */
+  setLoadAssignment(cla: ClusterLoadAssignment): void {
+    this.#assignments.set(cla.clusterName, cla);
+    for (const c of this.#clusters.values()) {
+      if (c.config.type === 'EDS' && (c.config.edsServiceName ?? c.config.name) === cla.clusterName) void c.setEndpoints(cla.endpoints);
+    }
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,234 @@
+import type * as protobuf from 'protobufjs';
+import { formatIssues } from '../config/errors';
+import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from '../config/model';
+import {
+  CLUSTER_TYPE,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  ROUTE_TYPE,
+  type ResourceModels,
+  type ResourceTypeUrl,
+  decodeResourceBytes,
+} from '../config/resources';
+import type { Logger } from '../log/logger';
+import type { TypeSubscriber, Verdict, XdsMux } from './mux';
+
+/** Where accepted, warmed resources go: the proxy's cluster manager, route registry and listeners. */
+export interface DynamicConfigSink {
+  setClusters(clusters: readonly Cluster[]): Promise<void>;
+  setLoadAssignment(cla: ClusterLoadAssignment): void;
+  setRoutes(routes: ReadonlyMap<string, RouteConfiguration>): void;
+  setListeners(listeners: readonly Listener[]): Promise<void>;
+}
+
+/** One accepted resource, with what /config_dump shows of it. */
+export interface ResourceRecord<T> {
+  readonly name: string;
+  readonly version: string;
+  readonly lastUpdated: Date;
+  readonly value: T;
+  readonly message: protobuf.Message;
+}
+
+export interface UpdateObserver {
+  attempt(typeUrl: ResourceTypeUrl): void;
+  success(typeUrl: ResourceTypeUrl): void;
+  rejected(typeUrl: ResourceTypeUrl): void;
+}
+
+/** How long a cluster waits for its endpoints, or a listener for its routes (Envoy: 15 s). */
+const WARMING_TIMEOUT_MS = 15_000;
+
+/**
+ * The consumer side of xDS: decodes and validates each response (a bad resource rejects the
+ * whole response), keeps the accepted resources, and applies them in make-before-break order:
+ * a cluster waits for its endpoints and a listener for its routes before they go live.
+ */
+export class DynamicConfig {
+  readonly clusters = new Map<string, ResourceRecord<Cluster>>();
+  readonly endpoints = new Map<string, ResourceRecord<ClusterLoadAssignment>>();
+  readonly listeners = new Map<string, ResourceRecord<Listener>>();
+  readonly routes = new Map<string, ResourceRecord<RouteConfiguration>>();
+  #pendingClusters: Cluster[] | null = null;
+  #pendingListeners: Listener[] | null = null;
+  #clusterDeadline = 0;
+  #listenerDeadline = 0;
+  #clustersApplied = false;
+  #listenersApplied = false;
+  #resolveReady: () => void = () => undefined;
+  /** Resolves when the first clusters and listeners have been applied. */
+  readonly ready = new Promise<void>((resolve) => (this.#resolveReady = resolve));
+
+  constructor(
+    private readonly mux: XdsMux,
+    private readonly sink: DynamicConfigSink,
+    private readonly logger: Logger,
+    private readonly observer: UpdateObserver,
+  ) {
+    mux.watch(CLUSTER_TYPE, null, this.#subscriber(CLUSTER_TYPE, (v, r) => this.#onClusters(v, r)));
+    mux.watch(ENDPOINT_TYPE, [], this.#subscriber(ENDPOINT_TYPE, (v, r) => this.#onEndpoints(v, r)));
+    mux.watch(LISTENER_TYPE, null, this.#subscriber(LISTENER_TYPE, (v, r) => this.#onListeners(v, r)));
+    mux.watch(ROUTE_TYPE, [], this.#subscriber(ROUTE_TYPE, (v, r) => this.#onRoutes(v, r)));
+  }
+
+  /** Decodes a whole response; any bad or duplicated resource rejects all of it. */
+  #subscriber<T extends ResourceTypeUrl>(typeUrl: T, accept: (version: string, records: Array<ResourceRecord<ResourceModels[T]>>) => void): TypeSubscriber {
+    return {
+      onResponse: (version, resources): Verdict => {
+        this.observer.attempt(typeUrl);
+        const problems: string[] = [];
+        const records: Array<ResourceRecord<ResourceModels[T]>> = [];
+        const seen = new Set<string>();
+        const now = new Date();
+        for (const any of resources) {
+          if (any.type_url !== typeUrl) {
+            problems.push(`resource of type ${any.type_url} in a ${typeUrl} response`);
+            continue;
+          }
+          const decoded = decodeResourceBytes(typeUrl, any.value);
+          if (!decoded.ok) {
+            problems.push(formatIssues(decoded.issues));
+            continue;
+          }
+          if (seen.has(decoded.name)) problems.push(`duplicate resource "${decoded.name}"`);
+          seen.add(decoded.name);
+          records.push({ name: decoded.name, version, lastUpdated: now, value: decoded.value, message: decoded.message });
+        }
+        if (problems.length > 0) {
+          this.observer.rejected(typeUrl);
+          const detail = problems.join('\n');
+          this.logger.warn({ typeUrl, version, error: detail }, 'xDS update rejected; keeping the last good configuration');
+          return detail;
+        }
+        accept(version, records);
+        this.observer.success(typeUrl);
+        return null;
+      },
+    };
+  }
+
+  #onClusters(_version: string, records: Array<ResourceRecord<Cluster>>): void {
+    replaceAll(this.clusters, records);
+    const models = records.map((r) => r.value);
+    this.mux.setNames(ENDPOINT_TYPE, models.filter((c) => c.type === 'EDS').map(edsName));
+    this.#pendingClusters = models;
+    this.#clusterDeadline = Date.now() + WARMING_TIMEOUT_MS;
+    this.#tryApplyClusters();
+  }
+
+  #onEndpoints(_version: string, records: Array<ResourceRecord<ClusterLoadAssignment>>): void {
+    for (const r of records) {
+      // Only what we asked for: a server may send more than the names we subscribed to.
+      if (!this.#wantsEndpoints(r.name)) continue;
+      this.endpoints.set(r.name, r);
+      this.sink.setLoadAssignment(r.value);
+    }
+    this.#tryApplyClusters();
+  }
+
+  #onListeners(_version: string, records: Array<ResourceRecord<Listener>>): void {
+    replaceAll(this.listeners, records);
+    const models = records.map((r) => r.value);
+    const rdsNames = models.map((l) => l.hcm.rdsRouteConfigName).filter((n): n is string => n !== null);
+    this.mux.setNames(ROUTE_TYPE, rdsNames);
+    for (const name of [...this.routes.keys()]) if (!rdsNames.includes(name)) this.routes.delete(name);
+    this.#pendingListeners = models;
+    this.#listenerDeadline = Date.now() + WARMING_TIMEOUT_MS;
+    this.#tryApplyListeners();
+  }
+
+  #onRoutes(_version: string, records: Array<ResourceRecord<RouteConfiguration>>): void {
+    const wanted = new Set([...this.listeners.values()].map((l) => l.value.hcm.rdsRouteConfigName));
+    for (const r of records) if (wanted.has(r.name)) this.routes.set(r.name, r);
+    this.sink.setRoutes(new Map([...this.routes].map(([n, r]) => [n, r.value])));
+    this.#tryApplyListeners();
+  }
+
+  #wantsEndpoints(name: string): boolean {
+    const clusters = this.#pendingClusters ?? [...this.clusters.values()].map((r) => r.value);
+    return clusters.some((c) => c.type === 'EDS' && edsName(c) === name);
+  }
+
+  #tryApplyClusters(): void {
+    const pending = this.#pendingClusters;
+    if (!pending) return;
+    const waiting = pending.filter((c) => c.type === 'EDS' && !this.endpoints.has(edsName(c)));
+    if (waiting.length > 0 && Date.now() < this.#clusterDeadline) {
+      this.#retryLater(() => this.#tryApplyClusters(), this.#clusterDeadline);
+      return;
+    }
+    if (waiting.length > 0) this.logger.warn({ clusters: waiting.map((c) => c.name) }, 'clusters warmed without endpoints');
+    this.#pendingClusters = null;
+    this.sink.setClusters(pending).then(() => {
+      this.#clustersApplied = true;
+      this.#checkReady();
+      // Listeners may have been waiting for these clusters.
+      this.#tryApplyListeners();
+    }, (err: unknown) => this.logger.error({ err: (err as Error).message }, 'applying clusters failed'));
+  }
+
+  #tryApplyListeners(): void {
+    const pending = this.#pendingListeners;
+    if (!pending) return;
+    const waiting = pending.filter((l) => l.hcm.rdsRouteConfigName !== null && !this.routes.has(l.hcm.rdsRouteConfigName));
+    if ((waiting.length > 0 && Date.now() < this.#listenerDeadline) || this.#pendingClusters !== null) {
+      this.#retryLater(() => this.#tryApplyListeners(), Math.max(this.#listenerDeadline, this.#clusterDeadline));
+      return;
+    }
+    this.#pendingListeners = null;
+    this.sink.setListeners(pending).then(() => {
+      this.#listenersApplied = true;
+      this.#checkReady();
+    }, (err: unknown) => this.logger.error({ err: (err as Error).message }, 'applying listeners failed'));
+  }
+
+  #timers = new Set<NodeJS.Timeout>();
+
+  /** Re-checks warming when its deadline passes, in case what it waits for never arrives. */
+  #retryLater(fn: () => void, deadline: number): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, Math.max(0, deadline - Date.now()) + 10);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  #checkReady(): void {
+    if (this.#clustersApplied && this.#listenersApplied) this.#resolveReady();
+  }
+
+  /** The last accepted version of a type (`version_info` of /clusters and /config_dump). */
+  version(typeUrl: ResourceTypeUrl): string {
+    return this.mux.version(typeUrl);
+  }
+
+  clusterVersion(): string {
+    return this.mux.version(CLUSTER_TYPE);
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+}
+
+export function edsName(c: Cluster): string {
+  return c.edsServiceName ?? c.name;
+}
+
+function replaceAll<T>(map: Map<string, ResourceRecord<T>>, records: ReadonlyArray<ResourceRecord<T>>): void {
+  const previous = new Map(map);
+  map.clear();
+  for (const r of records) {
+    // An unchanged resource keeps the version and time at which it last changed.
+    const old = previous.get(r.name);
+    const same = old && Buffer.compare(encoded(old.message), encoded(r.message)) === 0;
+    map.set(r.name, same ? old : r);
+  }
+}
+
+function encoded(message: protobuf.Message): Buffer {
+  const type = (message as unknown as { $type: protobuf.Type }).$type;
+  return Buffer.from(type.encode(message).finish());
+}

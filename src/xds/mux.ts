@@ -1,0 +1,115 @@
+import { TYPE_ORDER } from '../config/resources';
+import { type AdsStream, type DiscoveryRequest, type DiscoveryResponse } from './ads-stream';
+
+// Per type URL: what we subscribe to, the last version we accepted and the last nonce we got.
+// ACKs and NACKs are written here; subscribers never see a nonce (Envoy's GrpcMuxImpl).
+
+/** What a subscriber says of one response: null to accept it, or why it is rejected. */
+export type Verdict = string | null;
+
+export interface TypeSubscriber {
+  onResponse(version: string, resources: ReadonlyArray<{ type_url: string; value: Uint8Array }>): Verdict;
+}
+
+interface TypeState {
+  readonly subscriber: TypeSubscriber;
+  /** null: wildcard. */
+  names: string[] | null;
+  version: string;
+  nonce: string;
+}
+
+export interface MuxObserver {
+  onAck?(typeUrl: string, version: string): void;
+  onNack?(typeUrl: string, version: string, error: string): void;
+}
+
+export class XdsMux {
+  readonly #types = new Map<string, TypeState>();
+  #stream: AdsStream | null = null;
+  #sentNode = false;
+
+  constructor(
+    private readonly node: NonNullable<DiscoveryRequest['node']>,
+    private readonly observer: MuxObserver = {},
+  ) {}
+
+  attach(stream: AdsStream): void {
+    this.#stream = stream;
+  }
+
+  /** Subscribes to a type: `names` null means wildcard (LDS, CDS). */
+  watch(typeUrl: string, names: string[] | null, subscriber: TypeSubscriber): void {
+    this.#types.set(typeUrl, { subscriber, names, version: '', nonce: '' });
+  }
+
+  /** Changes the names of a named subscription (RDS, EDS); sends a request when they changed. */
+  setNames(typeUrl: string, names: string[]): void {
+    const state = this.#types.get(typeUrl);
+    if (!state) return;
+    const sorted = [...new Set(names)].sort();
+    if (state.names !== null && sorted.join('\n') === state.names.join('\n')) return;
+    state.names = sorted;
+    this.#send(typeUrl, state, state.version);
+  }
+
+  version(typeUrl: string): string {
+    return this.#types.get(typeUrl)?.version ?? '';
+  }
+
+  /** A new stream: nonces of the old one mean nothing; subscribe again in Envoy's order. */
+  onStreamOpen(): void {
+    this.#sentNode = false;
+    const ordered = [...this.#types.keys()].sort((a, b) => rank(a) - rank(b));
+    for (const typeUrl of ordered) {
+      const state = this.#types.get(typeUrl)!;
+      state.nonce = '';
+      // A named type with no names yet has nothing to ask for.
+      if (state.names !== null && state.names.length === 0) continue;
+      this.#send(typeUrl, state, state.version);
+    }
+  }
+
+  onResponse(response: DiscoveryResponse): void {
+    const state = this.#types.get(response.type_url);
+    if (!state) return;
+    state.nonce = response.nonce;
+    let verdict: Verdict;
+    try {
+      verdict = state.subscriber.onResponse(response.version_info, response.resources);
+    } catch (err) {
+      verdict = `internal error: ${(err as Error).message}`;
+    }
+    if (verdict === null) {
+      state.version = response.version_info;
+      this.#send(response.type_url, state, state.version);
+      this.observer.onAck?.(response.type_url, response.version_info);
+    } else {
+      // NACK: the previous version stays, and we say why.
+      this.#send(response.type_url, state, state.version, verdict);
+      this.observer.onNack?.(response.type_url, response.version_info, verdict);
+    }
+  }
+
+  #send(typeUrl: string, state: TypeState, version: string, error?: string): void {
+    if (!this.#stream) return;
+    const request: DiscoveryRequest = {
+      version_info: version,
+      resource_names: state.names ?? [],
+      type_url: typeUrl,
+      response_nonce: state.nonce,
+    };
+    if (!this.#sentNode) {
+      request.node = this.node;
+      this.#sentNode = true;
+    }
+    // INVALID_ARGUMENT, as Envoy's NACKs carry.
+    if (error !== undefined) request.error_detail = { code: 3, message: error };
+    this.#stream.send(request);
+  }
+}
+
+function rank(typeUrl: string): number {
+  const i = TYPE_ORDER.indexOf(typeUrl as (typeof TYPE_ORDER)[number]);
+  return i < 0 ? TYPE_ORDER.length : i;
+}
