@@ -40,6 +40,7 @@ export interface Upstream {
 
 export async function startUpstream(o: UpstreamOptions = {}): Promise<Upstream> {
   const requests: RecordedRequest[] = [];
+  const timers = new Set<NodeJS.Timeout>();
   const waiters = new Set<() => void>();
   const notify = (): void => waiters.forEach((w) => w());
   const server = http.createServer((req, res) => {
@@ -73,7 +74,13 @@ export async function startUpstream(o: UpstreamOptions = {}): Promise<Upstream> 
         res.writeHead(o.status ?? 200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
         res.end(body);
       };
-      if (o.delayMs) setTimeout(answer, o.delayMs);
+      if (o.delayMs) {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          answer();
+        }, o.delayMs);
+        timers.add(t);
+      }
       else answer();
     });
   });
@@ -104,6 +111,7 @@ export async function startUpstream(o: UpstreamOptions = {}): Promise<Upstream> 
       });
     },
     async close() {
+      for (const t of timers) clearTimeout(t);
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
