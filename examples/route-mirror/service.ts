@@ -38,7 +38,9 @@ export async function startService(o: ServiceOptions): Promise<http.Server> {
 if (require.main === module) {
   const serviceName = process.env.SERVICE_NAME ?? '1';
   const port = Number(process.env.PORT ?? 8080);
-  void startService({ serviceName, port }).then((s) => {
+  // Loopback unless told otherwise (docker compose sets HOST=0.0.0.0 inside its network).
+  const host = process.env.HOST ?? '127.0.0.1';
+  void startService({ serviceName, port, host }).then((s) => {
     process.stdout.write(`service ${serviceName} listening on ${(s.address() as AddressInfo).port}\n`);
     process.on('SIGTERM', () => s.close(() => process.exit(0)));
     process.on('SIGINT', () => s.close(() => process.exit(0)));
