@@ -27,10 +27,11 @@ export function firstValue(v: string | string[] | undefined): string | undefined
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Envoy's Utility::appendXff: a bare ',' before the new address, no space ("10.0.0.1,127.0.0.1"). */
 export function appendXff(headers: HeaderMap, address: string): void {
   const prior = headers['x-forwarded-for'];
-  const joined = Array.isArray(prior) ? prior.join(', ') : prior;
-  headers['x-forwarded-for'] = joined ? `${joined}, ${address}` : address;
+  const joined = Array.isArray(prior) ? prior.join(',') : prior;
+  headers['x-forwarded-for'] = joined ? `${joined},${address}` : address;
 }
 
 /** Strips an IPv4-mapped IPv6 prefix so addresses read as Envoy prints them. */
