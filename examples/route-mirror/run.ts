@@ -3,11 +3,13 @@ import { SERVICES, startSandbox } from './sandbox';
 // `npm start`: the route-mirror sandbox on loopback, until Ctrl-C.
 
 async function main(): Promise<void> {
-  const sandbox = await startSandbox({ onLine: (name, line) => process.stdout.write(`${name.padEnd(16)}| ${line}\n`) });
+  const mode = process.argv.includes('--xds') ? 'xds' : 'static';
+  const sandbox = await startSandbox({ mode, onLine: (name, line) => process.stdout.write(`${name.padEnd(16)}| ${line}\n`) });
   const p = sandbox.proxyPort;
   process.stdout.write(`
 sidemirror is serving Envoy's route-mirror sandbox on http://localhost:${p}
   services: ${SERVICES.map((s) => s.name).join(', ')}
+  config:   ${mode === 'xds' ? `over xDS from the control plane; edit ${sandbox.resourcesFile} to change it live` : 'examples/route-mirror/envoy.yaml'}
 
 Try:
   curl -s http://localhost:${p}/service/1

@@ -18,6 +18,13 @@ export const SERVICES = [
 export type ServiceName = (typeof SERVICES)[number]['name'];
 
 export interface SandboxOptions {
+  /**
+   * `static`: the front proxy runs envoy.yaml. `xds`: a control plane serves xds/resources.yaml
+   * and the front proxy runs xds/front-proxy.yaml (only the xDS cluster).
+   */
+  readonly mode?: 'static' | 'xds';
+  /** The control plane's gRPC port in xds mode (default 18000). */
+  readonly controlPlanePort?: number;
   /** The front proxy's port; default: the one in envoy.yaml (10000). */
   readonly proxyPort?: number;
   /** Each service's port; default: the ones in envoy.yaml. */
@@ -28,8 +35,12 @@ export interface SandboxOptions {
 
 export interface Sandbox {
   readonly proxyPort: number;
+  /** In xds mode: the resources file the control plane watches (edit it to change the proxy). */
+  readonly resourcesFile: string | null;
+  /** In xds mode: the control plane's admin port. */
+  readonly controlPlaneAdminPort: number | null;
   /** Every line a service printed so far (stdout and stderr, like `docker compose logs`). */
-  logs(name: ServiceName | 'front-proxy'): string[];
+  logs(name: ServiceName | 'front-proxy' | 'control-plane'): string[];
   stop(): Promise<void>;
 }
 
@@ -51,27 +62,65 @@ export function envoyYamlPath(): string {
 interface PortPlan {
   proxyPort: number;
   servicePorts: Record<ServiceName, number>;
+  /** The file the front proxy loads. */
   configFile: string;
+  /** xds mode: the resources file the control plane serves. */
+  resourcesFile: string | null;
+  controlPlanePort: number;
+  controlPlaneAdminPort: number;
+  dir: string;
 }
 
-/** Reads envoy.yaml, applies port overrides, and writes the copy the proxy will load. */
-function planPorts(o: SandboxOptions): PortPlan {
-  const doc = parseDocument(fs.readFileSync(envoyYamlPath(), 'utf8'));
-  const listenerPort = ['static_resources', 'listeners', 0, 'address', 'socket_address', 'port_value'];
+type Doc = ReturnType<typeof parseDocument>;
+type Path = Array<string | number>;
+
+/**
+ * Applies port overrides to the listener and the four clusters of a document in which they sit
+ * at `listeners` / `clusters` (envoy.yaml's static_resources, or the resources file's list).
+ */
+function overridePorts(doc: Doc, o: SandboxOptions, listenerPort: Path, clusterPaths: Path[]): { proxyPort: number; servicePorts: Record<ServiceName, number> } {
   if (o.proxyPort !== undefined) doc.setIn(listenerPort, o.proxyPort);
   const servicePorts = {} as Record<ServiceName, number>;
-  const clusters = doc.getIn(['static_resources', 'clusters']) as { items: unknown[] };
-  clusters.items.forEach((_c, i) => {
-    const name = doc.getIn(['static_resources', 'clusters', i, 'name']) as ServiceName;
-    const portPath = ['static_resources', 'clusters', i, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'port_value'];
+  for (const base of clusterPaths) {
+    const name = doc.getIn([...base, 'name']) as ServiceName;
+    const portPath = [...base, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'port_value'];
     const override = o.servicePorts?.[name];
     if (override !== undefined) doc.setIn(portPath, override);
     servicePorts[name] = Number(doc.getIn(portPath));
-  });
+  }
+  return { proxyPort: Number(doc.getIn(listenerPort)), servicePorts };
+}
+
+/** Reads the sandbox's files, applies port overrides, and writes the copies the processes load. */
+function planPorts(o: SandboxOptions): PortPlan {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sidemirror-sandbox-'));
-  const configFile = path.join(dir, 'envoy.yaml');
-  fs.writeFileSync(configFile, doc.toString());
-  return { proxyPort: Number(doc.getIn(listenerPort)), servicePorts, configFile };
+  const controlPlanePort = o.controlPlanePort ?? 18000;
+  if ((o.mode ?? 'static') === 'static') {
+    const doc = parseDocument(fs.readFileSync(envoyYamlPath(), 'utf8'));
+    const clusters = (doc.getIn(['static_resources', 'clusters']) as { items: unknown[] }).items;
+    const ports = overridePorts(doc, o, ['static_resources', 'listeners', 0, 'address', 'socket_address', 'port_value'],
+      clusters.map((_c, i) => ['static_resources', 'clusters', i]));
+    const configFile = path.join(dir, 'envoy.yaml');
+    fs.writeFileSync(configFile, doc.toString());
+    return { ...ports, configFile, resourcesFile: null, controlPlanePort, controlPlaneAdminPort: 0, dir };
+  }
+  const xdsDir = path.join(path.dirname(envoyYamlPath()), 'xds');
+  const resources = parseDocument(fs.readFileSync(path.join(xdsDir, 'resources.yaml'), 'utf8'));
+  const items = (resources.get('resources') as { items: unknown[] }).items;
+  const listenerIndex = items.findIndex((_r, i) => String(resources.getIn(['resources', i, '@type'])).endsWith('.Listener'));
+  const clusterIndexes = items.map((_r, i) => i).filter((i) => String(resources.getIn(['resources', i, '@type'])).endsWith('.Cluster'));
+  const ports = overridePorts(resources, o, ['resources', listenerIndex, 'address', 'socket_address', 'port_value'],
+    clusterIndexes.map((i) => ['resources', i]));
+  // Without overrides the control plane watches the file in the repository, so that editing it
+  // changes the running sandbox.
+  const original = path.join(xdsDir, 'resources.yaml');
+  const resourcesFile = o.proxyPort === undefined && o.servicePorts === undefined ? original : path.join(dir, 'resources.yaml');
+  if (resourcesFile !== original) fs.writeFileSync(resourcesFile, resources.toString());
+  const bootstrap = parseDocument(fs.readFileSync(path.join(xdsDir, 'front-proxy.yaml'), 'utf8'));
+  bootstrap.setIn(['static_resources', 'clusters', 0, 'load_assignment', 'endpoints', 0, 'lb_endpoints', 0, 'endpoint', 'address', 'socket_address', 'port_value'], controlPlanePort);
+  const configFile = path.join(dir, 'front-proxy.yaml');
+  fs.writeFileSync(configFile, bootstrap.toString());
+  return { ...ports, configFile, resourcesFile, controlPlanePort, controlPlaneAdminPort: controlPlanePort + 1, dir };
 }
 
 export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
@@ -105,13 +154,18 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
       c.once('exit', () => resolve());
       c.kill('SIGTERM');
     })));
-    fs.rmSync(path.dirname(plan.configFile), { recursive: true, force: true });
+    fs.rmSync(plan.dir, { recursive: true, force: true });
   };
   try {
     for (const s of SERVICES) {
       launch(s.name, [distFile('examples', 'route-mirror', 'service.js')], { SERVICE_NAME: s.serviceName, PORT: String(plan.servicePorts[s.name]) });
     }
     await Promise.all(SERVICES.map((s) => waitForPort(plan.servicePorts[s.name])));
+    if (plan.resourcesFile) {
+      launch('control-plane', [distFile('src', 'cli.js'), 'control-plane', '-c', plan.resourcesFile,
+        '--listen', `127.0.0.1:${plan.controlPlanePort}`, '--admin', `127.0.0.1:${plan.controlPlaneAdminPort}`], {});
+      await waitForPort(plan.controlPlanePort);
+    }
     const proxy = launch('front-proxy', [distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], {});
     await Promise.race([
       waitForPort(plan.proxyPort),
@@ -121,7 +175,13 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
     await stop();
     throw err;
   }
-  return { proxyPort: plan.proxyPort, logs: (name) => [...(logs.get(name) ?? [])], stop };
+  return {
+    proxyPort: plan.proxyPort,
+    resourcesFile: plan.resourcesFile,
+    controlPlaneAdminPort: plan.resourcesFile ? plan.controlPlaneAdminPort : null,
+    logs: (name) => [...(logs.get(name) ?? [])],
+    stop,
+  };
 }
 
 /** Polls until something accepts connections on 127.0.0.1:port (10 s at most). */
