@@ -90,7 +90,8 @@ export class AdminServer {
     let reply: Reply;
     try {
       if (!route) reply = text(`invalid path. admin commands are:\n${this.#help().body}`, 404);
-      else if (route.post && req.method !== 'POST') reply = text('This endpoint requires POST\n', 400);
+      // Envoy's wording and status for a state-changing path reached without POST.
+      else if (route.post && req.method !== 'POST') reply = text(`Method ${req.method ?? ''} not allowed, POST required.\n`, 405);
       else reply = await route.handle(url, req);
     } catch (err) {
       this.logger.error({ err: (err as Error).message, path: url.pathname }, 'admin handler failed');

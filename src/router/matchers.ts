@@ -58,6 +58,8 @@ export function compileHeaderMatcher(h: HeaderMatcher): Predicate<HeaderLookup> 
   return (lookup) => {
     let value = lookup(h.name);
     if (value === undefined && h.treatMissingAsEmpty) value = '';
+    // Envoy: a missing header fails every value match, inverted or not; only presence matches see it.
+    if (value === undefined && h.match.kind !== 'present') return false;
     return test(value) !== h.invert;
   };
 }

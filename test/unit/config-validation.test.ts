@@ -152,11 +152,11 @@ describe('loadBootstrapText rejects with exact field paths', () => {
   });
 
   test('a YAML syntax error is reported with its line', () => {
-    const text = 'static_resources:\n  clusters:\n  - name: a\n    type: [STATIC\n';
+    const text = 'static_resources:\n  clusters:\n  - name: a\n    type: STATIC: x\n  - name: b\n';
     const issues = issuesOf(text);
     expect(issues.length).toBeGreaterThanOrEqual(1);
     expect(issues[0]!.path).toBe('');
-    expect(issues[0]!.message).toMatch(/\(line 4, column \d+\)/);
+    expect(issues[0]!.message).toMatch(/\(line 4, column 11\)/);
   });
 
   test('a duplicate YAML key is a syntax error with its line', () => {
