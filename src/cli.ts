@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors';
+import { type ControlPlane, parseHostPort, startControlPlane } from './control-plane/main';
 import { loadBootstrapFile } from './config/load';
-import { createLogger } from './log/logger';
+import * as os from 'node:os';
+import { type Logger, createLogger } from './log/logger';
+import type { WorkerProxyOptions } from './workers/messages';
+import { Supervisor } from './workers/supervisor';
+import { runWorker } from './workers/worker';
 import { Proxy } from './proxy';
 import { version } from './version';
 
@@ -11,8 +16,9 @@ import { version } from './version';
 const USAGE = `sidemirror ${version}
 
 Usage:
-  sidemirror proxy -c envoy.yaml [--log-level info] [--drain-time-s 5]
+  sidemirror proxy -c envoy.yaml [--concurrency 1|N|auto] [--log-level info] [--drain-time-s 5]
                    [--shadow-max-inflight 1000] [--shadow-max-buffer-bytes 1048576]
+  sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
   sidemirror validate -c envoy.yaml
   sidemirror --version
 `;
@@ -38,6 +44,9 @@ async function main(argv: string[]): Promise<number> {
         'drain-time-s': { type: 'string', default: '5' },
         'shadow-max-inflight': { type: 'string' },
         'shadow-max-buffer-bytes': { type: 'string' },
+        concurrency: { type: 'string', default: '1' },
+        listen: { type: 'string', default: '127.0.0.1:18000' },
+        admin: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -54,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
       return validate(file);
     case 'proxy':
       return runProxy(file, values);
+    case 'control-plane':
+      return runControlPlane(file, values);
     default:
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
@@ -87,21 +98,34 @@ function positiveInt(value: unknown, name: string): number | undefined {
   return n;
 }
 
+function workerCount(value: unknown): number {
+  if (value === 'auto') return os.availableParallelism();
+  const n = positiveInt(value ?? '1', 'concurrency');
+  return n ?? 1;
+}
+
 async function runProxy(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let proxy: Proxy;
+  let workers: number;
+  let proxyOptions: WorkerProxyOptions;
   try {
-    const loaded = loadBootstrapFile(file);
-    proxy = await Proxy.start({
-      loaded,
-      logger,
+    workers = workerCount(values.concurrency);
+    proxyOptions = {
       drainTimeoutMs: Number(values['drain-time-s']) * 1000,
       shadowLimits: {
         maxInFlightPerCluster: positiveInt(values['shadow-max-inflight'], 'shadow-max-inflight'),
         maxBufferedBodyBytes: positiveInt(values['shadow-max-buffer-bytes'], 'shadow-max-buffer-bytes'),
       },
-      commandLine: { config_path: file, ...values },
-    });
+    };
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  if (workers > 1) return runSupervisor(file, workers, proxyOptions, values, logger);
+  try {
+    const loaded = loadBootstrapFile(file);
+    proxy = await Proxy.start({ loaded, logger, ...proxyOptions, commandLine: { config_path: file, ...values } });
   } catch (err) {
     return reportConfigError(file, err);
   }
@@ -128,14 +152,74 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
   });
 }
 
-void main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // Flush logs, then leave even if a keep-alive socket lingers.
-    setTimeout(() => process.exit(code), 50).unref();
-  },
-  (err: unknown) => {
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+async function runControlPlane(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
+  const logger = createLogger(String(values['log-level']));
+  let cp: ControlPlane;
+  try {
+    cp = await startControlPlane({
+      resourcesFile: file,
+      listen: parseHostPort(String(values.listen), '127.0.0.1'),
+      admin: values.admin ? parseHostPort(String(values.admin), '127.0.0.1') : undefined,
+      logger,
+    });
+  } catch (err) {
+    return reportConfigError(file, err);
+  }
+  logger.info({ port: cp.port, admin: cp.adminPort }, 'control plane serving');
+  return new Promise<number>((resolve) => {
+    const stop = (): void => void cp.close().then(() => resolve(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+/** `--concurrency N`: this process supervises N workers that share the listeners. */
+async function runSupervisor(file: string, workers: number, proxy: WorkerProxyOptions, values: Record<string, unknown>, logger: Logger): Promise<number> {
+  let supervisor: Supervisor;
+  try {
+    supervisor = new Supervisor({ configFile: file, workers, logger, proxy, commandLine: { config_path: file, ...values } });
+    await supervisor.start();
+  } catch (err) {
+    return reportConfigError(file, err);
+  }
+  logger.info({ workers }, 'serving with worker processes');
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      void supervisor.stop().then(() => resolve(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      try {
+        supervisor.reload();
+      } catch (err) {
+        const detail = err instanceof ConfigError ? err.issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message];
+        logger.error({ errors: detail }, 'SIGHUP reload rejected; the previous configuration stays');
+      }
+    });
+  });
+}
+
+if (process.env.SIDEMIRROR_ROLE === 'worker') {
+  runWorker(createLogger(process.env.SIDEMIRROR_LOG_LEVEL));
+} else {
+  start();
+}
+
+function start(): void {
+  void main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Flush logs, then leave even if a keep-alive socket lingers.
+      setTimeout(() => process.exit(code), 50).unref();
+    },
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

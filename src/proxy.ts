@@ -1,4 +1,5 @@
 import * as os from 'node:os';
+import { clustersJson, clustersText } from './admin/clusters-text';
 import { configDump } from './admin/config-dump';
 import { AdminServer, type ServerState } from './admin/server';
 import { ConfigError } from './config/errors';
@@ -16,7 +17,8 @@ import { StatsScopes } from './stats/scopes';
 import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
-import { XdsClient } from './xds/xds-client';
+import type { DynamicConfigSink } from './xds/dynamic-config';
+import { type DynamicSource, XdsClient } from './xds/xds-client';
 
 export interface ProxyOptions {
   readonly loaded: LoadedBootstrap;
@@ -29,6 +31,20 @@ export interface ProxyOptions {
   readonly commandLine?: Readonly<Record<string, unknown>>;
   /** How long start() waits for the first xDS config before serving anyway (Envoy: 15 s). */
   readonly initialFetchTimeoutMs?: number;
+  /** Where dynamic config comes from; default: an ADS client to the bootstrap's ads_config cluster. */
+  readonly dynamicSource?: (bootstrap: Bootstrap, sink: DynamicConfigSink) => DynamicSource;
+  /** false: never open the admin port (workers leave it to the supervisor). */
+  readonly admin?: boolean;
+}
+
+/** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry): XdsClient {
+  const dyn = b.dynamicResources!;
+  const adsCluster = b.clusters.find((c) => c.name === dyn.adsClusterName);
+  const ep = adsCluster?.loadAssignment?.endpoints[0];
+  if (!ep) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: `cluster "${dyn.adsClusterName}" has no endpoint to reach the management server` }]);
+  const host = ep.address.host.includes(':') ? `[${ep.address.host}]` : ep.address.host;
+  return new XdsClient({ target: `${host}:${ep.address.port}`, node: b.node, logger, stats, sink });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
@@ -57,7 +73,7 @@ export class Proxy {
   #state: ServerState = 'INITIALIZING';
   readonly #startedAt = new Date();
   #onQuit: () => void = () => undefined;
-  #xds: XdsClient | null = null;
+  #xds: DynamicSource | null = null;
   #dynamicClusters: readonly Cluster[] = [];
   #dynamicListeners: readonly Listener[] = [];
   #routeTables = new Map<string, RouteTable>();
@@ -79,7 +95,7 @@ export class Proxy {
       // Like Envoy's init manager: serve once xDS delivered its first config, or after the timeout.
       if (proxy.#xds) await waitAtMost(proxy.#xds.config.ready, options.initialFetchTimeoutMs ?? 15_000);
       const admin = options.loaded.bootstrap.admin;
-      if (admin) {
+      if (admin && options.admin !== false) {
         proxy.#admin = new AdminServer(proxy.#adminSources(), proxy.logger);
         const bound = await proxy.#admin.listen(admin.address);
         proxy.logger.info({ address: bound }, 'admin listening');
@@ -156,38 +172,29 @@ export class Proxy {
     await this.listeners.apply(compileListeners([...b.listeners, ...this.#dynamicListeners], this.runtime, deps, routesFor));
   }
 
-  /** Connects to the management server named by `ads_config` and applies what it sends. */
+  /** Starts the dynamic config source (the ADS client by default) and applies what it delivers. */
   #startXds(b: Bootstrap): void {
-    const dyn = b.dynamicResources!;
-    const adsCluster = b.clusters.find((c) => c.name === dyn.adsClusterName);
-    const ep = adsCluster?.loadAssignment?.endpoints[0];
-    if (!ep) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: `cluster "${dyn.adsClusterName}" has no endpoint to reach the management server` }]);
-    const host = ep.address.host.includes(':') ? `[${ep.address.host}]` : ep.address.host;
-    this.#xds = new XdsClient({
-      target: `${host}:${ep.address.port}`,
-      node: b.node,
-      logger: this.logger,
-      stats: this.stats,
-      sink: {
-        setClusters: async (clusters) => {
-          this.#dynamicClusters = clusters;
-          await this.clusters.update([...this.#loaded.bootstrap.clusters, ...clusters]);
-        },
-        setLoadAssignment: (cla) => this.clusters.setLoadAssignment(cla),
-        setRoutes: (routes) => {
-          this.#routeTables = new Map([...routes].map(([name, rc]) => [name, new RouteTable(rc, this.runtime)]));
-        },
-        setListeners: async (listeners) => {
-          this.#dynamicListeners = listeners;
-          await this.#applyListeners();
-        },
+    const sink: DynamicConfigSink = {
+      setClusters: async (clusters) => {
+        this.#dynamicClusters = clusters;
+        await this.clusters.update([...this.#loaded.bootstrap.clusters, ...clusters]);
       },
-    });
+      setLoadAssignment: (cla) => this.clusters.setLoadAssignment(cla),
+      setRoutes: (routes) => {
+        this.#routeTables = new Map([...routes].map(([name, rc]) => [name, new RouteTable(rc, this.runtime)]));
+      },
+      setListeners: async (listeners) => {
+        this.#dynamicListeners = listeners;
+        await this.#applyListeners();
+      },
+    };
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats));
+    this.#xds = factory(b, sink);
     this.#xds.start();
   }
 
   /** The xDS client, when the bootstrap has dynamic_resources. */
-  get xds(): XdsClient | null {
+  get xds(): DynamicSource | null {
     return this.#xds;
   }
 
@@ -204,15 +211,15 @@ export class Proxy {
     return {
       stats: this.stats,
       runtime: this.runtime,
-      clusters: this.clusters,
-      listeners: this.listeners,
+      clustersText: async () => clustersText(this.clusters.all(), this.#xds?.config.clusterVersion() ?? 'static'),
+      clustersJson: async () => clustersJson(this.clusters.all()),
+      listeners: async () => this.listeners.listeners(),
       node: this.#loaded.bootstrap.node,
       startedAt: this.#startedAt,
       version,
       commandLine: this.options.commandLine ?? {},
       state: () => this.#state,
       configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
-      clustersVersion: () => this.#xds?.config.clusterVersion() ?? 'static',
       quit: () => this.#onQuit(),
     };
   }

@@ -1,29 +1,39 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeInfo, SocketAddress } from '../config/model';
-import type { ListenerManager } from '../listener/listener-manager';
 import type { Logger } from '../log/logger';
-import type { LayeredRuntime } from '../runtime/runtime';
-import type { StatsRegistry } from '../stats/registry';
-import type { ClusterManager } from '../upstream/cluster-manager';
-import { clustersJson, clustersText } from './clusters-text';
+import type { RuntimeEntry } from '../runtime/runtime';
+
+/** The stats pages' view: one process's registry, or the workers' aggregated. */
+export interface StatsView {
+  prometheus(): Promise<string>;
+  readonly prometheusContentType: string;
+  text(filter?: RegExp): Promise<string>;
+  json(): Promise<{ stats: Array<{ name: string; value: number }> }>;
+  resetCounters(): void;
+}
+
+export interface RuntimeControl {
+  entries(): RuntimeEntry[];
+  modify(key: string, value: string): void;
+}
 
 export type ServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
 
 /** What the admin pages read; the admin server writes only runtime. */
 export interface AdminSources {
-  readonly stats: StatsRegistry;
-  readonly runtime: LayeredRuntime;
-  readonly clusters: ClusterManager;
-  readonly listeners: ListenerManager;
+  readonly stats: StatsView;
+  readonly runtime: RuntimeControl;
+  /** Envoy's /clusters text and JSON (one process, or summed over workers). */
+  clustersText(): Promise<string>;
+  clustersJson(): Promise<unknown>;
+  listeners(): Promise<ReadonlyArray<{ name: string; address: AddressInfo }>>;
   readonly node: NodeInfo;
   readonly startedAt: Date;
   readonly version: string;
   readonly commandLine: Readonly<Record<string, unknown>>;
   state(): ServerState;
   configDump(): unknown;
-  /** The version of the cluster set (`static` for a static bootstrap). */
-  clustersVersion(): string;
   /** POST /quitquitquit. */
   quit(): void;
 }
@@ -142,14 +152,13 @@ export class AdminServer {
     return { type: this.src.stats.prometheusContentType, body: await this.src.stats.prometheus() };
   }
 
-  #clusters(url: URL): Reply {
-    const clusters = this.src.clusters.all();
-    if (url.searchParams.get('format') === 'json') return json(clustersJson(clusters));
-    return text(clustersText(clusters, this.src.clustersVersion()));
+  async #clusters(url: URL): Promise<Reply> {
+    if (url.searchParams.get('format') === 'json') return json(await this.src.clustersJson());
+    return text(await this.src.clustersText());
   }
 
-  #listeners(url: URL): Reply {
-    const all = this.src.listeners.listeners();
+  async #listeners(url: URL): Promise<Reply> {
+    const all = await this.src.listeners();
     if (url.searchParams.get('format') === 'json') {
       return json({
         listener_statuses: all.map((l) => ({ name: l.name, local_address: { socket_address: { address: l.address.address, port_value: l.address.port } } })),

@@ -1,4 +1,4 @@
-import { IssueCollector } from './errors';
+import { IssueCollector, joinPath } from './errors';
 import type { Bootstrap, Cluster, ClusterSpecifier, MirrorPolicy, RouteConfiguration } from './model';
 
 // Checks that span resources: names that must be unique, and references that must resolve.
@@ -67,4 +67,9 @@ function validateMirrorTargets(policies: readonly MirrorPolicy[], clusters: Read
 
 export function clusterNames(clusters: readonly Cluster[]): Set<string> {
   return new Set(clusters.map((c) => c.name));
+}
+
+/** A cluster's own mirror policies (HttpProtocolOptions) must name existing clusters too. */
+export function validateClusterMirrorTargets(c: Cluster, clusters: ReadonlySet<string>, path: string, issues: IssueCollector): void {
+  validateMirrorTargets(c.mirrorPolicies, clusters, joinPath(path, 'typed_extension_protocol_options'), issues);
 }

@@ -11,6 +11,13 @@ export interface Runtime {
   get(key: string): string | undefined;
 }
 
+export interface RuntimeEntry {
+  readonly key: string;
+  readonly staticValue: string | undefined;
+  readonly adminValue: string | undefined;
+  readonly finalValue: string;
+}
+
 /** Two layers, like Envoy's: the bootstrap's static layer below an admin layer that /runtime_modify writes. */
 export class LayeredRuntime implements Runtime {
   #staticLayer: ReadonlyMap<string, string>;
@@ -48,7 +55,7 @@ export class LayeredRuntime implements Runtime {
   }
 
   /** Every key with its layered values, for the admin /runtime page. */
-  entries(): Array<{ key: string; staticValue: string | undefined; adminValue: string | undefined; finalValue: string }> {
+  entries(): RuntimeEntry[] {
     const keys = new Set([...this.#staticLayer.keys(), ...this.#adminLayer.keys()]);
     return [...keys].sort().map((key) => ({
       key,

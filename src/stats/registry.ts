@@ -16,9 +16,44 @@ const XDS_TEXT_PREFIX: Record<string, string> = { cds: 'cluster_manager.cds', ld
 
 const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
+/** Envoy dotted name of each metric, by Prometheus name; the same for every registry. */
+const TEXT_NAMES = new Map<string, TextName>();
+
+export type MetricsJson = Awaited<ReturnType<prom.Registry['getMetricsAsJSON']>>;
+
+/**
+ * Envoy's plain /stats from prom-client's JSON: `name: value` lines, sorted; histograms as count
+ * and sum. `filter` is a regular expression matched anywhere in the name, as Envoy's is.
+ */
+export function renderText(metrics: MetricsJson, filter?: RegExp): string {
+  const lines: string[] = [];
+  for (const metric of metrics) {
+    const toText = TEXT_NAMES.get(metric.name);
+    if (!toText) continue;
+    for (const v of metric.values as Array<{ value: number; labels: LabelValues; metricName?: string }>) {
+      if (String(metric.type) === 'histogram') {
+        if (v.metricName?.endsWith('_count')) lines.push(`${toText(v.labels)}.count: ${v.value}`);
+        else if (v.metricName?.endsWith('_sum')) lines.push(`${toText(v.labels)}.sum: ${v.value}`);
+      } else {
+        lines.push(`${toText(v.labels)}: ${v.value}`);
+      }
+    }
+  }
+  return lines.filter((l) => !filter || filter.test(l.slice(0, l.indexOf(':')))).sort().join('\n') + '\n';
+}
+
+/** /stats?format=json from the text form. */
+export function textToJson(text: string): { stats: Array<{ name: string; value: number }> } {
+  return {
+    stats: text.trim().split('\n').filter(Boolean).map((line) => {
+      const i = line.lastIndexOf(': ');
+      return { name: line.slice(0, i), value: Number(line.slice(i + 2)) };
+    }),
+  };
+}
+
 export class StatsRegistry {
   readonly registry = new prom.Registry();
-  readonly #textNames = new Map<string, TextName>();
 
   readonly clusterRqTotal = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name'], cluster('upstream_rq_total'));
   readonly clusterRqCompleted = this.#counter('envoy_cluster_upstream_rq_completed', 'Upstream requests completed', ['envoy_cluster_name'], cluster('upstream_rq_completed'));
@@ -55,17 +90,17 @@ export class StatsRegistry {
     (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
 
   #counter(name: string, help: string, labelNames: string[], text: TextName): prom.Counter<string> {
-    this.#textNames.set(name, text);
+    TEXT_NAMES.set(name, text);
     return new prom.Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
   #gauge(name: string, help: string, labelNames: string[], text: TextName): prom.Gauge<string> {
-    this.#textNames.set(name, text);
+    TEXT_NAMES.set(name, text);
     return new prom.Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
   #histogram(name: string, help: string, labelNames: string[], text: TextName): prom.Histogram<string> {
-    this.#textNames.set(name, text);
+    TEXT_NAMES.set(name, text);
     return new prom.Histogram({ name, help, labelNames, buckets: MS_BUCKETS, registers: [this.registry] });
   }
 
@@ -78,35 +113,12 @@ export class StatsRegistry {
     return this.registry.contentType;
   }
 
-  /**
-   * Envoy's plain /stats: `name: value` lines, sorted; histograms as count and sum.
-   * `filter` is a regular expression matched anywhere in the name, as Envoy's is.
-   */
   async text(filter?: RegExp): Promise<string> {
-    const lines: string[] = [];
-    for (const metric of await this.registry.getMetricsAsJSON()) {
-      const toText = this.#textNames.get(metric.name);
-      if (!toText) continue;
-      for (const v of metric.values as Array<{ value: number; labels: LabelValues; metricName?: string }>) {
-        if (String(metric.type) === 'histogram') {
-          if (v.metricName?.endsWith('_count')) lines.push(`${toText(v.labels)}.count: ${v.value}`);
-          else if (v.metricName?.endsWith('_sum')) lines.push(`${toText(v.labels)}.sum: ${v.value}`);
-        } else {
-          lines.push(`${toText(v.labels)}: ${v.value}`);
-        }
-      }
-    }
-    return lines.filter((l) => !filter || filter.test(l.slice(0, l.indexOf(':')))).sort().join('\n') + '\n';
+    return renderText(await this.registry.getMetricsAsJSON(), filter);
   }
 
   async json(): Promise<{ stats: Array<{ name: string; value: number }> }> {
-    const text = await this.text();
-    return {
-      stats: text.trim().split('\n').filter(Boolean).map((line) => {
-        const i = line.lastIndexOf(': ');
-        return { name: line.slice(0, i), value: Number(line.slice(i + 2)) };
-      }),
-    };
+    return textToJson(await this.text());
   }
 
   resetCounters(): void {

@@ -11,7 +11,7 @@ import {
   decodeResourceBytes,
 } from '../config/resources';
 import type { Logger } from '../log/logger';
-import type { TypeSubscriber, Verdict, XdsMux } from './mux';
+import type { Subscriptions, TypeSubscriber, Verdict } from './mux';
 
 /** Where accepted, warmed resources go: the proxy's cluster manager, route registry and listeners. */
 export interface DynamicConfigSink {
@@ -60,7 +60,7 @@ export class DynamicConfig {
   readonly ready = new Promise<void>((resolve) => (this.#resolveReady = resolve));
 
   constructor(
-    private readonly mux: XdsMux,
+    private readonly mux: Subscriptions,
     private readonly sink: DynamicConfigSink,
     private readonly logger: Logger,
     private readonly observer: UpdateObserver,

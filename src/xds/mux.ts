@@ -19,12 +19,21 @@ interface TypeState {
   nonce: string;
 }
 
+/** What the consumer side needs of a subscription source: the mux, or a worker's IPC feed. */
+export interface Subscriptions {
+  watch(typeUrl: string, names: string[] | null, subscriber: TypeSubscriber): void;
+  setNames(typeUrl: string, names: string[]): void;
+  version(typeUrl: string): string;
+}
+
 export interface MuxObserver {
+  /** A response was accepted (after its ACK was written); workers are fed from here. */
+  onAccepted?(response: DiscoveryResponse): void;
   onAck?(typeUrl: string, version: string): void;
   onNack?(typeUrl: string, version: string, error: string): void;
 }
 
-export class XdsMux {
+export class XdsMux implements Subscriptions {
   readonly #types = new Map<string, TypeState>();
   #stream: AdsStream | null = null;
   #sentNode = false;
@@ -84,6 +93,7 @@ export class XdsMux {
       state.version = response.version_info;
       this.#send(response.type_url, state, state.version);
       this.observer.onAck?.(response.type_url, response.version_info);
+      this.observer.onAccepted?.(response);
     } else {
       // NACK: the previous version stays, and we say why.
       this.#send(response.type_url, state, state.version, verdict);

@@ -3,7 +3,7 @@ import type { NodeInfo } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { StatsRegistry } from '../stats/registry';
 import { version } from '../version';
-import { AdsStream, type BackoffOptions } from './ads-stream';
+import { AdsStream, type BackoffOptions, type DiscoveryResponse } from './ads-stream';
 import { DynamicConfig, type DynamicConfigSink } from './dynamic-config';
 import { XdsMux } from './mux';
 
@@ -15,10 +15,19 @@ export interface XdsClientOptions {
   readonly logger: Logger;
   readonly stats: StatsRegistry;
   readonly backoff?: BackoffOptions;
+  /** Every accepted response, as received (the supervisor forwards them to its workers). */
+  readonly onAccepted?: (response: DiscoveryResponse) => void;
+}
+
+/** A source of dynamic config the proxy can start and stop: this client, or a worker's IPC feed. */
+export interface DynamicSource {
+  readonly config: DynamicConfig;
+  start(): void;
+  close(): void;
 }
 
 /** The sidecar's ADS client: stream → mux → typed subscriptions → the proxy (Envoy's layering). */
-export class XdsClient {
+export class XdsClient implements DynamicSource {
   readonly config: DynamicConfig;
   readonly #stream: AdsStream;
 
@@ -27,6 +36,7 @@ export class XdsClient {
     const mux = new XdsMux(
       { id: o.node.id, cluster: o.node.cluster, user_agent_name: 'sidemirror', user_agent_version: version },
       {
+        onAccepted: o.onAccepted,
         onAck: (typeUrl, v) => o.logger.info({ type: shortName(typeUrl), version: v }, 'xDS ACK'),
         onNack: (typeUrl, v, error) => o.logger.warn({ type: shortName(typeUrl), version: v, error }, 'xDS NACK'),
       },

@@ -1,0 +1,54 @@
+import type { ResourceTypeUrl } from '../../config/resources';
+import type { NodeOverride, ResourceEntry, ResourceMap, ResourceSet } from '../resources-file';
+
+// Which resources a node sees: the base set, then the override matching its cluster, then the
+// one matching its id — applied in that order so an id match wins over a cluster match.
+
+export interface NodeKey {
+  readonly id: string;
+  readonly cluster: string;
+}
+
+/** A stable string for a node: nodes with the same id and cluster see the same resources. */
+export function nodeKeyString(node: NodeKey): string {
+  return JSON.stringify([node.id, node.cluster]);
+}
+
+/** The overrides that apply to `node`, weakest first (cluster before id). */
+export function matchingOverrides(set: ResourceSet, node: NodeKey): NodeOverride[] {
+  const byCluster = set.overrides.filter((o) => o.match.kind === 'cluster' && o.match.value === node.cluster);
+  const byId = set.overrides.filter((o) => o.match.kind === 'id' && o.match.value === node.id);
+  return [...byCluster, ...byId];
+}
+
+/** Base resources with each override laid over them: same type and name replaces, new names add. */
+export function overlay(base: ResourceMap, overrides: readonly NodeOverride[]): ResourceMap {
+  if (overrides.length === 0) return base;
+  const out = new Map<ResourceTypeUrl, Map<string, ResourceEntry>>();
+  for (const [type, byName] of base) out.set(type, new Map(byName));
+  for (const o of overrides) {
+    for (const [type, byName] of o.resources) {
+      let target = out.get(type);
+      if (!target) out.set(type, (target = new Map()));
+      for (const [name, entry] of byName) target.set(name, entry);
+    }
+  }
+  return out;
+}
+
+export function resolveForNode(set: ResourceSet, node: NodeKey): ResourceMap {
+  return overlay(set.base, matchingOverrides(set, node));
+}
+
+/**
+ * Every distinct resource view a node could get: the base, each override alone, and each
+ * cluster override combined with each id override (a node has one id and one cluster, and
+ * overrides are unique per id/cluster, so this covers every node, connected or not).
+ */
+export function possibleViews(set: ResourceSet): Array<{ overrides: NodeOverride[]; resources: ResourceMap }> {
+  const byCluster = set.overrides.filter((o) => o.match.kind === 'cluster');
+  const byId = set.overrides.filter((o) => o.match.kind === 'id');
+  const combos: NodeOverride[][] = [[], ...set.overrides.map((o) => [o])];
+  for (const c of byCluster) for (const i of byId) combos.push([c, i]);
+  return combos.map((overrides) => ({ overrides, resources: overlay(set.base, overrides) }));
+}

@@ -1,0 +1,118 @@
+import { ConfigError } from '../config/errors';
+import { type Logger, createLogger } from '../log/logger';
+import { type AdminApi, startAdminApi } from './admin-api';
+import { SnapshotCache } from './cache/snapshot-cache';
+import { ControlPlaneMetrics } from './metrics';
+import { AdsServer } from './server/ads-server';
+import { NodeStatusRegistry } from './server/node-status';
+import { ResourceApplier } from './sources/apply';
+import { FileSource } from './sources/file-source';
+
+// The control plane's composition root: cache, sources, gRPC server and admin API, wired here and
+// nowhere else. Everything is started and stopped through the returned handle.
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ControlPlaneOptions {
+  /** A watched resources file (YAML/JSON); an invalid edit keeps the previous snapshot. */
+  readonly resourcesFile?: string;
+  /** Initial resources as text, when there is no file (tests, PUT-only setups). */
+  readonly initialText?: string;
+  /** gRPC (xDS) address; port 0 picks a free port. */
+  readonly listen: HostPort;
+  /** HTTP admin address; no admin API when omitted. */
+  readonly admin?: HostPort;
+  readonly logger?: Logger;
+  /** Debounce of file change events (ms); 100 by default. */
+  readonly watchDebounceMs?: number;
+}
+
+export interface ControlPlane {
+  /** The bound gRPC port. */
+  readonly port: number;
+  /** The bound admin port, or null without an admin API. */
+  readonly adminPort: number | null;
+  readonly cache: SnapshotCache;
+  readonly status: NodeStatusRegistry;
+  readonly metrics: ControlPlaneMetrics;
+  /** Replaces the resources from text; returns the new version or throws ConfigError (previous kept). */
+  setResourcesText(text: string): string;
+  /** Graceful: stops watching, ends streams, closes the gRPC server and the admin API. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the control plane. Rejects with ConfigError when the initial resources are unreadable,
+ * invalid or inconsistent (nothing is left listening), so a CLI can exit non-zero.
+ */
+export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
+  if (o.resourcesFile !== undefined && o.initialText !== undefined) {
+    throw new TypeError('startControlPlane: give resourcesFile or initialText, not both');
+  }
+  const logger = (o.logger ?? createLogger()).child({ component: 'control-plane' });
+  const cache = new SnapshotCache();
+  const status = new NodeStatusRegistry();
+  const metrics = new ControlPlaneMetrics();
+  const applier = new ResourceApplier(cache, logger);
+
+  // Resources first: a bad initial config must fail before any port is bound.
+  let fileSource: FileSource | null = null;
+  if (o.resourcesFile !== undefined) {
+    fileSource = new FileSource(o.resourcesFile, applier, logger, o.watchDebounceMs);
+    fileSource.start();
+  } else if (o.initialText !== undefined) {
+    const result = applier.apply(o.initialText, 'initial resources');
+    if (!result.ok) throw result.error;
+  }
+
+  let closing = false;
+  const ads = new AdsServer({ cache, status, metrics, logger });
+  let admin: AdminApi | null = null;
+  let port: number;
+  try {
+    port = await ads.listen(o.listen.host, o.listen.port);
+    if (o.admin) admin = await startAdminApi(o.admin.host, o.admin.port, { cache, status, metrics, applier, logger, ready: () => !closing });
+  } catch (err) {
+    fileSource?.close();
+    await ads.close(0);
+    throw err;
+  }
+  logger.info({ grpc: `${o.listen.host}:${port}`, admin: admin ? `${o.admin!.host}:${admin.port}` : null, version: cache.version }, 'control plane listening');
+
+  let closed: Promise<void> | null = null;
+  return {
+    port,
+    adminPort: admin?.port ?? null,
+    cache,
+    status,
+    metrics,
+    setResourcesText(text: string): string {
+      const result = applier.apply(text, 'setResourcesText');
+      if (!result.ok) throw result.error;
+      return result.version;
+    },
+    close(): Promise<void> {
+      closed ??= (async () => {
+        closing = true;
+        fileSource?.close();
+        await ads.close();
+        await admin?.close();
+        logger.info('control plane stopped');
+      })();
+      return closed;
+    },
+  };
+}
+
+/** `127.0.0.1:18000`, `[::1]:18000`, `:18000` or `18000` (host defaults to `defaultHost`) → {host, port}. */
+export function parseHostPort(text: string, defaultHost = '0.0.0.0'): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim()) ?? /^()()(\d+)$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError([{ path: '', message: `expected HOST:PORT (e.g. 127.0.0.1:18000), got "${text}"` }]);
+  }
+  return { host: m[1] || m[2] || defaultHost, port };
+}

@@ -1,0 +1,164 @@
+import * as grpc from '@grpc/grpc-js';
+import type { HealthImplementation } from 'grpc-health-check';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl, isWildcardType } from '../../config/resources';
+import type { Logger } from '../../log/logger';
+import { type NodeKey, nodeKeyString } from '../cache/node-resources';
+import type { SnapshotCache } from '../cache/snapshot-cache';
+import type { ControlPlaneMetrics } from '../metrics';
+import { discoveryResponse, readDiscoveryRequest, serviceDefinition } from './codec';
+import { ADS_SERVICE, addIntrospection } from './introspection';
+import type { NodeStatusRegistry } from './node-status';
+import { StreamError, XdsStream } from './xds-stream';
+
+// The gRPC face of the control plane: ADS and the four per-type services on one grpc-js server,
+// each stream driven by an XdsStream, every open stream pushed to when the cache changes.
+// Delta xDS is not implemented yet (DESIGN §4) and answers UNIMPLEMENTED.
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Plain = Record<string, any>;
+type Duplex = grpc.ServerDuplexStream<Plain, Plain>;
+
+/** Per-type services: service name, the suffix of its method names, and the type it serves. */
+const PER_TYPE_SERVICES: ReadonlyArray<[string, string, ResourceTypeUrl]> = [
+  ['envoy.service.listener.v3.ListenerDiscoveryService', 'Listeners', LISTENER_TYPE],
+  ['envoy.service.route.v3.RouteDiscoveryService', 'Routes', ROUTE_TYPE],
+  ['envoy.service.cluster.v3.ClusterDiscoveryService', 'Clusters', CLUSTER_TYPE],
+  ['envoy.service.endpoint.v3.EndpointDiscoveryService', 'Endpoints', ENDPOINT_TYPE],
+];
+
+export interface AdsServerOptions {
+  readonly cache: SnapshotCache;
+  readonly status: NodeStatusRegistry;
+  readonly metrics: ControlPlaneMetrics;
+  readonly logger: Logger;
+}
+
+export class AdsServer {
+  private readonly server = new grpc.Server();
+  private readonly streams = new Map<Duplex, XdsStream>();
+  /** Open streams per node key, so the cache can forget a node once its last stream is gone. */
+  private readonly perNode = new Map<string, number>();
+  private readonly health: HealthImplementation;
+  private readonly unwatch: () => void;
+
+  constructor(private readonly o: AdsServerOptions) {
+    const deltaUnimplemented = (call: Duplex): void => {
+      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'delta xDS is not implemented; use the state-of-the-world methods' });
+    };
+    this.server.addService(serviceDefinition(ADS_SERVICE), {
+      StreamAggregatedResources: (call: Duplex) => this.openStream(call, null),
+      DeltaAggregatedResources: deltaUnimplemented,
+    });
+    for (const [service, suffix, type] of PER_TYPE_SERVICES) {
+      this.server.addService(serviceDefinition(service), {
+        [`Stream${suffix}`]: (call: Duplex) => this.openStream(call, type),
+        [`Delta${suffix}`]: deltaUnimplemented,
+        [`Fetch${suffix}`]: (call: grpc.ServerUnaryCall<Plain, Plain>, cb: grpc.sendUnaryData<Plain>) => this.fetch(call, cb, type),
+      });
+    }
+    this.health = addIntrospection(this.server, [ADS_SERVICE, ...PER_TYPE_SERVICES.map(([s]) => s)]);
+    // One cache change → every stream re-checks its types (in CDS, EDS, LDS, RDS order).
+    this.unwatch = o.cache.watch(() => {
+      for (const stream of this.streams.values()) stream.push();
+    });
+  }
+
+  /** Binds host:port (port 0 picks a free one) and resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+  }
+
+  /** Open xDS streams right now. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Stops serving: health goes NOT_SERVING, streams end with OK, then the server shuts down (forced after graceMs). */
+  close(graceMs = 2000): Promise<void> {
+    this.unwatch();
+    this.health.setStatus('', 'NOT_SERVING');
+    for (const call of [...this.streams.keys()]) {
+      if (!call.writableEnded) call.end();
+      this.closeStream(call);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.forceShutdown(), graceMs);
+      timer.unref();
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private openStream(call: Duplex, fixedType: ResourceTypeUrl | null): void {
+    const stream = new XdsStream({
+      ...this.o,
+      fixedType,
+      send: (response) => {
+        if (!call.cancelled && !call.writableEnded) call.write(response);
+      },
+    });
+    this.streams.set(call, stream);
+    this.o.metrics.connectedStreams.inc();
+    call.on('data', (raw: Plain) => {
+      try {
+        const known = stream.nodeKey;
+        stream.handle(readDiscoveryRequest(raw));
+        if (!known && stream.nodeKey) this.countNode(stream.nodeKey, +1);
+      } catch (err) {
+        // A bug must cost one stream, not the whole control plane.
+        const code = err instanceof StreamError ? err.code : grpc.status.INTERNAL;
+        const details = err instanceof Error ? err.message : String(err);
+        this.o.logger.warn({ node: stream.nodeKey?.id, peer: call.getPeer(), code, error: details }, 'xDS stream ended with an error');
+        call.emit('error', { code, details });
+        this.closeStream(call);
+      }
+    });
+    // The client half-closed: finish our side too.
+    call.on('end', () => {
+      if (!call.writableEnded) call.end();
+      this.closeStream(call);
+    });
+    call.on('cancelled', () => this.closeStream(call));
+    call.on('close', () => this.closeStream(call));
+  }
+
+  private closeStream(call: Duplex): void {
+    const stream = this.streams.get(call);
+    if (!stream) return;
+    this.streams.delete(call);
+    this.o.metrics.connectedStreams.dec();
+    stream.close();
+    if (stream.nodeKey) this.countNode(stream.nodeKey, -1);
+  }
+
+  private countNode(node: NodeKey, delta: number): void {
+    const key = nodeKeyString(node);
+    const n = (this.perNode.get(key) ?? 0) + delta;
+    if (n > 0) {
+      this.perNode.set(key, n);
+    } else {
+      this.perNode.delete(key);
+      this.o.cache.forget(node);
+    }
+  }
+
+  /** Unary Fetch*: the node's current resources of the type (all of them when no names are given). */
+  private fetch(call: grpc.ServerUnaryCall<Plain, Plain>, cb: grpc.sendUnaryData<Plain>, type: ResourceTypeUrl): void {
+    const req = readDiscoveryRequest(call.request);
+    if (!req.node) {
+      cb({ code: grpc.status.INVALID_ARGUMENT, details: 'node is required' });
+      return;
+    }
+    const snap = this.o.cache.snapshotFor(req.node).types.get(type)!;
+    if (!this.perNode.has(nodeKeyString(req.node))) this.o.cache.forget(req.node); // a fetch holds no watch
+    const wildcard = req.resourceNames.length === 0 || (isWildcardType(type) && req.resourceNames.includes('*'));
+    const names = new Set(req.resourceNames);
+    const bytes = [...snap.resources.values()].filter((e) => wildcard || names.has(e.name)).map((e) => e.bytes);
+    cb(null, discoveryResponse(type, snap.version, '', bytes));
+  }
+}

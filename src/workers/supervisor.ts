@@ -1,0 +1,228 @@
+import cluster, { type Worker } from 'node:cluster';
+import * as fs from 'node:fs';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import { configDump } from '../admin/config-dump';
+import { AdminServer, type ServerState, type StatsView } from '../admin/server';
+import { ConfigError } from '../config/errors';
+import { type LoadedBootstrap, loadBootstrapText } from '../config/load';
+import { type ResourceTypeUrl, TYPE_ORDER, isResourceType, isWildcardType, resourceMessageType, resourceName } from '../config/resources';
+import type { Logger } from '../log/logger';
+import { LayeredRuntime } from '../runtime/runtime';
+import { type MetricsJson, StatsRegistry, renderText, textToJson } from '../stats/registry';
+import { version } from '../version';
+import type { DiscoveryResponse } from '../xds/ads-stream';
+import { XdsClient } from '../xds/xds-client';
+import { type FromWorker, MARK, type ToWorker, type WorkerProxyOptions, type XdsPush } from './messages';
+
+export interface SupervisorOptions {
+  readonly configFile: string;
+  readonly workers: number;
+  readonly logger: Logger;
+  readonly proxy: WorkerProxyOptions;
+  readonly commandLine: Readonly<Record<string, unknown>>;
+}
+
+type Query = Extract<ToWorker, { t: 'query' }>['what'];
+
+/**
+ * The main process of `--concurrency N`: holds the config (the bootstrap file and, under xDS, the
+ * one ADS stream), hands every accepted snapshot to N workers that share the listeners, answers
+ * the admin port with stats aggregated over the workers, and replaces a worker that dies.
+ */
+export class Supervisor {
+  readonly stats = new StatsRegistry();
+  readonly runtime: LayeredRuntime;
+  #text: string;
+  #loaded: LoadedBootstrap;
+  readonly #loadedAt = new Date();
+  readonly #startedAt = new Date();
+  #xds: XdsClient | null = null;
+  /** The accepted xDS state, replayed to a worker that starts late. */
+  readonly #accepted = new Map<ResourceTypeUrl, { version: string; resources: Map<string, { type_url: string; value: string }> }>();
+  #admin: AdminServer | null = null;
+  #state: ServerState = 'INITIALIZING';
+  #stopping = false;
+  #queryId = 0;
+  readonly #replies = new Map<number, (data: unknown) => void>();
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.#text = fs.readFileSync(o.configFile, 'utf8');
+    this.#loaded = loadBootstrapText(this.#text);
+    this.runtime = new LayeredRuntime(this.#loaded.bootstrap.runtime);
+  }
+
+  async start(): Promise<void> {
+    cluster.setupPrimary({ execArgv: process.execArgv });
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.o.workers; i++) ready.push(this.#fork());
+    await Promise.all(ready);
+    if (this.#loaded.bootstrap.dynamicResources) this.#startXds();
+    const admin = this.#loaded.bootstrap.admin;
+    if (admin) {
+      this.#admin = new AdminServer(this.#adminSources(), this.o.logger);
+      await this.#admin.listen(admin.address);
+    }
+    cluster.on('exit', (worker, code, signal) => {
+      if (this.#stopping) return;
+      this.o.logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');
+      void this.#fork().catch((err: unknown) => this.o.logger.error({ err: (err as Error).message }, 'replacement worker failed'));
+    });
+    this.#state = 'LIVE';
+  }
+
+  /** SIGHUP: validate the file again and hand it to the workers; an invalid file changes nothing. */
+  reload(): void {
+    const text = fs.readFileSync(this.o.configFile, 'utf8');
+    this.#loaded = loadBootstrapText(text);
+    this.#text = text;
+    this.runtime.setStaticLayer(this.#loaded.bootstrap.runtime);
+    this.#broadcast({ t: 'reload', text });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#state = 'DRAINING';
+    this.#xds?.close();
+    const exits = Object.values(cluster.workers ?? {}).map((w) => new Promise<void>((resolve) => {
+      if (!w || w.isDead()) return resolve();
+      w.once('exit', () => resolve());
+      this.#send(w, { t: 'stop' });
+    }));
+    await Promise.all(exits);
+    await this.#admin?.close();
+  }
+
+  adminPort(): number | null {
+    return this.#admin?.address()?.port ?? null;
+  }
+
+  #fork(): Promise<void> {
+    const worker = cluster.fork({ SIDEMIRROR_ROLE: 'worker' });
+    worker.on('message', (raw: unknown) => {
+      const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
+      if (m?.t === 'reply') {
+        this.#replies.get(m.id)?.(m.data);
+        this.#replies.delete(m.id);
+      }
+    });
+    return new Promise<void>((resolve, reject) => {
+      const onMessage = (raw: unknown): void => {
+        const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
+        if (!m || (m.t !== 'ready' && m.t !== 'failed')) return;
+        worker.off('message', onMessage);
+        if (m.t === 'failed') return reject(new Error(`worker ${worker.id}: ${m.message}`));
+        for (const push of this.#replay()) this.#send(worker, push);
+        for (const e of this.runtime.entries()) if (e.adminValue !== undefined) this.#send(worker, { t: 'runtime', key: e.key, value: e.adminValue });
+        resolve();
+      };
+      worker.on('message', onMessage);
+      worker.once('online', () => this.#send(worker, { t: 'bootstrap', text: this.#text, options: this.o.proxy }));
+    });
+  }
+
+  #startXds(): void {
+    const b = this.#loaded.bootstrap;
+    const ads = b.clusters.find((c) => c.name === b.dynamicResources!.adsClusterName)?.loadAssignment?.endpoints[0];
+    if (!ads) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: 'the ADS cluster has no endpoint' }]);
+    const host = ads.address.host.includes(':') ? `[${ads.address.host}]` : ads.address.host;
+    // The supervisor validates (and ACKs or NACKs) every response; workers get only accepted ones.
+    this.#xds = new XdsClient({
+      target: `${host}:${ads.address.port}`,
+      node: b.node,
+      logger: this.o.logger,
+      stats: this.stats,
+      sink: { setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined },
+      onAccepted: (response) => this.#onAccepted(response),
+    });
+    this.#xds.start();
+  }
+
+  #onAccepted(response: DiscoveryResponse): void {
+    if (!isResourceType(response.type_url)) return;
+    const typeUrl = response.type_url;
+    const resources = response.resources.map((r) => ({ type_url: r.type_url, value: Buffer.from(r.value).toString('base64') }));
+    const held = this.#accepted.get(typeUrl);
+    const map = isWildcardType(typeUrl) || !held ? new Map<string, { type_url: string; value: string }>() : held.resources;
+    const type = resourceMessageType(typeUrl);
+    for (const [i, r] of response.resources.entries()) {
+      map.set(resourceName(typeUrl, type.toObject(type.decode(r.value))), resources[i]!);
+    }
+    this.#accepted.set(typeUrl, { version: response.version_info, resources: map });
+    this.#broadcast({ t: 'xds', typeUrl, version: response.version_info, resources });
+  }
+
+  /** The accepted state as one response per type, in make-before-break order. */
+  #replay(): XdsPush[] {
+    return TYPE_ORDER.filter((t) => this.#accepted.has(t)).map((t) => {
+      const held = this.#accepted.get(t)!;
+      return { t: 'xds', typeUrl: t, version: held.version, resources: [...held.resources.values()] };
+    });
+  }
+
+  #send(worker: Worker, m: ToWorker): void {
+    if (worker.isConnected()) worker.send({ [MARK]: m });
+  }
+
+  #broadcast(m: ToWorker): void {
+    for (const w of Object.values(cluster.workers ?? {})) if (w) this.#send(w, m);
+  }
+
+  /** Asks every live worker; answers that do not come within a second are left out. */
+  async #query(what: Query): Promise<unknown[]> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => Boolean(w && w.isConnected()));
+    return (await Promise.all(workers.map((w) => new Promise<unknown>((resolve) => {
+      const id = ++this.#queryId;
+      const timer = setTimeout(() => {
+        this.#replies.delete(id);
+        resolve(undefined);
+      }, 1000);
+      this.#replies.set(id, (data) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      this.#send(w, { t: 'query', id, what });
+    })))).filter((d) => d !== undefined);
+  }
+
+  #aggregatedStats(): StatsView {
+    const aggregate = async (): Promise<Registry> => {
+      const perWorker = (await this.#query('metrics')) as MetricsJson[];
+      return AggregatorRegistry.aggregate([...perWorker, await this.stats.registry.getMetricsAsJSON()]);
+    };
+    return {
+      prometheus: async () => (await aggregate()).metrics(),
+      prometheusContentType: this.stats.prometheusContentType,
+      text: async (filter) => renderText(await (await aggregate()).getMetricsAsJSON(), filter),
+      json: async () => textToJson(renderText(await (await aggregate()).getMetricsAsJSON())),
+      resetCounters: () => {
+        this.stats.resetCounters();
+        void this.#query('reset_counters');
+      },
+    };
+  }
+
+  #adminSources(): ConstructorParameters<typeof AdminServer>[0] {
+    const first = async <T>(what: Query, fallback: T): Promise<T> => ((await this.#query(what))[0] as T | undefined) ?? fallback;
+    return {
+      stats: this.#aggregatedStats(),
+      runtime: {
+        entries: () => this.runtime.entries(),
+        modify: (key, value) => {
+          this.runtime.modify(key, value);
+          this.#broadcast({ t: 'runtime', key, value });
+        },
+      },
+      // Host counters are per worker; /clusters shows the first worker's (stats are summed).
+      clustersText: () => first('clusters_text', ''),
+      clustersJson: () => first('clusters_json', {}),
+      listeners: () => first('listeners', []),
+      node: this.#loaded.bootstrap.node,
+      startedAt: this.#startedAt,
+      version,
+      commandLine: { ...this.o.commandLine, concurrency: this.o.workers },
+      state: () => this.#state,
+      configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
+      quit: () => process.kill(process.pid, 'SIGTERM'),
+    };
+  }
+}
