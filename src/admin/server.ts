@@ -32,6 +32,8 @@ export interface AdminSources {
   readonly startedAt: Date;
   readonly version: string;
   readonly commandLine: Readonly<Record<string, unknown>>;
+  /** With --concurrency: each worker's pid and the downstream requests it served. */
+  workers?(): Promise<Array<{ pid: number; downstream_rq_total: number }>>;
   state(): ServerState;
   configDump(): unknown;
   /** POST /quitquitquit. */
@@ -120,7 +122,7 @@ export class AdminServer {
     return text(`${state}\n`, state === 'LIVE' ? 200 : 503);
   }
 
-  #serverInfo(): Reply {
+  async #serverInfo(): Promise<Reply> {
     const uptime = `${Math.floor((Date.now() - this.src.startedAt.getTime()) / 1000)}s`;
     return json({
       version: this.src.version,
@@ -129,6 +131,7 @@ export class AdminServer {
       uptime_all_epochs: uptime,
       command_line_options: this.src.commandLine,
       node: this.src.node,
+      ...(this.src.workers ? { workers: await this.src.workers() } : {}),
     });
   }
 

@@ -13,7 +13,7 @@ export type ToWorker =
   | { readonly t: 'reload'; readonly text: string }
   | XdsPush
   | { readonly t: 'runtime'; readonly key: string; readonly value: string }
-  | { readonly t: 'query'; readonly id: number; readonly what: 'metrics' | 'clusters_text' | 'clusters_json' | 'listeners' | 'reset_counters' }
+  | { readonly t: 'query'; readonly id: number; readonly what: 'summary' | 'metrics' | 'clusters_text' | 'clusters_json' | 'listeners' | 'reset_counters' }
   | { readonly t: 'stop' };
 
 export type FromWorker =

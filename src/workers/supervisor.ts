@@ -220,6 +220,7 @@ export class Supervisor {
       startedAt: this.#startedAt,
       version,
       commandLine: { ...this.o.commandLine, concurrency: this.o.workers },
+      workers: async () => (await this.#query('summary')) as Array<{ pid: number; downstream_rq_total: number }>,
       state: () => this.#state,
       configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
       quit: () => process.kill(process.pid, 'SIGTERM'),

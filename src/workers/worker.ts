@@ -84,6 +84,12 @@ export function runWorker(logger: Logger): void {
 
 async function answer(proxy: Proxy, what: Extract<ToWorker, { t: 'query' }>['what']): Promise<unknown> {
   switch (what) {
+    case 'summary': {
+      const total = (await proxy.stats.json()).stats
+        .filter((s) => s.name.endsWith('.downstream_rq_total'))
+        .reduce((sum, s) => sum + s.value, 0);
+      return { pid: process.pid, downstream_rq_total: total };
+    }
     case 'metrics':
       return proxy.stats.registry.getMetricsAsJSON();
     case 'clusters_text':
