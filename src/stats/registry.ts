@@ -52,8 +52,59 @@ export function textToJson(text: string): { stats: Array<{ name: string; value: 
   };
 }
 
+/**
+ * A counter or gauge value the data path updates with a plain add: no label lookup, no
+ * allocation. prom-client reads the cells only when something scrapes (its collect() hook).
+ */
+export class Cell {
+  v = 0;
+  inc(n = 1): void {
+    this.v += n;
+  }
+  dec(n = 1): void {
+    this.v -= n;
+  }
+  set(n: number): void {
+    this.v = n;
+  }
+}
+
+/** The cells of one metric, one per label set, exported through a prom-client metric. */
+export class CellFamily {
+  readonly #cells = new Map<string, { labels: Record<string, string>; cell: Cell }>();
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  /** The cell for a label set; call once and keep it (the lookup is what the cell saves). */
+  labels(labels: LabelValues): Cell {
+    const key = this.labelNames.map((n) => String(labels[n] ?? '')).join('\u0001');
+    let entry = this.#cells.get(key);
+    if (!entry) {
+      const clean: Record<string, string> = {};
+      for (const n of this.labelNames) clean[n] = String(labels[n] ?? '');
+      entry = { labels: clean, cell: new Cell() };
+      this.#cells.set(key, entry);
+    }
+    return entry.cell;
+  }
+
+  /** For metrics without labels. */
+  set(n: number): void {
+    this.labels({}).set(n);
+  }
+
+  entries(): IterableIterator<{ labels: Record<string, string>; cell: Cell }> {
+    return this.#cells.values();
+  }
+
+  zero(): void {
+    for (const e of this.#cells.values()) e.cell.v = 0;
+  }
+}
+
 export class StatsRegistry {
   readonly registry = new prom.Registry();
+  readonly #counters: CellFamily[] = [];
 
   readonly clusterRqTotal = this.#counter('envoy_cluster_upstream_rq_total', 'Upstream requests', ['envoy_cluster_name'], cluster('upstream_rq_total'));
   readonly clusterRqCompleted = this.#counter('envoy_cluster_upstream_rq_completed', 'Upstream requests completed', ['envoy_cluster_name'], cluster('upstream_rq_completed'));
@@ -89,14 +140,30 @@ export class StatsRegistry {
   readonly xdsUpdates = this.#counter('sidemirror_xds_updates_total', 'xDS responses by type and result', ['xds_type', 'result'],
     (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
 
-  #counter(name: string, help: string, labelNames: string[], text: TextName): prom.Counter<string> {
+  #counter(name: string, help: string, labelNames: string[], text: TextName): CellFamily {
     TEXT_NAMES.set(name, text);
-    return new prom.Counter({ name, help, labelNames, registers: [this.registry] });
+    const family = new CellFamily(labelNames);
+    this.#counters.push(family);
+    new prom.Counter({
+      name, help, labelNames, registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, cell } of family.entries()) this.inc(labels, cell.v);
+      },
+    });
+    return family;
   }
 
-  #gauge(name: string, help: string, labelNames: string[], text: TextName): prom.Gauge<string> {
+  #gauge(name: string, help: string, labelNames: string[], text: TextName): CellFamily {
     TEXT_NAMES.set(name, text);
-    return new prom.Gauge({ name, help, labelNames, registers: [this.registry] });
+    const family = new CellFamily(labelNames);
+    new prom.Gauge({
+      name, help, labelNames, registers: [this.registry],
+      collect() {
+        for (const { labels, cell } of family.entries()) this.set(labels, cell.v);
+      },
+    });
+    return family;
   }
 
   #histogram(name: string, help: string, labelNames: string[], text: TextName): prom.Histogram<string> {
@@ -123,5 +190,6 @@ export class StatsRegistry {
 
   resetCounters(): void {
     this.registry.resetMetrics();
+    for (const family of this.#counters) family.zero();
   }
 }

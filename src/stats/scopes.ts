@@ -1,11 +1,11 @@
 import type * as prom from 'prom-client';
-import type { StatsRegistry } from './registry';
+import type { Cell, StatsRegistry } from './registry';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
 
-type CounterChild = prom.Counter.Internal;
-type GaugeChild = prom.Gauge.Internal<string>;
+type CounterChild = Cell;
+type GaugeChild = Cell;
 type HistogramChild = prom.Histogram.Internal<string>;
 
 export class ClusterStats {
