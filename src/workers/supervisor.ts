@@ -97,7 +97,8 @@ export class Supervisor {
   }
 
   #fork(): Promise<void> {
-    const worker = cluster.fork({ SIDEMIRROR_ROLE: 'worker' });
+    // Workers read their log level from the environment (they never parse --log-level).
+    const worker = cluster.fork({ SIDEMIRROR_ROLE: 'worker', SIDEMIRROR_LOG_LEVEL: this.o.logger.level });
     worker.on('message', (raw: unknown) => {
       const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
       if (m?.t === 'reply') {
