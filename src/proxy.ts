@@ -4,13 +4,15 @@ import { configDump } from './admin/config-dump';
 import { AdminServer, type ServerState } from './admin/server';
 import { ConfigError } from './config/errors';
 import { type LoadedBootstrap, loadBootstrapFile } from './config/load';
-import type { Bootstrap, Cluster, Listener } from './config/model';
+import type { Bootstrap, Cluster, Listener, RouteConfiguration } from './config/model';
 import { ListenerManager } from './listener/listener-manager';
 import { type Logger, createLogger } from './log/logger';
 import { LayeredRuntime } from './runtime/runtime';
 import { Mirror } from './shadow/mirror';
 import { DEFAULT_SHADOW_LIMITS, PooledShadowWriter, type ShadowLimits } from './shadow/writer';
-import { RouteTable } from './router/route-table';
+import { type ExtPolicyCompiler, RouteTable } from './router/route-table';
+import { CompiledExtPolicy } from './shadow/ext-policy';
+import { MirrorResources } from './shadow/resources';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
 import { StatsScopes } from './stats/scopes';
@@ -35,6 +37,8 @@ export interface ProxyOptions {
   readonly dynamicSource?: (bootstrap: Bootstrap, sink: DynamicConfigSink) => DynamicSource;
   /** false: never open the admin port (workers leave it to the supervisor). */
   readonly admin?: boolean;
+  /** Where relative hook module paths start (default: the working directory). */
+  readonly hooksBaseDir?: string;
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
@@ -76,7 +80,8 @@ export class Proxy {
   #xds: DynamicSource | null = null;
   #dynamicClusters: readonly Cluster[] = [];
   #dynamicListeners: readonly Listener[] = [];
-  #routeTables = new Map<string, RouteTable>();
+  #routeConfigs = new Map<string, RouteConfiguration>();
+  readonly mirrorResources: MirrorResources;
 
   private constructor(private readonly options: ProxyOptions) {
     this.#loaded = options.loaded;
@@ -86,6 +91,7 @@ export class Proxy {
     this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000);
     this.shadowWriter = new PooledShadowWriter({ ...DEFAULT_SHADOW_LIMITS, ...options.shadowLimits });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
+    this.mirrorResources = new MirrorResources(this.logger, options.hooksBaseDir);
   }
 
   static async start(options: ProxyOptions): Promise<Proxy> {
@@ -163,11 +169,22 @@ export class Proxy {
     const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
     const routesFor = (l: Listener): (() => RouteTable | null) => {
       if (l.hcm.routeConfig) {
-        const table = new RouteTable(l.hcm.routeConfig, this.runtime);
+        const table = new RouteTable(l.hcm.routeConfig, this.runtime, this.#extCompiler(l));
         return () => table;
       }
+      // RDS: compiled per listener (its mirror filter decides which extended policies apply),
+      // lazily, and again whenever the route configuration changes.
       const name = l.hcm.rdsRouteConfigName ?? '';
-      return () => this.#routeTables.get(name) ?? null;
+      let compiledFrom: RouteConfiguration | null = null;
+      let table: RouteTable | null = null;
+      return () => {
+        const rc = this.#routeConfigs.get(name) ?? null;
+        if (rc !== compiledFrom) {
+          compiledFrom = rc;
+          table = rc ? new RouteTable(rc, this.runtime, this.#extCompiler(l)) : null;
+        }
+        return table;
+      };
     };
     await this.listeners.apply(compileListeners([...b.listeners, ...this.#dynamicListeners], this.runtime, deps, routesFor));
   }
@@ -181,7 +198,7 @@ export class Proxy {
       },
       setLoadAssignment: (cla) => this.clusters.setLoadAssignment(cla),
       setRoutes: (routes) => {
-        this.#routeTables = new Map([...routes].map(([name, rc]) => [name, new RouteTable(rc, this.runtime)]));
+        this.#routeConfigs = new Map(routes);
       },
       setListeners: async (listeners) => {
         this.#dynamicListeners = listeners;
@@ -191,6 +208,27 @@ export class Proxy {
     const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats));
     this.#xds = factory(b, sink);
     this.#xds.start();
+  }
+
+  /** Compiles a listener's extended mirror policies; a policy that cannot run is logged and left out. */
+  #extCompiler(l: Listener): ExtPolicyCompiler | null {
+    const filter = l.hcm.mirrorFilter;
+    if (!filter) return null;
+    const deps = {
+      clusters: this.clusters, writer: this.shadowWriter, runtime: this.runtime, stats: this.scopes,
+      resources: this.mirrorResources, logger: this.logger, maxBufferedBodyBytes: this.shadowWriter.limits.maxBufferedBodyBytes,
+    };
+    return {
+      filterName: filter.name,
+      compile: (policies) => policies.flatMap((p) => {
+        try {
+          return [new CompiledExtPolicy(p, filter.config, deps)];
+        } catch (err) {
+          this.logger.error({ listener: l.name, policy: p.name, err: (err as Error).message }, 'mirror policy left out');
+          return [];
+        }
+      }),
+    };
   }
 
   /** The xDS client, when the bootstrap has dynamic_resources. */
@@ -205,6 +243,7 @@ export class Proxy {
     await this.listeners.close();
     await this.#admin?.close();
     await this.clusters.close();
+    await this.mirrorResources.close();
   }
 
   #adminSources(): ConstructorParameters<typeof AdminServer>[0] {

@@ -18,7 +18,7 @@ export function clustersText(clusters: readonly UpstreamCluster[], versionInfo: 
         `${p}::cx_active::0`, `${p}::cx_connect_fail::${h.counters.cxConnectFail}`, `${p}::cx_total::${h.counters.cxTotal}`,
         `${p}::rq_active::${h.active}`, `${p}::rq_error::${h.counters.rqError}`, `${p}::rq_success::${h.counters.rqSuccess}`,
         `${p}::rq_timeout::${h.counters.rqTimeout}`, `${p}::rq_total::${h.counters.rqTotal}`,
-        `${p}::hostname::${h.hostname}`, `${p}::health_flags::${h.healthy ? 'healthy' : '/failed_eds_health'}`,
+        `${p}::hostname::${h.hostname}`, `${p}::health_flags::${c.healthFlags(h)}`,
         `${p}::weight::${h.weight}`, `${p}::region::`, `${p}::zone::`, `${p}::sub_zone::`, `${p}::canary::false`,
         `${p}::priority::0`, `${p}::success_rate::-1`, `${p}::local_origin_success_rate::-1`,
       );
@@ -44,7 +44,10 @@ export function clustersJson(clusters: readonly UpstreamCluster[]): unknown {
           { name: 'rq_total', value: String(h.counters.rqTotal) },
           { name: 'rq_active', type: 'GAUGE', value: String(h.active) },
         ],
-        health_status: { eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY' },
+        health_status: {
+          eds_health_status: h.healthy ? 'HEALTHY' : 'UNHEALTHY',
+          ...(c.failedActiveHealthCheck(h) ? { failed_active_health_check: true } : {}),
+        },
         weight: h.weight,
         hostname: h.hostname,
       })),

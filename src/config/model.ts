@@ -161,6 +161,8 @@ export interface Route extends HeaderEdits {
   readonly match: RouteMatch;
   readonly action: RouteActionModel;
   readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  /** sidemirror mirror policies by the name of the filter they are configured for. */
+  readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
 }
 
 export interface VirtualHost extends HeaderEdits {
@@ -170,6 +172,7 @@ export interface VirtualHost extends HeaderEdits {
   readonly mirrorPolicies: readonly MirrorPolicy[];
   readonly retryPolicy: RetryPolicy | null;
   readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
 }
 
 export interface RouteConfiguration extends HeaderEdits {
@@ -198,6 +201,8 @@ export interface HttpConnectionManager {
   readonly routeConfig: RouteConfiguration | null;
   readonly rdsRouteConfigName: string | null;
   readonly httpFilters: readonly HttpFilter[];
+  /** The sidemirror mirror filter, when listed in http_filters. */
+  readonly mirrorFilter: { readonly name: string; readonly config: MirrorFilterConfig } | null;
   readonly serverName: string;
   readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
   readonly useRemoteAddress: boolean;
@@ -260,6 +265,39 @@ export interface Cluster {
   readonly circuitBreakers: CircuitBreakerThresholds;
   /** Cluster-level mirror policies (HttpProtocolOptions); they override route-level ones. */
   readonly mirrorPolicies: readonly MirrorPolicy[];
+  /** ring_hash_lb_config with Envoy's defaults filled in; null unless lb_policy is RING_HASH. */
+  readonly ringHash: RingHashConfig | null;
+  /** Active health checking (the cluster's one http_health_check), or null. */
+  readonly healthCheck: HealthCheckConfig | null;
+}
+
+export interface RingHashConfig {
+  readonly minimumRingSize: number;
+  readonly maximumRingSize: number;
+  readonly hashFunction: 'XX_HASH' | 'MURMUR_HASH_2';
+}
+
+/** Envoy's core.v3.HealthCheck with an http_health_check, durations in milliseconds. */
+export interface HealthCheckConfig {
+  readonly timeoutMs: number;
+  readonly intervalMs: number;
+  /** Up to this much is added at random to every interval. */
+  readonly intervalJitterMs: number;
+  /** The interval used while the cluster has never had a connection (Envoy's default 60 s). */
+  readonly noTrafficIntervalMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+  readonly http: HttpHealthCheckConfig;
+}
+
+export interface HttpHealthCheckConfig {
+  /** The Host header; empty: the cluster's name, as Envoy does. */
+  readonly host: string;
+  readonly path: string;
+  /** Half-open [start, end) ranges; [[200, 201]] by default. */
+  readonly expectedStatuses: ReadonlyArray<readonly [number, number]>;
+  readonly requestHeadersToAdd: readonly HeaderToAdd[];
+  readonly requestHeadersToRemove: readonly string[];
 }
 
 export interface Bootstrap {
@@ -276,4 +314,70 @@ export interface DynamicResources {
   readonly adsClusterName: string | null;
   readonly ldsViaAds: boolean;
   readonly cdsViaAds: boolean;
+}
+
+// ── sidemirror's mirror filter (sidemirror.filters.http.mirror.v1) ────────────────────────────
+
+export interface RedisServerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type RedisConnectionModel =
+  | { readonly kind: 'single'; readonly server: RedisServerAddress; readonly password: string | null; readonly database: number; readonly timeoutMs: number }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisServerAddress[]; readonly name: string; readonly password: string | null; readonly timeoutMs: number };
+
+/** The filter's typed_config in http_filters. */
+export interface MirrorFilterConfig {
+  readonly redis: ReadonlyMap<string, RedisConnectionModel>;
+  readonly maxInflightPerCluster: number | null;
+}
+
+export type MirrorTarget =
+  | { readonly kind: 'cluster'; readonly name: string }
+  | { readonly kind: 'cluster_header'; readonly header: string }
+  /** A URL with no cluster defined; the proxy makes the pool itself. */
+  | { readonly kind: 'host'; readonly url: string; readonly host: string; readonly port: number };
+
+export type MirrorSampling =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'random'; readonly fraction: RuntimeFraction }
+  | { readonly kind: 'every_nth'; readonly n: number }
+  | {
+      readonly kind: 'consistent';
+      readonly fraction: FractionalPercent;
+      readonly key: { readonly kind: 'header' | 'cookie'; readonly name: string } | { readonly kind: 'source_ip' };
+    };
+
+export interface MirrorLimit {
+  readonly count: number;
+  readonly windowMs: number;
+  readonly store: 'local' | 'redis';
+  /** Set when store is redis: the connection, resolved or named (resolved against the filter config). */
+  readonly redis: RedisConnectionModel | { readonly kind: 'named'; readonly name: string } | null;
+  readonly onRedisError: 'skip' | 'allow';
+  readonly key: string;
+}
+
+/** One extended mirror policy (MirrorPerRoute.policies[i]). */
+export interface ExtMirrorPolicy {
+  readonly name: string;
+  readonly target: MirrorTarget;
+  readonly sampling: MirrorSampling;
+  readonly limit: MirrorLimit | null;
+  readonly mode: 'async' | 'sync';
+  readonly syncTimeoutMs: number;
+  readonly forwardBody: boolean;
+  /** 0: no limit beyond the shadow buffer cap. */
+  readonly maxBodyBytes: number;
+  readonly timeouts: { readonly connectMs: number; readonly sendMs: number; readonly readMs: number };
+  readonly retry: { readonly count: number; readonly onConnectFailure: boolean; readonly onReset: boolean; readonly on5xx: boolean } | null;
+  readonly path: { readonly value: string; readonly mode: 'replace' | 'prefix' } | null;
+  readonly requestHeadersMutations: readonly HeaderMutation[];
+  readonly markerHeader: string | null;
+  /** null: every method. */
+  readonly methods: ReadonlySet<string> | null;
+  readonly hooks: { readonly module: string; readonly timeoutMs: number; readonly maxResponseBodyBytes: number } | null;
+  readonly disableShadowHostSuffixAppend: boolean;
+  readonly hostRewriteLiteral: string | null;
 }

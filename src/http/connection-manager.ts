@@ -18,6 +18,7 @@ import {
   plainAddress,
   withoutHopByHop,
 } from './headers';
+import { requestHashKey } from './hash-policy';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 
 export interface ConnectionManagerDeps {
@@ -127,7 +128,10 @@ export class ConnectionManager {
       this.#reply(req, res, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return;
     }
-    const host = cluster.pick();
+    // Route hash_policy (for RING_HASH clusters): computed only when the route has one.
+    const hashKey = action.hashPolicy.length === 0 ? null
+      : requestHashKey(action.hashPolicy, { headers, pseudo: lookup, sourceIp: down.remoteAddress, path: req.url ?? '/' });
+    const host = cluster.pick(hashKey);
     if (host === null) {
       cluster.stats.noneHealthy.inc();
       this.#reply(req, res, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
@@ -140,12 +144,13 @@ export class ConnectionManager {
 
     // Cluster-level policies, when present, replace the route's (Envoy's newest rule).
     const policies = cluster.config.mirrorPolicies.length > 0 ? cluster.config.mirrorPolicies : route.mirrorPolicies;
-    const shadows = policies.length === 0 || method === 'CONNECT'
-      ? NO_SHADOWS
-      : this.deps.mirror.start(policies, {
+    const mirrored = (policies.length === 0 && route.extPolicies.length === 0) || method === 'CONNECT'
+      ? null
+      : this.deps.mirror.start(policies, route.extPolicies, {
           method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs: action.timeoutMs,
-          proxyAddress: down.localAddress, format,
+          proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format,
         });
+    const shadows = mirrored?.streams ?? NO_SHADOWS;
 
     const body = hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
     const exchange = new PrimaryExchange({
@@ -156,6 +161,7 @@ export class ConnectionManager {
         this.#reply(req, res, status, text, route);
       },
       done: () => undefined,
+      syncWait: mirrored?.sync ?? null,
     }, res);
     exchange.start();
 
@@ -196,7 +202,7 @@ export class ConnectionManager {
   }
 }
 
-const NO_SHADOWS: ShadowStream[] = [];
+const NO_SHADOWS: readonly ShadowStream[] = [];
 const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */

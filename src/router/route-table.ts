@@ -1,4 +1,5 @@
-import type { ForwardAction, MirrorPolicy, Route, RouteConfiguration, VirtualHost } from '../config/model';
+import type { ExtMirrorPolicy, ForwardAction, MirrorPolicy, Route, RouteConfiguration, VirtualHost } from '../config/model';
+import type { CompiledExtPolicy } from '../shadow/ext-policy';
 import type { Runtime } from '../runtime/runtime';
 import { type HeaderLookup, type Predicate, compileHeaderMatcher, compilePathMatcher, compileQueryMatcher } from './matchers';
 
@@ -8,9 +9,18 @@ export interface CompiledRoute {
   readonly vhost: VirtualHost;
   /** Envoy's rule: the most specific non-empty list wins; lists are never merged. */
   readonly mirrorPolicies: readonly MirrorPolicy[];
+  /** sidemirror's extended policies for this listener's mirror filter (route, else virtual host). */
+  readonly extPolicies: readonly CompiledExtPolicy[];
   readonly matchPath: Predicate<string>;
   readonly matchHeaders: ReadonlyArray<Predicate<HeaderLookup>>;
   readonly matchQuery: ReadonlyArray<Predicate<URLSearchParams>>;
+}
+
+/** How a listener's mirror filter turns a route's extended policies into running ones. */
+export interface ExtPolicyCompiler {
+  /** The mirror filter's name in http_filters: the key of typed_per_filter_config. */
+  readonly filterName: string;
+  compile(policies: readonly ExtMirrorPolicy[]): CompiledExtPolicy[];
 }
 
 interface CompiledVirtualHost {
@@ -40,9 +50,10 @@ export class RouteTable {
   constructor(
     readonly config: RouteConfiguration,
     private readonly runtime: Runtime,
+    ext: ExtPolicyCompiler | null = null,
   ) {
     for (const vhost of config.virtualHosts) {
-      const compiled: CompiledVirtualHost = { vhost, routes: vhost.routes.map((r) => compileRoute(r, vhost, config)) };
+      const compiled: CompiledVirtualHost = { vhost, routes: vhost.routes.map((r) => compileRoute(r, vhost, config, ext)) };
       for (const raw of vhost.domains) {
         const domain = raw.toLowerCase();
         if (domain === '*') this.#catchAll = compiled;
@@ -85,13 +96,19 @@ export class RouteTable {
   }
 }
 
-function compileRoute(route: Route, vhost: VirtualHost, config: RouteConfiguration): CompiledRoute {
+function compileRoute(route: Route, vhost: VirtualHost, config: RouteConfiguration, ext: ExtPolicyCompiler | null): CompiledRoute {
+  let extPolicies: CompiledExtPolicy[] = [];
+  if (ext !== null && route.action.kind === 'forward') {
+    const own = route.extMirrorPolicies.get(ext.filterName) ?? [];
+    extPolicies = ext.compile(own.length > 0 ? own : vhost.extMirrorPolicies.get(ext.filterName) ?? []);
+  }
   const own = route.action.kind === 'forward' ? (route.action as ForwardAction).mirrorPolicies : [];
   const mirrorPolicies = own.length > 0 ? own : vhost.mirrorPolicies.length > 0 ? vhost.mirrorPolicies : config.mirrorPolicies;
   return {
     route,
     vhost,
     mirrorPolicies: route.action.kind === 'forward' ? mirrorPolicies : [],
+    extPolicies,
     matchPath: compilePathMatcher(route.match.path, route.match.caseSensitive),
     matchHeaders: route.match.headers.map(compileHeaderMatcher),
     matchQuery: route.match.queryParameters.map(compileQueryMatcher),

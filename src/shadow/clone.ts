@@ -7,7 +7,9 @@ import { shadowHost } from './host-suffix';
  * edits and host rewrite), then Host suffixed or replaced, the policy's mutations in order, and
  * what Envoy's async client adds: `x-envoy-internal: true` and the proxy's address in XFF.
  */
-export function shadowHeaders(primary: HeaderMap, policy: MirrorPolicy, proxyAddress: string, format: (v: string) => string): HeaderMap {
+export type ShadowHeaderRules = Pick<MirrorPolicy, 'hostRewriteLiteral' | 'disableShadowHostSuffixAppend' | 'requestHeadersMutations'>;
+
+export function shadowHeaders(primary: HeaderMap, policy: ShadowHeaderRules, proxyAddress: string, format: (v: string) => string): HeaderMap {
   const headers: HeaderMap = { ...primary };
   if (policy.hostRewriteLiteral !== null) headers.host = policy.hostRewriteLiteral;
   else if (!policy.disableShadowHostSuffixAppend && typeof headers.host === 'string') headers.host = shadowHost(headers.host);

@@ -6,9 +6,10 @@ import type { Runtime } from '../runtime/runtime';
 import type { StatsScopes } from '../stats/scopes';
 import type { ClusterManager } from '../upstream/cluster-manager';
 import { shadowHeaders } from './clone';
+import type { CompiledExtPolicy } from './ext-policy';
 import { shouldShadow } from './sample';
 import { headerStatsName, targetName } from './select';
-import type { ShadowStream, ShadowWriter } from './writer';
+import { ENVOY_SHADOW, type ShadowStream, type ShadowWriter } from './writer';
 
 /** What the router knows of the primary request when it decides on shadows. */
 export interface PrimaryRequest {
@@ -23,12 +24,26 @@ export interface PrimaryRequest {
   readonly timeoutMs: number;
   /** The proxy's own address on this connection, appended to the shadow's x-forwarded-for. */
   readonly proxyAddress: string;
+  /** The client's address (consistent sampling by source IP). */
+  readonly remoteAddress: string;
   readonly format: (value: string) => string;
 }
 
+/** The shadows started for one request. */
+export interface MirrorStart {
+  /** Where the request body goes (often none). */
+  readonly streams: readonly ShadowStream[];
+  /** Sync-mode policies: headers to add to the primary's response, once they are done (bounded). */
+  readonly sync: Promise<Record<string, string>> | null;
+}
+
+const NONE: MirrorStart = { streams: [], sync: null };
+
 /**
- * Runs DESIGN §3 steps 1–4 for each policy: select the target, sample, clone, send. Every
- * reason for not sending is counted; none of them touches the primary.
+ * Runs DESIGN §3 steps 1–4 for each policy: select the target, sample, clone, send. Envoy's
+ * policies take the short path here; sidemirror's extended policies run their own (hooks,
+ * budgets, sync mode) and go through the same shadow writer. Every reason for not sending is
+ * counted; none of them touches the primary.
  */
 export class Mirror {
   constructor(
@@ -38,17 +53,24 @@ export class Mirror {
     private readonly stats: StatsScopes,
   ) {}
 
-  /** Starts the shadows for one request; returns their body streams (often none). */
-  start(policies: readonly MirrorPolicy[], primary: PrimaryRequest): ShadowStream[] {
+  /** Starts the shadows for one request. */
+  start(policies: readonly MirrorPolicy[], ext: readonly CompiledExtPolicy[], primary: PrimaryRequest): MirrorStart {
     let streams: ShadowStream[] | null = null;
+    let syncs: Array<Promise<Record<string, string>>> | null = null;
     for (const policy of policies) {
-      const stream = this.#startOne(policy, primary);
+      const stream = this.#startEnvoy(policy, primary);
       if (stream !== null) (streams ??= []).push(stream);
     }
-    return streams ?? NONE;
+    for (const policy of ext) {
+      const started = policy.start(primary);
+      if (started.stream !== null) (streams ??= []).push(started.stream);
+      if (started.sync !== null) (syncs ??= []).push(started.sync);
+    }
+    if (streams === null && syncs === null) return NONE;
+    return { streams: streams ?? [], sync: syncs === null ? null : mergeHeaders(syncs) };
   }
 
-  #startOne(policy: MirrorPolicy, primary: PrimaryRequest): ShadowStream | null {
+  #startEnvoy(policy: MirrorPolicy, primary: PrimaryRequest): ShadowStream | null {
     const target = targetName(policy, primary.header);
     if (!target.ok) {
       this.stats.shadow(target.statsName).skipped('missing_header');
@@ -65,7 +87,7 @@ export class Mirror {
       this.stats.shadow(statsName).skipped('unknown_cluster');
       return null;
     }
-    return this.writer.start({
+    const stream = this.writer.start({
       cluster,
       stats: this.stats.shadow(statsName),
       method: primary.method,
@@ -73,8 +95,16 @@ export class Mirror {
       headers: shadowHeaders(primary.headers, policy, primary.proxyAddress, primary.format),
       hasBody: primary.hasBody,
       timeoutMs: primary.timeoutMs,
+      options: ENVOY_SHADOW,
     });
+    if (stream !== null && !primary.hasBody) {
+      stream.end();
+      return null;
+    }
+    return stream;
   }
 }
 
-const NONE: ShadowStream[] = [];
+async function mergeHeaders(all: ReadonlyArray<Promise<Record<string, string>>>): Promise<Record<string, string>> {
+  return Object.assign({}, ...(await Promise.all(all))) as Record<string, string>;
+}

@@ -1,14 +1,56 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderMap } from '../http/headers';
-import type { ShadowFailReason, ShadowStats } from '../stats/scopes';
+import type { ShadowCounters, ShadowFailReason } from '../stats/scopes';
 import type { UpstreamCluster } from '../upstream/cluster-manager';
 import type { Host } from '../upstream/host';
+
+/** How one shadow ended, for sync mode and afterMirror. */
+export interface ShadowResult {
+  /** A response arrived (any status). */
+  readonly ok: boolean;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[]>>;
+  /** Up to `captureBodyBytes` of the response body. */
+  readonly body: Buffer;
+  readonly truncated: boolean;
+  readonly durationMs: number;
+}
+
+/** What the extended policies add to a shadow; Envoy's policies use ENVOY_SHADOW. */
+export interface ShadowOptions {
+  /** A request body larger than this drops the shadow (0: no limit but the buffer cap). */
+  readonly maxBodyBytes: number;
+  /** Until the request has a connection (0: none). */
+  readonly connectTimeoutMs: number;
+  /** Until the whole body has been taken by the connection (0: none). */
+  readonly sendTimeoutMs: number;
+  /** Idle time waiting for response headers or body (0: none). */
+  readonly readTimeoutMs: number;
+  readonly retry: { readonly count: number; readonly onConnectFailure: boolean; readonly onReset: boolean; readonly on5xx: boolean } | null;
+  /** Response body bytes to keep for `onDone` (0: none). */
+  readonly captureBodyBytes: number;
+  /** Called once when the shadow ends, however it ends. */
+  readonly onDone: ((result: ShadowResult) => void) | null;
+  /** Shadows in flight per cluster before this one is dropped (0: the writer's limit). */
+  readonly maxInFlight: number;
+}
+
+export const ENVOY_SHADOW: ShadowOptions = {
+  maxBodyBytes: 0,
+  connectTimeoutMs: 0,
+  sendTimeoutMs: 0,
+  readTimeoutMs: 0,
+  retry: null,
+  captureBodyBytes: 0,
+  onDone: null,
+  maxInFlight: 0,
+};
 
 /** One shadow to send: already selected, sampled and cloned. */
 export interface ShadowRequest {
   readonly cluster: UpstreamCluster;
-  readonly stats: ShadowStats;
+  readonly stats: ShadowCounters;
   readonly method: string;
   readonly path: string;
   readonly headers: HeaderMap;
@@ -16,6 +58,7 @@ export interface ShadowRequest {
   readonly hasBody: boolean;
   /** Envoy gives a shadow the route's timeout; 0 means none. */
   readonly timeoutMs: number;
+  readonly options: ShadowOptions;
 }
 
 /** Where the request body goes for one shadow. Never blocks and never throws. */
@@ -43,9 +86,11 @@ export interface ShadowLimits {
 
 export const DEFAULT_SHADOW_LIMITS: ShadowLimits = { maxInFlightPerCluster: 1000, maxBufferedBodyBytes: 1024 * 1024 };
 
+const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: Buffer.alloc(0), truncated: false, durationMs: 0 };
+
 /**
  * Sends shadows on the mirror cluster's own keep-alive pools. Each shadow is bounded in time
- * (its timeout), in memory (its body buffer) and in number (in flight per cluster); what goes
+ * (its timeouts), in memory (its body buffer) and in number (in flight per cluster); what goes
  * past a bound is dropped and counted, and nothing flows back towards the primary.
  */
 export class PooledShadowWriter implements ShadowWriter {
@@ -61,14 +106,16 @@ export class PooledShadowWriter implements ShadowWriter {
   start(request: ShadowRequest): ShadowStream | null {
     const name = request.cluster.name;
     const inFlight = this.#inFlight.get(name) ?? 0;
-    if (inFlight >= this.limits.maxInFlightPerCluster) {
+    if (inFlight >= (request.options.maxInFlight || this.limits.maxInFlightPerCluster)) {
       request.stats.dropped('inflight_cap');
+      request.options.onDone?.(FAILED);
       return null;
     }
     const host = request.cluster.pick();
     if (host === null) {
       request.cluster.stats.noneHealthy.inc();
       request.stats.skipped('no_healthy_host');
+      request.options.onDone?.(FAILED);
       return null;
     }
     this.#inFlight.set(name, inFlight + 1);
@@ -80,56 +127,75 @@ export class PooledShadowWriter implements ShadowWriter {
   }
 }
 
+type AbortReason = 'timeout' | 'body_cap' | 'body_too_large' | 'client_aborted';
 
 class ShadowAbort extends Error {
-  constructor(readonly reason: 'timeout' | 'body_cap' | 'client_aborted') {
+  constructor(readonly reason: AbortReason) {
     super(`shadow aborted: ${reason}`);
   }
 }
 
-/** One shadow in flight: feeds its body, discards its response, and counts how it ended. */
-class ShadowExchange implements ShadowStream, Dispatcher.DispatchHandler {
-  readonly #body: Readable | null;
-  #controller: Dispatcher.DispatchController | null = null;
+/**
+ * One shadow in flight: feeds its body, discards (or, for afterMirror, samples) its response,
+ * retries when its policy says so, and counts how it ended.
+ */
+class ShadowExchange implements ShadowStream {
+  #body: Readable | null;
+  /** The whole body, kept only when a retry may need to send it again. */
+  #copy: Buffer[] | null;
+  #bodyBytes = 0;
+  #bodyEnded = false;
+  #attempt: Attempt | null = null;
+  #attemptsLeft: number;
+  #host: Host;
   #timer: NodeJS.Timeout | null = null;
-  #status = 0;
   #done = false;
   readonly #started = performance.now();
 
   constructor(
     private readonly request: ShadowRequest,
-    private readonly host: Host,
+    host: Host,
     private readonly maxBuffered: number,
-    private readonly onDone: () => void,
+    private readonly release: () => void,
   ) {
-    // No read() work: chunks are pushed as they arrive from the client; undici pulls them.
-    this.#body = request.hasBody ? new Readable({ read() {} }) : null;
-    this.#body?.on('error', () => undefined);
+    this.#host = host;
+    this.#attemptsLeft = request.options.retry?.count ?? 0;
+    this.#copy = this.#attemptsLeft > 0 && request.hasBody ? [] : null;
+    this.#body = request.hasBody ? newBody() : null;
   }
 
   dispatch(): void {
-    const { request, host } = this;
+    const { request } = this;
     request.stats.sent();
     request.stats.active.inc();
-    request.cluster.stats.rqTotal.inc();
     request.cluster.stats.rqActive.inc();
-    host.active++;
-    host.counters.rqTotal++;
     if (request.timeoutMs > 0) {
       this.#timer = setTimeout(() => this.#abort(new ShadowAbort('timeout')), request.timeoutMs);
       this.#timer.unref();
     }
-    host.pool.dispatch(
+    this.#send();
+  }
+
+  #send(): void {
+    const { request } = this;
+    const o = request.options;
+    request.cluster.stats.rqTotal.inc();
+    this.#host.active++;
+    this.#host.counters.rqTotal++;
+    this.#attempt = new Attempt(this, this.#host, o);
+    this.#host.pool.dispatch(
       {
         path: request.path,
         method: request.method,
         headers: request.headers as Record<string, string | string[]>,
         body: this.#body,
-        // Shadows are never retried and never followed through redirects.
+        // Shadows are never retried by undici and never follow redirects; our own retry is explicit.
         idempotent: false,
         blocking: false,
+        headersTimeout: o.readTimeoutMs,
+        bodyTimeout: o.readTimeoutMs,
       },
-      this,
+      this.#attempt,
     );
   }
 
@@ -137,12 +203,21 @@ class ShadowExchange implements ShadowStream, Dispatcher.DispatchHandler {
   write(chunk: Buffer): void {
     const body = this.#body;
     if (this.#done || body === null) return;
+    this.#bodyBytes += chunk.length;
+    const max = this.request.options.maxBodyBytes;
+    if (max > 0 && this.#bodyBytes > max) return this.#abort(new ShadowAbort('body_too_large'));
+    if (this.#copy) {
+      // A retry copy is bounded too: past the buffer cap the shadow simply loses its retries.
+      if (max === 0 && this.#bodyBytes > this.maxBuffered) this.#copy = null;
+      else this.#copy.push(chunk);
+    }
     body.push(chunk);
     // readableLength is what undici has not taken yet: the shadow upstream is behind the client.
     if (body.readableLength > this.maxBuffered) this.#abort(new ShadowAbort('body_cap'));
   }
 
   end(): void {
+    this.#bodyEnded = true;
     if (!this.#done) this.#body?.push(null);
   }
 
@@ -150,74 +225,208 @@ class ShadowExchange implements ShadowStream, Dispatcher.DispatchHandler {
     this.#abort(new ShadowAbort('client_aborted'));
   }
 
-  // implements Dispatcher.DispatchHandler
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#done) controller.abort(new ShadowAbort('client_aborted'));
+  /** The body was taken whole by the connection (for the send timeout). */
+  bodyConsumed(): boolean {
+    return this.#body === null || this.#body.readableEnded;
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
-    if (statusCode >= 200) this.#status = statusCode;
+  get body(): Readable | null {
+    return this.#body;
   }
 
-  onResponseData(): void {
-    // Discarded: the client only ever sees the primary's response.
-  }
-
-  onResponseEnd(): void {
-    if (this.#done) return;
+  // Called by the attempt.
+  attemptEnded(attempt: Attempt, status: number, err: Error | null): void {
+    if (this.#done || attempt !== this.#attempt) return;
+    this.#host.active--;
+    const retry = this.request.options.retry;
+    const reason = err === null ? (status >= 500 ? '5xx' : null) : failReason(err);
+    const retriable = retry !== null && reason !== null && this.#attemptsLeft > 0 && this.#canResend() && (
+      (reason === '5xx' && retry.on5xx) || (reason === 'connect_failure' && retry.onConnectFailure) || (reason === 'reset' && retry.onReset));
+    if (retriable) {
+      this.#attemptsLeft--;
+      this.request.stats.retried();
+      this.#host = this.request.cluster.pick() ?? this.#host;
+      this.#body = this.#copy ? newBody(this.#copy, this.#bodyEnded) : null;
+      this.#send();
+      return;
+    }
     this.#finish();
-    this.request.stats.succeeded(this.#status);
-    this.request.cluster.stats.response(this.#status);
-    this.host.counters[this.#status >= 500 ? 'rqError' : 'rqSuccess']++;
+    const { stats, cluster } = this.request;
+    if (err === null) {
+      stats.succeeded(status);
+      cluster.stats.response(status);
+      this.#host.counters[status >= 500 ? 'rqError' : 'rqSuccess']++;
+      this.request.options.onDone?.(attempt.result(performance.now() - this.#started));
+      return;
+    }
+    this.#host.counters.rqError++;
+    if (isTimeout(err)) {
+      stats.timedOut();
+      cluster.stats.rqTimeout.inc();
+      this.#host.counters.rqTimeout++;
+    } else {
+      stats.failed(failReason(err));
+    }
+    this.request.options.onDone?.(FAILED);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#done) return;
-    this.#finish();
-    this.#countFailure(err);
+  /** A retry can send the body again only if all of it was kept and the client has sent it all. */
+  #canResend(): boolean {
+    return this.#body === null || (this.#copy !== null && this.#bodyEnded);
   }
 
   #abort(reason: ShadowAbort): void {
     if (this.#done) return;
     this.#finish();
-    this.#countFailure(reason);
-    this.#controller?.abort(reason);
+    if (this.#attempt) this.#host.active--;
+    const { stats, cluster } = this.request;
+    this.#host.counters.rqError++;
+    if (reason.reason === 'timeout') {
+      stats.timedOut();
+      cluster.stats.rqTimeout.inc();
+      this.#host.counters.rqTimeout++;
+    } else if (reason.reason === 'client_aborted') {
+      stats.failed('client_aborted');
+    } else {
+      stats.dropped(reason.reason);
+    }
+    cluster.stats.rqReset.inc();
+    this.#attempt?.abort(reason);
     this.#body?.destroy(reason);
+    this.request.options.onDone?.(FAILED);
   }
 
-  #countFailure(err: Error): void {
-    const { stats, cluster } = this.request;
-    this.host.counters.rqError++;
-    if (err instanceof ShadowAbort) {
-      if (err.reason === 'timeout') {
-        stats.timedOut();
-        cluster.stats.rqTimeout.inc();
-        this.host.counters.rqTimeout++;
-      } else if (err.reason === 'body_cap') {
-        stats.dropped('body_cap');
-      } else {
-        stats.failed('client_aborted');
-      }
-      cluster.stats.rqReset.inc();
-      return;
-    }
-    stats.failed(failReason(err));
+  /** Attempt-level timeouts (connect, send) end the whole shadow the same way the route timeout does. */
+  timeout(): void {
+    this.#abort(new ShadowAbort('timeout'));
   }
 
   #finish(): void {
     this.#done = true;
+    this.#copy = null;
     if (this.#timer) clearTimeout(this.#timer);
-    this.host.active--;
     const { stats, cluster } = this.request;
     stats.active.dec();
     cluster.stats.rqActive.dec();
     stats.rqTime.observe(performance.now() - this.#started);
-    this.onDone();
+    this.release();
   }
 }
 
+/** One try of a shadow on one host: the undici handler. */
+class Attempt implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | null = null;
+  #status = 0;
+  #headers: Record<string, string | string[]> = {};
+  #captured: Buffer[] | null;
+  #capturedBytes = 0;
+  #truncated = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #sendTimer: NodeJS.Timeout | null = null;
+  #ended = false;
+
+  constructor(
+    private readonly exchange: ShadowExchange,
+    readonly host: Host,
+    private readonly o: ShadowOptions,
+  ) {
+    this.#captured = o.captureBodyBytes > 0 ? [] : null;
+    if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#ended) {
+      controller.abort(new ShadowAbort('client_aborted'));
+      return;
+    }
+    if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
+      this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
+      this.exchange.body?.once('end', () => this.#clearSend());
+    }
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    if (statusCode < 200) return;
+    this.#status = statusCode;
+    if (this.#captured) this.#headers = headers;
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    // Discarded, unless afterMirror wants a look: then the first bytes only.
+    const captured = this.#captured;
+    if (captured === null || this.#truncated) return;
+    const room = this.o.captureBodyBytes - this.#capturedBytes;
+    if (chunk.length > room) {
+      captured.push(chunk.subarray(0, room));
+      this.#capturedBytes += room;
+      this.#truncated = true;
+    } else {
+      captured.push(chunk);
+      this.#capturedBytes += chunk.length;
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, null);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, err);
+  }
+
+  abort(reason: Error): void {
+    this.#end();
+    this.#controller?.abort(reason);
+  }
+
+  result(durationMs: number): ShadowResult {
+    return {
+      ok: true,
+      status: this.#status,
+      headers: this.#headers,
+      body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
+      truncated: this.#truncated,
+      durationMs,
+    };
+  }
+
+  #end(): void {
+    this.#ended = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#clearSend();
+  }
+
+  #clearSend(): void {
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+}
+
+/** A body stream that chunks are pushed into as they arrive; undici pulls from it. */
+function newBody(chunks?: readonly Buffer[], ended = false): Readable {
+  const body = new Readable({ read() {} });
+  body.on('error', () => undefined);
+  if (chunks) for (const c of chunks) body.push(c);
+  if (ended) body.push(null);
+  return body;
+}
+
+function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return t;
+}
+
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
+
+function isTimeout(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
 
 /** Sorts an undici error into the reasons we count. */
 export function failReason(err: Error): ShadowFailReason {

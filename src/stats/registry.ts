@@ -119,6 +119,11 @@ export class StatsRegistry {
   readonly clusterRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Upstream requests in flight', ['envoy_cluster_name'], cluster('upstream_rq_active'));
   readonly clusterMembers = this.#gauge('envoy_cluster_membership_total', 'Hosts in the cluster', ['envoy_cluster_name'], cluster('membership_total'));
   readonly clusterRqTime = this.#histogram('envoy_cluster_upstream_rq_time', 'Upstream request time (ms)', ['envoy_cluster_name'], cluster('upstream_rq_time'));
+  readonly clusterHcAttempt = this.#counter('envoy_cluster_health_check_attempt', 'Active health checks started', ['envoy_cluster_name'], cluster('health_check.attempt'));
+  readonly clusterHcSuccess = this.#counter('envoy_cluster_health_check_success', 'Active health checks passed', ['envoy_cluster_name'], cluster('health_check.success'));
+  readonly clusterHcFailure = this.#counter('envoy_cluster_health_check_failure', 'Active health checks failed (any reason)', ['envoy_cluster_name'], cluster('health_check.failure'));
+  readonly clusterHcNetworkFailure = this.#counter('envoy_cluster_health_check_network_failure', 'Active health checks failed by connection error or timeout', ['envoy_cluster_name'], cluster('health_check.network_failure'));
+  readonly clusterHcHealthy = this.#gauge('envoy_cluster_health_check_healthy', 'Hosts passing active health checks', ['envoy_cluster_name'], cluster('health_check.healthy'));
 
   readonly httpRqTotal = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_total'));
   readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);
@@ -133,6 +138,10 @@ export class StatsRegistry {
 
   readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],
     (l) => `cluster.${l.envoy_cluster_name}.shadow.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
+  readonly policyRq = this.#counter('sidemirror_mirror_policy_rq_total', 'Extended mirror policy decisions and outcomes', ['policy', 'outcome', 'reason'],
+    (l) => `mirror_policy.${l.policy}.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
+  readonly policyHooks = this.#counter('sidemirror_mirror_policy_hook_total', 'Mirror hook calls by outcome', ['policy', 'hook', 'outcome'],
+    (l) => `mirror_policy.${l.policy}.hook.${l.hook}.${l.outcome}`);
   readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
 

@@ -22,6 +22,7 @@ export class ClusterStats {
   readonly rqTime: HistogramChild;
   readonly #byCode = new Map<number, CounterChild>();
   readonly #byClass: CounterChild[];
+  #healthCheck: HealthCheckStats | null = null;
 
   constructor(readonly name: string, private readonly registry: StatsRegistry) {
     const l = { envoy_cluster_name: name };
@@ -39,6 +40,14 @@ export class ClusterStats {
     this.#byClass = [1, 2, 3, 4, 5].map((c) => registry.clusterRqClass.labels({ ...l, envoy_response_code_class: String(c) }));
   }
 
+  /**
+   * `cluster.<name>.health_check.*`, bound on first use: like Envoy, only clusters with active
+   * health checking print them.
+   */
+  get healthCheck(): HealthCheckStats {
+    return (this.#healthCheck ??= new HealthCheckStats(this.name, this.registry));
+  }
+
   /** Counts a response by its code and its class, as Envoy does. */
   response(status: number): void {
     let byCode = this.#byCode.get(status);
@@ -49,6 +58,25 @@ export class ClusterStats {
     byCode.inc();
     this.#byClass[Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1]!.inc();
     this.rqCompleted.inc();
+  }
+}
+
+/** Envoy's health checker stats for one cluster. */
+export class HealthCheckStats {
+  readonly attempt: CounterChild;
+  readonly success: CounterChild;
+  readonly failure: CounterChild;
+  readonly networkFailure: CounterChild;
+  /** Hosts currently passing active health checks. */
+  readonly healthy: GaugeChild;
+
+  constructor(cluster: string, registry: StatsRegistry) {
+    const l = { envoy_cluster_name: cluster };
+    this.attempt = registry.clusterHcAttempt.labels(l);
+    this.success = registry.clusterHcSuccess.labels(l);
+    this.failure = registry.clusterHcFailure.labels(l);
+    this.networkFailure = registry.clusterHcNetworkFailure.labels(l);
+    this.healthy = registry.clusterHcHealthy.labels(l);
   }
 }
 
@@ -83,37 +111,99 @@ export class HttpStats {
   }
 }
 
-export type ShadowSkipReason = 'sampling' | 'missing_header' | 'unknown_cluster' | 'no_healthy_host';
-export type ShadowDropReason = 'inflight_cap' | 'body_cap';
+export type ShadowSkipReason =
+  | 'sampling'
+  | 'missing_header'
+  | 'unknown_cluster'
+  | 'no_healthy_host'
+  | 'method'
+  | 'hook'
+  | 'limited'
+  | 'limit_error';
+export type ShadowDropReason = 'inflight_cap' | 'body_cap' | 'body_too_large';
 export type ShadowFailReason = 'connect_failure' | 'reset' | 'protocol_error' | 'client_aborted';
 
-/** Per mirror cluster: every shadow decision and outcome, each with its reason. */
-export class ShadowStats {
+/** What the shadow writer counts, whether for a cluster alone or for a policy and its cluster. */
+export interface ShadowCounters {
+  sent(): void;
+  succeeded(status: number): void;
+  failed(reason: ShadowFailReason): void;
+  timedOut(): void;
+  dropped(reason: ShadowDropReason): void;
+  skipped(reason: ShadowSkipReason): void;
+  retried(): void;
   readonly active: GaugeChild;
   readonly rqTime: HistogramChild;
+}
+
+/** Counts with a label set cached per outcome and reason. */
+abstract class OutcomeCounter {
   readonly #children = new Map<string, CounterChild>();
 
+  protected abstract child(outcome: string, reason: string): CounterChild;
+
+  protected count(outcome: string, reason: string): void {
+    const key = `${outcome}|${reason}`;
+    let child = this.#children.get(key);
+    if (!child) this.#children.set(key, (child = this.child(outcome, reason)));
+    child.inc();
+  }
+
+  sent(): void { this.count('sent', ''); }
+  succeeded(status: number): void { this.count('succeeded', `${Math.floor(status / 100)}xx`); }
+  failed(reason: ShadowFailReason): void { this.count('failed', reason); }
+  timedOut(): void { this.count('timed_out', ''); }
+  dropped(reason: ShadowDropReason): void { this.count('dropped', reason); }
+  skipped(reason: ShadowSkipReason): void { this.count('skipped', reason); }
+  retried(): void { this.count('retried', ''); }
+}
+
+/** Per extended mirror policy: its decisions and outcomes, and its hooks' outcomes. */
+export class PolicyStats extends OutcomeCounter {
+  constructor(readonly policy: string, private readonly registry: StatsRegistry) {
+    super();
+  }
+
+  protected child(outcome: string, reason: string): CounterChild {
+    return this.registry.policyRq.labels({ policy: this.policy, outcome, reason });
+  }
+
+  /** A sync shadow the primary's response stopped waiting for. */
+  syncTimedOut(): void { this.count('sync_timed_out', ''); }
+
+  hook(hook: string, outcome: string): void {
+    this.registry.policyHooks.labels({ policy: this.policy, hook, outcome }).inc();
+  }
+}
+
+/** A policy's shadows to one cluster: every outcome counted for both. */
+export class PolicyClusterStats implements ShadowCounters {
+  constructor(readonly cluster: ShadowStats, readonly policy: PolicyStats) {}
+  get active(): GaugeChild { return this.cluster.active; }
+  get rqTime(): HistogramChild { return this.cluster.rqTime; }
+  sent(): void { this.cluster.sent(); this.policy.sent(); }
+  succeeded(status: number): void { this.cluster.succeeded(status); this.policy.succeeded(status); }
+  failed(reason: ShadowFailReason): void { this.cluster.failed(reason); this.policy.failed(reason); }
+  timedOut(): void { this.cluster.timedOut(); this.policy.timedOut(); }
+  dropped(reason: ShadowDropReason): void { this.cluster.dropped(reason); this.policy.dropped(reason); }
+  skipped(reason: ShadowSkipReason): void { this.cluster.skipped(reason); this.policy.skipped(reason); }
+  retried(): void { this.cluster.retried(); this.policy.retried(); }
+}
+
+/** Per mirror cluster: every shadow decision and outcome, each with its reason. */
+export class ShadowStats extends OutcomeCounter implements ShadowCounters {
+  readonly active: GaugeChild;
+  readonly rqTime: HistogramChild;
+
   constructor(readonly cluster: string, private readonly registry: StatsRegistry) {
+    super();
     this.active = registry.shadowActive.labels({ envoy_cluster_name: cluster });
     this.rqTime = registry.shadowRqTime.labels({ envoy_cluster_name: cluster });
   }
 
-  #count(outcome: string, reason: string): void {
-    const key = `${outcome}|${reason}`;
-    let child = this.#children.get(key);
-    if (!child) {
-      child = this.registry.shadowRq.labels({ envoy_cluster_name: this.cluster, outcome, reason });
-      this.#children.set(key, child);
-    }
-    child.inc();
+  protected child(outcome: string, reason: string): CounterChild {
+    return this.registry.shadowRq.labels({ envoy_cluster_name: this.cluster, outcome, reason });
   }
-
-  sent(): void { this.#count('sent', ''); }
-  succeeded(status: number): void { this.#count('succeeded', `${Math.floor(status / 100)}xx`); }
-  failed(reason: ShadowFailReason): void { this.#count('failed', reason); }
-  timedOut(): void { this.#count('timed_out', ''); }
-  dropped(reason: ShadowDropReason): void { this.#count('dropped', reason); }
-  skipped(reason: ShadowSkipReason): void { this.#count('skipped', reason); }
 }
 
 /** Hands out the bound handles, creating each once. */
@@ -121,6 +211,7 @@ export class StatsScopes {
   readonly #clusters = new Map<string, ClusterStats>();
   readonly #http = new Map<string, HttpStats>();
   readonly #shadows = new Map<string, ShadowStats>();
+  readonly #policies = new Map<string, PolicyStats>();
 
   constructor(readonly registry: StatsRegistry) {}
 
@@ -133,6 +224,12 @@ export class StatsScopes {
   http(prefix: string): HttpStats {
     let s = this.#http.get(prefix);
     if (!s) this.#http.set(prefix, (s = new HttpStats(prefix, this.registry)));
+    return s;
+  }
+
+  policy(name: string): PolicyStats {
+    let s = this.#policies.get(name);
+    if (!s) this.#policies.set(name, (s = new PolicyStats(name, this.registry)));
     return s;
   }
 

@@ -1,10 +1,12 @@
+import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import { Pool, type Dispatcher } from 'undici';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { ClusterStats, StatsScopes } from '../stats/scopes';
+import { HealthChecker } from './health';
 import { type Host, formatAddressPort } from './host';
-import { type LoadBalancer, createLoadBalancer } from './load-balancer';
+import { type HashKey, type LoadBalancer, createLoadBalancer } from './load-balancer';
 import { type ResolvedEndpoint, type Resolver, resolveEndpoints, systemResolver } from './resolve';
 
 export interface PoolOptions {
@@ -41,6 +43,10 @@ export class UpstreamCluster {
   #hosts: Host[] = [];
   #healthy: Host[] = [];
   readonly #lb: LoadBalancer;
+  /** Active health checking, when the cluster configures it. */
+  readonly #hc: HealthChecker | null;
+  /** Set by the first traffic connection; until then health checks use no_traffic_interval. */
+  #hadTraffic = false;
   #refreshTimer: NodeJS.Timeout | null = null;
   #closed = false;
   /** Requests in flight across hosts, checked against the max_requests circuit breaker. */
@@ -53,8 +59,19 @@ export class UpstreamCluster {
     private readonly options: Required<ClusterManagerOptions>,
   ) {
     this.stats = options.stats.cluster(config.name);
-    this.#lb = createLoadBalancer(config.lbPolicy, config.leastRequestChoiceCount);
-    this.ready = config.type === 'EDS' ? Promise.resolve() : this.#resolve();
+    this.#lb = createLoadBalancer(config.lbPolicy, config.leastRequestChoiceCount, config.ringHash);
+    this.#hc = config.healthCheck
+      ? new HealthChecker({
+          clusterName: config.name,
+          config: config.healthCheck,
+          stats: this.stats.healthCheck,
+          onChange: () => this.#updateHealthy(),
+          hadTraffic: () => this.#hadTraffic,
+        })
+      : null;
+    // Like Envoy's cluster warming, a health-checked cluster is ready once each host had a check.
+    const resolved = config.type === 'EDS' ? Promise.resolve() : this.#resolve();
+    this.ready = this.#hc ? resolved.then(() => this.#hc?.firstRound()) : resolved;
     if (config.type === 'STRICT_DNS' || config.type === 'LOGICAL_DNS') {
       this.#refreshTimer = setInterval(() => void this.#resolve(), Math.max(config.dnsRefreshRateMs, 1000));
       this.#refreshTimer.unref();
@@ -73,14 +90,31 @@ export class UpstreamCluster {
     return this.#healthy;
   }
 
-  /** The host for the next request, or null when none is healthy. */
-  pick(): Host | null {
-    return this.#lb.pick(this.#healthy);
+  /**
+   * The host for the next request, or null when none is healthy. `hashKey` is the request's
+   * hash (route hash_policy) for RING_HASH; other balancers ignore it.
+   */
+  pick(hashKey?: HashKey): Host | null {
+    return this.#lb.pick(this.#healthy, hashKey);
   }
 
-  /** EDS: a new ClusterLoadAssignment for this cluster. */
+  /** True while `host` fails active health checks (or has not passed its first one yet). */
+  failedActiveHealthCheck(host: Host): boolean {
+    return this.#hc?.failed(host) ?? false;
+  }
+
+  /** Envoy's /clusters health_flags: `healthy`, or the failing flags (`/failed_active_hc`…). */
+  healthFlags(host: Host): string {
+    let flags = '';
+    if (this.failedActiveHealthCheck(host)) flags += '/failed_active_hc';
+    if (!host.healthy) flags += '/failed_eds_health';
+    return flags || 'healthy';
+  }
+
+  /** EDS: a new ClusterLoadAssignment for this cluster; with health checks, once new hosts had one. */
   async setEndpoints(endpoints: readonly LbEndpoint[]): Promise<void> {
     this.#apply(await resolveEndpoints(this.config, this.options.resolver, endpoints));
+    await this.#hc?.firstRound();
   }
 
   async #resolve(): Promise<void> {
@@ -109,8 +143,16 @@ export class UpstreamCluster {
     }
     for (const gone of previous.values()) void gone.pool.close().catch(() => undefined);
     this.#hosts = next;
-    this.#healthy = next.filter((h) => h.healthy);
+    this.#hc?.setHosts(next);
+    this.#updateHealthy();
     this.stats.members.set(next.length);
+  }
+
+  /** Healthy = not failed by EDS (or DNS) and not failing active health checks. A new array each time. */
+  #updateHealthy(): void {
+    if (this.#closed) return;
+    const hc = this.#hc;
+    this.#healthy = this.#hosts.filter((h) => h.healthy && !(hc?.failed(h) ?? false));
   }
 
   #createHost(ep: ResolvedEndpoint, addressPort: string): Host {
@@ -133,6 +175,7 @@ export class UpstreamCluster {
       counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },
     };
     pool.on('connect', () => {
+      this.#hadTraffic = true;
       host.counters.cxTotal++;
       this.stats.cxTotal.inc();
     });
@@ -146,6 +189,7 @@ export class UpstreamCluster {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#refreshTimer) clearInterval(this.#refreshTimer);
+    this.#hc?.stop();
     const hosts = this.#hosts;
     this.#hosts = [];
     this.#healthy = [];
@@ -156,6 +200,7 @@ export class UpstreamCluster {
   async destroy(): Promise<void> {
     this.#closed = true;
     if (this.#refreshTimer) clearInterval(this.#refreshTimer);
+    this.#hc?.stop();
     await Promise.all(this.#hosts.map((h) => h.pool.destroy().catch(() => undefined)));
   }
 }
@@ -165,6 +210,7 @@ export class ClusterManager {
   readonly #clusters = new Map<string, UpstreamCluster>();
   /** EDS assignments by service name, kept so a recreated cluster gets its endpoints back. */
   readonly #assignments = new Map<string, ClusterLoadAssignment>();
+  readonly #hostClusters = new Map<string, UpstreamCluster>();
   readonly #options: Required<ClusterManagerOptions>;
 
   constructor(options: ClusterManagerOptions) {
@@ -205,6 +251,37 @@ export class ClusterManager {
     await Promise.all(warming);
   }
 
+  /**
+   * The pool behind a mirror policy's `host` URL (APISIX's form): a cluster the config never
+   * named, made on first use and kept until the manager closes.
+   */
+  hostCluster(url: string, host: string, port: number): UpstreamCluster {
+    let c = this.#hostClusters.get(url);
+    if (!c) {
+      const ip = isIP(host) !== 0;
+      c = new UpstreamCluster({
+        name: `host:${url}`,
+        type: ip ? 'STATIC' : 'STRICT_DNS',
+        connectTimeoutMs: 5000,
+        lbPolicy: 'ROUND_ROBIN',
+        leastRequestChoiceCount: 2,
+        loadAssignment: { clusterName: url, endpoints: [{ address: { host, port }, hostname: host, weight: 1, priority: 0, healthStatus: 'UNKNOWN' }] },
+        edsServiceName: null,
+        dnsRefreshRateMs: 5000,
+        dnsLookupFamily: 'V4_PREFERRED',
+        http2: false,
+        maxRequestsPerConnection: 0,
+        idleTimeoutMs: 3_600_000,
+        circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
+        mirrorPolicies: [],
+        ringHash: null,
+        healthCheck: null,
+      }, this.#options);
+      this.#hostClusters.set(url, c);
+    }
+    return c;
+  }
+
   /** EDS: endpoints for the clusters whose service name this assignment carries. */
   setLoadAssignment(cla: ClusterLoadAssignment): void {
     this.#assignments.set(cla.clusterName, cla);
@@ -214,8 +291,9 @@ export class ClusterManager {
   }
 
   async close(): Promise<void> {
-    const all = this.all();
+    const all = [...this.all(), ...this.#hostClusters.values()];
     this.#clusters.clear();
+    this.#hostClusters.clear();
     await Promise.all(all.map((c) => c.destroy()));
   }
 }

@@ -24,6 +24,19 @@ export interface PrimaryForward {
   readonly localReply: (failure: PrimaryFailure) => void;
   /** Called once, however the exchange ends. */
   readonly done: (status: number) => void;
+  /**
+   * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
+   * sync_timeout), then sent with the headers it yields added.
+   */
+  readonly syncWait: Promise<Record<string, string>> | null;
+}
+
+/** A response waiting for sync shadows before it may go to the client. */
+interface HeldResponse {
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly chunks: Buffer[];
+  ended: boolean;
 }
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
@@ -43,6 +56,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | null = null;
   #status = 0;
   #finished = false;
+  #held: HeldResponse | null = null;
   readonly #started = performance.now();
 
   constructor(
@@ -86,17 +100,44 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     const out = this.fwd.responseHeaders(statusCode, headers);
     out['x-envoy-upstream-service-time'] ??= String(Math.round(performance.now() - this.#started));
-    this.res.writeHead(statusCode, out as Record<string, string | string[]>);
     this.res.on('drain', () => controller.resume());
+    if (this.fwd.syncWait === null) {
+      this.res.writeHead(statusCode, out as Record<string, string | string[]>);
+      return;
+    }
+    // Hold the response (and stop reading it) until the sync shadows are done.
+    const held: HeldResponse = { status: statusCode, headers: out, chunks: [], ended: false };
+    this.#held = held;
+    controller.pause();
+    void this.fwd.syncWait.then((added) => {
+      if (this.#finished) return;
+      this.#held = null;
+      this.res.writeHead(held.status, { ...held.headers, ...added } as Record<string, string | string[]>);
+      for (const c of held.chunks) this.res.write(c);
+      if (held.ended) this.#complete();
+      else controller.resume();
+    });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#finished) return;
+    if (this.#held !== null) {
+      this.#held.chunks.push(chunk);
+      return;
+    }
     if (!this.res.write(chunk)) controller.pause();
   }
 
   onResponseEnd(): void {
     if (this.#finished) return;
+    if (this.#held !== null) {
+      this.#held.ended = true;
+      return;
+    }
+    this.#complete();
+  }
+
+  #complete(): void {
     this.res.end();
     this.#finish();
     this.fwd.cluster.stats.response(this.#status);

@@ -1,10 +1,19 @@
 import * as net from 'node:net';
-import type { CircuitBreakerThresholds, Cluster, ClusterLoadAssignment, ClusterType, LbEndpoint, LbPolicy } from '../model';
-import { type Ctx, type Pb, at, atKey, durationMs, each, fail, socketAddress, unpackAny, wrapped } from './common';
+import type {
+  CircuitBreakerThresholds,
+  Cluster,
+  ClusterLoadAssignment,
+  ClusterType,
+  HealthCheckConfig,
+  LbEndpoint,
+  LbPolicy,
+  RingHashConfig,
+} from '../model';
+import { type Ctx, type Pb, at, atIndex, atKey, durationMs, each, fail, headerToAdd, socketAddress, unpackAny, wrapped } from './common';
 import { decodeMirrorPolicy } from './route';
 
 const CLUSTER_TYPES = new Set<ClusterType>(['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS']);
-const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM']);
+const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH']);
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
@@ -13,7 +22,7 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   const type = String(c.type ?? 'STATIC') as ClusterType;
   if (!CLUSTER_TYPES.has(type)) fail(at(ctx, 'type'), `cluster type ${type} is not supported (STATIC, STRICT_DNS, LOGICAL_DNS, EDS are)`);
   const lbPolicy = String(c.lb_policy ?? 'ROUND_ROBIN') as LbPolicy;
-  if (!LB_POLICIES.has(lbPolicy)) fail(at(ctx, 'lb_policy'), `lb_policy ${lbPolicy} is not supported yet (ROUND_ROBIN, LEAST_REQUEST, RANDOM are)`);
+  if (!LB_POLICIES.has(lbPolicy)) fail(at(ctx, 'lb_policy'), `lb_policy ${lbPolicy} is not supported yet (ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH are)`);
 
   let loadAssignment: ClusterLoadAssignment | null = null;
   if (c.load_assignment) {
@@ -40,6 +49,102 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
     idleTimeoutMs: protocol.idleTimeoutMs,
     circuitBreakers: circuitBreakers(c.circuit_breakers as Pb | undefined),
     mirrorPolicies: protocol.mirrorPolicies,
+    ringHash: lbPolicy === 'RING_HASH' ? ringHashConfig(c.ring_hash_lb_config as Pb | undefined, at(ctx, 'ring_hash_lb_config')) : null,
+    healthCheck: healthChecks(c, ctx),
+  };
+}
+
+/** Envoy's bounds for both ring sizes (the proto's PGV rule). */
+const MAX_RING_SIZE = 8 * 1024 * 1024;
+
+function ringHashConfig(r: Pb | undefined, ctx: Ctx): RingHashConfig {
+  const minimumRingSize = wrapped(r?.minimum_ring_size, 1024);
+  const maximumRingSize = wrapped(r?.maximum_ring_size, MAX_RING_SIZE);
+  if (minimumRingSize > MAX_RING_SIZE) fail(at(ctx, 'minimum_ring_size'), `must be at most ${MAX_RING_SIZE}`);
+  if (maximumRingSize > MAX_RING_SIZE) fail(at(ctx, 'maximum_ring_size'), `must be at most ${MAX_RING_SIZE}`);
+  if (minimumRingSize > maximumRingSize) fail(ctx, `ring hash: minimum_ring_size (${minimumRingSize}) > maximum_ring_size (${maximumRingSize})`);
+  const hashFunction = String(r?.hash_function ?? 'XX_HASH') as RingHashConfig['hashFunction'];
+  return { minimumRingSize: Math.max(minimumRingSize, 1), maximumRingSize, hashFunction };
+}
+
+const UNSUPPORTED_CHECKERS = ['tcp_health_check', 'grpc_health_check', 'custom_health_check'] as const;
+/** What Envoy accepts in a header value: no CR, LF or NUL. */
+const HEADER_VALUE = /^[^\r\n\0]*$/;
+
+/** `health_checks`: at most one, an http_health_check, with Envoy's required fields. */
+function healthChecks(c: Pb, ctx: Ctx): HealthCheckConfig | null {
+  const list = (c.health_checks as Pb[] | undefined) ?? [];
+  if (list.length === 0) return null;
+  for (let i = 1; i < list.length; i++) fail(atIndex(ctx, 'health_checks', i), 'only one health check per cluster is supported');
+  return decodeHealthCheck(list[0]!, atIndex(ctx, 'health_checks', 0));
+}
+
+function positiveDuration(hc: Pb, field: string, ctx: Ctx, required: boolean, fallback: number): number {
+  const d = hc[field] as Pb | undefined;
+  if (d === undefined) {
+    if (required) fail(at(ctx, field), `${field} is required`);
+    return fallback;
+  }
+  const ms = durationMs(d, fallback);
+  if (!(ms > 0)) fail(at(ctx, field), `${field} must be greater than 0s`);
+  return ms;
+}
+
+function threshold(hc: Pb, field: string, ctx: Ctx): number {
+  if (hc[field] === undefined || hc[field] === null) {
+    fail(at(ctx, field), `${field} is required`);
+    return 1;
+  }
+  return wrapped(hc[field], 0);
+}
+
+export function decodeHealthCheck(hc: Pb, ctx: Ctx): HealthCheckConfig {
+  const timeoutMs = positiveDuration(hc, 'timeout', ctx, true, 1000);
+  const intervalMs = positiveDuration(hc, 'interval', ctx, true, 1000);
+  const noTrafficIntervalMs = positiveDuration(hc, 'no_traffic_interval', ctx, false, 60_000);
+  const intervalJitterMs = durationMs(hc.interval_jitter as Pb | undefined, 0);
+  if (intervalJitterMs < 0) fail(at(ctx, 'interval_jitter'), 'interval_jitter must not be negative');
+  const unhealthyThreshold = threshold(hc, 'unhealthy_threshold', ctx);
+  const healthyThreshold = threshold(hc, 'healthy_threshold', ctx);
+
+  for (const kind of UNSUPPORTED_CHECKERS) {
+    if (hc[kind] !== undefined) fail(at(ctx, kind), `${kind} is not supported (only http_health_check is)`);
+  }
+  const http = hc.http_health_check as Pb | undefined;
+  if (!http) {
+    if (!UNSUPPORTED_CHECKERS.some((k) => hc[k] !== undefined)) fail(ctx, 'one of http_health_check, tcp_health_check, grpc_health_check or custom_health_check is required');
+    return { timeoutMs, intervalMs, intervalJitterMs, noTrafficIntervalMs, unhealthyThreshold, healthyThreshold, http: { host: '', path: '/', expectedStatuses: [[200, 201]], requestHeadersToAdd: [], requestHeadersToRemove: [] } };
+  }
+  const hctx = at(ctx, 'http_health_check');
+  const host = String(http.host ?? '');
+  if (!HEADER_VALUE.test(host)) fail(at(hctx, 'host'), 'host must be a valid header value');
+  const path = String(http.path ?? '');
+  if (!path) fail(at(hctx, 'path'), 'path is required');
+  else if (!HEADER_VALUE.test(path)) fail(at(hctx, 'path'), 'path must be a valid header value');
+  const expectedStatuses = each(hctx, http, 'expected_statuses', (r, rctx): [number, number] => {
+    // Envoy's HttpStatusChecker checks, with its messages.
+    const start = Number(r.start ?? 0);
+    const end = Number(r.end ?? 0);
+    if (start >= end) fail(rctx, `Invalid http expected status range: expecting start < end, but found start=${start} and end=${end}`);
+    else if (start < 100) fail(rctx, `Invalid http expected status range: expecting start >= 100, but found start=${start}`);
+    else if (end > 600) fail(rctx, `Invalid http expected status range: expecting end <= 600, but found end=${end}`);
+    return [start, end];
+  });
+  const requestHeadersToRemove = ((http.request_headers_to_remove as string[] | undefined) ?? []).map((n) => String(n).toLowerCase());
+  return {
+    timeoutMs,
+    intervalMs,
+    intervalJitterMs,
+    noTrafficIntervalMs,
+    unhealthyThreshold,
+    healthyThreshold,
+    http: {
+      host,
+      path,
+      expectedStatuses: expectedStatuses.length > 0 ? expectedStatuses : [[200, 201]],
+      requestHeadersToAdd: each(hctx, http, 'request_headers_to_add', headerToAdd),
+      requestHeadersToRemove,
+    },
   };
 }
 

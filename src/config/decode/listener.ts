@@ -1,12 +1,13 @@
 import type { HttpConnectionManager, HttpFilter, Listener } from '../model';
 import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
 /** HTTP filters we know, by the message type their typed_config carries. */
-const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE]);
+const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE, MIRROR_FILTER_TYPE]);
 
 export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
@@ -63,6 +64,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
 
   const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
   if (report) checkFilterOrder(httpFilters, ctx);
+  const mirrorFilter = findMirrorFilter(httpFilters, ctx);
   if (report && (h.upgrade_configs as Pb[] | undefined)?.length) fail(at(ctx, 'upgrade_configs'), 'upgrades (WebSocket) are not supported yet');
   const upgradeTypes = ((h.upgrade_configs as Pb[] | undefined) ?? [])
     .filter((u) => wrapped(u.enabled, true))
@@ -73,6 +75,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     routeConfig,
     rdsRouteConfigName,
     httpFilters,
+    mirrorFilter,
     serverName: String(h.server_name ?? '') || 'envoy',
     serverHeaderTransformation: String(h.server_header_transformation ?? 'OVERWRITE') as HttpConnectionManager['serverHeaderTransformation'],
     useRemoteAddress: wrapped(h.use_remote_address, false),
@@ -99,6 +102,18 @@ function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
   }
   if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
   return { name, config, isOptional };
+}
+
+/** The sidemirror mirror filter entry, decoded; at most one per connection manager. */
+function findMirrorFilter(filters: readonly HttpFilter[], ctx: Ctx): HttpConnectionManager['mirrorFilter'] {
+  let found: HttpConnectionManager['mirrorFilter'] = null;
+  filters.forEach((f, i) => {
+    if (!f.config || typeUrlName(f.config.typeUrl) !== MIRROR_FILTER_TYPE) return;
+    const fctx = at(ctx, `http_filters[${i}].typed_config`);
+    if (found) fail(fctx, 'only one sidemirror mirror filter per connection manager');
+    found = { name: f.name, config: decodeMirrorFilter(f.config.value as Pb, fctx) };
+  });
+  return found;
 }
 
 function checkFilterOrder(filters: readonly HttpFilter[], ctx: Ctx): void {

@@ -1,5 +1,6 @@
 import type {
   ClusterSpecifier,
+  ExtMirrorPolicy,
   HashPolicy,
   HeaderMatcher,
   MirrorPolicy,
@@ -17,6 +18,7 @@ import {
   type Pb,
   at,
   atIndex,
+  atKey,
   checkRegex,
   durationMs,
   each,
@@ -26,8 +28,10 @@ import {
   runtimeFraction,
   stringMatcher,
   typedConfigMap,
+  typeUrlName,
   wrapped,
 } from './common';
+import { MIRROR_PER_ROUTE_TYPE, decodeMirrorPerRoute } from './mirror-filter';
 
 /** Envoy's default route timeout. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -75,9 +79,19 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
     routes: each(ctx, vh, 'routes', decodeRoute),
     mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
     retryPolicy: vh.retry_policy ? unsupported(at(ctx, 'retry_policy')) : null,
-    typedPerFilterConfig: typedConfigMap(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...perFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(vh, ctx),
   };
+}
+
+/** typed_per_filter_config, with sidemirror's MirrorPerRoute entries decoded into policies. */
+function perFilterConfig(obj: Pb | undefined, ctx: Ctx): Pick<Route, 'typedPerFilterConfig' | 'extMirrorPolicies'> {
+  const typedPerFilterConfig = typedConfigMap(obj, ctx);
+  const extMirrorPolicies = new Map<string, ExtMirrorPolicy[]>();
+  for (const [name, cfg] of typedPerFilterConfig) {
+    if (typeUrlName(cfg.typeUrl) === MIRROR_PER_ROUTE_TYPE) extMirrorPolicies.set(name, decodeMirrorPerRoute(cfg.value as Pb, atKey(ctx, name)));
+  }
+  return { typedPerFilterConfig, extMirrorPolicies };
 }
 
 function unsupported(ctx: Ctx): null {
@@ -102,7 +116,7 @@ export function decodeRoute(r: Pb, ctx: Ctx): Route {
     name: String(r.name ?? ''),
     match: decodeRouteMatch((r.match ?? {}) as Pb, at(ctx, 'match')),
     action,
-    typedPerFilterConfig: typedConfigMap(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...perFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(r, ctx),
   };
 }
@@ -179,7 +193,7 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
   const regexRewrite = a.regex_rewrite ? decodeRegexRewrite(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
-  for (const unsupported of ['retry_policy', 'hash_policy', 'idle_timeout'] as const) {
+  for (const unsupported of ['retry_policy', 'idle_timeout'] as const) {
     const v = a[unsupported];
     if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
   }
@@ -198,7 +212,7 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     idleTimeoutMs: a.idle_timeout ? durationMs(a.idle_timeout as Pb, 0) : null,
     retryPolicy: a.retry_policy ? decodeRetryPolicy(a.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
     mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
-    hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy),
+    hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy).filter((p): p is HashPolicy => p !== null),
   };
 }
 
@@ -271,14 +285,24 @@ function decodeRetryPolicy(r: Pb, ctx: Ctx): RetryPolicy {
   };
 }
 
-function decodeHashPolicy(h: Pb, ctx: Ctx): HashPolicy {
+/** Envoy's RouteAction.HashPolicy; null for connection_properties without source_ip (Envoy adds nothing). */
+function decodeHashPolicy(h: Pb, ctx: Ctx): HashPolicy | null {
   const terminal = Boolean(h.terminal);
-  if (h.header) return { kind: 'header', name: String((h.header as Pb).header_name ?? '').toLowerCase(), terminal };
-  if (h.cookie) return { kind: 'cookie', name: String((h.cookie as Pb).name ?? ''), terminal };
-  if (h.connection_properties) return { kind: 'source_ip', terminal };
-  if (h.query_parameter) return { kind: 'query_parameter', name: String((h.query_parameter as Pb).name ?? ''), terminal };
+  const named = (field: string, key: string): string => {
+    const name = String((h[field] as Pb)[key] ?? '');
+    if (!name) fail(at(at(ctx, field), key), `${key} is required`);
+    return name;
+  };
+  if (h.header) return { kind: 'header', name: named('header', 'header_name').toLowerCase(), terminal };
+  if (h.cookie) {
+    // Envoy generates the cookie when ttl is set and it is missing; only existing cookies are hashed here.
+    if ((h.cookie as Pb).ttl !== undefined) fail(at(at(ctx, 'cookie'), 'ttl'), 'generating the cookie (ttl) is not supported; hash an existing cookie (no ttl)');
+    return { kind: 'cookie', name: named('cookie', 'name'), terminal };
+  }
+  if (h.connection_properties) return (h.connection_properties as Pb).source_ip ? { kind: 'source_ip', terminal } : null;
+  if (h.query_parameter) return { kind: 'query_parameter', name: named('query_parameter', 'name'), terminal };
   fail(ctx, 'one of header, cookie, connection_properties or query_parameter is required');
-  return { kind: 'source_ip', terminal };
+  return null;
 }
 
 /** Envoy's RequestMirrorPolicy, with the checks Envoy makes in code rather than in the proto. */

@@ -1,13 +1,14 @@
-import type { LbPolicy } from '../../config/model';
+import type { LbPolicy, RingHashConfig } from '../../config/model';
 import { LeastRequestBalancer } from './least-request';
 import type { LoadBalancer } from './load-balancer';
 import { RandomBalancer } from './random';
+import { DEFAULT_RING_HASH, RingHashBalancer } from './ring-hash';
 import { RoundRobinBalancer } from './round-robin';
 
-export type { LoadBalancer } from './load-balancer';
+export type { HashKey, LoadBalancer } from './load-balancer';
 
 /** Balancers by Envoy's lb_policy name. */
-export function createLoadBalancer(policy: LbPolicy, leastRequestChoiceCount: number): LoadBalancer {
+export function createLoadBalancer(policy: LbPolicy, leastRequestChoiceCount: number, ringHash: RingHashConfig | null = null): LoadBalancer {
   switch (policy) {
     case 'ROUND_ROBIN':
       return new RoundRobinBalancer();
@@ -15,6 +16,8 @@ export function createLoadBalancer(policy: LbPolicy, leastRequestChoiceCount: nu
       return new RandomBalancer();
     case 'LEAST_REQUEST':
       return new LeastRequestBalancer(leastRequestChoiceCount);
+    case 'RING_HASH':
+      return new RingHashBalancer(ringHash ?? DEFAULT_RING_HASH);
     default:
       throw new Error(`lb_policy ${policy} has no balancer`);
   }

@@ -1,0 +1,136 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort, type Spawned } from './processes';
+
+// nginx instances for the bench: each one gets its own prefix dir (conf, pid, logs, temp paths),
+// runs in the foreground (daemon off) with one worker, and is removed with its dir on stop.
+
+function header(prefix: string): string {
+  return `daemon off;
+master_process on;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 16384; }
+`;
+}
+
+function httpHeader(prefix: string): string {
+  return `  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+`;
+}
+
+/**
+ * A fast upstream answering `ok\n` on `/` (an empty 200 with `emptyBody`); with `statusPort`, also
+ * stub_status on that port.
+ */
+export function upstreamConf(prefix: string, port: number, statusPort?: number, emptyBody = false): string {
+  const status =
+    statusPort === undefined
+      ? ''
+      : `  server {
+    listen 127.0.0.1:${statusPort};
+    location = /status { stub_status; }
+  }
+`;
+  return `${header(prefix)}http {
+${httpHeader(prefix)}  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / { return 200 "${emptyBody ? '' : 'ok\\n'}"; }
+  }
+${status}}
+`;
+}
+
+function upstreamBlock(name: string, port: number): string {
+  return `  upstream ${name} {
+    server 127.0.0.1:${port};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+`;
+}
+
+/**
+ * A reverse proxy to `primaryPort` over keep-alive; with `shadowPort`, every request is also
+ * mirrored there through a keep-alive upstream as well. Note: nginx marks mirror subrequests
+ * header_only, so it closes the shadow connection instead of reading a response body; it can only
+ * reuse shadow connections when the shadow's responses have no body (see --empty-shadow-body).
+ */
+export function proxyConf(prefix: string, port: number, primaryPort: number, shadowPort?: number): string {
+  const keepalive = `      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+`;
+  const mirror = shadowPort === undefined ? '' : `      mirror /mirror;
+      mirror_request_body on;
+`;
+  const mirrorLocation =
+    shadowPort === undefined
+      ? ''
+      : `    location = /mirror {
+      internal;
+      proxy_pass http://shadow_upstream$request_uri;
+${keepalive}    }
+`;
+  return `${header(prefix)}http {
+${httpHeader(prefix)}${upstreamBlock('primary_upstream', primaryPort)}${shadowPort === undefined ? '' : upstreamBlock('shadow_upstream', shadowPort)}  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+${mirror}      proxy_pass http://primary_upstream;
+${keepalive}    }
+${mirrorLocation}  }
+}
+`;
+}
+
+export interface NginxInstance {
+  readonly proc: Spawned;
+  readonly prefix: string;
+  stop(): Promise<void>;
+}
+
+/** Writes `conf(prefix)`, starts nginx pinned to `cpus`, waits for `port`. */
+export async function startNginx(label: string, conf: (prefix: string) => string, port: number, cpus?: string): Promise<NginxInstance> {
+  const prefix = makeTempDir(label);
+  const confFile = path.join(prefix, 'nginx.conf');
+  fs.writeFileSync(confFile, conf(prefix));
+  // -e: nginx opens its error log before reading the conf; keep it out of /var/log.
+  const proc = spawnTracked('nginx', ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', confFile], {
+    cpus,
+    logFile: path.join(prefix, 'stderr.log'),
+  });
+  const stop = async (): Promise<void> => {
+    await stopProcess(proc);
+    removeTempDir(prefix);
+  };
+  try {
+    await waitForPort(port, proc);
+  } catch (err) {
+    const log = ['stderr.log', 'error.log'].map((f) => readIfExists(path.join(prefix, f))).join('');
+    await stop();
+    throw new Error(`nginx ${label}: ${(err as Error).message}\n${log}`);
+  }
+  return { proc, prefix, stop };
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The `requests` counter of a stub_status page (it counts the status request itself too). */
+export function parseStubRequests(text: string): number {
+  const m = /\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n/.exec(text);
+  if (!m) throw new Error(`unexpected stub_status output: ${text}`);
+  return Number(m[3]);
+}

@@ -1,0 +1,110 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { proxyConf, startNginx } from './nginx';
+import { freePort, makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort } from './processes';
+import { sidemirrorBootstrap } from './sidemirror';
+
+// The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
+// PRIMARY upstream and (for mirror peers) the given shadow, and returns the pid whose process
+// tree is measured.
+
+export interface PeerEnv {
+  primaryPort: number;
+  primaryPid: number;
+  shadowPort: number;
+  cpus?: string;
+}
+
+export interface RunningPeer {
+  readonly port: number;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export interface PeerDef {
+  readonly name: string;
+  readonly mirror: boolean;
+  start(env: PeerEnv): Promise<RunningPeer>;
+}
+
+const distRoot = path.join(__dirname, '..', '..'); // dist/
+
+/** Starts a node script, waits for its port; on failure prints the log and cleans up. */
+async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string): Promise<RunningPeer> {
+  const port = await freePort();
+  const dir = makeTempDir(label);
+  const log = path.join(dir, 'out.log');
+  const proc = spawnTracked(process.execPath, [script, ...args(port, dir)], { cpus, logFile: log });
+  const stop = async (): Promise<void> => {
+    await stopProcess(proc);
+    removeTempDir(dir);
+  };
+  try {
+    await waitForPort(port, proc);
+  } catch (err) {
+    const out = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-2000) : '';
+    await stop();
+    throw new Error(`${label}: ${(err as Error).message}${out ? `\n${out}` : ''}`);
+  }
+  return { port, pid: proc.pid, stop };
+}
+
+function nginxPeer(name: string, mirror: boolean): PeerDef {
+  return {
+    name,
+    mirror,
+    async start(env) {
+      const port = await freePort();
+      const conf = (prefix: string): string => proxyConf(prefix, port, env.primaryPort, mirror ? env.shadowPort : undefined);
+      const n = await startNginx(name, conf, port, env.cpus);
+      return { port, pid: n.proc.pid, stop: () => n.stop() };
+    },
+  };
+}
+
+function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef {
+  return {
+    name,
+    mirror,
+    start(env) {
+      const cli = path.join(distRoot, 'src', 'cli.js');
+      return startNode(
+        name,
+        cli,
+        (port, dir) => {
+          const file = path.join(dir, 'bootstrap.json');
+          fs.writeFileSync(file, sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined));
+          const args = ['proxy', '-c', file, '--log-level', 'warn'];
+          if (concurrency > 1) args.push('--concurrency', String(concurrency));
+          return args;
+        },
+        env.cpus,
+      );
+    },
+  };
+}
+
+export const direct: PeerDef = {
+  name: 'direct',
+  mirror: false,
+  // wrk straight at PRIMARY: nothing to start, PRIMARY's own tree is measured.
+  start: async (env) => ({ port: env.primaryPort, pid: env.primaryPid, stop: async () => undefined }),
+};
+
+export const nginxProxy = nginxPeer('nginx-proxy', false);
+export const nginxMirror = nginxPeer('nginx-mirror', true);
+export const sidemirror = sidemirrorPeer('sidemirror', false);
+export const sidemirrorMirror = sidemirrorPeer('sidemirror-mirror', true);
+export const sidemirrorMirrorC2 = sidemirrorPeer('sidemirror-mirror-c2', true, 2);
+
+export const httpProxyMirror: PeerDef = {
+  name: 'node-http-proxy-mirror',
+  mirror: true,
+  start: (env) =>
+    startNode(
+      'node-http-proxy-mirror',
+      path.join(distRoot, 'bench', 'peers', 'http-proxy-mirror.js'),
+      (port) => ['--port', String(port), '--primary', String(env.primaryPort), '--shadow', String(env.shadowPort)],
+      env.cpus,
+    ),
+};

@@ -1,0 +1,90 @@
+// Result shapes, medians and the printed table.
+
+export interface RoundResult {
+  rps: number | null;
+  requests: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  cpuSeconds: number | null;
+  cpuUsPerReq: number | null;
+  /** Requests that reached PRIMARY / the shadow during the round (counted by the upstreams). */
+  primaryRequests: number | null;
+  shadowRequests: number | null;
+  /** Busy fraction of the peer's core and of the load core (wrk + upstreams) while wrk ran. */
+  peerCoreBusy: number | null;
+  loadCoreBusy: number | null;
+  mirrorRatio: number | null;
+  non2xx: number | null;
+  socketErrors: number | null;
+  error?: string;
+}
+
+export interface Medians {
+  rps: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  cpuUsPerReq: number | null;
+  mirrorRatio: number | null;
+}
+
+export interface Row {
+  scenario: string;
+  peer: string;
+  conns: number;
+  mirror: boolean;
+  rounds: RoundResult[];
+  median: Medians;
+  peakRssMb: number | null;
+  /** 1-minute load average when the peer started (other work on the machine skews results). */
+  loadavg1m: number;
+  error?: string;
+}
+
+export function median(values: (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+export function medians(rounds: RoundResult[]): Medians {
+  const m = (k: keyof Medians): number | null => median(rounds.map((r) => r[k]));
+  return { rps: m('rps'), p50Ms: m('p50Ms'), p99Ms: m('p99Ms'), cpuUsPerReq: m('cpuUsPerReq'), mirrorRatio: m('mirrorRatio') };
+}
+
+function hadErrors(r: Row): boolean {
+  return r.rounds.some((x) => (x.non2xx ?? 0) > 0 || (x.socketErrors ?? 0) > 0);
+}
+
+const fmt = (v: number | null, digits: number): string => (v === null ? '-' : v.toFixed(digits));
+const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b);
+
+export function table(rows: Row[]): string {
+  const find = (scenario: string, peer: string, conns: number): Row | undefined =>
+    rows.find((r) => r.scenario === scenario && r.peer === peer && r.conns === conns);
+  const head = ['scenario', 'peer', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'mirror', 'rps/ngx-mir', 'rps/direct', 'cpu/ngx-mir'];
+  const lines = rows.map((r) => {
+    const nm = find(r.scenario, 'nginx-mirror', r.conns)?.median;
+    const d = (find(r.scenario, 'direct', r.conns) ?? find('fast-shadow', 'direct', r.conns))?.median;
+    return [
+      r.scenario,
+      hadErrors(r) ? `${r.peer}*` : r.peer,
+      String(r.conns),
+      fmt(r.median.rps, 0),
+      fmt(r.median.p50Ms, 2),
+      fmt(r.median.p99Ms, 2),
+      fmt(r.median.cpuUsPerReq, 1),
+      fmt(r.peakRssMb, 1),
+      r.mirror ? fmt(r.median.mirrorRatio, 3) : '-',
+      fmt(ratio(r.median.rps, nm?.rps ?? null), 2),
+      fmt(ratio(r.median.rps, d?.rps ?? null), 2),
+      fmt(ratio(r.median.cpuUsPerReq, nm?.cpuUsPerReq ?? null), 2),
+    ];
+  });
+  const all = [head, ...lines];
+  const width = head.map((_, i) => Math.max(...all.map((l) => (l[i] as string).length)));
+  const pad = (l: string[]): string => l.map((c, i) => (i < 2 ? c.padEnd(width[i] as number) : c.padStart(width[i] as number))).join('  ');
+  const out = [pad(head), width.map((w) => '-'.repeat(w)).join('  '), ...lines.map(pad)];
+  if (rows.some(hadErrors)) out.push('* some responses were non-2xx/3xx or hit socket errors (see the JSON)');
+  return out.join('\n');
+}

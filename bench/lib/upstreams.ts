@@ -1,0 +1,63 @@
+import * as path from 'node:path';
+import { startNginx, parseStubRequests, upstreamConf, type NginxInstance } from './nginx';
+import { freePort, httpGetText, makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort, type Spawned } from './processes';
+
+// The upstreams every peer talks to: PRIMARY and SHADOW (nginx, `ok\n`) and the SLOW shadow
+// (node, answers after 2 s). Each shadow can say how many requests reached it.
+
+/** An upstream that counts the requests reaching it. */
+export interface Upstream {
+  readonly port: number;
+  readonly pid: number;
+  /** A counter reading; `delta(before, after)` is the number of requests served in between. */
+  read(): Promise<number>;
+  delta(before: number, after: number): number;
+  stop(): Promise<void>;
+}
+export type Shadow = Upstream;
+
+/** nginx answering `ok\n` (or an empty 200), with stub_status on a second port to count requests. */
+async function countedNginx(label: string, cpus?: string, emptyBody = false): Promise<Upstream> {
+  const port = await freePort();
+  const statusPort = await freePort();
+  const n: NginxInstance = await startNginx(label, (prefix) => upstreamConf(prefix, port, statusPort, emptyBody), port, cpus);
+  return {
+    port,
+    pid: n.proc.pid,
+    read: async () => parseStubRequests(await httpGetText(statusPort, '/status')),
+    // stub_status counts itself: the second reading includes one status request.
+    delta: (before, after) => after - before - 1,
+    stop: () => n.stop(),
+  };
+}
+
+export const startPrimary = (cpus?: string): Promise<Upstream> => countedNginx('primary', cpus);
+export const startNginxShadow = (cpus?: string, emptyBody = false): Promise<Shadow> => countedNginx('shadow', cpus, emptyBody);
+
+export async function startSlowShadow(delayMs: number, cpus?: string, emptyBody = false): Promise<Shadow> {
+  const port = await freePort();
+  const dir = makeTempDir('slow');
+  const script = path.join(__dirname, '..', 'peers', 'slow-shadow.js');
+  const args = [script, '--port', String(port), '--delay-ms', String(delayMs), ...(emptyBody ? ['--empty-body'] : [])];
+  const proc: Spawned = spawnTracked(process.execPath, args, {
+    cpus,
+    logFile: path.join(dir, 'out.log'),
+  });
+  const stop = async (): Promise<void> => {
+    await stopProcess(proc);
+    removeTempDir(dir);
+  };
+  try {
+    await waitForPort(port, proc);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    port,
+    pid: proc.pid,
+    read: async () => Number((await httpGetText(port, '/__bench_count')).trim()),
+    delta: (before, after) => after - before,
+    stop,
+  };
+}

@@ -1,0 +1,299 @@
+import type { ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
+import { type HeaderMap, firstValue } from '../http/headers';
+import type { Logger } from '../log/logger';
+import { randomUint32 } from '../router/route-table';
+import type { Runtime } from '../runtime/runtime';
+import { PolicyClusterStats, type PolicyStats, type StatsScopes } from '../stats/scopes';
+import type { ClusterManager, UpstreamCluster } from '../upstream/cluster-manager';
+import { shadowHeaders } from './clone';
+import { DeferredShadowStream } from './deferred-stream';
+import { type HookContext, type HookRequest, type HookRunner, createHookContext } from './hooks';
+import type { MirrorLimiter } from './limit/limiter';
+import type { PrimaryRequest } from './mirror';
+import type { MirrorResources } from './resources';
+import { consistentSample } from './sample';
+import { headerStatsName } from './select';
+import type { ShadowOptions, ShadowResult, ShadowStream, ShadowWriter } from './writer';
+
+/** What starting one extended policy gives back to the mirror. */
+export interface ExtStart {
+  readonly stream: ShadowStream | null;
+  /** Sync mode: resolves with the headers afterMirror adds to the primary's response, never later than sync_timeout. */
+  readonly sync: Promise<Record<string, string>> | null;
+}
+
+const NOTHING: ExtStart = { stream: null, sync: null };
+const NO_HEADERS: Record<string, string> = {};
+
+export interface ExtPolicyDeps {
+  readonly clusters: ClusterManager;
+  readonly writer: ShadowWriter;
+  readonly runtime: Runtime;
+  readonly stats: StatsScopes;
+  readonly resources: MirrorResources;
+  readonly logger: Logger;
+  readonly maxBufferedBodyBytes: number;
+}
+
+/**
+ * An extended mirror policy ready to run: its budget and hooks resolved once per config. Per
+ * request it decides (methods, target, sampling, hooks, budget), builds the shadow (path,
+ * headers, marker, body or not) and hands it to the one shadow writer with its own timeouts,
+ * retries and, in sync mode, a promise the primary's response waits on.
+ */
+export class CompiledExtPolicy {
+  readonly stats: PolicyStats;
+  readonly #limiter: MirrorLimiter | null;
+  readonly #hooks: HookRunner | null;
+  readonly #byCluster = new Map<string, PolicyClusterStats>();
+  #count = 0;
+
+  readonly #maxInFlight: number;
+
+  constructor(
+    readonly policy: ExtMirrorPolicy,
+    filter: MirrorFilterConfig | null,
+    private readonly deps: ExtPolicyDeps,
+  ) {
+    this.#maxInFlight = filter?.maxInflightPerCluster ?? 0;
+    this.stats = deps.stats.policy(policy.name);
+    this.#limiter = policy.limit ? deps.resources.limiter(policy.limit, filter) : null;
+    const h = policy.hooks;
+    this.#hooks = h ? deps.resources.hooks(policy.name, h.module, h.timeoutMs, (hook, outcome) => this.stats.hook(hook, outcome)) : null;
+  }
+
+  start(p: PrimaryRequest): ExtStart {
+    const policy = this.policy;
+    if (policy.methods !== null && !policy.methods.has(p.method)) {
+      this.stats.skipped('method');
+      return NOTHING;
+    }
+    const target = this.#target(p);
+    if (target === null) return NOTHING;
+    if (!this.#sample(p)) {
+      this.#statsFor(target.name).skipped('sampling');
+      return NOTHING;
+    }
+    const decideLater = this.#limiter !== null || this.#hooks?.hasBefore === true || this.#hooks?.hasRewrite === true;
+    if (!decideLater) return this.#send(p, target, null, null);
+
+    const counters = this.#statsFor(target.name);
+    const deferred = new DeferredShadowStream(this.#bodyCap(), () => counters.dropped('body_cap'));
+    const sync = this.#decide(p, target, deferred);
+    return { stream: deferred, sync: policy.mode === 'sync' ? this.#bounded(sync) : null };
+  }
+
+  /** The slow path: hooks and the budget may answer asynchronously; the body waits in `deferred`. */
+  async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream): Promise<Record<string, string>> {
+    const counters = this.#statsFor(target.name);
+    const hooks = this.#hooks;
+    const ctx = this.#hookContext(p, target);
+    if (hooks?.hasBefore && !(await hooks.beforeMirror(ctx))) {
+      deferred.discard();
+      counters.skipped('hook');
+      return NO_HEADERS;
+    }
+    if (this.#limiter !== null) {
+      const decision = await this.#limiter.acquire();
+      if (decision === 'limited' || (decision === 'error' && this.policy.limit!.onRedisError === 'skip')) {
+        deferred.discard();
+        counters.skipped(decision === 'limited' ? 'limited' : 'limit_error');
+        return NO_HEADERS;
+      }
+    }
+    let rewritten: HookRequest | null = null;
+    if (hooks?.hasRewrite) {
+      const carries = this.#carriesBody(p);
+      const body = carries ? await deferred.wholeBody() : null;
+      if (carries && body === null) return NO_HEADERS; // the body overflowed (counted) or the client left
+      rewritten = await hooks.mirrorRewrite(ctx, { ...this.#request(p), body });
+      if (rewritten === null) {
+        deferred.discard();
+        counters.skipped('hook');
+        return NO_HEADERS;
+      }
+    }
+    if (!deferred.usable) return NO_HEADERS;
+    return new Promise((resolve) => {
+      // The writer reports every end, skips and drops included, through onDone: `resolve` always runs.
+      const started = this.#send(p, target, rewritten, resolve, ctx);
+      if (started.stream) deferred.attach(started.stream);
+      else deferred.discard();
+    });
+  }
+
+  /**
+   * Builds and starts the shadow. `rewritten` replaces method, path, headers and body when a
+   * mirrorRewrite hook ran. `settle` receives the headers for the primary (sync mode).
+   */
+  #send(p: PrimaryRequest, target: UpstreamCluster, rewritten: HookRequest | null,
+    settle: ((h: Record<string, string>) => void) | null, ctx?: HookContext): ExtStart {
+    const policy = this.policy;
+    const counters = this.#statsFor(target.name);
+    const req = rewritten ?? this.#request(p);
+    // A rewrite that returns a body replaces it; one that leaves it null keeps the client's.
+    const explicitBody = rewritten?.body ?? null;
+    const hasBody = explicitBody !== null ? explicitBody.length > 0 : this.#carriesBody(p);
+    if (explicitBody !== null) {
+      req.headers['content-length'] = String(explicitBody.length);
+      delete req.headers['transfer-encoding'];
+    }
+    let resolveSync: ((h: Record<string, string>) => void) | null = settle;
+    let sync: Promise<Record<string, string>> | null = null;
+    if (policy.mode === 'sync' && resolveSync === null) {
+      sync = this.#bounded(new Promise((resolve) => (resolveSync = resolve)));
+    }
+    const hooks = this.#hooks;
+    const onDone = hooks?.hasAfter || resolveSync !== null
+      ? (result: ShadowResult): void => void this.#after(result, hooks, ctx ?? this.#hookContext(p, target), resolveSync)
+      : null;
+    const t = policy.timeouts;
+    const options: ShadowOptions = {
+      maxBodyBytes: policy.maxBodyBytes,
+      connectTimeoutMs: t.connectMs,
+      sendTimeoutMs: t.sendMs,
+      readTimeoutMs: t.readMs,
+      retry: policy.retry,
+      captureBodyBytes: hooks?.hasAfter ? policy.hooks!.maxResponseBodyBytes : 0,
+      onDone,
+      maxInFlight: this.#maxInFlight,
+    };
+    const stream = this.deps.writer.start({
+      cluster: target,
+      stats: counters,
+      method: req.method,
+      path: req.path,
+      headers: req.headers,
+      hasBody,
+      // The policy's own timeouts replace the route's when it sets any.
+      timeoutMs: t.connectMs || t.sendMs || t.readMs ? 0 : p.timeoutMs,
+      options,
+    });
+    if (stream && explicitBody !== null) {
+      if (explicitBody.length > 0) stream.write(explicitBody);
+      stream.end();
+      return { stream: null, sync };
+    }
+    if (stream && !hasBody) {
+      stream.end();
+      return { stream: null, sync };
+    }
+    return { stream, sync };
+  }
+
+  async #after(result: ShadowResult, hooks: HookRunner | null, ctx: HookContext, settle: ((h: Record<string, string>) => void) | null): Promise<void> {
+    let headers = NO_HEADERS;
+    if (result.ok && hooks?.hasAfter) headers = await hooks.afterMirror(ctx, result);
+    settle?.(this.policy.mode === 'sync' ? headers : NO_HEADERS);
+  }
+
+  /** Waits for a sync shadow no longer than sync_timeout; the primary's response never waits more. */
+  #bounded(p: Promise<Record<string, string>>): Promise<Record<string, string>> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.stats.syncTimedOut();
+        resolve(NO_HEADERS);
+      }, this.policy.syncTimeoutMs);
+      timer.unref();
+      void p.then((h) => {
+        clearTimeout(timer);
+        resolve(h);
+      });
+    });
+  }
+
+  /** The shadow request before hooks: path rewritten, headers cloned and marked. */
+  #request(p: PrimaryRequest): HookRequest {
+    const policy = this.policy;
+    const headers = shadowHeaders(p.headers, policy, p.proxyAddress, p.format) as Record<string, string | string[]>;
+    if (policy.markerHeader !== null) headers[policy.markerHeader] = firstValue(p.headers.host) ?? '';
+    if (!policy.forwardBody) {
+      delete headers['content-length'];
+      delete headers['transfer-encoding'];
+    }
+    return { method: p.method, path: this.#path(p.path), headers, body: null };
+  }
+
+  /** APISIX's path and path_concat_mode; the query string is kept either way. */
+  #path(original: string): string {
+    const path = this.policy.path;
+    if (path === null) return original;
+    if (path.mode === 'prefix') return path.value.replace(/\/$/, '') + original;
+    const q = original.indexOf('?');
+    return q < 0 ? path.value : path.value + original.slice(q);
+  }
+
+  #carriesBody(p: PrimaryRequest): boolean {
+    return p.hasBody && this.policy.forwardBody;
+  }
+
+  /** What a shadow may hold while its go/no-go is decided: the buffer cap, or the whole body for mirrorRewrite. */
+  #bodyCap(): number {
+    const max = this.policy.maxBodyBytes;
+    return this.#hooks?.hasRewrite && max > 0 ? max : this.deps.maxBufferedBodyBytes;
+  }
+
+  #hookContext(p: PrimaryRequest, target: UpstreamCluster): HookContext {
+    return createHookContext({
+      policy: this.policy.name,
+      cluster: target.name,
+      mode: this.policy.mode,
+      request: { method: p.method, path: p.path, headers: p.headers as Record<string, string | string[]>, body: null },
+    });
+  }
+
+  /** The mirror cluster, or null (counted) when the header names none or an unknown one. */
+  #target(p: PrimaryRequest): UpstreamCluster | null {
+    const t = this.policy.target;
+    switch (t.kind) {
+      case 'cluster': {
+        const c = this.deps.clusters.get(t.name);
+        if (!c) this.#statsFor(t.name).skipped('unknown_cluster');
+        return c ?? null;
+      }
+      case 'host':
+        return this.deps.clusters.hostCluster(t.url, t.host, t.port);
+      case 'cluster_header': {
+        const raw = p.header(t.header);
+        const name = raw ? raw.split(',')[0]!.trim() : '';
+        const c = name ? this.deps.clusters.get(name) : undefined;
+        if (!c) this.#statsFor(headerStatsName(t.header)).skipped(name ? 'unknown_cluster' : 'missing_header');
+        return c ?? null;
+      }
+    }
+  }
+
+  #sample(p: PrimaryRequest): boolean {
+    const s = this.policy.sampling;
+    switch (s.kind) {
+      case 'all':
+        return true;
+      case 'random':
+        return this.deps.runtime.featureEnabled(s.fraction.runtimeKey, s.fraction.defaultValue, randomUint32());
+      case 'every_nth':
+        // Exact: the 1st, (N+1)th, (2N+1)th… request of this policy; one event loop, so no races.
+        return this.#count++ % s.n === 0;
+      case 'consistent': {
+        const key = s.key.kind === 'source_ip' ? p.remoteAddress : s.key.kind === 'header' ? p.header(s.key.name) : cookie(p.header('cookie'), s.key.name);
+        return key !== undefined && key !== '' && consistentSample(key, s.fraction);
+      }
+    }
+  }
+
+  #statsFor(cluster: string): PolicyClusterStats {
+    let s = this.#byCluster.get(cluster);
+    if (!s) this.#byCluster.set(cluster, (s = new PolicyClusterStats(this.deps.stats.shadow(cluster), this.stats)));
+    return s;
+  }
+}
+
+function cookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export type { HeaderMap };
