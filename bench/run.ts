@@ -31,6 +31,7 @@ const USAGE = `Usage: node dist/bench/run.js [options]
 `;
 
 const SETTLE_MS = 300; // after each wrk run, so mirrored requests still in flight are counted
+const NOISE_LIMIT = 0.1; // share of the peer's core used by others before a round is flagged
 const PEER_CORE = '0';
 const LOAD_CORE = '1'; // wrk, PRIMARY, the shadows
 
@@ -115,6 +116,7 @@ function emptyRound(error: string): RoundResult {
     shadowRequests: null,
     mirrorRatio: null,
     peerCoreBusy: null,
+    otherOnPeerCore: null,
     loadCoreBusy: null,
     non2xx: null,
     socketErrors: null,
@@ -131,8 +133,11 @@ async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: nu
   const cpu0 = treeCpuSeconds(running.pid);
   const [primary0, shadow0] = await Promise.all([up.primary.read(), up.shadow.read()]);
   const cores0 = readCoreTimes();
+  const t0 = performance.now();
   const { result, output } = await runWrk({ port: running.port, conns, seconds: s.duration, cpus: s.pinned ? LOAD_CORE : undefined });
   const cores1 = readCoreTimes();
+  const wrkWindow = (performance.now() - t0) / 1000;
+  const cpuDuringWrk = treeCpuSeconds(running.pid) - cpu0;
   await sleep(SETTLE_MS);
   const cpu = treeCpuSeconds(running.pid) - cpu0;
   const [primary1, shadow1] = await Promise.all([up.primary.read(), up.shadow.read()]);
@@ -140,6 +145,10 @@ async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: nu
   if (result.rps === 0 || result.requests === 0) return emptyRound('0 requests/sec');
   const primaryRequests = up.primary.delta(primary0, primary1);
   const shadowRequests = up.shadow.delta(shadow0, shadow1);
+  const peerCoreBusy = coreBusy(cores0, cores1, `cpu${PEER_CORE}`);
+  // What the peer's core spent on anything but the peer: other work on the machine (noise).
+  const ownShare = peer.onPeerCore === false ? 0 : cpuDuringWrk / wrkWindow;
+  const otherOnPeerCore = peerCoreBusy === null || !s.pinned ? null : Math.max(0, peerCoreBusy - ownShare);
   return {
     rps: result.rps,
     requests: result.requests,
@@ -150,7 +159,8 @@ async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: nu
     primaryRequests,
     shadowRequests,
     mirrorRatio: peer.mirror && primaryRequests > 0 ? shadowRequests / primaryRequests : null,
-    peerCoreBusy: coreBusy(cores0, cores1, `cpu${PEER_CORE}`),
+    peerCoreBusy,
+    otherOnPeerCore,
     loadCoreBusy: coreBusy(cores0, cores1, `cpu${LOAD_CORE}`),
     non2xx: result.non2xx,
     socketErrors: result.socketErrors,
@@ -188,7 +198,7 @@ async function measure(s: Settings, scenario: string, peer: PeerDef, conns: numb
             : `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ` +
               `${fmt(r.cpuUsPerReq, 1)} CPU µs/req` +
               (peer.mirror ? `, mirror ${fmt(r.mirrorRatio, 3)}` : '') +
-              `, busy peer/load core ${pct(r.peerCoreBusy)}/${pct(r.loadCoreBusy)}` +
+              `; core ${PEER_CORE} ${pct(r.peerCoreBusy)} busy (${pct(r.otherOnPeerCore)} not the peer), core ${LOAD_CORE} ${pct(r.loadCoreBusy)}` +
               (errs > 0 ? `, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors` : '')),
       );
     }
@@ -247,6 +257,10 @@ async function main(): Promise<number> {
   }
 
   process.stdout.write(`\n${table(rows)}\n\n`);
+  const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.peer} c=${r.conns}`);
+  if (noisy.length > 0) {
+    process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
+  }
   const cpus = os.cpus();
   const report = {
     machine: {

@@ -24,6 +24,8 @@ export interface RunningPeer {
 export interface PeerDef {
   readonly name: string;
   readonly mirror: boolean;
+  /** false for `direct`, whose measured process (PRIMARY) runs on the load core. */
+  readonly onPeerCore?: boolean;
   start(env: PeerEnv): Promise<RunningPeer>;
 }
 
@@ -87,6 +89,7 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
 export const direct: PeerDef = {
   name: 'direct',
   mirror: false,
+  onPeerCore: false,
   // wrk straight at PRIMARY: nothing to start, PRIMARY's own tree is measured.
   start: async (env) => ({ port: env.primaryPort, pid: env.primaryPid, stop: async () => undefined }),
 };

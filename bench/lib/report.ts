@@ -12,6 +12,8 @@ export interface RoundResult {
   shadowRequests: number | null;
   /** Busy fraction of the peer's core and of the load core (wrk + upstreams) while wrk ran. */
   peerCoreBusy: number | null;
+  /** The part of peerCoreBusy not spent by the peer itself (other work on the machine). */
+  otherOnPeerCore: number | null;
   loadCoreBusy: number | null;
   mirrorRatio: number | null;
   non2xx: number | null;

@@ -7,7 +7,7 @@ import type { ClusterStats, StatsScopes } from '../stats/scopes';
 import { HealthChecker } from './health';
 import { type Host, formatAddressPort } from './host';
 import { type HashKey, type LoadBalancer, createLoadBalancer } from './load-balancer';
-import { type ResolvedEndpoint, type Resolver, resolveEndpoints, systemResolver } from './resolve';
+import { type ResolvedEndpoint, type Resolver, literalEndpoints, resolveEndpoints, systemResolver } from './resolve';
 
 export interface PoolOptions {
   readonly connectTimeoutMs: number;
@@ -70,7 +70,9 @@ export class UpstreamCluster {
         })
       : null;
     // Like Envoy's cluster warming, a health-checked cluster is ready once each host had a check.
-    const resolved = config.type === 'EDS' ? Promise.resolve() : this.#resolve();
+    const literal = config.type === 'EDS' ? null : literalEndpoints(config);
+    if (literal) this.#apply(literal);
+    const resolved = config.type === 'EDS' || literal ? Promise.resolve() : this.#resolve();
     this.ready = this.#hc ? resolved.then(() => this.#hc?.firstRound()) : resolved;
     if (config.type === 'STRICT_DNS' || config.type === 'LOGICAL_DNS') {
       this.#refreshTimer = setInterval(() => void this.#resolve(), Math.max(config.dnsRefreshRateMs, 1000));

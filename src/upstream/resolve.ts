@@ -37,6 +37,20 @@ export async function resolveEndpoints(cluster: Cluster, resolver: Resolver, end
   return out;
 }
 
+/**
+ * The same, at once, when no name needs resolving (IP literals, STATIC, EDS): such a cluster has
+ * its hosts from the moment it exists. null when DNS is needed.
+ */
+export function literalEndpoints(cluster: Cluster, endpoints = cluster.loadAssignment?.endpoints ?? []): ResolvedEndpoint[] | null {
+  const out: ResolvedEndpoint[] = [];
+  for (const ep of endpoints) {
+    const host = ep.address.host;
+    if (net.isIP(host) === 0 && cluster.type !== 'STATIC' && cluster.type !== 'EDS') return null;
+    out.push({ port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), address: host, hostname: ep.hostname || host });
+  }
+  return out;
+}
+
 function pickFamily(addrs: Array<{ address: string; family: number }>, family: Cluster['dnsLookupFamily']): Array<{ address: string; family: number }> {
   const v4 = addrs.filter((a) => a.family === 4);
   const v6 = addrs.filter((a) => a.family === 6);
