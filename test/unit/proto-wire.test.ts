@@ -44,14 +44,16 @@ function loadRoot(includes: string[], files: string[]): protobuf.Root {
   return root;
 }
 
+// sidemirror's own extension protos have no Envoy counterpart; they are loaded on our side only.
 const files = protoFiles(OURS);
+const envoyFiles = files.filter((f) => !f.startsWith(`sidemirror${path.sep}`));
 const ours = loadRoot([OURS], files);
-const real = loadRoot(REAL_INCLUDES, files);
+const real = loadRoot(REAL_INCLUDES, envoyFiles);
 
 function collect(ns: protobuf.NamespaceBase, out: protobuf.ReflectionObject[] = []): protobuf.ReflectionObject[] {
   for (const obj of ns.nestedArray) {
     // Only objects parsed from proto/ (skip protobufjs' bundled google.protobuf types).
-    if (obj.filename?.startsWith(OURS)) out.push(obj);
+    if (obj.filename?.startsWith(OURS) && !obj.filename.startsWith(path.join(OURS, 'sidemirror'))) out.push(obj);
     if (obj instanceof protobuf.Namespace) collect(obj, out);
   }
   return out;
