@@ -13,7 +13,9 @@ import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
 import {
   type DownstreamInfo,
   type HeaderMap,
+  forwardRawResponse,
   headerFormatter,
+  mapFromRaw,
   mutateRequestHeaders,
   plainAddress,
   withoutHopByHop,
@@ -128,8 +130,8 @@ export class ConnectionManager {
       this.#reply(req, res, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return;
     }
-    // Route hash_policy (for RING_HASH clusters): computed only when the route has one.
-    const hashKey = action.hashPolicy.length === 0 ? null
+    // Route hash_policy: computed only when the route has one and the cluster hashes (RING_HASH).
+    const hashKey = action.hashPolicy.length === 0 || cluster.config.lbPolicy !== 'RING_HASH' ? null
       : requestHashKey(action.hashPolicy, { headers, pseudo: lookup, sourceIp: down.remoteAddress, path: req.url ?? '/' });
     const host = cluster.pick(hashKey);
     if (host === null) {
@@ -155,7 +157,9 @@ export class ConnectionManager {
     const body = hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
     const exchange = new PrimaryExchange({
       cluster, host, method, path: upstreamPath, headers, body, timeoutMs: action.timeoutMs,
-      responseHeaders: (_status, upstream) => this.#responseHeaders(upstream, route, table, format, headers),
+      responseHeaders: (_status, raw) => this.#plainResponses(route)
+        ? forwardRawResponse(raw, this.#serverOverride())
+        : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers),
       localReply: (failure) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
         this.#reply(req, res, status, text, route);
@@ -183,6 +187,19 @@ export class ConnectionManager {
     if (this.hcm.alwaysSetRequestIdInResponse && request['x-request-id'] !== undefined) out['x-request-id'] = request['x-request-id'];
     if (this.router.suppressEnvoyHeaders) delete out['x-envoy-upstream-service-time'];
     return out;
+  }
+
+  /** No route edits, no request id echo, no header suppression: the raw list can go as it is. */
+  #plainResponses(route: CompiledRoute): boolean {
+    const r = route.route;
+    const v = route.vhost;
+    return !this.hcm.alwaysSetRequestIdInResponse && !this.router.suppressEnvoyHeaders && this.hcm.serverHeaderTransformation !== 'APPEND_IF_ABSENT' &&
+      r.responseHeadersToAdd.length === 0 && r.responseHeadersToRemove.length === 0 && v.responseHeadersToAdd.length === 0 && v.responseHeadersToRemove.length === 0;
+  }
+
+  /** The server header we write over the upstream's, or null to pass the upstream's through. */
+  #serverOverride(): string | null {
+    return this.hcm.serverHeaderTransformation === 'OVERWRITE' ? this.hcm.serverName : null;
   }
 
   #serverHeader(out: HeaderMap): void {

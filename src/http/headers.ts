@@ -23,6 +23,58 @@ export function withoutHopByHop(headers: HeaderMap): HeaderMap {
   return out;
 }
 
+/**
+ * A header map from Node's or undici's raw list ([name, value, name, value…], strings or
+ * buffers), without hop-by-hop headers, in one pass. Names are lowercased; a repeated header
+ * becomes a list, so it is forwarded as the separate lines it came in.
+ */
+export function mapFromRaw(raw: ReadonlyArray<string | Buffer>): HeaderMap {
+  const out: HeaderMap = {};
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = String(raw[i]).toLowerCase();
+    const value = typeof raw[i + 1] === 'string' ? (raw[i + 1] as string) : (raw[i + 1] as Buffer).toString('latin1');
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = connection ? `${connection},${value}` : value;
+      else if (name === 'te' && value.toLowerCase().includes('trailers')) out.te = 'trailers';
+      continue;
+    }
+    const prior = out[name];
+    if (prior === undefined) out[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else out[name] = [prior, value];
+  }
+  // Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
+  if (connection !== undefined) for (const n of connection.toLowerCase().split(',')) if (n.trim() !== 'te') delete out[n.trim()];
+  return out;
+}
+
+/**
+ * The fast path for response headers when no route edits apply: the upstream's raw list,
+ * hop-by-hop headers dropped, `server` handled as the connection manager says, as the flat
+ * list Node's writeHead takes.
+ */
+export function forwardRawResponse(raw: readonly Buffer[], serverName: string | null): string[] {
+  const out: string[] = [];
+  let connection: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connection = raw[i + 1]!.toString('latin1').toLowerCase();
+      continue;
+    }
+    if (serverName !== null && lower === 'server') continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connection !== null) {
+    const named = new Set(connection.split(',').map((n) => n.trim()));
+    for (let i = out.length - 2; i >= 0; i -= 2) if (named.has(out[i]!.toLowerCase())) out.splice(i, 2);
+  }
+  if (serverName !== null) out.push('server', serverName);
+  return out;
+}
+
 export function firstValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }

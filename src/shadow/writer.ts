@@ -192,8 +192,10 @@ class ShadowExchange implements ShadowStream {
         // Shadows are never retried by undici and never follow redirects; our own retry is explicit.
         idempotent: false,
         blocking: false,
-        headersTimeout: o.readTimeoutMs,
-        bodyTimeout: o.readTimeoutMs,
+        // The read timeout is the attempt's own timer: undici's headers/body timeouts tick on a
+        // coarse (~1 s) clock, so a 200 ms read timeout would fire after about a second.
+        headersTimeout: 0,
+        bodyTimeout: 0,
       },
       this.#attempt,
     );
@@ -323,6 +325,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   #truncated = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #sendTimer: NodeJS.Timeout | null = null;
+  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
+  #readTimer: NodeJS.Timeout | null = null;
   #ended = false;
 
   constructor(
@@ -345,15 +349,21 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
       this.exchange.body?.once('end', () => this.#clearSend());
     }
+    if (this.o.readTimeoutMs > 0) {
+      if (this.exchange.bodyConsumed()) this.#armRead();
+      else this.exchange.body?.once('end', () => this.#armRead());
+    }
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
     if (statusCode < 200) return;
+    this.#armRead();
     this.#status = statusCode;
     if (this.#captured) this.#headers = headers;
   }
 
   onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#readTimer?.refresh();
     // Discarded, unless afterMirror wants a look: then the first bytes only.
     const captured = this.#captured;
     if (captured === null || this.#truncated) return;
@@ -397,7 +407,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   #end(): void {
     this.#ended = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#readTimer) clearTimeout(this.#readTimer);
+    this.#readTimer = null;
     this.#clearSend();
+  }
+
+  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
+  #armRead(): void {
+    if (this.#ended || this.o.readTimeoutMs <= 0) return;
+    if (this.#readTimer) this.#readTimer.refresh();
+    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
   }
 
   #clearSend(): void {

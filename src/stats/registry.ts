@@ -102,6 +102,76 @@ export class CellFamily {
   }
 }
 
+/** A histogram's buckets for one label set, updated with no lookup and no allocation. */
+export class HistogramCell {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(private readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length);
+  }
+
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    if (i < b.length) this.counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
+  }
+}
+
+/**
+ * A histogram exported to prom-client as a metric of its own (prom-client's Histogram hashes
+ * the label set on every observe; this does it once per label set).
+ */
+class HistogramFamily {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #cells = new Map<string, { labels: Record<string, string>; cell: HistogramCell }>();
+
+  constructor(readonly name: string, readonly help: string, private readonly labelNames: readonly string[], private readonly bounds: readonly number[]) {}
+
+  labels(labels: LabelValues): HistogramCell {
+    const key = this.labelNames.map((n) => String(labels[n] ?? '')).join('\u0001');
+    let entry = this.#cells.get(key);
+    if (!entry) {
+      const clean: Record<string, string> = {};
+      for (const n of this.labelNames) clean[n] = String(labels[n] ?? '');
+      entry = { labels: clean, cell: new HistogramCell(this.bounds) };
+      this.#cells.set(key, entry);
+    }
+    return entry.cell;
+  }
+
+  /** prom-client's metric contract: the values as its Histogram would give them. */
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> }> {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const { labels, cell } of this.#cells.values()) {
+      let cumulative = 0;
+      this.bounds.forEach((le, i) => {
+        cumulative += cell.counts[i]!;
+        values.push({ labels: { ...labels, le }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: cell.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    for (const e of this.#cells.values()) e.cell.reset();
+  }
+}
+
 export class StatsRegistry {
   readonly registry = new prom.Registry();
   readonly #counters: CellFamily[] = [];
@@ -175,9 +245,11 @@ export class StatsRegistry {
     return family;
   }
 
-  #histogram(name: string, help: string, labelNames: string[], text: TextName): prom.Histogram<string> {
+  #histogram(name: string, help: string, labelNames: string[], text: TextName): HistogramFamily {
     TEXT_NAMES.set(name, text);
-    return new prom.Histogram({ name, help, labelNames, buckets: MS_BUCKETS, registers: [this.registry] });
+    const family = new HistogramFamily(name, help, labelNames, MS_BUCKETS);
+    this.registry.registerMetric(family as unknown as prom.Metric);
+    return family;
   }
 
   /** Prometheus text exposition for /stats/prometheus. */

@@ -1,12 +1,11 @@
-import type * as prom from 'prom-client';
-import type { Cell, StatsRegistry } from './registry';
+import type { Cell, HistogramCell, StatsRegistry } from './registry';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
 
 type CounterChild = Cell;
 type GaugeChild = Cell;
-type HistogramChild = prom.Histogram.Internal<string>;
+type HistogramChild = HistogramCell;
 
 export class ClusterStats {
   readonly rqTotal: CounterChild;

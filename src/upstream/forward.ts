@@ -18,8 +18,8 @@ export interface PrimaryForward {
   readonly body: Readable | null;
   /** Envoy's route timeout (0: none), counted from the end of the downstream request. */
   readonly timeoutMs: number;
-  /** Edits the upstream's response headers before they are written (hop-by-hop, route edits…). */
-  readonly responseHeaders: (status: number, headers: HeaderMap) => HeaderMap;
+  /** The headers to send the client, from the upstream's raw header list (hop-by-hop out, route edits in). */
+  readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
   /** Called when the exchange fails before any response byte reached the client. */
   readonly localReply: (failure: PrimaryFailure) => void;
   /** Called once, however the exchange ends. */
@@ -31,10 +31,13 @@ export interface PrimaryForward {
   readonly syncWait: Promise<Record<string, string>> | null;
 }
 
+/** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
+export type OutgoingHeaders = string[] | HeaderMap;
+
 /** A response waiting for sync shadows before it may go to the client. */
 interface HeldResponse {
   readonly status: number;
-  readonly headers: HeaderMap;
+  readonly headers: OutgoingHeaders;
   readonly chunks: Buffer[];
   ended: boolean;
 }
@@ -50,14 +53,20 @@ class PrimaryAbort extends Error {
 /**
  * Streams one request to the primary upstream and its response back to the client, with
  * back-pressure both ways, Envoy's route timeout, and a local reply when nothing was sent yet.
+ *
+ * It speaks undici's own handler protocol (onConnect/onHeaders/onData/onComplete/onError): the
+ * newer controller API goes through an adapter that parses every header block into an object,
+ * which the proxy does not need.
  */
 export class PrimaryExchange implements Dispatcher.DispatchHandler {
-  #controller: Dispatcher.DispatchController | null = null;
+  #abortUpstream: ((err: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
   #timer: NodeJS.Timeout | null = null;
   #status = 0;
   #finished = false;
   #held: HeldResponse | null = null;
   readonly #started = performance.now();
+  readonly #onDrain = (): void => this.#resume?.();
 
   constructor(
     private readonly fwd: PrimaryForward,
@@ -89,52 +98,60 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#abort(new PrimaryAbort('downstream_reset'));
   }
 
-  // implements Dispatcher.DispatchHandler
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#finished) controller.abort(new PrimaryAbort('downstream_reset'));
+  // implements Dispatcher.DispatchHandler (undici's native protocol)
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abortUpstream = abort;
+    if (this.#finished) abort(new PrimaryAbort('downstream_reset'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
-    if (statusCode < 200 || this.#finished) return;
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200 || this.#finished) return true;
     this.#status = statusCode;
-    const out = this.fwd.responseHeaders(statusCode, headers);
-    out['x-envoy-upstream-service-time'] ??= String(Math.round(performance.now() - this.#started));
-    this.res.on('drain', () => controller.resume());
+    this.#resume = resume;
+    const out = this.fwd.responseHeaders(statusCode, rawHeaders);
+    addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
     if (this.fwd.syncWait === null) {
       this.res.writeHead(statusCode, out as Record<string, string | string[]>);
-      return;
+      return true;
     }
     // Hold the response (and stop reading it) until the sync shadows are done.
     const held: HeldResponse = { status: statusCode, headers: out, chunks: [], ended: false };
     this.#held = held;
-    controller.pause();
     void this.fwd.syncWait.then((added) => {
       if (this.#finished) return;
       this.#held = null;
-      this.res.writeHead(held.status, { ...held.headers, ...added } as Record<string, string | string[]>);
+      for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
+      this.res.writeHead(held.status, held.headers as Record<string, string | string[]>);
       for (const c of held.chunks) this.res.write(c);
       if (held.ended) this.#complete();
-      else controller.resume();
+      else resume();
     });
+    return false;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#finished) return;
+  onData(chunk: Buffer): boolean {
+    if (this.#finished) return true;
     if (this.#held !== null) {
       this.#held.chunks.push(chunk);
-      return;
+      return false;
     }
-    if (!this.res.write(chunk)) controller.pause();
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.#onDrain);
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (this.#finished) return;
     if (this.#held !== null) {
       this.#held.ended = true;
       return;
     }
     this.#complete();
+  }
+
+  onError(err: Error): void {
+    if (this.#finished) return;
+    this.#fail(err instanceof PrimaryAbort ? err.failure : classify(err));
   }
 
   #complete(): void {
@@ -144,14 +161,9 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.fwd.host.counters[this.#status >= 500 ? 'rqError' : 'rqSuccess']++;
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.#finished) return;
-    this.#fail(err instanceof PrimaryAbort ? err.failure : classify(err));
-  }
-
   #abort(reason: PrimaryAbort): void {
     if (this.#finished) return;
-    this.#controller?.abort(reason);
+    this.#abortUpstream?.(reason);
     this.fwd.body?.destroy();
     this.#fail(reason.failure);
   }
@@ -181,6 +193,12 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     cluster.stats.rqTime.observe(performance.now() - this.#started);
     this.fwd.done(this.#status);
   }
+}
+
+/** Adds a header to either form, replacing it in the object form. */
+function addHeader(headers: OutgoingHeaders, name: string, value: string): void {
+  if (Array.isArray(headers)) headers.push(name, value);
+  else headers[name] = value;
 }
 
 function classify(err: Error): PrimaryFailure {
