@@ -13,6 +13,7 @@ import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
 import {
   type DownstreamInfo,
   type HeaderMap,
+  firstValue,
   forwardRawResponse,
   headerFormatter,
   mapFromRaw,
@@ -80,14 +81,16 @@ export class ConnectionManager {
       localAddress: plainAddress(req.socket.localAddress),
       scheme: 'http',
     };
-    const headers = withoutHopByHop(req.headers);
+    // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
+    const headers = mapFromRaw(req.rawHeaders);
     // We answer 100-continue ourselves (Node does), so the upstream must not be asked again.
     delete headers.expect;
     mutateRequestHeaders(headers, this.hcm, down);
-    const authority = (req.headers.host ?? '').toLowerCase();
+    const host = firstValue(headers.host) ?? '';
+    const authority = host.toLowerCase();
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
-    const lookup: HeaderLookup = (name) => pseudoOrHeader(name, req, authority, path, method);
+    const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method);
 
     const table = this.routes();
     const route = table?.match({ authority, path, header: lookup }) ?? null;
@@ -103,15 +106,15 @@ export class ConnectionManager {
       return;
     }
     if (action.kind === 'redirect') {
-      const location = redirectLocation(action, route, req.headers.host ?? '', path, down.scheme);
+      const location = redirectLocation(action, route, host, path, down.scheme);
       this.#reply(req, res, action.responseCode, '', route, { location });
       return;
     }
-    this.#forward(req, res, route, action, headers, down, lookup, table!);
+    this.#forward(req, res, route, action, headers, down, lookup, table!, bodyFollows(req.rawHeaders));
   }
 
   #forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
-    down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable): void {
+    down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): void {
     const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
@@ -119,7 +122,7 @@ export class ConnectionManager {
       this.#reply(req, res, action.clusterNotFoundResponseCode, '', route);
       return;
     }
-    const format = headerFormatter(down, req.headers, this.deps.hostname);
+    const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
     const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
     if (weighted) applyRequestHeaderEdits(route, headers, weighted, format);
@@ -142,7 +145,6 @@ export class ConnectionManager {
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
     const upstreamPath = rewritePath(action, route, req.url ?? '/');
     const method = req.method ?? 'GET';
-    const hasBody = requestHasBody(req);
 
     // Cluster-level policies, when present, replace the route's (Envoy's newest rule).
     const policies = cluster.config.mirrorPolicies.length > 0 ? cluster.config.mirrorPolicies : route.mirrorPolicies;
@@ -223,10 +225,13 @@ const NO_SHADOWS: readonly ShadowStream[] = [];
 const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
-export function requestHasBody(req: IncomingMessage): boolean {
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  const len = req.headers['content-length'];
-  return len !== undefined && len !== '0';
+export function bodyFollows(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') return true;
+  }
+  return false;
 }
 
 /**
@@ -245,7 +250,7 @@ function teeBody(req: IncomingMessage, shadows: readonly ShadowStream[]): Readab
   return primary;
 }
 
-function pseudoOrHeader(name: string, req: IncomingMessage, authority: string, path: string, method: string): string | undefined {
+function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string): string | undefined {
   if (name.charCodeAt(0) === 58 /* ':' */) {
     switch (name) {
       case ':authority':
@@ -260,6 +265,6 @@ function pseudoOrHeader(name: string, req: IncomingMessage, authority: string, p
         return undefined;
     }
   }
-  const v = req.headers[name];
+  const v = headers[name];
   return Array.isArray(v) ? v.join(',') : v;
 }

@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { consistentSample } from '../../src/shadow/sample';
 import { route } from '../harness/bootstrap';
@@ -5,8 +9,8 @@ import { type Json, awayFromWindowEdge, extRoute, perRoute, sendMany, until, wit
 import { sleep } from '../harness/upstream';
 
 // The mirror filter's extended policies end to end, one behaviour per test: real upstreams and an
-// in-process sidecar on 127.0.0.1, each started and stopped by handle. Hooks, health checks and
-// xDS: mirror-extension-hooks.test.ts; Redis budgets and sidecar processes: mirror-extension-redis.test.ts.
+// in-process sidecar on 127.0.0.1, each started and stopped by handle. The same config over xDS:
+// mirror-extension-xds.test.ts; Redis budgets and sidecar processes: mirror-extension-redis.test.ts.
 
 const PM = { primary: {}, mirror: {} };
 /** One catch-all route to `primary` carrying `policies`. */
@@ -191,7 +195,7 @@ describe('per-mirror timeouts', () => {
 
 test('retry: a flaky mirror (503, 503, then 200) is reached with count 2 on_5xx', () => {
   let calls = 0;
-  const flaky = { respond: (_q: unknown, res: import('node:http').ServerResponse) => { res.writeHead(++calls <= 2 ? 503 : 200); res.end(); } };
+  const flaky = { respond: (_q: unknown, res: ServerResponse) => { res.writeHead(++calls <= 2 ? 503 : 200); res.end(); } };
   return withRig({ primary: {}, mirror: flaky }, one({ name: 'rt', cluster: 'mirror', retry: { count: 2, on_5xx: true } }), async (r) => {
     await r.get('/flaky');
     await r.up.mirror!.waitForRequests(3);
@@ -261,3 +265,84 @@ test('Envoy\'s request_mirror_policies and an extended policy on one route both 
     expect(await r.stat('cluster.envoyMirror.shadow.sent')).toBe(1);
     expect(await r.stat('cluster.extMirror.shadow.sent')).toBe(1);
   }));
+
+describe('hooks', () => {
+  const EXAMPLE = path.resolve(__dirname, '../../examples/hooks/compare-and-tag.ts');
+  const UPS = { primary: {}, mirror: { name: 'shadow says 42' } };
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sidemirror-hooks-'));
+    fs.writeFileSync(path.join(dir, 'throws.js'), "exports.beforeMirror = () => { throw new Error('boom'); };\n");
+    fs.writeFileSync(path.join(dir, 'hangs.js'), 'exports.afterMirror = () => new Promise(() => {});\n');
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('beforeMirror (example): a request with x-no-mirror is skipped and counted', () =>
+    withRig(UPS, one({ name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
+      await r.get('/skip-me', { headers: { 'x-no-mirror': '1' } });
+      await r.get('/mirror-me');
+      await r.up.mirror!.waitForRequests(1);
+      await sleep(100);
+      expect(urls(r.up.mirror!)).toEqual(['/mirror-me']);
+      expect(await r.stat('mirror_policy.hk.skipped.hook')).toBe(1);
+      expect(await r.stat('mirror_policy.hk.hook.beforeMirror.ok')).toBe(2);
+    }));
+
+  test('mirrorRewrite (example): the shadow is tagged x-mirror-rewritten: 1, the primary is not', () =>
+    withRig(UPS, one({ name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
+      await r.get('/tag', { method: 'POST', body: 'payload' });
+      const [shadow] = await r.up.mirror!.waitForRequests(1);
+      expect(shadow!.headers['x-mirror-rewritten']).toBe('1');
+      expect(shadow!.body.toString()).toBe('payload');
+      expect(r.up.primary!.requests[0]!.headers['x-mirror-rewritten']).toBeUndefined();
+      expect(await r.stat('mirror_policy.hk.hook.mirrorRewrite.ok')).toBe(1);
+    }));
+
+  test('afterMirror (example, sync mode): the primary\'s response carries the mirror\'s status and body', () =>
+    withRig(UPS, one({ name: 'hk', cluster: 'mirror', mode: 'SYNC', sync_timeout: '1s', hooks: { module: EXAMPLE } }), async (r) => {
+      const res = await r.get('/compare');
+      expect(res.body).toBe('primary');
+      expect(res.headers['x-mirror-status']).toBe('200');
+      expect(res.headers['x-mirror-body']).toBe('shadow says 42');
+      expect(await r.stat('mirror_policy.hk.hook.afterMirror.ok')).toBe(1);
+    }));
+
+  test('a throwing beforeMirror skips the mirror (hook.beforeMirror.threw); the primary is fine', () =>
+    withRig(UPS, one({ name: 'boom', cluster: 'mirror', hooks: { module: path.join(dir, 'throws.js') } }), async (r) => {
+      expect((await r.get('/t')).body).toBe('primary');
+      await until('threw', async () => (await r.stat('mirror_policy.boom.hook.beforeMirror.threw')) === 1);
+      expect(await r.stat('mirror_policy.boom.skipped.hook')).toBe(1);
+      await sleep(100);
+      expect(r.up.mirror!.requests).toHaveLength(0);
+    }));
+
+  test('a hanging afterMirror is abandoned at hooks.timeout (0.1 s): the sync primary answers without its headers', () =>
+    withRig(UPS, one({ name: 'hang', cluster: 'mirror', mode: 'SYNC', sync_timeout: '3s', hooks: { module: path.join(dir, 'hangs.js'), timeout: '0.1s' } }), async (r) => {
+      const res = await r.get('/h');
+      expect(res.body).toBe('primary');
+      expect(res.ms).toBeGreaterThanOrEqual(90);
+      expect(res.ms).toBeLessThan(1500);
+      expect(res.headers['x-mirror-status']).toBeUndefined();
+      expect(r.up.mirror!.requests).toHaveLength(1);
+      expect(await r.stat('mirror_policy.hang.hook.afterMirror.timed_out')).toBe(1);
+      expect(await r.stat('mirror_policy.hang.sync_timed_out')).toBe(0);
+    }));
+});
+
+test('health-check fast-fail: a mirror host failing its checks gets no shadow (skipped.no_healthy_host)', () => {
+  const failingHc = { respond: (q: { url: string }, res: ServerResponse) => { res.writeHead(q.url === '/healthz' ? 503 : 200); res.end(); } };
+  return withRig({ primary: {}, mirror: failingHc }, () => ({
+    routes: [extRoute('/', 'primary', [{ name: 'hc', cluster: 'mirror' }])],
+    clusterExtra: { mirror: { health_checks: [{ timeout: '0.5s', interval: '1s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } }] } },
+  }), async (r) => {
+    const started = Date.now();
+    for (let i = 0; i < 3; i++) expect((await r.get(`/x/${i}`)).body).toBe('primary');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await r.stat('cluster.mirror.shadow.skipped.no_healthy_host')).toBe(3);
+    expect(await r.stat('mirror_policy.hc.skipped.no_healthy_host')).toBe(3);
+    expect(await r.stat('cluster.mirror.health_check.failure')).toBeGreaterThanOrEqual(1);
+    await sleep(100);
+    expect(r.up.mirror!.requests.length).toBeGreaterThanOrEqual(1);
+    expect(r.up.mirror!.requests.every((q) => q.url === '/healthz')).toBe(true);
+  });
+});
