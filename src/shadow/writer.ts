@@ -232,10 +232,6 @@ class ShadowExchange implements ShadowStream {
     return this.#body === null || this.#body.readableEnded;
   }
 
-  get body(): Readable | null {
-    return this.#body;
-  }
-
   // Called by the attempt.
   attemptEnded(attempt: Attempt, status: number, err: Error | null): void {
     if (this.#done || attempt !== this.#attempt) return;
@@ -315,18 +311,19 @@ class ShadowExchange implements ShadowStream {
   }
 }
 
-/** One try of a shadow on one host: the undici handler. */
+/**
+ * One try of a shadow on one host: the undici handler, in undici's native protocol so that a
+ * discarded response costs no header parsing.
+ */
 class Attempt implements Dispatcher.DispatchHandler {
-  #controller: Dispatcher.DispatchController | null = null;
+  #abortUpstream: ((err: Error) => void) | null = null;
   #status = 0;
-  #headers: Record<string, string | string[]> = {};
+  #rawHeaders: readonly Buffer[] | null = null;
   #captured: Buffer[] | null;
   #capturedBytes = 0;
   #truncated = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #sendTimer: NodeJS.Timeout | null = null;
-  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
-  #readTimer: NodeJS.Timeout | null = null;
   #ended = false;
 
   constructor(
@@ -338,35 +335,33 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abortUpstream = abort;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     if (this.#ended) {
-      controller.abort(new ShadowAbort('client_aborted'));
+      abort(new ShadowAbort('client_aborted'));
       return;
     }
     if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
       this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
-      this.exchange.body?.once('end', () => this.#clearSend());
-    }
-    if (this.o.readTimeoutMs > 0) {
-      if (this.exchange.bodyConsumed()) this.#armRead();
-      else this.exchange.body?.once('end', () => this.#armRead());
     }
   }
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
-    if (statusCode < 200) return;
-    this.#armRead();
+  onRequestSent(): void {
+    this.#clearSend();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true;
     this.#status = statusCode;
-    if (this.#captured) this.#headers = headers;
+    if (this.#captured) this.#rawHeaders = rawHeaders;
+    return true;
   }
 
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#readTimer?.refresh();
+  onData(chunk: Buffer): boolean {
     // Discarded, unless afterMirror wants a look: then the first bytes only.
     const captured = this.#captured;
-    if (captured === null || this.#truncated) return;
+    if (captured === null || this.#truncated) return true;
     const room = this.o.captureBodyBytes - this.#capturedBytes;
     if (chunk.length > room) {
       captured.push(chunk.subarray(0, room));
@@ -376,28 +371,37 @@ class Attempt implements Dispatcher.DispatchHandler {
       captured.push(chunk);
       this.#capturedBytes += chunk.length;
     }
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#end();
     this.exchange.attemptEnded(this, this.#status, null);
   }
 
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.#end();
     this.exchange.attemptEnded(this, this.#status, err);
   }
 
   abort(reason: Error): void {
     this.#end();
-    this.#controller?.abort(reason);
+    this.#abortUpstream?.(reason);
   }
 
   result(durationMs: number): ShadowResult {
+    const headers: Record<string, string | string[]> = {};
+    const raw = this.#rawHeaders ?? [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1').toLowerCase();
+      const value = raw[i + 1]!.toString('latin1');
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    }
     return {
       ok: true,
       status: this.#status,
-      headers: this.#headers,
+      headers,
       body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
       truncated: this.#truncated,
       durationMs,
@@ -407,16 +411,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   #end(): void {
     this.#ended = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    if (this.#readTimer) clearTimeout(this.#readTimer);
-    this.#readTimer = null;
     this.#clearSend();
-  }
-
-  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
-  #armRead(): void {
-    if (this.#ended || this.o.readTimeoutMs <= 0) return;
-    if (this.#readTimer) this.#readTimer.refresh();
-    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
   }
 
   #clearSend(): void {
