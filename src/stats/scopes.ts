@@ -148,8 +148,19 @@ abstract class OutcomeCounter {
     child.inc();
   }
 
-  sent(): void { this.count('sent', ''); }
-  succeeded(status: number): void { this.count('succeeded', `${Math.floor(status / 100)}xx`); }
+  // The two outcomes of every shadow get direct handles; the rest go through the map.
+  #sent: CounterChild | null = null;
+  readonly #succeeded: Array<CounterChild | undefined> = [];
+
+  sent(): void {
+    (this.#sent ??= this.child('sent', '')).inc();
+  }
+
+  succeeded(status: number): void {
+    const cls = Math.min(Math.max(Math.floor(status / 100), 1), 5);
+    (this.#succeeded[cls] ??= this.child('succeeded', `${cls}xx`)).inc();
+  }
+
   failed(reason: ShadowFailReason): void { this.count('failed', reason); }
   timedOut(): void { this.count('timed_out', ''); }
   dropped(reason: ShadowDropReason): void { this.count('dropped', reason); }
