@@ -47,6 +47,10 @@ export class CompiledExtPolicy {
   readonly #hooks: HookRunner | null;
   readonly #byCluster = new Map<string, PolicyClusterStats>();
   #count = 0;
+  /** A `host` target's cluster, made when the policy is compiled so that its name resolves before traffic. */
+  readonly #hostCluster: UpstreamCluster | null = null;
+  /** False until the host cluster's first resolution is done; until then shadows wait for it (deferred). */
+  #hostReady = true;
 
   readonly #maxInFlight: number;
 
@@ -60,6 +64,13 @@ export class CompiledExtPolicy {
     this.#limiter = policy.limit ? deps.resources.limiter(policy.limit, filter) : null;
     const h = policy.hooks;
     this.#hooks = h ? deps.resources.hooks(policy.name, h.module, h.timeoutMs, (hook, outcome) => this.stats.hook(hook, outcome)) : null;
+    const t = policy.target;
+    if (t.kind === 'host') {
+      this.#hostCluster = deps.clusters.hostCluster(t.url, t.host, t.port);
+      this.#hostReady = false;
+      const ready = (): void => void (this.#hostReady = true);
+      this.#hostCluster.ready.then(ready, ready);
+    }
   }
 
   start(p: PrimaryRequest): ExtStart {
@@ -74,11 +85,12 @@ export class CompiledExtPolicy {
       this.#statsFor(target.name).skipped('sampling');
       return NOTHING;
     }
-    const decideLater = this.#limiter !== null || this.#hooks?.hasBefore === true || this.#hooks?.hasRewrite === true;
+    const decideLater = !this.#hostReady || this.#limiter !== null || this.#hooks?.hasBefore === true || this.#hooks?.hasRewrite === true;
     if (!decideLater) return this.#send(p, target, null, null);
 
     const counters = this.#statsFor(target.name);
-    const deferred = new DeferredShadowStream(this.#bodyCap(), () => counters.dropped('body_cap'));
+    const cap = this.#bodyCap();
+    const deferred = new DeferredShadowStream(cap.bytes, () => counters.dropped(cap.reason));
     const sync = this.#decide(p, target, deferred);
     return { stream: deferred, sync: policy.mode === 'sync' ? this.#bounded(sync) : null };
   }
@@ -86,6 +98,8 @@ export class CompiledExtPolicy {
   /** The slow path: hooks and the budget may answer asynchronously; the body waits in `deferred`. */
   async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream): Promise<Record<string, string>> {
     const counters = this.#statsFor(target.name);
+    // A host named by DNS: the first shadows wait for its first resolution instead of finding no host.
+    if (!this.#hostReady) await this.#hostCluster!.ready;
     const hooks = this.#hooks;
     const ctx = this.#hookContext(p, target);
     if (hooks?.hasBefore && !(await hooks.beforeMirror(ctx))) {
@@ -227,10 +241,16 @@ export class CompiledExtPolicy {
     return p.hasBody && this.policy.forwardBody;
   }
 
-  /** What a shadow may hold while its go/no-go is decided: the buffer cap, or the whole body for mirrorRewrite. */
-  #bodyCap(): number {
+  /**
+   * What a shadow may hold while its go/no-go is decided, and what going over it counts as: max_bytes
+   * when it is the tighter bound (or, for mirrorRewrite, which needs the whole body, whenever it is
+   * set): `body_too_large`, as the writer counts it; else the buffer cap: `body_cap`.
+   */
+  #bodyCap(): { readonly bytes: number; readonly reason: 'body_too_large' | 'body_cap' } {
     const max = this.policy.maxBodyBytes;
-    return this.#hooks?.hasRewrite && max > 0 ? max : this.deps.maxBufferedBodyBytes;
+    const buffer = this.deps.maxBufferedBodyBytes;
+    if (max > 0 && (this.#hooks?.hasRewrite === true || max <= buffer)) return { bytes: max, reason: 'body_too_large' };
+    return { bytes: buffer, reason: 'body_cap' };
   }
 
   #hookContext(p: PrimaryRequest, target: UpstreamCluster): HookContext {
@@ -252,7 +272,7 @@ export class CompiledExtPolicy {
         return c ?? null;
       }
       case 'host':
-        return this.deps.clusters.hostCluster(t.url, t.host, t.port);
+        return this.#hostCluster;
       case 'cluster_header': {
         const raw = p.header(t.header);
         const name = raw ? raw.split(',')[0]!.trim() : '';

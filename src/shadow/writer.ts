@@ -324,6 +324,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   #truncated = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #sendTimer: NodeJS.Timeout | null = null;
+  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
+  #readTimer: NodeJS.Timeout | null = null;
   #ended = false;
 
   constructor(
@@ -349,9 +351,11 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onRequestSent(): void {
     this.#clearSend();
+    this.#armRead();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.#armRead();
     if (statusCode < 200) return true;
     this.#status = statusCode;
     if (this.#captured) this.#rawHeaders = rawHeaders;
@@ -359,6 +363,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    this.#readTimer?.refresh();
     // Discarded, unless afterMirror wants a look: then the first bytes only.
     const captured = this.#captured;
     if (captured === null || this.#truncated) return true;
@@ -411,7 +416,16 @@ class Attempt implements Dispatcher.DispatchHandler {
   #end(): void {
     this.#ended = true;
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#readTimer) clearTimeout(this.#readTimer);
+    this.#readTimer = null;
     this.#clearSend();
+  }
+
+  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
+  #armRead(): void {
+    if (this.#ended || this.o.readTimeoutMs <= 0) return;
+    if (this.#readTimer) this.#readTimer.refresh();
+    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
   }
 
   #clearSend(): void {

@@ -13,6 +13,7 @@ import { sleep } from '../harness/upstream';
 // mirror-extension-xds.test.ts; Redis budgets and sidecar processes: mirror-extension-redis.test.ts.
 
 const PM = { primary: {}, mirror: {} };
+const EXAMPLE = path.resolve(__dirname, '../../examples/hooks/compare-and-tag.ts');
 /** One catch-all route to `primary` carrying `policies`. */
 const one = (...policies: Json[]) => () => ({ routes: [extRoute('/', 'primary', policies)] });
 const urls = (u: { requests: ReadonlyArray<{ url: string }> }): string[] => u.requests.map((r) => r.url).sort();
@@ -78,6 +79,25 @@ test('host target: a URL with no cluster defined receives the shadow', () =>
     expect(await r.stat(`cluster.host:http://127.0.0.1:${r.up.other!.port}.shadow.succeeded.2xx`)).toBe(1);
   }));
 
+test('host target by name: the first shadow waits for the name to resolve instead of being lost', () =>
+  withRig({ primary: {}, other: {} }, (ports) => ({ routes: [extRoute('/', 'primary', [{ name: 'hn', host: `http://localhost:${ports.other}` }])] }), async (r) => {
+    await r.get('/first');
+    await r.get('/second');
+    await r.up.other!.waitForRequests(2);
+    expect(urls(r.up.other!)).toEqual(['/first', '/second']);
+    expect(await r.stat(`cluster.host:http://localhost:${r.up.other!.port}.shadow.skipped.no_healthy_host`)).toBe(0);
+  }));
+
+test('cluster_header target: the header names the mirror cluster; without it, skipped.missing_header', () =>
+  withRig(PM, one({ name: 'ch', cluster_header: 'x-mirror-cluster' }), async (r) => {
+    await r.get('/named', { headers: { 'x-mirror-cluster': 'mirror' } });
+    await r.get('/unnamed');
+    await r.up.mirror!.waitForRequests(1);
+    await sleep(100);
+    expect(urls(r.up.mirror!)).toEqual(['/named']);
+    expect(await r.stat('cluster.header:x-mirror-cluster.shadow.skipped.missing_header')).toBe(1);
+  }));
+
 describe('sync mode', () => {
   const SYNC = { primary: {}, mirror: { delayMs: 200 }, slow: { delayMs: 5000 } };
   const routes = () => ({
@@ -137,6 +157,17 @@ describe('body', () => {
       await r.get('/small', { method: 'POST', body: 'fits' });
       const done = await r.up.mirror!.waitForRequests(1);
       expect(done.find((q) => q.complete)!.body.toString()).toBe('fits');
+    }));
+
+  test('over max_bytes while a mirrorRewrite hook holds the body: dropped and counted the same way', () =>
+    withRig(PM, one({ name: 'capr', cluster: 'mirror', body: { max_bytes: 4096 }, hooks: { module: EXAMPLE } }), async (r) => {
+      const big = Buffer.alloc(64 * 1024, 'z');
+      expect((await r.get('/big', { method: 'POST', body: big })).body).toBe('primary');
+      expect(r.up.primary!.requests[0]!.body.equals(big)).toBe(true);
+      await until('dropped.body_too_large', async () => (await r.stat('mirror_policy.capr.dropped.body_too_large')) === 1);
+      expect(await r.stat('mirror_policy.capr.dropped.body_cap')).toBe(0);
+      await sleep(100);
+      expect(r.up.mirror!.requests).toHaveLength(0);
     }));
 });
 
@@ -267,7 +298,6 @@ test('Envoy\'s request_mirror_policies and an extended policy on one route both 
   }));
 
 describe('hooks', () => {
-  const EXAMPLE = path.resolve(__dirname, '../../examples/hooks/compare-and-tag.ts');
   const UPS = { primary: {}, mirror: { name: 'shadow says 42' } };
   let dir: string;
   beforeAll(() => {
