@@ -223,11 +223,13 @@ describe('--concurrency 2', () => {
     fs.writeFileSync(proxy.file, staticBootstrap(p, [route('/', 'B', { request_mirror_policies: [{ cluster: 'mirror2' }] })], clusters));
     proxy.child.kill('SIGHUP');
     await until('both workers to answer from B', async () => (await sendFresh(proxy.url, 10)).every((x) => x === '200 B'), 10_000);
+    // While the reload spreads, a probe may still have reached A; from here on, none may.
+    const aBefore = a.requests.length;
     const before = mirror2.requests.length;
     const answers = await sendFresh(proxy.url, 100);
     expect(answers.filter((x) => x === '200 B')).toHaveLength(100);
     await mirror2.waitForRequests(before + 100, 10_000);
-    expect(a.requests.length).toBe(20);
+    expect(a.requests.length).toBe(aBefore);
 
     // An invalid file: the supervisor rejects it, nothing changes, nobody dies.
     const pidsBefore = (await serverInfo(proxy)).workers.map((w) => w.pid).sort();
@@ -292,7 +294,7 @@ describe('--concurrency 2', () => {
       await until('a replacement worker', async () => {
         const pids = (await serverInfo(proxy)).workers.map((w) => w.pid);
         return pids.length === 2 && !pids.includes(victim);
-      }, 15_000);
+      }, 30_000);
       expect((await sendFresh(proxy.url, 100)).filter((x) => x === '200 B')).toHaveLength(100);
       expect(a.requests.length).toBe(before);
     } finally {
