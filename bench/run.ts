@@ -9,7 +9,7 @@ import { treeCpuSeconds, treePeakRssMb } from './lib/proc';
 import { cleanupAll, firstLine, sleep, which } from './lib/processes';
 import { medians, table, type RoundResult, type Row } from './lib/report';
 import { startNginxShadow, startPrimary, startSlowShadow, type Shadow, type Upstream } from './lib/upstreams';
-import { coreBusy, readCoreTimes } from './lib/cores';
+import { coreBusy, coreIrq, readCoreTimes } from './lib/cores';
 import { runWrk } from './lib/wrk';
 
 // `npm run bench`: sidemirror against nginx and node-http-proxy, with and without mirroring, with
@@ -116,6 +116,7 @@ function emptyRound(error: string): RoundResult {
     shadowRequests: null,
     mirrorRatio: null,
     peerCoreBusy: null,
+    peerCoreIrq: null,
     otherOnPeerCore: null,
     loadCoreBusy: null,
     non2xx: null,
@@ -146,8 +147,9 @@ async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: nu
   const primaryRequests = up.primary.delta(primary0, primary1);
   const shadowRequests = up.shadow.delta(shadow0, shadow1);
   const peerCoreBusy = coreBusy(cores0, cores1, `cpu${PEER_CORE}`);
-  // What the peer's core spent on anything but the peer: other work on the machine (noise).
-  const ownShare = peer.onPeerCore === false ? 0 : cpuDuringWrk / wrkWindow;
+  const peerCoreIrq = coreIrq(cores0, cores1, `cpu${PEER_CORE}`);
+  // What the peer's core spent on neither the peer nor the network stack: other work (noise).
+  const ownShare = (peer.onPeerCore === false ? 0 : cpuDuringWrk / wrkWindow) + (peerCoreIrq ?? 0);
   const otherOnPeerCore = peerCoreBusy === null || !s.pinned ? null : Math.max(0, peerCoreBusy - ownShare);
   return {
     rps: result.rps,
@@ -160,6 +162,7 @@ async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: nu
     shadowRequests,
     mirrorRatio: peer.mirror && primaryRequests > 0 ? shadowRequests / primaryRequests : null,
     peerCoreBusy,
+    peerCoreIrq,
     otherOnPeerCore,
     loadCoreBusy: coreBusy(cores0, cores1, `cpu${LOAD_CORE}`),
     non2xx: result.non2xx,
@@ -198,7 +201,7 @@ async function measure(s: Settings, scenario: string, peer: PeerDef, conns: numb
             : `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ` +
               `${fmt(r.cpuUsPerReq, 1)} CPU µs/req` +
               (peer.mirror ? `, mirror ${fmt(r.mirrorRatio, 3)}` : '') +
-              `; core ${PEER_CORE} ${pct(r.peerCoreBusy)} busy (${pct(r.otherOnPeerCore)} not the peer), core ${LOAD_CORE} ${pct(r.loadCoreBusy)}` +
+              `; core ${PEER_CORE} ${pct(r.peerCoreBusy)} busy (${pct(r.peerCoreIrq)} irq, ${pct(r.otherOnPeerCore)} others), core ${LOAD_CORE} ${pct(r.loadCoreBusy)}` +
               (errs > 0 ? `, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors` : '')),
       );
     }

@@ -12,7 +12,9 @@ export interface RoundResult {
   shadowRequests: number | null;
   /** Busy fraction of the peer's core and of the load core (wrk + upstreams) while wrk ran. */
   peerCoreBusy: number | null;
-  /** The part of peerCoreBusy not spent by the peer itself (other work on the machine). */
+  /** irq + softirq share of the peer's core (network stack work, charged to no process). */
+  peerCoreIrq: number | null;
+  /** The part of peerCoreBusy spent neither by the peer nor in irq/softirq: other work (noise). */
   otherOnPeerCore: number | null;
   loadCoreBusy: number | null;
   mirrorRatio: number | null;
