@@ -89,7 +89,12 @@ export class Proxy {
     this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
     this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver });
     this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000);
-    this.shadowWriter = new PooledShadowWriter({ ...DEFAULT_SHADOW_LIMITS, ...options.shadowLimits });
+    // An option given as undefined (a CLI flag left out) keeps the default.
+    const limits = options.shadowLimits ?? {};
+    this.shadowWriter = new PooledShadowWriter({
+      maxInFlightPerCluster: limits.maxInFlightPerCluster ?? DEFAULT_SHADOW_LIMITS.maxInFlightPerCluster,
+      maxBufferedBodyBytes: limits.maxBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxBufferedBodyBytes,
+    });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
     this.mirrorResources = new MirrorResources(this.logger, options.hooksBaseDir);
   }
