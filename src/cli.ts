@@ -132,24 +132,7 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
   for (const l of proxy.listeners.listeners()) {
     logger.info({ listener: l.name, port: l.address.port }, 'serving');
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'draining');
-      void proxy.stop().then(() => resolve(0));
-    };
-    proxy.onQuit(() => stop('quitquitquit'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      proxy.reloadFile(file).catch((err: unknown) => {
-        const detail = err instanceof ConfigError ? err.issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message];
-        logger.error({ errors: detail }, 'SIGHUP reload rejected; the previous configuration stays');
-      });
-    });
-  });
+  return serveUntilSignalled(logger, () => proxy.stop(), () => proxy.reloadFile(file), (stop) => proxy.onQuit(() => stop('quitquitquit')));
 }
 
 async function runControlPlane(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
@@ -183,23 +166,31 @@ async function runSupervisor(file: string, workers: number, proxy: WorkerProxyOp
     return reportConfigError(file, err);
   }
   logger.info({ workers }, 'serving with worker processes');
+  return serveUntilSignalled(logger, () => supervisor.stop(), async () => supervisor.reload());
+}
+
+/**
+ * Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads, and a rejected reload is
+ * logged with every issue while the running config stays.
+ */
+function serveUntilSignalled(logger: Logger, stop: () => Promise<void>, reload: () => Promise<void>,
+  extraStop?: (stop: (why: string) => void) => void): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const drain = (why: string): void => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'draining');
-      void supervisor.stop().then(() => resolve(0));
+      logger.info({ signal: why }, 'draining');
+      void stop().then(() => resolve(0));
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    extraStop?.(drain);
+    process.on('SIGTERM', () => drain('SIGTERM'));
+    process.on('SIGINT', () => drain('SIGINT'));
     process.on('SIGHUP', () => {
-      try {
-        supervisor.reload();
-      } catch (err) {
+      reload().catch((err: unknown) => {
         const detail = err instanceof ConfigError ? err.issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message];
         logger.error({ errors: detail }, 'SIGHUP reload rejected; the previous configuration stays');
-      }
+      });
     });
   });
 }

@@ -20,6 +20,7 @@ import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
 import type { DynamicConfigSink } from './xds/dynamic-config';
+import { adsTarget } from './xds/ads-target';
 import { type DynamicSource, XdsClient } from './xds/xds-client';
 
 export interface ProxyOptions {
@@ -43,12 +44,7 @@ export interface ProxyOptions {
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
 function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry): XdsClient {
-  const dyn = b.dynamicResources!;
-  const adsCluster = b.clusters.find((c) => c.name === dyn.adsClusterName);
-  const ep = adsCluster?.loadAssignment?.endpoints[0];
-  if (!ep) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: `cluster "${dyn.adsClusterName}" has no endpoint to reach the management server` }]);
-  const host = ep.address.host.includes(':') ? `[${ep.address.host}]` : ep.address.host;
-  return new XdsClient({ target: `${host}:${ep.address.port}`, node: b.node, logger, stats, sink });
+  return new XdsClient({ target: adsTarget(b), node: b.node, logger, stats, sink });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {

@@ -1,8 +1,8 @@
-import type { MirrorFilterConfig, MirrorLimit, RedisConnectionModel } from '../config/model';
+import type { MirrorFilterConfig, MirrorLimit } from '../config/model';
 import type { Logger } from '../log/logger';
 import { HookRunner, type HookObserver } from './hooks';
 import { createLimiter } from './limit';
-import type { LimitConfig, MirrorLimiter, RedisTarget } from './limit/limiter';
+import type { LimitConfig, MirrorLimiter } from './limit/limiter';
 
 /**
  * What extended policies hold on to across config updates: budgets (so a reload does not reset a
@@ -50,11 +50,5 @@ export function limitConfig(limit: MirrorLimit, filter: MirrorFilterConfig | nul
   if (limit.store === 'local' || !limit.redis) return { ...base, store: { kind: 'local' } };
   const conn = limit.redis.kind === 'named' ? filter?.redis.get(limit.redis.name) : limit.redis;
   if (!conn) throw new Error(`no Redis connection named "${(limit.redis as { name: string }).name}" in the mirror filter's config`);
-  return { ...base, store: { kind: 'redis', target: redisTarget(conn) } };
-}
-
-function redisTarget(c: RedisConnectionModel): RedisTarget {
-  return c.kind === 'single'
-    ? { kind: 'single', server: c.server, password: c.password, database: c.database, timeoutMs: c.timeoutMs }
-    : { kind: 'cluster', nodes: c.nodes, name: c.name, password: c.password, timeoutMs: c.timeoutMs };
+  return { ...base, store: { kind: 'redis', target: conn } };
 }

@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderMap } from '../http/headers';
-import type { ShadowCounters, ShadowFailReason } from '../stats/scopes';
+import type { ShadowCounters } from '../stats/scopes';
 import type { UpstreamCluster } from '../upstream/cluster-manager';
+import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
 
 /** How one shadow ended, for sync mode and afterMirror. */
@@ -237,7 +238,7 @@ class ShadowExchange implements ShadowStream {
     if (this.#done || attempt !== this.#attempt) return;
     this.#host.active--;
     const retry = this.request.options.retry;
-    const reason = err === null ? (status >= 500 ? '5xx' : null) : failReason(err);
+    const reason = err === null ? (status >= 500 ? '5xx' : null) : classifyUpstreamError(err);
     const retriable = retry !== null && reason !== null && this.#attemptsLeft > 0 && this.#canResend() && (
       (reason === '5xx' && retry.on5xx) || (reason === 'connect_failure' && retry.onConnectFailure) || (reason === 'reset' && retry.onReset));
     if (retriable) {
@@ -263,7 +264,7 @@ class ShadowExchange implements ShadowStream {
       cluster.stats.rqTimeout.inc();
       this.#host.counters.rqTimeout++;
     } else {
-      stats.failed(failReason(err));
+      stats.failed(classifyUpstreamError(err));
     }
     this.request.options.onDone?.(FAILED);
   }
@@ -449,17 +450,7 @@ function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
   return t;
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EADDRNOTAVAIL']);
-
 function isTimeout(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-}
-
-/** Sorts an undici error into the reasons we count. */
-export function failReason(err: Error): ShadowFailReason {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (CONNECT_FAILURES.has(code)) return 'connect_failure';
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO') return 'protocol_error';
-  return 'reset';
 }

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { HeaderMap } from '../http/headers';
 import type { UpstreamCluster } from './cluster-manager';
+import { classifyUpstreamError } from './errors';
 import type { Host } from './host';
 
 /** How the primary exchange ended, for the connection manager to answer or log. */
@@ -41,8 +42,6 @@ interface HeldResponse {
   readonly chunks: Buffer[];
   ended: boolean;
 }
-
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
 
 class PrimaryAbort extends Error {
   constructor(readonly failure: PrimaryFailure) {
@@ -151,7 +150,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.#finished) return;
-    this.#fail(err instanceof PrimaryAbort ? err.failure : classify(err));
+    this.#fail(err instanceof PrimaryAbort ? err.failure : classifyUpstreamError(err));
   }
 
   #complete(): void {
@@ -199,11 +198,4 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 function addHeader(headers: OutgoingHeaders, name: string, value: string): void {
   if (Array.isArray(headers)) headers.push(name, value);
   else headers[name] = value;
-}
-
-function classify(err: Error): PrimaryFailure {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  if (CONNECT_FAILURES.has(code)) return 'connect_failure';
-  if (code.startsWith('HPE_')) return 'protocol_error';
-  return 'reset';
 }

@@ -3,7 +3,6 @@ import * as fs from 'node:fs';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { configDump } from '../admin/config-dump';
 import { AdminServer, type ServerState, type StatsView } from '../admin/server';
-import { ConfigError } from '../config/errors';
 import { type LoadedBootstrap, loadBootstrapText } from '../config/load';
 import { type ResourceTypeUrl, TYPE_ORDER, isResourceType, isWildcardType, resourceMessageType, resourceName } from '../config/resources';
 import type { Logger } from '../log/logger';
@@ -11,6 +10,7 @@ import { LayeredRuntime } from '../runtime/runtime';
 import { type MetricsJson, StatsRegistry, renderText, textToJson } from '../stats/registry';
 import { version } from '../version';
 import type { DiscoveryResponse } from '../xds/ads-stream';
+import { adsTarget } from '../xds/ads-target';
 import { XdsClient } from '../xds/xds-client';
 import { type FromWorker, MARK, type ToWorker, type WorkerProxyOptions, type XdsPush } from './messages';
 
@@ -123,12 +123,9 @@ export class Supervisor {
 
   #startXds(): void {
     const b = this.#loaded.bootstrap;
-    const ads = b.clusters.find((c) => c.name === b.dynamicResources!.adsClusterName)?.loadAssignment?.endpoints[0];
-    if (!ads) throw new ConfigError([{ path: 'dynamic_resources.ads_config', message: 'the ADS cluster has no endpoint' }]);
-    const host = ads.address.host.includes(':') ? `[${ads.address.host}]` : ads.address.host;
     // The supervisor validates (and ACKs or NACKs) every response; workers get only accepted ones.
     this.#xds = new XdsClient({
-      target: `${host}:${ads.address.port}`,
+      target: adsTarget(b),
       node: b.node,
       logger: this.o.logger,
       stats: this.stats,

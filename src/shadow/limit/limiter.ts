@@ -1,16 +1,13 @@
+import type { RedisConnectionModel, RedisServerAddress } from '../../config/model';
+
 // A mirror budget: at most `count` mirrors per `windowMs`, counted in this process or in Redis so
 // that every sidecar pointing at the same Redis shares one budget.
 
 export type LimitDecision = 'allowed' | 'limited' | 'error';
 
-export interface RedisServer {
-  readonly host: string;
-  readonly port: number;
-}
-
-export type RedisTarget =
-  | { readonly kind: 'single'; readonly server: RedisServer; readonly password: string | null; readonly database: number; readonly timeoutMs: number }
-  | { readonly kind: 'cluster'; readonly nodes: readonly RedisServer[]; readonly name: string; readonly password: string | null; readonly timeoutMs: number };
+/** A Redis server or cluster to keep budgets in: the mirror filter's config, as decoded. */
+export type RedisTarget = RedisConnectionModel;
+export type RedisServer = RedisServerAddress;
 
 export interface LimitConfig {
   readonly count: number;

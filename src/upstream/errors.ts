@@ -1,0 +1,12 @@
+/** How an upstream exchange failed, as the proxy counts and answers it. */
+export type UpstreamFailure = 'connect_failure' | 'reset' | 'protocol_error';
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND']);
+
+/** Sorts an undici or socket error: never connected, reset after, or a malformed response. */
+export function classifyUpstreamError(err: Error): UpstreamFailure {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (CONNECT_FAILURES.has(code)) return 'connect_failure';
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO') return 'protocol_error';
+  return 'reset';
+}
