@@ -1,17 +1,15 @@
-import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { request } from 'undici';
 import { parseDocument } from 'yaml';
-import { type Sandbox, type ServiceName, startSandbox } from '../../examples/route-mirror/sandbox';
+import { type Sandbox, startSandbox } from '../../examples/route-mirror/sandbox';
+import { SandboxClient, defineVerifySteps, ensureBuilt, sleep } from '../harness/sandbox-steps';
 
 // Envoy's route-mirror sandbox driven over xDS: the control plane serves a copy of
 // examples/route-mirror/xds/resources.yaml, the front proxy starts from xds/front-proxy.yaml (only
 // the xDS cluster), each in its own process. The five verify steps, then a live edit of the file.
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const BUILT = [path.join(ROOT, 'dist', 'src', 'cli.js'), path.join(ROOT, 'dist', 'examples', 'route-mirror', 'service.js')];
 
 /** Binds 127.0.0.1:`port` (0: any) and closes it again; the bound port, or null when taken. */
 async function tryBind(port: number): Promise<number | null> {
@@ -40,31 +38,15 @@ async function freePortPair(): Promise<number> {
   throw new Error('no two consecutive free ports found in 100 tries');
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 let sandbox: Sandbox;
-let P: number;
-
-/** What `curl -s [-H …] http://localhost:P/path` does: the Host header is `localhost:P`. */
-async function curl(urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  const res = await request(`http://127.0.0.1:${P}${urlPath}`, { headers: { host: `localhost:${P}`, ...headers } });
-  return { status: res.statusCode, body: await res.body.text() };
-}
-
-const logs = (name: ServiceName): string[] => sandbox.logs(name);
-const getLines = (name: ServiceName): string[] => logs(name).filter((l) => l.includes('GET'));
-
-/** Polls (bounded) until `name`'s log has a line satisfying `pred` `count` times. */
-async function waitForLog(name: ServiceName, pred: (line: string) => boolean, count = 1, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (logs(name).filter(pred).length < count) {
-    if (Date.now() > deadline) throw new Error(`${name}: expected ${count} matching line(s) within ${timeoutMs} ms; log:\n${logs(name).join('\n')}`);
-    await sleep(25);
-  }
-}
+const c = new SandboxClient(() => sandbox);
+const curl = (p: string, h?: Record<string, string>): ReturnType<SandboxClient['curl']> => c.curl(p, h);
+const logs = (name: Parameters<SandboxClient['logs']>[0]): string[] => c.logs(name);
+const getLines = (name: Parameters<SandboxClient['logs']>[0]): string[] => c.getLines(name);
+const waitForLog = (...a: Parameters<SandboxClient['waitForLog']>): Promise<void> => c.waitForLog(...a);
 
 beforeAll(async () => {
-  if (BUILT.some((f) => !fs.existsSync(f))) execSync('npm run build', { cwd: ROOT, stdio: 'ignore', timeout: 120_000 });
+  ensureBuilt();
   const controlPlanePort = await freePortPair();
   const ports: number[] = [];
   while (ports.length < 5) {
@@ -77,8 +59,7 @@ beforeAll(async () => {
     proxyPort: ports[0],
     servicePorts: { service1: ports[1], 'service1-mirror': ports[2], service2: ports[3], 'service2-mirror': ports[4] },
   });
-  P = sandbox.proxyPort;
-  expect(P).toBe(ports[0]);
+  expect(sandbox.proxyPort).toBe(ports[0]);
   // The control plane watches a private copy, never the file in the repository.
   expect(sandbox.resourcesFile).not.toBeNull();
   expect(path.resolve(sandbox.resourcesFile!)).not.toBe(path.join(ROOT, 'examples', 'route-mirror', 'xds', 'resources.yaml'));
@@ -91,48 +72,7 @@ afterAll(async () => {
 
 // The steps build on each other, as the verify script's do; they run in file order.
 
-test('step 1: /service/1 answers from service 1', async () => {
-  const r = await curl('/service/1');
-  expect(r.status).toBe(200);
-  expect(r.body).toBe('Hello from behind Envoy (service 1)!\n');
-});
-
-test('step 2: service1 saw Host localhost:P; service1-mirror saw localhost-shadow:P and a GET', async () => {
-  await waitForLog('service1', (l) => l === `Host: localhost:${P}`);
-  await waitForLog('service1-mirror', (l) => l === `Host: localhost-shadow:${P}`);
-  await waitForLog('service1-mirror', (l) => l.includes('GET'));
-  expect(getLines('service1-mirror')).toHaveLength(1);
-  expect(getLines('service1-mirror')[0]).toContain('"GET /service/1 HTTP/1.1" 200');
-  expect(logs('service1')).not.toContain(`Host: localhost-shadow:${P}`);
-});
-
-test('step 3: /service/2 with x-mirror-cluster: service2-mirror answers from service 2', async () => {
-  const r = await curl('/service/2', { 'x-mirror-cluster': 'service2-mirror' });
-  expect(r.status).toBe(200);
-  expect(r.body).toBe('Hello from behind Envoy (service 2)!\n');
-});
-
-test('step 4: service2 saw Host localhost:P; service2-mirror saw localhost-shadow:P and a GET', async () => {
-  await waitForLog('service2', (l) => l === `Host: localhost:${P}`);
-  await waitForLog('service2-mirror', (l) => l === `Host: localhost-shadow:${P}`);
-  await waitForLog('service2-mirror', (l) => l.includes('GET'));
-  expect(getLines('service2-mirror')).toHaveLength(1);
-  expect(getLines('service2-mirror')[0]).toContain('"GET /service/2 HTTP/1.1" 200');
-});
-
-test('step 5: no header or an unknown mirror cluster means no mirror, and the primary is unaffected', async () => {
-  const plain = await curl('/service/2');
-  expect(plain.status).toBe(200);
-  expect(plain.body).toBe('Hello from behind Envoy (service 2)!\n');
-  const unknown = await curl('/service/2', { 'x-mirror-cluster': 'service2-mirror-non-existent' });
-  expect(unknown.status).toBe(200);
-  expect(unknown.body).toBe('Hello from behind Envoy (service 2)!\n');
-  await waitForLog('service2', (l) => l.includes('GET'), 3);
-  await sleep(300);
-  expect(getLines('service2-mirror')).toHaveLength(1);
-  expect(getLines('service1-mirror')).toHaveLength(1);
-  expect(getLines('service2')).toHaveLength(3);
-});
+defineVerifySteps(c);
 
 test('editing the resources file moves /service/1\'s mirror to service2-mirror within a second', async () => {
   const doc = parseDocument(fs.readFileSync(sandbox.resourcesFile!, 'utf8'));
@@ -169,5 +109,5 @@ test('editing the resources file moves /service/1\'s mirror to service2-mirror w
   await waitForLog('service2-mirror', (l) => l.includes('GET /service/1?after=1'));
   await sleep(200);
   expect(getLines('service1-mirror')).toHaveLength(before);
-  expect(logs('service2-mirror')).toContain(`Host: localhost-shadow:${P}`);
+  expect(logs('service2-mirror')).toContain(`Host: localhost-shadow:${c.port}`);
 });
