@@ -178,7 +178,9 @@ export class ConnectionManager {
     }
     res.once('close', () => {
       if (!res.writableFinished) exchange.downstreamReset();
-      if (!req.complete) for (const s of shadows) s.abort();
+      // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
+      // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
+      if (!req.readableEnded) for (const s of shadows) s.abort();
     });
   }
 

@@ -17,6 +17,8 @@ interface RunningListener {
 }
 
 const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+// Envoy's request_timeout / request_headers_timeout reply.
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 15\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nrequest timeout';
 const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
 const FORBIDDEN = 'HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
 const NOT_FOUND = 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
@@ -72,11 +74,16 @@ export class ListenerManager {
   }
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
+    const { requestTimeoutMs, requestHeadersTimeoutMs } = spec.listener.hcm;
+    // Node refuses a headersTimeout longer than a non-zero requestTimeout (ERR_OUT_OF_RANGE).
+    const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000);
     const server = http.createServer({
       keepAliveTimeout: 60_000,
       // Envoy's request_timeout (0: none) is the whole downstream request; Node's defaults would cut long uploads.
-      requestTimeout: spec.listener.hcm.requestTimeoutMs,
-      headersTimeout: spec.listener.hcm.requestHeadersTimeoutMs || 60_000,
+      requestTimeout: requestTimeoutMs,
+      headersTimeout,
+      // Node checks both timeouts only this often (30 s by default): keep them within ~10 % of their value.
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, requestTimeoutMs || Infinity) / 10))),
       noDelay: true,
     });
     const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 } };
@@ -90,8 +97,10 @@ export class ListenerManager {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
       entry.spec.connectionManager.stats.cxProtocolError.inc();
-      if (socket.writable && err.code !== 'ECONNRESET') {
-        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+      // Never write a reply into a response that has already started (as Node's own handler).
+      const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+      if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
+        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST);
       } else {
         socket.destroy();
       }

@@ -170,10 +170,6 @@ class ShadowExchange implements ShadowStream {
     request.stats.sent();
     request.stats.active.inc();
     request.cluster.stats.rqActive.inc();
-    if (request.timeoutMs > 0) {
-      this.#timer = setTimeout(() => this.#abort(new ShadowAbort('timeout')), request.timeoutMs);
-      this.#timer.unref();
-    }
     this.#send();
   }
 
@@ -211,7 +207,7 @@ class ShadowExchange implements ShadowStream {
     if (max > 0 && this.#bodyBytes > max) return this.#abort(new ShadowAbort('body_too_large'));
     if (this.#copy) {
       // A retry copy is bounded too: past the buffer cap the shadow simply loses its retries.
-      if (max === 0 && this.#bodyBytes > this.maxBuffered) this.#copy = null;
+      if (this.#bodyBytes > this.maxBuffered) this.#copy = null;
       else this.#copy.push(chunk);
     }
     body.push(chunk);
@@ -221,7 +217,13 @@ class ShadowExchange implements ShadowStream {
 
   end(): void {
     this.#bodyEnded = true;
-    if (!this.#done) this.#body?.push(null);
+    if (this.#done) return;
+    this.#body?.push(null);
+    // The route timeout a shadow inherits counts, as the primary's (and Envoy's), from the end of the request.
+    if (this.request.timeoutMs > 0 && this.#timer === null) {
+      this.#timer = setTimeout(() => this.#abort(new ShadowAbort('timeout')), this.request.timeoutMs);
+      this.#timer.unref();
+    }
   }
 
   abort(): void {

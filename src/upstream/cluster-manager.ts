@@ -213,6 +213,8 @@ export class ClusterManager {
   /** EDS assignments by service name, kept so a recreated cluster gets its endpoints back. */
   readonly #assignments = new Map<string, ClusterLoadAssignment>();
   readonly #hostClusters = new Map<string, UpstreamCluster>();
+  /** Replacements still warming, by name; the cluster they replace serves until they are ready. */
+  readonly #warming = new Map<string, UpstreamCluster>();
   readonly #options: Required<ClusterManagerOptions>;
 
   constructor(options: ClusterManagerOptions) {
@@ -240,15 +242,31 @@ export class ClusterManager {
         void existing.close();
       }
     }
+    // A newer update supersedes any replacement still warming.
+    for (const [name, pending] of this.#warming) {
+      this.#warming.delete(name);
+      void pending.close();
+    }
     for (const config of clusters) {
       const existing = this.#clusters.get(config.name);
       if (existing && isDeepStrictEqual(existing.config, config)) continue;
       const created = new UpstreamCluster(config, this.#options);
-      this.#clusters.set(config.name, created);
-      warming.push(created.ready);
       const assignment = config.type === 'EDS' ? this.#assignments.get(config.edsServiceName ?? config.name) : undefined;
-      if (assignment) warming.push(created.setEndpoints(assignment.endpoints));
-      if (existing) void existing.close();
+      const ready = Promise.all([created.ready, assignment ? created.setEndpoints(assignment.endpoints) : undefined]);
+      if (!existing) {
+        this.#clusters.set(config.name, created);
+        warming.push(ready.then(() => undefined));
+        continue;
+      }
+      // Envoy's cluster warming: requests keep going to the cluster being replaced (a changed
+      // health-checked or DNS cluster has no usable host until its first check or resolution).
+      this.#warming.set(config.name, created);
+      warming.push(ready.then(() => {
+        if (this.#warming.get(config.name) !== created) return; // superseded (and closed) meanwhile
+        this.#warming.delete(config.name);
+        this.#clusters.set(config.name, created);
+        void existing.close();
+      }));
     }
     await Promise.all(warming);
   }
@@ -287,13 +305,14 @@ export class ClusterManager {
   /** EDS: endpoints for the clusters whose service name this assignment carries. */
   setLoadAssignment(cla: ClusterLoadAssignment): void {
     this.#assignments.set(cla.clusterName, cla);
-    for (const c of this.#clusters.values()) {
+    for (const c of [...this.#clusters.values(), ...this.#warming.values()]) {
       if (c.config.type === 'EDS' && (c.config.edsServiceName ?? c.config.name) === cla.clusterName) void c.setEndpoints(cla.endpoints);
     }
   }
 
   async close(): Promise<void> {
-    const all = [...this.all(), ...this.#hostClusters.values()];
+    const all = [...this.all(), ...this.#hostClusters.values(), ...this.#warming.values()];
+    this.#warming.clear();
     this.#clusters.clear();
     this.#hostClusters.clear();
     await Promise.all(all.map((c) => c.destroy()));

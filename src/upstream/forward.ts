@@ -61,6 +61,10 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #abortUpstream: ((err: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** When the route timeout fires (performance.now()), while it is armed. */
+  #deadline = 0;
+  /** Route timeout left when it was stopped for a held response (null: not stopped). */
+  #timeoutLeft: number | null = null;
   #status = 0;
   #finished = false;
   #held: HeldResponse | null = null;
@@ -87,9 +91,15 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   /** The downstream request is complete: the route timeout starts now, as in Envoy. */
   requestComplete(): void {
-    if (this.fwd.timeoutMs > 0 && !this.#finished) {
-      this.#timer = setTimeout(() => this.#abort(new PrimaryAbort('timeout')), this.fwd.timeoutMs);
-    }
+    if (this.fwd.timeoutMs <= 0 || this.#finished) return;
+    // A response held for sync shadows does not count against the route timeout: armed on release.
+    if (this.#held !== null) this.#timeoutLeft = this.fwd.timeoutMs;
+    else this.#armTimeout(this.fwd.timeoutMs);
+  }
+
+  #armTimeout(ms: number): void {
+    this.#deadline = performance.now() + ms;
+    this.#timer = setTimeout(() => this.#abort(new PrimaryAbort('timeout')), ms);
   }
 
   /** The client went away: reset the upstream request too. */
@@ -116,9 +126,18 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     // Hold the response (and stop reading it) until the sync shadows are done.
     const held: HeldResponse = { status: statusCode, headers: out, chunks: [], ended: false };
     this.#held = held;
+    // The hold is the sync shadows' time (bounded by sync_timeout), not the primary's: a slow
+    // shadow must not turn the primary's answer into a 504. The route timeout stops meanwhile.
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#timeoutLeft = Math.max(0, this.#deadline - performance.now());
+    }
     void this.fwd.syncWait.then((added) => {
       if (this.#finished) return;
       this.#held = null;
+      if (this.#timeoutLeft !== null && !held.ended) this.#armTimeout(this.#timeoutLeft);
+      this.#timeoutLeft = null;
       for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
       this.res.writeHead(held.status, held.headers as Record<string, string | string[]>);
       for (const c of held.chunks) this.res.write(c);
@@ -168,6 +187,8 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   }
 
   #fail(failure: PrimaryFailure): void {
+    // Aborting undici reports the error back through onError synchronously: count it once.
+    if (this.#finished) return;
     const { cluster, host } = this.fwd;
     host.counters.rqError++;
     if (failure === 'timeout') {
