@@ -176,11 +176,18 @@ export class ConnectionManager {
       exchange.requestComplete();
       req.resume();
     }
+    // Node detaches the socket from the request once the response is done: keep our own handle.
+    const socket = req.socket;
     res.once('close', () => {
       if (!res.writableFinished) exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
-      if (!req.readableEnded) for (const s of shadows) s.abort();
+      if (!req.readableEnded) {
+        for (const s of shadows) s.abort();
+        // The primary answered before reading the whole upload: the rest of it is unread on this
+        // connection, so it cannot carry another request. Close it once the response is out, as Envoy does.
+        if (res.writableFinished) socket.end();
+      }
     });
   }
 

@@ -50,7 +50,17 @@ export class ListenerManager {
   }
 
   /** Makes the running listeners match `specs`. Rejects (changing nothing new) if a bind fails. */
-  async apply(specs: readonly ListenerSpec[]): Promise<void> {
+  apply(specs: readonly ListenerSpec[]): Promise<void> {
+    // One update at a time: an xDS push arriving while a reload drains a listener waits its turn,
+    // so no listener is opened twice or left running untracked.
+    const run = this.#queue.then(() => this.#apply(specs));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #queue: Promise<void> = Promise.resolve();
+
+  async #apply(specs: readonly ListenerSpec[]): Promise<void> {
     const wanted = new Map(specs.map((s) => [s.listener.name, s]));
     const started: string[] = [];
     try {
@@ -58,6 +68,7 @@ export class ListenerManager {
         const running = this.#running.get(spec.listener.name);
         if (running && sameAddress(running.spec.listener, spec.listener)) {
           running.spec = spec;
+          applyTimeouts(running.server, spec.listener);
           continue;
         }
         if (running) await this.#drain(spec.listener.name);
@@ -74,18 +85,7 @@ export class ListenerManager {
   }
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
-    const { requestTimeoutMs, requestHeadersTimeoutMs } = spec.listener.hcm;
-    // Node refuses a headersTimeout longer than a non-zero requestTimeout (ERR_OUT_OF_RANGE).
-    const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000);
-    const server = http.createServer({
-      keepAliveTimeout: 60_000,
-      // Envoy's request_timeout (0: none) is the whole downstream request; Node's defaults would cut long uploads.
-      requestTimeout: requestTimeoutMs,
-      headersTimeout,
-      // Node checks both timeouts only this often (30 s by default): keep them within ~10 % of their value.
-      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(Math.min(headersTimeout, requestTimeoutMs || Infinity) / 10))),
-      noDelay: true,
-    });
+    const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true, ...serverTimeouts(spec.listener) });
     const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 } };
     server.on('request', (req, res) => entry.spec.connectionManager.handle(req, res));
     server.on('connection', (socket: Socket) => {
@@ -140,6 +140,28 @@ export class ListenerManager {
   async close(): Promise<void> {
     await Promise.all([...this.#running.keys()].map((n) => this.#drain(n)));
   }
+}
+
+/**
+ * Envoy's request_timeout (0: none) is the whole downstream request and request_headers_timeout
+ * the headers; Node's defaults would cut long uploads. Node refuses a headersTimeout longer than a
+ * non-zero requestTimeout, and checks both only every connectionsCheckingInterval (30 s by
+ * default), so that interval is kept near a tenth of the shorter timeout.
+ */
+function serverTimeouts(l: Listener): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
+  const { requestTimeoutMs, requestHeadersTimeoutMs } = l.hcm;
+  const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000);
+  const shortest = Math.min(headersTimeout, requestTimeoutMs || Infinity);
+  return { requestTimeout: requestTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(shortest / 10))) };
+}
+
+/** A listener kept across an update takes the new connection manager's timeouts too. */
+function applyTimeouts(server: http.Server, l: Listener): void {
+  const t = serverTimeouts(l);
+  // Order matters: Node checks headersTimeout against requestTimeout on assignment.
+  server.requestTimeout = 0;
+  server.headersTimeout = t.headersTimeout;
+  server.requestTimeout = t.requestTimeout;
 }
 
 function sameAddress(a: Listener, b: Listener): boolean {

@@ -59,8 +59,14 @@ export class XdsMux implements Subscriptions {
     const sorted = [...new Set(names)].sort();
     if (state.names !== null && sorted.join('\n') === state.names.join('\n')) return;
     state.names = sorted;
-    this.#send(typeUrl, state, state.version);
+    // Asked while handling another type's response: go out after that response's ACK, as Envoy
+    // does by pausing EDS during CDS and RDS during LDS.
+    if (this.#deferred !== null) this.#deferred.add(typeUrl);
+    else this.#send(typeUrl, state, state.version);
   }
+
+  /** Types whose new names wait for the ACK of the response being handled (null: none is). */
+  #deferred: Set<string> | null = null;
 
   version(typeUrl: string): string {
     return this.#types.get(typeUrl)?.version ?? '';
@@ -84,11 +90,14 @@ export class XdsMux implements Subscriptions {
     if (!state) return;
     state.nonce = response.nonce;
     let verdict: Verdict;
+    this.#deferred = new Set();
     try {
       verdict = state.subscriber.onResponse(response.version_info, response.resources);
     } catch (err) {
       verdict = `internal error: ${(err as Error).message}`;
     }
+    const deferred = this.#deferred;
+    this.#deferred = null;
     if (verdict === null) {
       state.version = response.version_info;
       this.#send(response.type_url, state, state.version);
@@ -98,6 +107,10 @@ export class XdsMux implements Subscriptions {
       // NACK: the previous version stays, and we say why.
       this.#send(response.type_url, state, state.version, verdict);
       this.observer.onNack?.(response.type_url, response.version_info, verdict);
+    }
+    for (const typeUrl of deferred) {
+      const other = this.#types.get(typeUrl)!;
+      this.#send(typeUrl, other, other.version);
     }
   }
 

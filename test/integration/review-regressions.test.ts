@@ -205,3 +205,22 @@ test('changing a health-checked cluster keeps the old one serving until the new 
   expect(p.proxy.clusters.get('primary')!.config.connectTimeoutMs).toBe(2000);
   expect((await fetchText(`${p.url}/a`)).status).toBe(200);
 });
+
+test('a primary that answers before reading the upload: the response arrives, then the connection is closed', async () => {
+  // 1. The upstream answers as soon as it has the headers and never reads the body.
+  const http = await import('node:http');
+  const early = http.createServer((_req, res) => res.end('early'));
+  await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => { early.closeAllConnections(); early.close(() => resolve()); }));
+  const port = (early.address() as net.AddressInfo).port;
+  const p = await proxy(bootstrap({ listeners: [listener(routeConfig([route('/', 'primary')]))], clusters: [cluster('primary', [port])] }));
+  // 2. The client declares 10 MB and sends 64 KiB.
+  const s = await connect(p.port);
+  s.write(`POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: ${10 * 1024 * 1024}\r\n\r\n`);
+  s.write(Buffer.alloc(64 * 1024, 1));
+  // 3. It gets the primary's answer, and then the proxy closes the connection (bounded wait).
+  const closed = new Promise<void>((resolve) => s.once('end', () => resolve()));
+  await until('the early answer', async () => s.received().includes('early'), 3000);
+  await Promise.race([closed, sleep(3000).then(() => { throw new Error('connection still open 3 s after the response'); })]);
+  expect(s.received()).toMatch(/^HTTP\/1\.1 200/);
+});

@@ -1,5 +1,5 @@
 import { loadBootstrapText } from '../../src/config/load';
-import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resources';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resources';
 import { silentLogger } from '../../src/log/logger';
 import { Proxy } from '../../src/proxy';
 import { type RawAdsServer, startRawAdsServer } from '../harness/ads-server';
@@ -102,5 +102,20 @@ describe('sidecar ADS client', () => {
     } finally {
       await other.close();
     }
+  });
+
+  test('an EDS cluster: the endpoints request goes out after the CDS ACK, and the cluster serves once they arrive', async () => {
+    const edsCluster = { '@type': CLUSTER_TYPE, name: 'eds-primary', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
+    ads.push(CLUSTER_TYPE, 'c3', [{ '@type': CLUSTER_TYPE, ...cluster('primary', [primary.port]) }, { '@type': CLUSTER_TYPE, ...cluster('mirror', [mirror.port]) }, edsCluster]);
+    const ack = await ads.waitFor((r) => r.type_url === CLUSTER_TYPE && r.version_info === 'c3');
+    const edsAsk = await ads.waitFor((r) => r.type_url === ENDPOINT_TYPE && r.resource_names.includes('eds-primary'));
+    expect(ads.requests.indexOf(edsAsk)).toBeGreaterThan(ads.requests.indexOf(ack));
+    ads.push(ENDPOINT_TYPE, 'e1', [{ '@type': ENDPOINT_TYPE, cluster_name: 'eds-primary',
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: primary.port } } } }] }] }]);
+    await ads.waitFor((r) => r.type_url === ENDPOINT_TYPE && r.version_info === 'e1');
+    ads.push(ROUTE_TYPE, 'r3', [{ ...routes({ cluster: 'mirror' }), virtual_hosts: [{ name: 'backend', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'eds-primary' } }] }] }]);
+    await ads.waitFor((r) => r.type_url === ROUTE_TYPE && r.version_info === 'r3');
+    const res = await fetchText(`http://127.0.0.1:${proxy.listenerPort('ingress')}/eds`);
+    expect(res.body).toBe('primary');
   });
 });
