@@ -1,0 +1,341 @@
+import { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { classifyUpstreamError } from '../upstream/errors';
+import type { Host } from '../upstream/host';
+import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from './writer';
+
+// One shadow in flight (ShadowExchange) and each try of it on a host (Attempt): the body fed as it
+// arrives, the response discarded or sampled for afterMirror, retries, timeouts and bounds, and
+// every ending counted once.
+
+/** What a shadow that got no response reports to onDone. */
+export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: Buffer.alloc(0), truncated: false, durationMs: 0 };
+
+type AbortReason = 'timeout' | 'body_cap' | 'body_too_large' | 'client_aborted';
+
+class ShadowAbort extends Error {
+  constructor(readonly reason: AbortReason) {
+    super(`shadow aborted: ${reason}`);
+  }
+}
+
+/**
+ * One shadow in flight: feeds its body, discards (or, for afterMirror, samples) its response,
+ * retries when its policy says so, and counts how it ended.
+ */
+export class ShadowExchange implements ShadowStream {
+  #body: Readable | null;
+  /** The whole body, kept only when a retry may need to send it again. */
+  #copy: Buffer[] | null;
+  #bodyBytes = 0;
+  #bodyEnded = false;
+  #attempt: Attempt | null = null;
+  #attemptsLeft: number;
+  #host: Host;
+  #timer: NodeJS.Timeout | null = null;
+  #done = false;
+  readonly #started = performance.now();
+
+  constructor(
+    private readonly request: ShadowRequest,
+    host: Host,
+    private readonly maxBuffered: number,
+    private readonly release: () => void,
+  ) {
+    this.#host = host;
+    this.#attemptsLeft = request.options.retry?.count ?? 0;
+    this.#copy = this.#attemptsLeft > 0 && request.hasBody ? [] : null;
+    this.#body = request.hasBody ? newBody() : null;
+  }
+
+  dispatch(): void {
+    const { request } = this;
+    request.stats.sent();
+    request.stats.active.inc();
+    request.cluster.stats.rqActive.inc();
+    this.#send();
+  }
+
+  #send(): void {
+    const { request } = this;
+    const o = request.options;
+    request.cluster.stats.rqTotal.inc();
+    this.#host.active++;
+    this.#host.counters.rqTotal++;
+    this.#attempt = new Attempt(this, this.#host, o);
+    this.#host.pool.dispatch(
+      {
+        path: request.path,
+        method: request.method,
+        headers: request.headers as Record<string, string | string[]>,
+        body: this.#body,
+        // Shadows are never retried by undici and never follow redirects; our own retry is explicit.
+        idempotent: false,
+        blocking: false,
+        // The read timeout is the attempt's own timer: undici's headers/body timeouts tick on a
+        // coarse (~1 s) clock, so a 200 ms read timeout would fire after about a second.
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      },
+      this.#attempt,
+    );
+  }
+
+  // implements ShadowStream
+  write(chunk: Buffer): void {
+    const body = this.#body;
+    if (this.#done || body === null) return;
+    this.#bodyBytes += chunk.length;
+    const max = this.request.options.maxBodyBytes;
+    if (max > 0 && this.#bodyBytes > max) return this.#abort(new ShadowAbort('body_too_large'));
+    if (this.#copy) {
+      // A retry copy is bounded too: past the buffer cap the shadow simply loses its retries.
+      if (this.#bodyBytes > this.maxBuffered) this.#copy = null;
+      else this.#copy.push(chunk);
+    }
+    body.push(chunk);
+    // readableLength is what undici has not taken yet: the shadow upstream is behind the client.
+    if (body.readableLength > this.maxBuffered) this.#abort(new ShadowAbort('body_cap'));
+  }
+
+  end(): void {
+    this.#bodyEnded = true;
+    if (this.#done) return;
+    this.#body?.push(null);
+    // The route timeout a shadow inherits counts, as the primary's (and Envoy's), from the end of the request.
+    if (this.request.timeoutMs > 0 && this.#timer === null) {
+      this.#timer = setTimeout(() => this.#abort(new ShadowAbort('timeout')), this.request.timeoutMs);
+      this.#timer.unref();
+    }
+  }
+
+  abort(): void {
+    this.#abort(new ShadowAbort('client_aborted'));
+  }
+
+  /** The body was taken whole by the connection (for the send timeout). */
+  bodyConsumed(): boolean {
+    return this.#body === null || this.#body.readableEnded;
+  }
+
+  // Called by the attempt.
+  attemptEnded(attempt: Attempt, status: number, err: Error | null): void {
+    if (this.#done || attempt !== this.#attempt) return;
+    this.#host.active--;
+    const retry = this.request.options.retry;
+    const reason = err === null ? (status >= 500 ? '5xx' : null) : classifyUpstreamError(err);
+    const retriable = retry !== null && reason !== null && this.#attemptsLeft > 0 && this.#canResend() && (
+      (reason === '5xx' && retry.on5xx) || (reason === 'connect_failure' && retry.onConnectFailure) || (reason === 'reset' && retry.onReset));
+    if (retriable) {
+      this.#attemptsLeft--;
+      this.request.stats.retried();
+      this.#host = this.request.cluster.pick() ?? this.#host;
+      this.#body = this.#copy ? newBody(this.#copy, this.#bodyEnded) : null;
+      this.#send();
+      return;
+    }
+    this.#finish();
+    const { stats, cluster } = this.request;
+    if (err === null) {
+      stats.succeeded(status);
+      cluster.stats.response(status);
+      this.#host.counters[status >= 500 ? 'rqError' : 'rqSuccess']++;
+      this.request.options.onDone?.(attempt.result(performance.now() - this.#started));
+      return;
+    }
+    this.#host.counters.rqError++;
+    if (isTimeout(err)) {
+      stats.timedOut();
+      cluster.stats.rqTimeout.inc();
+      this.#host.counters.rqTimeout++;
+    } else {
+      stats.failed(classifyUpstreamError(err));
+    }
+    this.request.options.onDone?.(FAILED);
+  }
+
+  /** A retry can send the body again only if all of it was kept and the client has sent it all. */
+  #canResend(): boolean {
+    return this.#body === null || (this.#copy !== null && this.#bodyEnded);
+  }
+
+  #abort(reason: ShadowAbort): void {
+    if (this.#done) return;
+    this.#finish();
+    if (this.#attempt) this.#host.active--;
+    const { stats, cluster } = this.request;
+    this.#host.counters.rqError++;
+    if (reason.reason === 'timeout') {
+      stats.timedOut();
+      cluster.stats.rqTimeout.inc();
+      this.#host.counters.rqTimeout++;
+    } else if (reason.reason === 'client_aborted') {
+      stats.failed('client_aborted');
+    } else {
+      stats.dropped(reason.reason);
+    }
+    cluster.stats.rqReset.inc();
+    this.#attempt?.abort(reason);
+    this.#body?.destroy(reason);
+    this.request.options.onDone?.(FAILED);
+  }
+
+  /** Attempt-level timeouts (connect, send) end the whole shadow the same way the route timeout does. */
+  timeout(): void {
+    this.#abort(new ShadowAbort('timeout'));
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#copy = null;
+    if (this.#timer) clearTimeout(this.#timer);
+    const { stats, cluster } = this.request;
+    stats.active.dec();
+    cluster.stats.rqActive.dec();
+    stats.rqTime.observe(performance.now() - this.#started);
+    this.release();
+  }
+}
+
+/**
+ * One try of a shadow on one host: the undici handler, in undici's native protocol so that a
+ * discarded response costs no header parsing.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  #abortUpstream: ((err: Error) => void) | null = null;
+  #status = 0;
+  #rawHeaders: readonly Buffer[] | null = null;
+  #captured: Buffer[] | null;
+  #capturedBytes = 0;
+  #truncated = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #sendTimer: NodeJS.Timeout | null = null;
+  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
+  #readTimer: NodeJS.Timeout | null = null;
+  #ended = false;
+
+  constructor(
+    private readonly exchange: ShadowExchange,
+    readonly host: Host,
+    private readonly o: ShadowOptions,
+  ) {
+    this.#captured = o.captureBodyBytes > 0 ? [] : null;
+    if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abortUpstream = abort;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#ended) {
+      abort(new ShadowAbort('client_aborted'));
+      return;
+    }
+    if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
+      this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
+    }
+  }
+
+  onRequestSent(): void {
+    this.#clearSend();
+    this.#armRead();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.#armRead();
+    if (statusCode < 200) return true;
+    this.#status = statusCode;
+    if (this.#captured) this.#rawHeaders = rawHeaders;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#readTimer?.refresh();
+    // Discarded, unless afterMirror wants a look: then the first bytes only.
+    const captured = this.#captured;
+    if (captured === null || this.#truncated) return true;
+    const room = this.o.captureBodyBytes - this.#capturedBytes;
+    if (chunk.length > room) {
+      captured.push(chunk.subarray(0, room));
+      this.#capturedBytes += room;
+      this.#truncated = true;
+    } else {
+      captured.push(chunk);
+      this.#capturedBytes += chunk.length;
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, null);
+  }
+
+  onError(err: Error): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, err);
+  }
+
+  abort(reason: Error): void {
+    this.#end();
+    this.#abortUpstream?.(reason);
+  }
+
+  result(durationMs: number): ShadowResult {
+    const headers: Record<string, string | string[]> = {};
+    const raw = this.#rawHeaders ?? [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1').toLowerCase();
+      const value = raw[i + 1]!.toString('latin1');
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    }
+    return {
+      ok: true,
+      status: this.#status,
+      headers,
+      body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
+      truncated: this.#truncated,
+      durationMs,
+    };
+  }
+
+  #end(): void {
+    this.#ended = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#readTimer) clearTimeout(this.#readTimer);
+    this.#readTimer = null;
+    this.#clearSend();
+  }
+
+  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
+  #armRead(): void {
+    if (this.#ended || this.o.readTimeoutMs <= 0) return;
+    if (this.#readTimer) this.#readTimer.refresh();
+    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
+  }
+
+  #clearSend(): void {
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+}
+
+/** A body stream that chunks are pushed into as they arrive; undici pulls from it. */
+function newBody(chunks?: readonly Buffer[], ended = false): Readable {
+  const body = new Readable({ read() {} });
+  body.on('error', () => undefined);
+  if (chunks) for (const c of chunks) body.push(c);
+  if (ended) body.push(null);
+  return body;
+}
+
+function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return t;
+}
+
+function isTimeout(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
