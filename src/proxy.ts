@@ -218,6 +218,7 @@ export class Proxy {
     const deps = {
       clusters: this.clusters, writer: this.shadowWriter, runtime: this.runtime, stats: this.scopes,
       resources: this.mirrorResources, logger: this.logger, maxBufferedBodyBytes: this.shadowWriter.limits.maxBufferedBodyBytes,
+      maxInFlightPerCluster: this.shadowWriter.limits.maxInFlightPerCluster,
     };
     return {
       filterName: filter.name,

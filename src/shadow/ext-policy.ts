@@ -33,6 +33,7 @@ export interface ExtPolicyDeps {
   readonly resources: MirrorResources;
   readonly logger: Logger;
   readonly maxBufferedBodyBytes: number;
+  readonly maxInFlightPerCluster: number;
 }
 
 /**
@@ -89,11 +90,21 @@ export class CompiledExtPolicy {
     if (!decideLater) return this.#send(p, target, null, null);
 
     const counters = this.#statsFor(target.name);
+    // Shadows waiting for a hook or a budget hold body too: they count against the in-flight cap.
+    if (this.#deciding >= (this.#maxInFlight || this.deps.maxInFlightPerCluster)) {
+      counters.dropped('inflight_cap');
+      return NOTHING;
+    }
     const cap = this.#bodyCap();
     const deferred = new DeferredShadowStream(cap.bytes, () => counters.dropped(cap.reason));
+    this.#deciding++;
     const sync = this.#decide(p, target, deferred);
+    void sync.finally(() => this.#deciding--);
     return { stream: deferred, sync: policy.mode === 'sync' ? this.#bounded(sync) : null };
   }
+
+  /** Shadows of this policy that went the slow way and have not ended yet (deciding or in flight). */
+  #deciding = 0;
 
   /** The slow path: hooks and the budget may answer asynchronously; the body waits in `deferred`. */
   async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream): Promise<Record<string, string>> {

@@ -224,3 +224,26 @@ test('a primary that answers before reading the upload: the response arrives, th
   await Promise.race([closed, sleep(3000).then(() => { throw new Error('connection still open 3 s after the response'); })]);
   expect(s.received()).toMatch(/^HTTP\/1\.1 200/);
 });
+
+test('shadows waiting on a hook count against the in-flight cap', async () => {
+  // 1. A beforeMirror hook that takes 400 ms to decide; the filter allows 2 shadows in flight.
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-hook-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const hook = path.join(dir, 'slow.js');
+  fs.writeFileSync(hook, 'exports.beforeMirror = () => new Promise((r) => setTimeout(() => r(true), 400));\n');
+  const primary = await upstream({ name: 'primary' });
+  const mirror = await upstream({ name: 'mirror' });
+  const p = await proxy(extBootstrap({
+    routes: [extRoute('/', 'primary', [{ name: 'slowhook', cluster: 'mirror', hooks: { module: hook, timeout: '2s' } }])],
+    clusters: [cluster('primary', [primary.port]), cluster('mirror', [mirror.port])],
+    filter: { max_inflight_per_cluster: 2 },
+  }));
+  // 2. Five requests at once: all primaries answer; two shadows are admitted, three dropped.
+  const answers = await Promise.all([1, 2, 3, 4, 5].map(() => fetchText(`${p.url}/x`)));
+  expect(answers.map((a) => a.body)).toEqual(['primary', 'primary', 'primary', 'primary', 'primary']);
+  await mirror.waitForRequests(2);
+  expect(await stat(p, 'mirror_policy.slowhook.dropped.inflight_cap')).toBe(3);
+});
