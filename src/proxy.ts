@@ -187,7 +187,7 @@ export class Proxy {
         return table;
       };
     };
-    await this.listeners.apply(compileListeners([...b.listeners, ...this.#dynamicListeners], this.runtime, deps, routesFor));
+    await this.listeners.apply(compileListeners([...b.listeners, ...this.#dynamicListeners], deps, routesFor));
   }
 
   /** Starts the dynamic config source (the ADS client by default) and applies what it delivers. */

@@ -1,8 +1,7 @@
 import type { Listener } from '../config/model';
 import { type ConnectionManagerDeps, ConnectionManager, type RouterSettings } from '../http/connection-manager';
 import type { ListenerSpec } from '../listener/listener-manager';
-import { RouteTable } from '../router/route-table';
-import type { Runtime } from '../runtime/runtime';
+import type { RouteTable } from '../router/route-table';
 
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
@@ -13,24 +12,16 @@ export function routerSettings(listener: Listener): RouterSettings {
 }
 
 /**
- * Compiles listeners with inline routes into what the listener manager runs: a route table and
- * a connection manager each. Routes that arrive later (RDS) come through `routesFor`.
+ * Turns listeners into what the listener manager runs: a connection manager each, reading its
+ * routes through `routesFor` (an inline route table, or the RDS one current when a request comes).
  */
 export function compileListeners(
   listeners: readonly Listener[],
-  runtime: Runtime,
   deps: ConnectionManagerDeps,
-  routesFor: (listener: Listener) => () => RouteTable | null = inlineRoutes(runtime),
+  routesFor: (listener: Listener) => () => RouteTable | null,
 ): ListenerSpec[] {
   return listeners.map((listener) => ({
     listener,
     connectionManager: new ConnectionManager(listener.hcm, routesFor(listener), routerSettings(listener), deps),
   }));
-}
-
-function inlineRoutes(runtime: Runtime): (listener: Listener) => () => RouteTable | null {
-  return (listener) => {
-    const table = listener.hcm.routeConfig ? new RouteTable(listener.hcm.routeConfig, runtime) : null;
-    return () => table;
-  };
 }
