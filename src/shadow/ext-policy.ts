@@ -1,5 +1,5 @@
 import type { ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
-import { type HeaderMap, firstValue } from '../http/headers';
+import { firstValue } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
@@ -327,4 +327,3 @@ function cookie(header: string | undefined, name: string): string | undefined {
   return undefined;
 }
 
-export type { HeaderMap };
