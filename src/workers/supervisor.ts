@@ -107,16 +107,23 @@ export class Supervisor {
       }
     });
     return new Promise<void>((resolve, reject) => {
+      // A worker that dies before it answers ready or failed must not leave this promise pending.
+      const onExit = (code: number | null, signal: string | null): void => {
+        worker.off('message', onMessage);
+        reject(new Error(`worker ${worker.id} exited during bootstrap (code ${code}, signal ${signal})`));
+      };
       const onMessage = (raw: unknown): void => {
         const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
         if (!m || (m.t !== 'ready' && m.t !== 'failed')) return;
         worker.off('message', onMessage);
+        worker.off('exit', onExit);
         if (m.t === 'failed') return reject(new Error(`worker ${worker.id}: ${m.message}`));
         for (const push of this.#replay()) this.#send(worker, push);
         for (const e of this.runtime.entries()) if (e.adminValue !== undefined) this.#send(worker, { t: 'runtime', key: e.key, value: e.adminValue });
         resolve();
       };
       worker.on('message', onMessage);
+      worker.once('exit', onExit);
       worker.once('online', () => this.#send(worker, { t: 'bootstrap', text: this.#text, options: this.o.proxy }));
     });
   }

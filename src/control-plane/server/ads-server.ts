@@ -105,18 +105,21 @@ export class AdsServer {
     this.streams.set(call, stream);
     this.o.metrics.connectedStreams.inc();
     call.on('data', (raw: Plain) => {
+      const known = stream.nodeKey;
       try {
-        const known = stream.nodeKey;
         stream.handle(readDiscoveryRequest(raw));
-        if (!known && stream.nodeKey) this.countNode(stream.nodeKey, +1);
       } catch (err) {
         // A bug must cost one stream, not the whole control plane.
         const code = err instanceof StreamError ? err.code : grpc.status.INTERNAL;
         const details = err instanceof Error ? err.message : String(err);
         this.o.logger.warn({ node: stream.nodeKey?.id, peer: call.getPeer(), code, error: details }, 'xDS stream ended with an error');
         call.emit('error', { code, details });
+        // handle() may have learned the node before it threw: count it so closeStream's -1 balances.
+        if (!known && stream.nodeKey && this.streams.has(call)) this.countNode(stream.nodeKey, +1);
         this.closeStream(call);
+        return;
       }
+      if (!known && stream.nodeKey && this.streams.has(call)) this.countNode(stream.nodeKey, +1);
     });
     // The client half-closed: finish our side too.
     call.on('end', () => {
