@@ -75,7 +75,7 @@ export function runWorker(logger: Logger): void {
 
   process.on('message', (raw: unknown) => {
     const m = (raw as Record<string, unknown> | null)?.[MARK] as ToWorker | undefined;
-    if (m) void handle(m);
+    if (m) handle(m).catch((err: unknown) => logger.error({ err: (err as Error).message, message: m.t }, 'worker could not handle a supervisor message'));
   });
   // The supervisor decides when we stop; a Ctrl-C reaching the whole group must not cut requests short.
   process.on('SIGINT', () => undefined);
