@@ -28,18 +28,36 @@ export interface NodeStatus {
   readonly types: Partial<Record<string, TypeStatus>>;
 }
 
+/** Disconnected nodes kept for the admin view; past this the longest-gone are forgotten first. */
+export const MAX_DISCONNECTED_NODES = 10_000;
+
 export class NodeStatusRegistry {
   private readonly nodes = new Map<string, NodeStatus>();
+  /** Node ids with no open stream, oldest disconnection first (Map keeps insertion order). */
+  private readonly disconnected = new Map<string, true>();
 
-  constructor(private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    private readonly now: () => Date = () => new Date(),
+    private readonly maxDisconnected = MAX_DISCONNECTED_NODES,
+  ) {}
 
   streamOpened(node: NodeKey): void {
     this.get(node).streams += 1;
+    this.disconnected.delete(node.id);
   }
 
   streamClosed(node: NodeKey): void {
     const s = this.get(node);
     s.streams = Math.max(0, s.streams - 1);
+    if (s.streams > 0) return;
+    // Node ids come from clients: keep the record of gone nodes, but not without bound.
+    this.disconnected.delete(node.id);
+    this.disconnected.set(node.id, true);
+    for (const id of this.disconnected.keys()) {
+      if (this.disconnected.size <= this.maxDisconnected) break;
+      this.disconnected.delete(id);
+      this.nodes.delete(id);
+    }
   }
 
   sent(node: NodeKey, type: ResourceTypeUrl, version: string, nonce: string): void {
