@@ -96,7 +96,8 @@ export class ListenerManager {
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
-      entry.spec.connectionManager.stats.cxProtocolError.inc();
+      const stats = entry.spec.connectionManager.stats;
+      (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? stats.rqTimeout : stats.cxProtocolError).inc();
       // Never write a reply into a response that has already started (as Node's own handler).
       const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
       if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {

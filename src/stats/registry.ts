@@ -200,6 +200,7 @@ export class StatsRegistry {
   readonly httpRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in flight', ['envoy_http_conn_manager_prefix'], http('downstream_rq_active'));
   readonly httpCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_total'));
   readonly httpCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Downstream connections open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_active'));
+  readonly httpRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Downstream requests cut by request_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_timeout'));
   readonly httpCxProtocolError = this.#counter('envoy_http_downstream_cx_protocol_error', 'Malformed downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_cx_protocol_error'));
   readonly httpNoRoute = this.#counter('envoy_http_no_route', 'Requests with no route', ['envoy_http_conn_manager_prefix'], http('no_route'));
   readonly httpNoCluster = this.#counter('envoy_http_no_cluster', 'Requests whose cluster does not exist', ['envoy_http_conn_manager_prefix'], http('no_cluster'));

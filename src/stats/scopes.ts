@@ -85,6 +85,7 @@ export class HttpStats {
   readonly cxTotal: CounterChild;
   readonly cxActive: GaugeChild;
   readonly cxProtocolError: CounterChild;
+  readonly rqTimeout: CounterChild;
   readonly noRoute: CounterChild;
   readonly noCluster: CounterChild;
   readonly directResponse: CounterChild;
@@ -98,6 +99,7 @@ export class HttpStats {
     this.cxTotal = registry.httpCxTotal.labels(l);
     this.cxActive = registry.httpCxActive.labels(l);
     this.cxProtocolError = registry.httpCxProtocolError.labels(l);
+    this.rqTimeout = registry.httpRqTimeout.labels(l);
     this.noRoute = registry.httpNoRoute.labels(l);
     this.noCluster = registry.httpNoCluster.labels(l);
     this.directResponse = registry.httpDirectResponse.labels(l);

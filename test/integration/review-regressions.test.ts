@@ -185,6 +185,8 @@ test('request_timeout under 60 s: the listener starts, and a stalled upload gets
   s.write('POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nabc');
   await until('a reply', () => s.received() !== '', 3000);
   expect(s.received()).toMatch(/^HTTP\/1\.1 408 /);
+  expect(await stat(p, 'http.ingress_http.downstream_rq_timeout')).toBe(1);
+  expect(await stat(p, 'http.ingress_http.downstream_cx_protocol_error')).toBe(0);
 });
 
 test('changing a health-checked cluster keeps the old one serving until the new one is warm', async () => {
