@@ -97,7 +97,10 @@ export class ListenerManager {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
       const stats = entry.spec.connectionManager.stats;
-      (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? stats.rqTimeout : stats.cxProtocolError).inc();
+      // Only what the parser refused is a protocol error: not a client that resets, nor the
+      // truncated body of a connection we already answered and closed (a 408).
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') stats.rqTimeout.inc();
+      else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
       // Never write a reply into a response that has already started (as Node's own handler).
       const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
       if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
