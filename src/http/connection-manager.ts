@@ -19,7 +19,6 @@ import {
   mapFromRaw,
   mutateRequestHeaders,
   plainAddress,
-  withoutHopByHop,
 } from './headers';
 import { requestHashKey } from './hash-policy';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
@@ -70,10 +69,13 @@ export class ConnectionManager {
     const started = performance.now();
     stats.rqTotal.inc();
     stats.rqActive.inc();
+    // One close listener per request: the stats, plus what the forwarding path must do then.
+    let onClose: (() => void) | null = null;
     res.once('close', () => {
       stats.rqActive.dec();
       stats.response(res.statusCode);
       stats.rqTime.observe(performance.now() - started);
+      onClose?.();
     });
 
     const down: DownstreamInfo = {
@@ -110,17 +112,17 @@ export class ConnectionManager {
       this.#reply(req, res, action.responseCode, '', route, { location });
       return;
     }
-    this.#forward(req, res, route, action, headers, down, lookup, table!, bodyFollows(req.rawHeaders));
+    onClose = this.#forward(req, res, route, action, headers, down, lookup, table!, bodyFollows(req.rawHeaders));
   }
 
   #forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
-    down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): void {
+    down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): (() => void) | null {
     const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
       this.#reply(req, res, action.clusterNotFoundResponseCode, '', route);
-      return;
+      return null;
     }
     const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
@@ -131,7 +133,7 @@ export class ConnectionManager {
     if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
       cluster.stats.pendingOverflow.inc();
       this.#reply(req, res, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
-      return;
+      return null;
     }
     // Route hash_policy: computed only when the route has one and the cluster hashes (RING_HASH).
     const hashKey = action.hashPolicy.length === 0 || cluster.config.lbPolicy !== 'RING_HASH' ? null
@@ -140,7 +142,7 @@ export class ConnectionManager {
     if (host === null) {
       cluster.stats.noneHealthy.inc();
       this.#reply(req, res, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
-      return;
+      return null;
     }
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
     const upstreamPath = rewritePath(action, route, req.url ?? '/');
@@ -166,7 +168,6 @@ export class ConnectionManager {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
         this.#reply(req, res, status, text, route);
       },
-      done: () => undefined,
       syncWait: mirrored?.sync ?? null,
     }, res);
     exchange.start();
@@ -178,7 +179,7 @@ export class ConnectionManager {
     }
     // Node detaches the socket from the request once the response is done: keep our own handle.
     const socket = req.socket;
-    res.once('close', () => {
+    return () => {
       if (!res.writableFinished) exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
@@ -188,11 +189,11 @@ export class ConnectionManager {
         // connection, so it cannot carry another request. Close it once the response is out, as Envoy does.
         if (res.writableFinished) socket.end();
       }
-    });
+    };
   }
 
-  #responseHeaders(upstream: HeaderMap, route: CompiledRoute, table: RouteTable, format: (v: string) => string, request: HeaderMap): HeaderMap {
-    const out = withoutHopByHop(upstream);
+  /** The slow path, for routes with response edits: `out` is the upstream's map, hop-by-hop already gone. */
+  #responseHeaders(out: HeaderMap, route: CompiledRoute, table: RouteTable, format: (v: string) => string, request: HeaderMap): HeaderMap {
     applyResponseHeaderEdits(route, out, table.config, format);
     this.#serverHeader(out);
     if (this.hcm.alwaysSetRequestIdInResponse && request['x-request-id'] !== undefined) out['x-request-id'] = request['x-request-id'];

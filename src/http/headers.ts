@@ -9,20 +9,6 @@ export type HeaderMap = Record<string, string | string[] | undefined>;
 /** RFC 9110 connection-specific headers; never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-authorization']);
 
-/** Copies `headers` without hop-by-hop headers (including those the Connection header names). */
-export function withoutHopByHop(headers: HeaderMap): HeaderMap {
-  const out: HeaderMap = {};
-  const connection = headers.connection;
-  const named = connection ? new Set(String(connection).toLowerCase().split(',').map((s) => s.trim())) : null;
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
-    out[name] = headers[name];
-  }
-  // Envoy keeps "te: trailers" so that gRPC works through it.
-  if (headers.te !== undefined && String(headers.te).toLowerCase().includes('trailers')) out.te = 'trailers';
-  return out;
-}
-
 /**
  * A header map from Node's or undici's raw list ([name, value, name, value…], strings or
  * buffers), without hop-by-hop headers, in one pass. Names are lowercased; a repeated header
@@ -73,6 +59,16 @@ export function forwardRawResponse(raw: readonly Buffer[], serverName: string | 
   }
   if (serverName !== null) out.push('server', serverName);
   return out;
+}
+
+/**
+ * The first element of a comma-separated header value, trimmed ('' when none): what Envoy's
+ * cluster_header reads when a header holds several values.
+ */
+export function firstListValue(v: string | undefined): string {
+  if (!v) return '';
+  const comma = v.indexOf(',');
+  return (comma < 0 ? v : v.slice(0, comma)).trim();
 }
 
 export function firstValue(v: string | string[] | undefined): string | undefined {

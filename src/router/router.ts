@@ -1,5 +1,5 @@
 import type { ClusterSpecifier, ForwardAction, HeaderEdits, RedirectAction } from '../config/model';
-import { type HeaderMap, applyHeadersToAdd, firstValue, removeHeaders } from '../http/headers';
+import { type HeaderMap, applyHeadersToAdd, firstListValue, firstValue, removeHeaders } from '../http/headers';
 import type { Host } from '../upstream/host';
 import type { HeaderLookup } from './matchers';
 import type { CompiledRoute } from './route-table';
@@ -12,12 +12,8 @@ export function chooseCluster(spec: ClusterSpecifier, header: HeaderLookup, rand
   switch (spec.kind) {
     case 'cluster':
       return spec.name;
-    case 'cluster_header': {
-      const v = header(spec.header);
-      if (!v) return '';
-      const comma = v.indexOf(',');
-      return (comma < 0 ? v : v.slice(0, comma)).trim();
-    }
+    case 'cluster_header':
+      return firstListValue(header(spec.header));
     case 'weighted_clusters': {
       let point = random % spec.totalWeight;
       for (const c of spec.clusters) {

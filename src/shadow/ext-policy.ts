@@ -1,5 +1,5 @@
 import type { ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
-import { firstValue } from '../http/headers';
+import { firstListValue, firstValue } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
@@ -285,8 +285,7 @@ export class CompiledExtPolicy {
       case 'host':
         return this.#hostCluster;
       case 'cluster_header': {
-        const raw = p.header(t.header);
-        const name = raw ? raw.split(',')[0]!.trim() : '';
+        const name = firstListValue(p.header(t.header));
         const c = name ? this.deps.clusters.get(name) : undefined;
         if (!c) this.#statsFor(headerStatsName(t.header)).skipped(name ? 'unknown_cluster' : 'missing_header');
         return c ?? null;

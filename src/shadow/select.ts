@@ -1,4 +1,5 @@
 import type { MirrorPolicy } from '../config/model';
+import { firstListValue } from '../http/headers';
 import type { HeaderLookup } from '../router/matchers';
 
 export type TargetName =
@@ -12,10 +13,7 @@ export type TargetName =
 export function targetName(policy: MirrorPolicy, header: HeaderLookup): TargetName {
   if (policy.cluster !== null) return { ok: true, cluster: policy.cluster };
   const name = policy.clusterHeader!;
-  const value = header(name);
-  if (!value) return { ok: false, statsName: headerStatsName(name) };
-  const comma = value.indexOf(',');
-  const first = (comma < 0 ? value : value.slice(0, comma)).trim();
+  const first = firstListValue(header(name));
   return first ? { ok: true, cluster: first } : { ok: false, statsName: headerStatsName(name) };
 }
 

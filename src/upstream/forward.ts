@@ -23,8 +23,6 @@ export interface PrimaryForward {
   readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
   /** Called when the exchange fails before any response byte reached the client. */
   readonly localReply: (failure: PrimaryFailure) => void;
-  /** Called once, however the exchange ends. */
-  readonly done: (status: number) => void;
   /**
    * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
    * sync_timeout), then sent with the headers it yields added.
@@ -211,7 +209,6 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     cluster.active--;
     cluster.stats.rqActive.dec();
     cluster.stats.rqTime.observe(performance.now() - this.#started);
-    this.fwd.done(this.#status);
   }
 }
 

@@ -36,8 +36,9 @@ export function decodeMirrorPerRoute(m: Pb, ctx: Ctx): ExtMirrorPolicy[] {
   return policies;
 }
 
-function decodeExtPolicy(p: Pb, ctx: Ctx, index?: number): ExtMirrorPolicy {
-  const name = String(p.name ?? '') || `policy${index ?? ctx.path.match(/\[(\d+)\]$/)?.[1] ?? 0}`;
+function decodeExtPolicy(p: Pb, ctx: Ctx): ExtMirrorPolicy {
+  // Unnamed policies are named by their place in the list (`policies[2]` → `policy2`).
+  const name = String(p.name ?? '') || `policy${/\[(\d+)\]$/.exec(ctx.path)?.[1] ?? 0}`;
   const mode = p.mode === 'SYNC' ? 'sync' : 'async';
   if (p.sync_timeout !== undefined && mode !== 'sync') fail(at(ctx, 'sync_timeout'), 'only meaningful with mode: SYNC');
   const body = (p.body ?? {}) as Pb;
