@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort, type Spawned } from './processes';
+import { type Spawned, startServer } from './processes';
 
 // nginx instances for the bench: each one gets its own prefix dir (conf, pid, logs, temp paths),
 // runs in the foreground (daemon off) with one worker, and is removed with its dir on stop.
@@ -98,34 +98,19 @@ export interface NginxInstance {
 
 /** Writes `conf(prefix)`, starts nginx pinned to `cpus`, waits for `port`. */
 export async function startNginx(label: string, conf: (prefix: string) => string, port: number, cpus?: string): Promise<NginxInstance> {
-  const prefix = makeTempDir(label);
-  const confFile = path.join(prefix, 'nginx.conf');
-  fs.writeFileSync(confFile, conf(prefix));
   // -e: nginx opens its error log before reading the conf; keep it out of /var/log.
-  const proc = spawnTracked('nginx', ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', confFile], {
+  const server = await startServer({
+    label: `nginx-${label}`,
+    port,
     cpus,
-    logFile: path.join(prefix, 'stderr.log'),
+    logs: ['stderr.log', 'error.log'],
+    command: (prefix) => {
+      const confFile = path.join(prefix, 'nginx.conf');
+      fs.writeFileSync(confFile, conf(prefix));
+      return { cmd: 'nginx', args: ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', confFile] };
+    },
   });
-  const stop = async (): Promise<void> => {
-    await stopProcess(proc);
-    removeTempDir(prefix);
-  };
-  try {
-    await waitForPort(port, proc);
-  } catch (err) {
-    const log = ['stderr.log', 'error.log'].map((f) => readIfExists(path.join(prefix, f))).join('');
-    await stop();
-    throw new Error(`nginx ${label}: ${(err as Error).message}\n${log}`);
-  }
-  return { proc, prefix, stop };
-}
-
-function readIfExists(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
+  return { proc: server.proc, prefix: server.dir, stop: server.stop };
 }
 
 /** The `requests` counter of a stub_status page (it counts the status request itself too). */

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { proxyConf, startNginx } from './nginx';
-import { freePort, makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort } from './processes';
+import { freePort, startServer } from './processes';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
@@ -34,21 +34,8 @@ const distRoot = path.join(__dirname, '..', '..'); // dist/
 /** Starts a node script, waits for its port; on failure prints the log and cleans up. */
 async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string): Promise<RunningPeer> {
   const port = await freePort();
-  const dir = makeTempDir(label);
-  const log = path.join(dir, 'out.log');
-  const proc = spawnTracked(process.execPath, [script, ...args(port, dir)], { cpus, logFile: log });
-  const stop = async (): Promise<void> => {
-    await stopProcess(proc);
-    removeTempDir(dir);
-  };
-  try {
-    await waitForPort(port, proc);
-  } catch (err) {
-    const out = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-2000) : '';
-    await stop();
-    throw new Error(`${label}: ${(err as Error).message}${out ? `\n${out}` : ''}`);
-  }
-  return { port, pid: proc.pid, stop };
+  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [script, ...args(port, dir)] }) });
+  return { port, pid: server.proc.pid, stop: server.stop };
 }
 
 function nginxPeer(name: string, mirror: boolean): PeerDef {

@@ -143,3 +143,46 @@ export function httpGetText(port: number, urlPath: string, timeoutMs = 3000): Pr
     req.on('error', reject);
   });
 }
+
+export interface ServerProcess {
+  readonly proc: Spawned;
+  /** Its own temp directory, removed on stop. */
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server process in a temp directory of its own and waits for its port. On failure it
+ * stops the process, removes the directory and throws with the tail of the named log files.
+ */
+export async function startServer(o: {
+  label: string;
+  port: number;
+  cpus?: string;
+  /** The command and its arguments, given the temp directory (configs and logs go there). */
+  command: (dir: string) => { cmd: string; args: string[] };
+  /** Log files (relative to the directory) worth showing when the start fails; the first takes stdout/stderr. */
+  logs: string[];
+}): Promise<ServerProcess> {
+  const dir = makeTempDir(o.label);
+  const { cmd, args } = o.command(dir);
+  const proc = spawnTracked(cmd, args, { cpus: o.cpus, logFile: path.join(dir, o.logs[0]!) });
+  const stop = async (): Promise<void> => {
+    await stopProcess(proc);
+    removeTempDir(dir);
+  };
+  try {
+    await waitForPort(o.port, proc);
+  } catch (err) {
+    const out = o.logs.map((f) => {
+      try {
+        return fs.readFileSync(path.join(dir, f), 'utf8').slice(-2000);
+      } catch {
+        return '';
+      }
+    }).join('');
+    await stop();
+    throw new Error(`${o.label}: ${(err as Error).message}${out ? `\n${out}` : ''}`);
+  }
+  return { proc, dir, stop };
+}

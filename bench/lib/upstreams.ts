@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { startNginx, parseStubRequests, upstreamConf, type NginxInstance } from './nginx';
-import { freePort, httpGetText, makeTempDir, removeTempDir, spawnTracked, stopProcess, waitForPort, type Spawned } from './processes';
+import { freePort, httpGetText, startServer } from './processes';
 
 // The upstreams every peer talks to: PRIMARY and SHADOW (nginx, `ok\n`) and the SLOW shadow
 // (node, answers after 2 s). Each shadow can say how many requests reached it.
@@ -36,23 +36,9 @@ export const startNginxShadow = (cpus?: string, emptyBody = false): Promise<Shad
 
 export async function startSlowShadow(delayMs: number, cpus?: string, emptyBody = false): Promise<Shadow> {
   const port = await freePort();
-  const dir = makeTempDir('slow');
   const script = path.join(__dirname, '..', 'peers', 'slow-shadow.js');
   const args = [script, '--port', String(port), '--delay-ms', String(delayMs), ...(emptyBody ? ['--empty-body'] : [])];
-  const proc: Spawned = spawnTracked(process.execPath, args, {
-    cpus,
-    logFile: path.join(dir, 'out.log'),
-  });
-  const stop = async (): Promise<void> => {
-    await stopProcess(proc);
-    removeTempDir(dir);
-  };
-  try {
-    await waitForPort(port, proc);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  const { proc, stop } = await startServer({ label: 'slow', port, cpus, logs: ['out.log'], command: () => ({ cmd: process.execPath, args }) });
   return {
     port,
     pid: proc.pid,
