@@ -4,7 +4,10 @@ import { ConfigError } from './config/errors';
 import { type ControlPlane, parseHostPort, startControlPlane } from './control-plane/main';
 import { loadBootstrapFile } from './config/load';
 import * as os from 'node:os';
-import { type Logger, createLogger } from './log/logger';
+import { type Logger, createLogger, silentLogger } from './log/logger';
+import { listenerHooks } from './config/hook-refs';
+import { HookDirs } from './shadow/hook-dirs';
+import { MirrorResources } from './shadow/resources';
 import type { WorkerProxyOptions } from './workers/messages';
 import { Supervisor } from './workers/supervisor';
 import { runWorker } from './workers/worker';
@@ -18,8 +21,12 @@ const USAGE = `sidemirror ${version}
 Usage:
   sidemirror proxy -c envoy.yaml [--concurrency 1|N|auto] [--log-level info] [--drain-time-s 5]
                    [--shadow-max-inflight 1000] [--shadow-max-buffer-bytes 1048576]
+                   [--hooks-dir DIR]...
   sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
-  sidemirror validate -c envoy.yaml
+  sidemirror validate -c envoy.yaml [--hooks-dir DIR]...
+
+  --hooks-dir DIR   mirror hook modules may be loaded from DIR (repeatable); without it, a
+                    configuration naming any hook is refused
   sidemirror --version
 `;
 
@@ -33,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
   }
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: rest,
@@ -47,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
         concurrency: { type: 'string', default: '1' },
         listen: { type: 'string', default: '127.0.0.1:18000' },
         admin: { type: 'string' },
+        'hooks-dir': { type: 'string', multiple: true, default: [] },
       },
     }));
   } catch (err) {
@@ -58,9 +66,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`-c FILE is required\n\n${USAGE}`);
     return 2;
   }
+  const hookDirs = values['hooks-dir'] as string[];
   switch (command) {
     case 'validate':
-      return validate(file);
+      return validate(file, hookDirs);
     case 'proxy':
       return runProxy(file, values);
     case 'control-plane':
@@ -71,9 +80,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function validate(file: string): number {
+function validate(file: string, dirs: readonly string[]): number {
+  let hookDirs: HookDirs;
   try {
-    loadBootstrapFile(file);
+    hookDirs = new HookDirs(dirs);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    const loaded = loadBootstrapFile(file);
+    const issues = new MirrorResources(silentLogger(), hookDirs).checkHooks(listenerHooks(loaded.bootstrap.listeners));
+    if (issues.length > 0) throw new ConfigError(issues);
     process.stdout.write(`configuration '${file}' OK\n`);
     return 0;
   } catch (err) {
@@ -104,15 +122,18 @@ function workerCount(value: unknown): number {
   return n ?? 1;
 }
 
-async function runProxy(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
+async function runProxy(file: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let proxy: Proxy;
   let workers: number;
   let proxyOptions: WorkerProxyOptions;
+  let hookDirs: HookDirs;
   try {
+    hookDirs = new HookDirs(values['hooks-dir'] as string[]);
     workers = workerCount(values.concurrency);
     proxyOptions = {
       drainTimeoutMs: Number(values['drain-time-s']) * 1000,
+      hookDirs: values['hooks-dir'] as string[],
       shadowLimits: {
         maxInFlightPerCluster: positiveInt(values['shadow-max-inflight'], 'shadow-max-inflight'),
         maxBufferedBodyBytes: positiveInt(values['shadow-max-buffer-bytes'], 'shadow-max-buffer-bytes'),
@@ -125,7 +146,7 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
   if (workers > 1) return runSupervisor(file, workers, proxyOptions, values, logger);
   try {
     const loaded = loadBootstrapFile(file);
-    proxy = await Proxy.start({ loaded, logger, ...proxyOptions, commandLine: { config_path: file, ...values } });
+    proxy = await Proxy.start({ loaded, logger, ...proxyOptions, hookDirs, commandLine: { config_path: file, ...values } });
   } catch (err) {
     return reportConfigError(file, err);
   }
@@ -135,7 +156,7 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
   return serveUntilSignalled(logger, () => proxy.stop(), () => proxy.reloadFile(file), (stop) => proxy.onQuit(() => stop('quitquitquit')));
 }
 
-async function runControlPlane(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
+async function runControlPlane(file: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let cp: ControlPlane;
   try {

@@ -3,6 +3,7 @@ import { clustersJson, clustersText } from './admin/clusters-text';
 import { configDump } from './admin/config-dump';
 import { AdminServer, type ServerState } from './admin/server';
 import { ConfigError } from './config/errors';
+import { listenerHooks, resourceHooks } from './config/hook-refs';
 import { type LoadedBootstrap, loadBootstrapFile } from './config/load';
 import type { Bootstrap, Cluster, Listener, RouteConfiguration } from './config/model';
 import { ListenerManager } from './listener/listener-manager';
@@ -12,6 +13,7 @@ import { Mirror } from './shadow/mirror';
 import { DEFAULT_SHADOW_LIMITS, PooledShadowWriter, type ShadowLimits } from './shadow/writer';
 import { type ExtPolicyCompiler, RouteTable } from './router/route-table';
 import { CompiledExtPolicy } from './shadow/ext-policy';
+import type { HookDirs } from './shadow/hook-dirs';
 import { MirrorResources } from './shadow/resources';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
@@ -38,13 +40,13 @@ export interface ProxyOptions {
   readonly dynamicSource?: (bootstrap: Bootstrap, sink: DynamicConfigSink) => DynamicSource;
   /** false: never open the admin port (workers leave it to the supervisor). */
   readonly admin?: boolean;
-  /** Where relative hook module paths start (default: the working directory). */
-  readonly hooksBaseDir?: string;
+  /** The directories hook modules may be loaded from (--hooks-dir); default none: no hooks. */
+  readonly hookDirs?: HookDirs;
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
-function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry): XdsClient {
-  return new XdsClient({ target: adsTarget(b), node: b.node, logger, stats, sink });
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources): XdsClient {
+  return new XdsClient({ target: adsTarget(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)) });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
@@ -92,7 +94,7 @@ export class Proxy {
       maxBufferedBodyBytes: limits.maxBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxBufferedBodyBytes,
     });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
-    this.mirrorResources = new MirrorResources(this.logger, options.hooksBaseDir);
+    this.mirrorResources = new MirrorResources(this.logger, options.hookDirs);
   }
 
   static async start(options: ProxyOptions): Promise<Proxy> {
@@ -161,6 +163,8 @@ export class Proxy {
   }
 
   async #apply(b: Bootstrap): Promise<void> {
+    const hookIssues = this.mirrorResources.checkHooks(listenerHooks(b.listeners));
+    if (hookIssues.length > 0) throw new ConfigError(hookIssues);
     await this.clusters.update([...b.clusters, ...this.#dynamicClusters]);
     await this.#applyListeners(b);
     if (b.dynamicResources && !this.#xds) this.#startXds(b);
@@ -206,7 +210,7 @@ export class Proxy {
         await this.#applyListeners();
       },
     };
-    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats));
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources));
     this.#xds = factory(b, sink);
     this.#xds.start();
   }

@@ -377,7 +377,16 @@ export interface ExtMirrorPolicy {
   readonly markerHeader: string | null;
   /** null: every method. */
   readonly methods: ReadonlySet<string> | null;
-  readonly hooks: { readonly module: string; readonly timeoutMs: number; readonly maxResponseBodyBytes: number } | null;
+  readonly hooks: MirrorHooksConfig | null;
   readonly disableShadowHostSuffixAppend: boolean;
   readonly hostRewriteLiteral: string | null;
+}
+
+export interface MirrorHooksConfig {
+  /** As written in config; located in an allowed --hooks-dir when the policy is compiled. */
+  readonly module: string;
+  readonly timeoutMs: number;
+  readonly maxResponseBodyBytes: number;
+  /** Field path of the hooks message, for errors found when the module is loaded. */
+  readonly path: string;
 }

@@ -54,14 +54,37 @@ function statOrNull(file: string): fs.Stats | null {
   }
 }
 
+/**
+ * Evaluates a hook module. A module that tries to end the process while it loads (a CLI script
+ * named by mistake calls process.exit) gets an exception instead, and the load fails.
+ */
 export function loadModuleFile(file: string): unknown {
-  const ext = path.extname(file).toLowerCase();
-  if (ext === '.ts' || ext === '.cts') return loadTypeScript(file);
+  return withoutProcessExit(file, () => {
+    const ext = path.extname(file).toLowerCase();
+    if (ext === '.ts' || ext === '.cts') return loadTypeScript(file);
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(file) as unknown;
+    } catch (err) {
+      throw new Error(`failed to load hook module ${file}: ${errorText(err, file)}`, { cause: err });
+    }
+  });
+}
+
+function withoutProcessExit<T>(file: string, load: () => T): T {
+  const saved = { exit: process.exit, abort: process.abort, reallyExit: (process as unknown as { reallyExit: unknown }).reallyExit };
+  const refuse = (what: string) => (): never => {
+    throw new Error(`hook module ${file} called process.${what}() while loading`);
+  };
+  process.exit = refuse('exit');
+  process.abort = refuse('abort');
+  (process as unknown as { reallyExit: unknown }).reallyExit = refuse('reallyExit');
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require(file) as unknown;
-  } catch (err) {
-    throw new Error(`failed to load hook module ${file}: ${errorText(err, file)}`, { cause: err });
+    return load();
+  } finally {
+    process.exit = saved.exit;
+    process.abort = saved.abort;
+    (process as unknown as { reallyExit: unknown }).reallyExit = saved.reallyExit;
   }
 }
 

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { isUint8Array } from 'node:util/types';
 import type { Logger } from '../log/logger';
 import { describe, isErrorLike, loadModuleFile, resolveHookFile } from './hook-loader';
@@ -63,8 +64,6 @@ export interface HookRunnerOptions {
   readonly timeoutMs: number;
   readonly logger: Logger;
   readonly observe?: HookObserver;
-  /** Base for a relative module path; default process.cwd(). */
-  readonly baseDir?: string;
 }
 
 const HOOK_NAMES: readonly HookName[] = ['beforeMirror', 'mirrorRewrite', 'afterMirror'];
@@ -128,10 +127,16 @@ export class HookRunner {
    * `.js`/`.cjs` go through require (and so Node's module cache); `.ts`/`.cts` are transpiled with
    * the `typescript` package (syntax only, no type check) on every load.
    */
-  static load(modulePath: string, o: HookRunnerOptions): HookRunner {
+  static load(file: string, o: HookRunnerOptions): HookRunner {
     checkTimeout(o.timeoutMs);
-    const file = resolveHookFile(modulePath, o.baseDir ?? process.cwd());
-    const exports = loadModuleFile(file);
+    if (!path.isAbsolute(file)) throw new Error(`hook module ${file}: an absolute path is needed here (HookDirs.locate finds one)`);
+    const resolved = resolveHookFile(file, '/');
+    return HookRunner.fromFile(resolved, loadModuleFile(resolved), o);
+  }
+
+  /** A runner over the exports of a module already loaded from `file` (see MirrorResources). */
+  static fromFile(file: string, exports: unknown, o: HookRunnerOptions): HookRunner {
+    checkTimeout(o.timeoutMs);
     return new HookRunner(file, pickHooks(exports, `hook module ${file}`), o);
   }
 

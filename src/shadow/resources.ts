@@ -1,5 +1,8 @@
-import type { MirrorFilterConfig, MirrorLimit } from '../config/model';
+import type { ConfigIssue } from '../config/errors';
+import type { MirrorFilterConfig, MirrorHooksConfig, MirrorLimit } from '../config/model';
 import type { Logger } from '../log/logger';
+import { HookDirs } from './hook-dirs';
+import { loadModuleFile } from './hook-loader';
 import { HookRunner, type HookObserver } from './hooks';
 import { createLimiter } from './limit';
 import type { LimitConfig, MirrorLimiter } from './limit/limiter';
@@ -12,11 +15,30 @@ import type { LimitConfig, MirrorLimiter } from './limit/limiter';
 export class MirrorResources {
   readonly #limiters = new Map<string, MirrorLimiter>();
   readonly #hooks = new Map<string, HookRunner>();
+  /** Loaded modules by the path as written: each is evaluated once, however many policies name it. */
+  readonly #modules = new Map<string, { readonly file: string; readonly exports: unknown }>();
 
   constructor(
     private readonly logger: Logger,
-    private readonly baseDir: string = process.cwd(),
+    private readonly hookDirs: HookDirs = HookDirs.NONE,
   ) {}
+
+  /**
+   * Locates and loads every hook module named, so that a configuration naming one that is not
+   * allowed, missing, broken or hookless is refused before it is applied. Issues name the field.
+   */
+  checkHooks(refs: readonly MirrorHooksConfig[]): ConfigIssue[] {
+    const issues: ConfigIssue[] = [];
+    for (const ref of refs) {
+      try {
+        const { file, exports } = this.#module(ref.module);
+        HookRunner.fromFile(file, exports, { timeoutMs: ref.timeoutMs, logger: this.logger });
+      } catch (err) {
+        issues.push({ path: `${ref.path}.module`, message: (err as Error).message });
+      }
+    }
+    return issues;
+  }
 
   /** The limiter for a policy's limit; a named Redis connection is looked up in the filter config. */
   limiter(limit: MirrorLimit, filter: MirrorFilterConfig | null): MirrorLimiter {
@@ -32,10 +54,21 @@ export class MirrorResources {
     const key = `${policy}\u0001${module}\u0001${timeoutMs}`;
     let runner = this.#hooks.get(key);
     if (!runner) {
-      runner = HookRunner.load(module, { timeoutMs, logger: this.logger, baseDir: this.baseDir, observe });
+      const { file, exports } = this.#module(module);
+      runner = HookRunner.fromFile(file, exports, { timeoutMs, logger: this.logger, observe });
       this.#hooks.set(key, runner);
     }
     return runner;
+  }
+
+  #module(module: string): { file: string; exports: unknown } {
+    let loaded = this.#modules.get(module);
+    if (!loaded) {
+      const file = this.hookDirs.locate(module);
+      loaded = { file, exports: loadModuleFile(file) };
+      this.#modules.set(module, loaded);
+    }
+    return loaded;
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,8 @@ export type FromWorker =
 export interface WorkerProxyOptions {
   readonly drainTimeoutMs: number;
   readonly shadowLimits: { maxInFlightPerCluster?: number; maxBufferedBodyBytes?: number };
+  /** --hooks-dir, as given. */
+  readonly hookDirs: readonly string[];
 }
 
 /** Cluster IPC messages of ours carry this marker, so prom-client's own messages pass by. */

@@ -3,10 +3,14 @@ import * as fs from 'node:fs';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { configDump } from '../admin/config-dump';
 import { AdminServer, type ServerState, type StatsView } from '../admin/server';
+import { ConfigError } from '../config/errors';
+import { listenerHooks, resourceHooks } from '../config/hook-refs';
 import { type LoadedBootstrap, loadBootstrapText } from '../config/load';
 import { type ResourceTypeUrl, TYPE_ORDER, isResourceType, isWildcardType, resourceMessageType, resourceName } from '../config/resources';
 import type { Logger } from '../log/logger';
 import { LayeredRuntime } from '../runtime/runtime';
+import { HookDirs } from '../shadow/hook-dirs';
+import { MirrorResources } from '../shadow/resources';
 import { type MetricsJson, StatsRegistry, renderText, textToJson } from '../stats/registry';
 import { version } from '../version';
 import type { DiscoveryResponse } from '../xds/ads-stream';
@@ -37,6 +41,8 @@ export class Supervisor {
   readonly #loadedAt = new Date();
   readonly #startedAt = new Date();
   #xds: XdsClient | null = null;
+  /** Loads hook modules to check config the workers will run (the supervisor runs no hooks). */
+  readonly #hooks: MirrorResources;
   /** The accepted xDS state, replayed to a worker that starts late. */
   readonly #accepted = new Map<ResourceTypeUrl, { version: string; resources: Map<string, { type_url: string; value: string }> }>();
   #admin: AdminServer | null = null;
@@ -46,8 +52,9 @@ export class Supervisor {
   readonly #replies = new Map<number, (data: unknown) => void>();
 
   constructor(private readonly o: SupervisorOptions) {
+    this.#hooks = new MirrorResources(o.logger, new HookDirs(o.proxy.hookDirs));
     this.#text = fs.readFileSync(o.configFile, 'utf8');
-    this.#loaded = loadBootstrapText(this.#text);
+    this.#loaded = this.#load(this.#text);
     this.runtime = new LayeredRuntime(this.#loaded.bootstrap.runtime);
   }
 
@@ -73,10 +80,18 @@ export class Supervisor {
   /** SIGHUP: validate the file again and hand it to the workers; an invalid file changes nothing. */
   reload(): void {
     const text = fs.readFileSync(this.o.configFile, 'utf8');
-    this.#loaded = loadBootstrapText(text);
+    this.#loaded = this.#load(text);
     this.#text = text;
     this.runtime.setStaticLayer(this.#loaded.bootstrap.runtime);
     this.#broadcast({ t: 'reload', text });
+  }
+
+  /** Workers load the same hook modules: a file they would refuse is refused here first. */
+  #load(text: string): LoadedBootstrap {
+    const loaded = loadBootstrapText(text);
+    const issues = this.#hooks.checkHooks(listenerHooks(loaded.bootstrap.listeners));
+    if (issues.length > 0) throw new ConfigError(issues);
+    return loaded;
   }
 
   async stop(): Promise<void> {
@@ -138,6 +153,7 @@ export class Supervisor {
       stats: this.stats,
       sink: { setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined },
       onAccepted: (response) => this.#onAccepted(response),
+      check: (t, v) => this.#hooks.checkHooks(resourceHooks(t, v)),
     });
     this.#xds.start();
   }

@@ -2,6 +2,7 @@ import { clustersJson, clustersText } from '../admin/clusters-text';
 import { loadBootstrapText } from '../config/load';
 import type { Logger } from '../log/logger';
 import { Proxy } from '../proxy';
+import { HookDirs } from '../shadow/hook-dirs';
 import { DynamicConfig } from '../xds/dynamic-config';
 import type { DynamicSource } from '../xds/xds-client';
 import { IpcSubscriptions } from './ipc-subscriptions';
@@ -32,6 +33,7 @@ export function runWorker(logger: Logger): void {
             admin: false,
             drainTimeoutMs: m.options.drainTimeoutMs,
             shadowLimits: m.options.shadowLimits,
+            hookDirs: new HookDirs(m.options.hookDirs),
             // Serve at once: the supervisor replays the accepted xDS state right after.
             initialFetchTimeoutMs: 0,
             dynamicSource: (_b, sink): DynamicSource => {

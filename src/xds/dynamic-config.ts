@@ -1,5 +1,5 @@
 import type * as protobuf from 'protobufjs';
-import { formatIssues } from '../config/errors';
+import { type ConfigIssue, formatIssues } from '../config/errors';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from '../config/model';
 import {
   CLUSTER_TYPE,
@@ -36,6 +36,12 @@ export interface UpdateObserver {
   rejected(typeUrl: ResourceTypeUrl): void;
 }
 
+/**
+ * A check of a decoded resource beyond what decoding knows (that its hook modules load, say),
+ * made before the response is accepted; any issue NACKs the response.
+ */
+export type ResourceCheck = (typeUrl: ResourceTypeUrl, value: ResourceModels[ResourceTypeUrl]) => readonly ConfigIssue[];
+
 /** How long a cluster waits for its endpoints, or a listener for its routes (Envoy: 15 s). */
 const WARMING_TIMEOUT_MS = 15_000;
 
@@ -64,6 +70,7 @@ export class DynamicConfig {
     private readonly sink: DynamicConfigSink,
     private readonly logger: Logger,
     private readonly observer: UpdateObserver,
+    private readonly check: ResourceCheck = () => [],
   ) {
     mux.watch(CLUSTER_TYPE, null, this.#subscriber(CLUSTER_TYPE, (v, r) => this.#onClusters(v, r)));
     mux.watch(ENDPOINT_TYPE, [], this.#subscriber(ENDPOINT_TYPE, (v, r) => this.#onEndpoints(v, r)));
@@ -90,6 +97,8 @@ export class DynamicConfig {
             problems.push(formatIssues(decoded.issues));
             continue;
           }
+          const checked = this.check(typeUrl, decoded.value);
+          if (checked.length > 0) problems.push(formatIssues(checked));
           if (seen.has(decoded.name)) problems.push(`duplicate resource "${decoded.name}"`);
           seen.add(decoded.name);
           records.push({ name: decoded.name, version, lastUpdated: now, value: decoded.value, message: decoded.message });

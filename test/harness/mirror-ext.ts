@@ -1,4 +1,5 @@
 import { ROUTER_TYPE, bootstrap, cluster, listener, route, routeConfig } from './bootstrap';
+import { HookDirs } from '../../src/shadow/hook-dirs';
 import { type TestProxy, fetchText, startProxy } from './proxy';
 import { type Upstream, type UpstreamOptions, sleep, startUpstream } from './upstream';
 
@@ -88,7 +89,7 @@ export interface Rig {
  * everything by handle, whatever happens.
  */
 export async function withRig(upstreams: Record<string, UpstreamOptions>,
-  build: (ports: Record<string, number>) => { routes: Json[]; clusters?: Json[]; clusterExtra?: Record<string, Json>; filter?: Json },
+  build: (ports: Record<string, number>) => { routes: Json[]; clusters?: Json[]; clusterExtra?: Record<string, Json>; filter?: Json; hookDirs?: string[] },
   body: (rig: Rig) => Promise<void>): Promise<void> {
   const up: Record<string, Upstream> = {};
   try {
@@ -96,7 +97,8 @@ export async function withRig(upstreams: Record<string, UpstreamOptions>,
     const ports = Object.fromEntries(Object.entries(up).map(([n, u]) => [n, u.port]));
     const b = build(ports);
     const own = Object.keys(up).map((n) => cluster(n, [ports[n]!], b.clusterExtra?.[n] ?? {}));
-    const p = await startProxy(extBootstrap({ routes: b.routes, clusters: [...own, ...(b.clusters ?? [])], filter: b.filter }));
+    const p = await startProxy(extBootstrap({ routes: b.routes, clusters: [...own, ...(b.clusters ?? [])], filter: b.filter }),
+      { hookDirs: new HookDirs(b.hookDirs ?? []) });
     try {
       await body({
         p,

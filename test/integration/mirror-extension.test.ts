@@ -16,6 +16,9 @@ const PM = { primary: {}, mirror: {} };
 const EXAMPLE = path.resolve(__dirname, '../../examples/hooks/compare-and-tag.ts');
 /** One catch-all route to `primary` carrying `policies`. */
 const one = (...policies: Json[]) => () => ({ routes: [extRoute('/', 'primary', policies)] });
+/** The same, with hook modules allowed from `dirs` (--hooks-dir). */
+const oneWithHooks = (dirs: string[], ...policies: Json[]) => () => ({ routes: [extRoute('/', 'primary', policies)], hookDirs: dirs });
+const EXAMPLES_DIR = path.dirname(EXAMPLE);
 const urls = (u: { requests: ReadonlyArray<{ url: string }> }): string[] => u.requests.map((r) => r.url).sort();
 
 describe('sampling', () => {
@@ -160,7 +163,7 @@ describe('body', () => {
     }));
 
   test('over max_bytes while a mirrorRewrite hook holds the body: dropped and counted the same way', () =>
-    withRig(PM, one({ name: 'capr', cluster: 'mirror', body: { max_bytes: 4096 }, hooks: { module: EXAMPLE } }), async (r) => {
+    withRig(PM, oneWithHooks([EXAMPLES_DIR], { name: 'capr', cluster: 'mirror', body: { max_bytes: 4096 }, hooks: { module: EXAMPLE } }), async (r) => {
       const big = Buffer.alloc(64 * 1024, 'z');
       expect((await r.get('/big', { method: 'POST', body: big })).body).toBe('primary');
       expect(r.up.primary!.requests[0]!.body.equals(big)).toBe(true);
@@ -308,7 +311,7 @@ describe('hooks', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('beforeMirror (example): a request with x-no-mirror is skipped and counted', () =>
-    withRig(UPS, one({ name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
+    withRig(UPS, oneWithHooks([EXAMPLES_DIR], { name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
       await r.get('/skip-me', { headers: { 'x-no-mirror': '1' } });
       await r.get('/mirror-me');
       await r.up.mirror!.waitForRequests(1);
@@ -319,7 +322,7 @@ describe('hooks', () => {
     }));
 
   test('mirrorRewrite (example): the shadow is tagged x-mirror-rewritten: 1, the primary is not', () =>
-    withRig(UPS, one({ name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
+    withRig(UPS, oneWithHooks([EXAMPLES_DIR], { name: 'hk', cluster: 'mirror', hooks: { module: EXAMPLE } }), async (r) => {
       await r.get('/tag', { method: 'POST', body: 'payload' });
       const [shadow] = await r.up.mirror!.waitForRequests(1);
       expect(shadow!.headers['x-mirror-rewritten']).toBe('1');
@@ -329,7 +332,7 @@ describe('hooks', () => {
     }));
 
   test('afterMirror (example, sync mode): the primary\'s response carries the mirror\'s status and body', () =>
-    withRig(UPS, one({ name: 'hk', cluster: 'mirror', mode: 'SYNC', sync_timeout: '1s', hooks: { module: EXAMPLE } }), async (r) => {
+    withRig(UPS, oneWithHooks([EXAMPLES_DIR], { name: 'hk', cluster: 'mirror', mode: 'SYNC', sync_timeout: '1s', hooks: { module: EXAMPLE } }), async (r) => {
       const res = await r.get('/compare');
       expect(res.body).toBe('primary');
       expect(res.headers['x-mirror-status']).toBe('200');
@@ -338,7 +341,7 @@ describe('hooks', () => {
     }));
 
   test('a throwing beforeMirror skips the mirror (hook.beforeMirror.threw); the primary is fine', () =>
-    withRig(UPS, one({ name: 'boom', cluster: 'mirror', hooks: { module: path.join(dir, 'throws.js') } }), async (r) => {
+    withRig(UPS, oneWithHooks([dir], { name: 'boom', cluster: 'mirror', hooks: { module: 'throws.js' } }), async (r) => {
       expect((await r.get('/t')).body).toBe('primary');
       await until('threw', async () => (await r.stat('mirror_policy.boom.hook.beforeMirror.threw')) === 1);
       expect(await r.stat('mirror_policy.boom.skipped.hook')).toBe(1);
@@ -347,7 +350,7 @@ describe('hooks', () => {
     }));
 
   test('a hanging afterMirror is abandoned at hooks.timeout (0.1 s): the sync primary answers without its headers', () =>
-    withRig(UPS, one({ name: 'hang', cluster: 'mirror', mode: 'SYNC', sync_timeout: '3s', hooks: { module: path.join(dir, 'hangs.js'), timeout: '0.1s' } }), async (r) => {
+    withRig(UPS, oneWithHooks([dir], { name: 'hang', cluster: 'mirror', mode: 'SYNC', sync_timeout: '3s', hooks: { module: 'hangs', timeout: '0.1s' } }), async (r) => {
       const res = await r.get('/h');
       expect(res.body).toBe('primary');
       expect(res.ms).toBeGreaterThanOrEqual(90);

@@ -1,6 +1,7 @@
 // Regressions found in review, each shown with real sockets on 127.0.0.1: counters that must come
 // back to zero, a slow shadow that must not change the primary's answer, bounds that must hold,
 // Envoy's timeout semantics, and a cluster update that must not fail requests while it warms.
+import { HookDirs } from '../../src/shadow/hook-dirs';
 import * as net from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -242,7 +243,7 @@ test('shadows waiting on a hook count against the in-flight cap', async () => {
     routes: [extRoute('/', 'primary', [{ name: 'slowhook', cluster: 'mirror', hooks: { module: hook, timeout: '2s' } }])],
     clusters: [cluster('primary', [primary.port]), cluster('mirror', [mirror.port])],
     filter: { max_inflight_per_cluster: 2 },
-  }));
+  }), { hookDirs: new HookDirs([dir]) });
   // 2. Five requests at once: all primaries answer; two shadows are admitted, three dropped.
   const answers = await Promise.all([1, 2, 3, 4, 5].map(() => fetchText(`${p.url}/x`)));
   expect(answers.map((a) => a.body)).toEqual(['primary', 'primary', 'primary', 'primary', 'primary']);

@@ -404,16 +404,25 @@ describe('log suppression', () => {
 describe('loading', () => {
   const opts = () => ({ timeoutMs: 50, logger: stubLogger().logger });
 
-  test('a relative path resolves against baseDir; the extension may be omitted', () => {
+  test('the extension may be omitted', () => {
     const file = write('.js', `exports.beforeMirror = () => true;`);
-    const runner = HookRunner.load(path.basename(file, '.js'), { ...opts(), baseDir: dir });
+    const runner = HookRunner.load(file.slice(0, -3), opts());
     expect(runner.module).toBe(file);
   });
 
+  test('a relative path is refused here: HookDirs locates modules', () => {
+    expect(() => HookRunner.load('hooks.js', opts())).toThrow(/an absolute path is needed/);
+  });
+
   test('missing file', () => {
-    expect(() => HookRunner.load('nope/hooks.js', { ...opts(), baseDir: dir })).toThrow(
-      `hook module not found: ${path.join(dir, 'nope/hooks.js')} (resolved against ${dir})`,
-    );
+    expect(() => HookRunner.load(path.join(dir, 'nope/hooks.js'), opts())).toThrow(`hook module not found: ${path.join(dir, 'nope/hooks.js')}`);
+  });
+
+  test('a module that calls process.exit while loading fails to load, and the process lives', () => {
+    const file = write('.js', `process.exit(3);`);
+    expect(() => HookRunner.load(file, opts())).toThrow(`hook module ${file} called process.exit() while loading`);
+    expect(typeof process.exit).toBe('function');
+    expect(() => HookRunner.load(write('.js', `process.exit(3);`), opts())).toThrow(/called process\.exit\(\)/);
   });
 
   test('JavaScript syntax error', () => {
@@ -481,10 +490,9 @@ describe('examples/hooks/compare-and-tag.ts', () => {
   const example = 'examples/hooks/compare-and-tag.ts';
   const load = () => {
     const outcomes: HookOutcome[] = [];
-    const runner = HookRunner.load(example, {
+    const runner = HookRunner.load(path.join(__dirname, '../..', example), {
       timeoutMs: 100,
       logger: stubLogger().logger,
-      baseDir: path.join(__dirname, '../..'),
       observe: (_h, o) => outcomes.push(o),
     });
     return { runner, outcomes };

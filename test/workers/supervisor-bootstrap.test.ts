@@ -27,7 +27,7 @@ test('a worker that dies mid-bootstrap makes start() reject instead of hanging',
   const config = path.join(dir, 'envoy.json');
   fs.writeFileSync(config, bootstrap({ listeners: [listener(routeConfig([]), { port: 0 })], clusters: [] }));
   cluster.setupPrimary({ exec: worker, args: [], silent: true });
-  const sup = new Supervisor({ configFile: config, workers: 1, logger: silentLogger(), proxy: { drainTimeoutMs: 0, shadowLimits: {} }, commandLine: {} });
+  const sup = new Supervisor({ configFile: config, workers: 1, logger: silentLogger(), proxy: { drainTimeoutMs: 0, shadowLimits: {}, hookDirs: [] }, commandLine: {} });
   const outcome = await Promise.race([
     sup.start().then(() => 'started', (err: Error) => `rejected: ${err.message}`),
     new Promise<string>((r) => setTimeout(() => r('still waiting'), 5000).unref()),

@@ -199,5 +199,6 @@ function decodeHooks(h: Pb, ctx: Ctx): ExtMirrorPolicy['hooks'] {
     module,
     timeoutMs: durationMs(h.timeout as Pb | undefined, 50),
     maxResponseBodyBytes: wrapped(h.max_response_body_bytes, 64 * 1024),
+    path: ctx.path,
   };
 }
