@@ -66,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`-c FILE is required\n\n${USAGE}`);
     return 2;
   }
+  const flagError = checkCommonFlags(values);
+  if (flagError !== null) {
+    process.stderr.write(`${flagError}\n`);
+    return 2;
+  }
   const hookDirs = values['hooks-dir'] as string[];
   switch (command) {
     case 'validate':
@@ -107,6 +112,25 @@ function reportConfigError(file: string, err: unknown): number {
   }
   process.stderr.write(`${file}: ${(err as Error).message}\n`);
   return 1;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The flags every command shares, checked before anything starts: one line saying what is wrong, or null. */
+function checkCommonFlags(values: Record<string, unknown>): string | null {
+  const level = String(values['log-level']);
+  if (!LOG_LEVELS.includes(level)) return `--log-level must be one of ${LOG_LEVELS.join(', ')}; got "${level}"`;
+  const drain = String(values['drain-time-s']);
+  if (!/^\d+(\.\d+)?$/.test(drain.trim())) return `--drain-time-s must be a number of seconds (0 or more); got "${drain}"`;
+  for (const flag of ['listen', 'admin']) {
+    if (values[flag] === undefined) continue;
+    try {
+      parseHostPort(String(values[flag]), '127.0.0.1');
+    } catch (err) {
+      return `--${flag}: ${(err as Error).message}`;
+    }
+  }
+  return null;
 }
 
 function positiveInt(value: unknown, name: string): number | undefined {

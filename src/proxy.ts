@@ -50,6 +50,7 @@ function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats:
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
+  if (ms === Infinity) return p;
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);
@@ -99,15 +100,20 @@ export class Proxy {
 
   static async start(options: ProxyOptions): Promise<Proxy> {
     const proxy = new Proxy(options);
+    const bootstrap = options.loaded.bootstrap;
     try {
-      await proxy.#apply(options.loaded.bootstrap);
-      // Like Envoy's init manager: serve once xDS delivered its first config, or after the timeout.
-      if (proxy.#xds) await waitAtMost(proxy.#xds.config.ready, options.initialFetchTimeoutMs ?? 15_000);
-      const admin = options.loaded.bootstrap.admin;
-      if (admin && options.admin !== false) {
+      // As Envoy's, the admin port opens first: /ready answers 503 until the config is in.
+      if (bootstrap.admin && options.admin !== false) {
         proxy.#admin = new AdminServer(proxy.#adminSources(), proxy.logger);
-        const bound = await proxy.#admin.listen(admin.address);
+        const bound = await proxy.#admin.listen(bootstrap.admin.address);
         proxy.logger.info({ address: bound }, 'admin listening');
+      }
+      await proxy.#apply(bootstrap);
+      // Like Envoy's init manager: serve once xDS delivered its first config, or after the timeout.
+      if (proxy.#xds) {
+        const wait = options.initialFetchTimeoutMs ?? bootstrap.dynamicResources?.initialFetchTimeoutMs ?? 15_000;
+        if (wait === Infinity) proxy.logger.info('waiting for the first xDS configuration (initial_fetch_timeout: 0)');
+        await waitAtMost(proxy.#xds.config.ready, wait);
       }
     } catch (err) {
       await proxy.stop();

@@ -314,6 +314,8 @@ export interface DynamicResources {
   readonly adsClusterName: string | null;
   readonly ldsViaAds: boolean;
   readonly cdsViaAds: boolean;
+  /** How long serving waits for the first CDS and LDS responses (Infinity: until they come). */
+  readonly initialFetchTimeoutMs: number;
 }
 
 // ── sidemirror's mirror filter (sidemirror.filters.http.mirror.v1) ────────────────────────────

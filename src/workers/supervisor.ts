@@ -59,16 +59,22 @@ export class Supervisor {
   }
 
   async start(): Promise<void> {
-    cluster.setupPrimary({ execArgv: process.execArgv });
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < this.o.workers; i++) ready.push(this.#fork());
-    await Promise.all(ready);
-    if (this.#loaded.bootstrap.dynamicResources) this.#startXds();
+    // The admin port first, as Envoy's: /ready answers 503 until the workers serve.
     const admin = this.#loaded.bootstrap.admin;
     if (admin) {
       this.#admin = new AdminServer(this.#adminSources(), this.o.logger);
       await this.#admin.listen(admin.address);
     }
+    cluster.setupPrimary({ execArgv: process.execArgv });
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < this.o.workers; i++) ready.push(this.#fork());
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      await this.#admin?.close();
+      throw err;
+    }
+    if (this.#loaded.bootstrap.dynamicResources) this.#startXds();
     cluster.on('exit', (worker, code, signal) => {
       if (this.#stopping) return;
       this.o.logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');

@@ -1,5 +1,5 @@
 import type { Bootstrap, DynamicResources } from '../model';
-import { type Ctx, type Pb, at, each, fail, socketAddress } from './common';
+import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
@@ -30,7 +30,15 @@ function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
     if (!adsClusterName) fail(at(actx, 'grpc_services[0].envoy_grpc.cluster_name'), 'cluster_name is required');
   }
   const viaAds = (src: Pb | undefined): boolean => Boolean(src && src.ads !== undefined);
-  return { adsClusterName, ldsViaAds: viaAds(d.lds_config as Pb | undefined), cdsViaAds: viaAds(d.cds_config as Pb | undefined) };
+  // Envoy waits for each subscription's first response at most its initial_fetch_timeout
+  // (default 15 s; 0: without limit); serving starts when both CDS and LDS are in, so the longer wins.
+  const fetchTimeouts = [d.cds_config, d.lds_config].map((src) => durationMs((src as Pb | undefined)?.initial_fetch_timeout as Pb | undefined, 15_000));
+  return {
+    adsClusterName,
+    ldsViaAds: viaAds(d.lds_config as Pb | undefined),
+    cdsViaAds: viaAds(d.cds_config as Pb | undefined),
+    initialFetchTimeoutMs: fetchTimeouts.includes(0) ? Infinity : Math.max(...fetchTimeouts),
+  };
 }
 
 /** Flattens the static layers of `layered_runtime` (later layers win) into key → string value. */
