@@ -31,6 +31,8 @@ export interface SandboxOptions {
   readonly servicePorts?: Partial<Record<ServiceName, number>>;
   /** Called with every line a process prints, prefixed by its name. */
   readonly onLine?: (name: string, line: string) => void;
+  /** Aborting it while the sandbox starts stops what was started and rejects. */
+  readonly signal?: AbortSignal;
 }
 
 export interface Sandbox {
@@ -41,6 +43,8 @@ export interface Sandbox {
   readonly controlPlaneAdminPort: number | null;
   /** Every line a service printed so far (stdout and stderr, like `docker compose logs`). */
   logs(name: ServiceName | 'front-proxy' | 'control-plane'): string[];
+  /** Settles with the name and exit code of the first process that ends before stop() is called. */
+  readonly exited: Promise<{ name: string; code: number | null }>;
   stop(): Promise<void>;
 }
 
@@ -123,10 +127,36 @@ function planPorts(o: SandboxOptions): PortPlan {
   return { ...ports, configFile, resourcesFile, controlPlanePort, controlPlaneAdminPort: controlPlanePort + 1, dir };
 }
 
+/** Throws, naming the first port that something else holds, before any process starts. */
+async function checkPortsFree(plan: PortPlan, xds: boolean): Promise<void> {
+  const wanted: Array<[number, string]> = [
+    [plan.proxyPort, 'the front proxy (--port)'],
+    ...SERVICES.map((s): [number, string] => [plan.servicePorts[s.name], `${s.name} (--service-port)`]),
+    ...(xds ? [[plan.controlPlanePort, 'the control plane (--control-plane-port)'], [plan.controlPlaneAdminPort, "the control plane's admin"]] as Array<[number, string]> : []),
+  ];
+  for (const [port, what] of wanted) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+    });
+    if (!free) throw new Error(`port ${port}, for ${what}, is already in use on 127.0.0.1; stop what holds it or choose another port`);
+  }
+}
+
 export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
   const plan = planPorts(o);
+  try {
+    await checkPortsFree(plan, plan.resourcesFile !== null);
+  } catch (err) {
+    fs.rmSync(plan.dir, { recursive: true, force: true });
+    throw err;
+  }
   const logs = new Map<string, string[]>();
   const children: ChildProcess[] = [];
+  let stopping = false;
+  let onExit: (e: { name: string; code: number | null }) => void = () => undefined;
+  const exited = new Promise<{ name: string; code: number | null }>((resolve) => (onExit = resolve));
   const launch = (name: string, args: string[], env: Record<string, string>): ChildProcess => {
     const lines: string[] = [];
     logs.set(name, lines);
@@ -146,9 +176,13 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
       });
     }
     children.push(child);
+    child.once('exit', (code) => {
+      if (!stopping) onExit({ name, code });
+    });
     return child;
   };
   const stop = async (): Promise<void> => {
+    stopping = true;
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
       if (c.exitCode !== null || c.signalCode !== null) return resolve();
       c.once('exit', () => resolve());
@@ -156,21 +190,25 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
     })));
     fs.rmSync(plan.dir, { recursive: true, force: true });
   };
+  // Start-up gives up when a process ends early or the caller aborts (Ctrl-C while starting).
+  const failed = new Promise<never>((_resolve, reject) => {
+    void exited.then(({ name, code }) => reject(new Error(`${name} exited with ${code}: ${(logs.get(name) ?? []).join('\n')}`)));
+    o.signal?.addEventListener('abort', () => reject(new Error('interrupted while starting')), { once: true });
+  });
+  failed.catch(() => undefined);
+  const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed]);
   try {
     for (const s of SERVICES) {
       launch(s.name, [distFile('examples', 'route-mirror', 'service.js')], { SERVICE_NAME: s.serviceName, PORT: String(plan.servicePorts[s.name]) });
     }
-    await Promise.all(SERVICES.map((s) => waitForPort(plan.servicePorts[s.name])));
+    await step(Promise.all(SERVICES.map((s) => waitForPort(plan.servicePorts[s.name]))));
     if (plan.resourcesFile) {
       launch('control-plane', [distFile('src', 'cli.js'), 'control-plane', '-c', plan.resourcesFile,
         '--listen', `127.0.0.1:${plan.controlPlanePort}`, '--admin', `127.0.0.1:${plan.controlPlaneAdminPort}`], {});
-      await waitForPort(plan.controlPlanePort);
+      await step(waitForPort(plan.controlPlanePort, 30_000));
     }
-    const proxy = launch('front-proxy', [distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], {});
-    await Promise.race([
-      waitForPort(plan.proxyPort),
-      new Promise((_r, reject) => proxy.once('exit', (code) => reject(new Error(`front proxy exited with ${code}: ${(logs.get('front-proxy') ?? []).join('\n')}`)))),
-    ]);
+    launch('front-proxy', [distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], {});
+    await step(waitForPort(plan.proxyPort, 30_000));
   } catch (err) {
     await stop();
     throw err;
@@ -180,6 +218,7 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
     resourcesFile: plan.resourcesFile,
     controlPlaneAdminPort: plan.resourcesFile ? plan.controlPlaneAdminPort : null,
     logs: (name) => [...(logs.get(name) ?? [])],
+    exited,
     stop,
   };
 }

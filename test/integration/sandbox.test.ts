@@ -32,3 +32,27 @@ afterAll(async () => {
 });
 
 defineVerifySteps(new SandboxClient(() => sandbox));
+
+describe('npm start on a busy port', () => {
+  test('fails at once, naming the port and the flag, before any process starts', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const busy = (holder.address() as net.AddressInfo).port;
+    const servicePorts = { service1: await freePort(), 'service1-mirror': await freePort(), service2: await freePort(), 'service2-mirror': await freePort() };
+    try {
+      await expect(startSandbox({ proxyPort: busy, servicePorts })).rejects.toThrow(
+        `port ${busy}, for the front proxy (--port), is already in use on 127.0.0.1; stop what holds it or choose another port`,
+      );
+      // Nothing was started: every service port is still free.
+      for (const port of Object.values(servicePorts)) {
+        await new Promise<void>((resolve, reject) => {
+          const probe = net.connect(port, '127.0.0.1');
+          probe.once('connect', () => { probe.destroy(); reject(new Error(`something listens on ${port}`)); });
+          probe.once('error', () => resolve());
+        });
+      }
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+  });
+});
