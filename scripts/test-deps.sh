@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs that npm does not bring, from Debian/Ubuntu packages:
+# redis-server (the Redis-backed mirror budgets are tested against a real one, also over TLS),
+# docker-compose (validates docker-compose.yml; no Docker engine is needed) and openssl
+# (certificates made at test time). Does nothing when they are already there.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v openssl >/dev/null || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+as_root=()
+[ "$(id -u)" -eq 0 ] || as_root=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
