@@ -223,6 +223,9 @@ export class RedisClientPool {
     if (!conn) {
       conn = new PooledConnection(id, createClient(target), logger, describeTarget(target));
       this.connections.set(id, conn);
+      // Connect now, while the config is being applied: otherwise the first mirror's check would
+      // spend its whole timeout (100 ms by default) connecting, and be skipped as limit_error.
+      void conn.usable();
     }
     conn.refs += 1;
     return conn;
