@@ -61,3 +61,26 @@ export function bootstrap(o: { listeners: Json[]; clusters: Json[]; admin?: bool
     ...o.extra,
   }, null, 2);
 }
+
+/**
+ * A sidecar that knows only its control plane: ADS over HTTP/2 to 127.0.0.1:`cpPort`, CDS and LDS
+ * from it (`source` adds ConfigSource fields such as initial_fetch_timeout).
+ */
+export function xdsSidecarBootstrap(o: { nodeId: string; cpPort: number; adminPort?: number; source?: Json }): string {
+  const source = { ads: {}, resource_api_version: 'V3', ...o.source };
+  return JSON.stringify({
+    node: { id: o.nodeId, cluster: 'sidecars' },
+    ...(o.adminPort === undefined ? {} : { admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } } }),
+    dynamic_resources: {
+      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
+      cds_config: source,
+      lds_config: source,
+    },
+    static_resources: { clusters: [cluster('xds_cluster', [o.cpPort], { typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    } })] },
+  });
+}

@@ -6,7 +6,8 @@ import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resour
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/main';
 import { silentLogger } from '../../src/log/logger';
 import { HookDirs } from '../../src/shadow/hook-dirs';
-import { HCM_TYPE, cluster, routeConfig } from '../harness/bootstrap';
+import { HCM_TYPE, cluster, routeConfig, xdsSidecarBootstrap } from '../harness/bootstrap';
+import { CLI, ensureCliBuilt, killCli, runCli } from '../harness/cli';
 import { type Json, extBootstrap, extRoute, mirrorHttpFilters, until } from '../harness/mirror-ext';
 import { fetchText, startProxy } from '../harness/proxy';
 import { freePort } from '../harness/redis';
@@ -18,7 +19,6 @@ import { type Upstream, sleep, startUpstream } from '../harness/upstream';
 // sidecar processes, a real control plane and real upstreams on 127.0.0.1.
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const TSC_DIR = path.join(ROOT, 'node_modules', 'typescript', 'lib');
 
 let dir: string;
@@ -29,7 +29,7 @@ let primary: Upstream;
 let mirror: Upstream;
 
 beforeAll(() => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  ensureCliBuilt();
   dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'sm-hook-trust-')));
   allowed = path.join(dir, 'hooks');
   fs.mkdirSync(allowed);
@@ -63,27 +63,11 @@ function writeConfig(name: string, text: string): string {
   return file;
 }
 
-/** Runs the CLI to completion (killed after 15 s). */
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('static config', () => {
   test('without --hooks-dir any hook is refused by field path, and the planted module never runs', async () => {
     const file = writeConfig('planted.json', extBootstrap({ routes: [hookedRoute(planted)], clusters: clusters() }));
     for (const command of ['validate', 'proxy']) {
-      const r = await run([command, '-c', file]);
+      const r = await runCli([command, '-c', file]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${MODULE_PATH}: hook modules are not allowed: start sidemirror with --hooks-dir DIR`);
     }
@@ -93,7 +77,7 @@ describe('static config', () => {
   test('a module outside every --hooks-dir is refused, also through ..', async () => {
     for (const module of [planted, '../planted.js']) {
       const file = writeConfig('outside.json', extBootstrap({ routes: [hookedRoute(module)], clusters: clusters() }));
-      const r = await run(['validate', '-c', file, '--hooks-dir', allowed]);
+      const r = await runCli(['validate', '-c', file, '--hooks-dir', allowed]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${MODULE_PATH}: hook module ${JSON.stringify(module)} (${planted}) is outside the allowed --hooks-dir ${allowed}`);
     }
@@ -102,18 +86,18 @@ describe('static config', () => {
 
   test('a module that throws or exits while loading is a config error; validate says so', async () => {
     const file = writeConfig('broken.json', extBootstrap({ routes: [hookedRoute('throws.js')], clusters: clusters() }));
-    const r = await run(['validate', '-c', file, '--hooks-dir', allowed]);
+    const r = await runCli(['validate', '-c', file, '--hooks-dir', allowed]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${MODULE_PATH}: failed to load hook module ${path.join(allowed, 'throws.js')}: no config for this hook`);
     const exits = writeConfig('exits.json', extBootstrap({ routes: [hookedRoute('exits.js')], clusters: clusters() }));
-    const e = await run(['validate', '-c', exits, '--hooks-dir', allowed]);
+    const e = await runCli(['validate', '-c', exits, '--hooks-dir', allowed]);
     expect(e.code).toBe(1);
     expect(e.stderr).toContain(`hook module ${path.join(allowed, 'exits.js')} called process.exit() while loading`);
   });
 
   test('a module in the allowed directory, named relative to it, runs', async () => {
     const file = writeConfig('good.json', extBootstrap({ routes: [hookedRoute('good')], clusters: clusters() }));
-    expect((await run(['validate', '-c', file, '--hooks-dir', allowed])).stdout).toContain('OK');
+    expect((await runCli(['validate', '-c', file, '--hooks-dir', allowed])).stdout).toContain('OK');
     const p = await startProxy(fs.readFileSync(file, 'utf8'), { hookDirs: new HookDirs([allowed]) });
     try {
       expect((await fetchText(`${p.url}/x`)).body).toBe('primary');
@@ -144,11 +128,7 @@ describe('over xDS', () => {
   let child: ChildProcess | null = null;
 
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await killCli(child);
     child = null;
     await cp?.close();
   });
@@ -171,29 +151,12 @@ describe('over xDS', () => {
     });
   }
 
-  function sidecarBootstrap(cpPort: number): string {
-    return JSON.stringify({
-      node: { id: 'hook-trust', cluster: 'sidecars' },
-      dynamic_resources: {
-        ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-        cds_config: { ads: {}, resource_api_version: 'V3' },
-        lds_config: { ads: {}, resource_api_version: 'V3' },
-      },
-      static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-          '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-          explicit_http_config: { http2_protocol_options: {} },
-        },
-      } })] },
-    });
-  }
-
   test('a pushed route naming tsc.js, or a planted file, is NACKed by path and the sidecar process serves on', async () => {
     // 1. A control plane serving a plain route, and a sidecar process that may load hooks only
     //    from typescript's lib directory (where tsc.js, which exits the process when loaded, lives).
     const port = await freePort();
     cp = await startControlPlane({ initialText: resources('v1', port, [{ match: { prefix: '/' }, route: { cluster: 'primary' } }]), listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger() });
-    const file = writeConfig('xds.json', sidecarBootstrap(cp.port));
+    const file = writeConfig('xds.json', xdsSidecarBootstrap({ nodeId: 'hook-trust', cpPort: cp.port }));
     child = spawn(process.execPath, [CLI, 'proxy', '-c', file, '--hooks-dir', TSC_DIR, '--log-level', 'error'], { stdio: 'ignore' });
     const url = `http://127.0.0.1:${port}`;
     await until('the sidecar serves v1', async () => (await fetchText(`${url}/v1`).catch(() => ({ body: '' }))).body === 'primary', 15_000);

@@ -1,30 +1,13 @@
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ensureCliBuilt, runCli } from '../harness/cli';
 
 // Every flag is checked before anything starts: one line saying what is wrong, exit code 2, no
 // stack trace, nothing listening.
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const CONFIG = path.join(ROOT, 'examples', 'route-mirror', 'envoy.yaml');
 
-beforeAll(() => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-});
-
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+beforeAll(ensureCliBuilt);
 
 test.each([
   [['proxy', '--log-level', 'bogus'], '--log-level must be one of fatal, error, warn, info, debug, trace, silent; got "bogus"'],
@@ -37,7 +20,7 @@ test.each([
   [['control-plane', '--listen', 'localhost'], '--listen: expected HOST:PORT (e.g. 127.0.0.1:18000), got "localhost"'],
   [['control-plane', '--admin', '127.0.0.1:99999'], '--admin: expected HOST:PORT (e.g. 127.0.0.1:18000), got "127.0.0.1:99999"'],
 ])('%j → one line, exit 2', async (args, message) => {
-  const r = await run([...args, '-c', CONFIG]);
+  const r = await runCli([...args, '-c', CONFIG]);
   expect(r.code).toBe(2);
   expect(r.stderr).toBe(`${message}\n`);
 });

@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resources';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/main';
 import { silentLogger } from '../../src/log/logger';
-import { HCM_TYPE, ROUTER_TYPE, cluster } from '../harness/bootstrap';
+import { HCM_TYPE, ROUTER_TYPE, cluster, xdsSidecarBootstrap } from '../harness/bootstrap';
+import { CLI, ensureCliBuilt, killCli } from '../harness/cli';
 import { until } from '../harness/mirror-ext';
 import { fetchText } from '../harness/proxy';
 import { freePort } from '../harness/redis';
@@ -15,15 +16,13 @@ import { type Upstream, startUpstream } from '../harness/upstream';
 // /ready answers 503 (INITIALIZING) until the first configuration is in, or until the
 // bootstrap's initial_fetch_timeout passes. Real sidecar processes and a real control plane.
 
-const CLI = path.resolve(__dirname, '../../dist/src/cli.js');
-
 let dir: string;
 let upstream: Upstream;
 let child: ChildProcess | null = null;
 let cp: ControlPlane | null = null;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  ensureCliBuilt();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-startup-'));
   upstream = await startUpstream({ name: 'primary' });
 });
@@ -32,34 +31,15 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((r) => child!.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  }
+  await killCli(child);
   child = null;
   await cp?.close();
   cp = null;
 });
 
 function sidecar(cpPort: number, adminPort: number, initialFetchTimeout: string): void {
-  const source = { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: initialFetchTimeout };
   const file = path.join(dir, `sidecar-${adminPort}.json`);
-  fs.writeFileSync(file, JSON.stringify({
-    node: { id: 'startup', cluster: 'sidecars' },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-      cds_config: source,
-      lds_config: source,
-    },
-    static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    } })] },
-  }));
+  fs.writeFileSync(file, xdsSidecarBootstrap({ nodeId: 'startup', cpPort, adminPort, source: { initial_fetch_timeout: initialFetchTimeout } }));
   child = spawn(process.execPath, [CLI, 'proxy', '-c', file, '--log-level', 'error'], { stdio: 'ignore' });
 }
 
