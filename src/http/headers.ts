@@ -133,7 +133,8 @@ const EDGE_ONLY_ENVOY_HEADERS = ['x-envoy-decorator-operation', 'x-envoy-downstr
 
 /**
  * The XFF address `skip` entries from the right (Envoy's getLastAddressFromXFF): null when XFF
- * is absent, too short or not an IP there; `single` when XFF held exactly that one address.
+ * is absent, too short or not an IP there (as Envoy prints it); `single` when XFF held exactly
+ * that one address.
  */
 export function xffAddress(headers: HeaderMap, skip: number): { readonly address: string | null; readonly single: boolean } {
   const raw = headers['x-forwarded-for'];
@@ -148,7 +149,7 @@ export function xffAddress(headers: HeaderMap, skip: number): { readonly address
   const comma = xff.lastIndexOf(',');
   const candidate = (comma >= 0 && comma + 1 < xff.length ? xff.slice(comma + 1) : xff).trim();
   if (isIP(candidate) === 0) return { address: null, single: false };
-  return { address: candidate, single: comma < 0 && skip === 0 };
+  return { address: canonicalAddress(candidate), single: comma < 0 && skip === 0 };
 }
 
 /**
@@ -192,7 +193,7 @@ export function mutateRequestHeaders(headers: HeaderMap, hcm: HttpConnectionMana
     removeHeaders(headers, internalOnlyHeaders);
   }
   if (hcm.via) headers.via = headers.via ? `${firstValue(headers.via)}, ${hcm.via}` : hcm.via;
-  if (edge && isIP(remoteAddress) !== 0) headers['x-envoy-external-address'] = canonicalAddress(remoteAddress);
+  if (edge && isIP(remoteAddress) !== 0) headers['x-envoy-external-address'] = remoteAddress;
   // Edge requests get a fresh id unless preserve_external_request_id; others only when they have none.
   if (hcm.generateRequestId && ((edge && !hcm.preserveExternalRequestId) || !firstValue(headers['x-request-id']))) {
     headers['x-request-id'] = randomUUID();
