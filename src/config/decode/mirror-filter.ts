@@ -77,13 +77,13 @@ function decodeExtPolicy(p: Pb, ctx: Ctx): ExtMirrorPolicy {
 }
 
 function decodeTarget(p: Pb, ctx: Ctx): MirrorTarget {
+  if (p.allowed_clusters && !p.cluster_header) fail(at(ctx, 'allowed_clusters'), 'only meaningful with a cluster_header target');
   if (p.cluster) return { kind: 'cluster', name: String(p.cluster) };
   if (p.cluster_header) {
     const header = String(p.cluster_header).toLowerCase();
     if (header === 'host') fail(at(ctx, 'cluster_header'), 'use ":authority" rather than "host"');
     return { kind: 'cluster_header', header, allowed: decodeAllowedClusters(p.allowed_clusters as Pb | undefined, at(ctx, 'allowed_clusters')) };
   }
-  if (p.allowed_clusters) fail(at(ctx, 'allowed_clusters'), 'only meaningful with a cluster_header target');
   if (p.host) return decodeHostTarget(String(p.host), at(ctx, 'host'));
   fail(ctx, 'one of cluster, cluster_header or host is required');
   return { kind: 'cluster', name: '' };
