@@ -48,7 +48,8 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
 /**
  * Envoy's HTTP connection manager plus router for one listener: header rules, route lookup,
  * local replies, then the primary upstream and its shadows. Phases, in order:
- *   1. count and normalise (hop-by-hop, x-forwarded-*, x-request-id)
+ *   1. count and normalise (hop-by-hop; internal or external, as Envoy decides it, with what
+ *      external requests lose: x-envoy-*, internal_only_headers; x-forwarded-*, x-request-id)
  *   2. route (404 when none), direct response or redirect
  *   3. cluster (503 when unknown), header edits, rewrites, host (503 when none is healthy)
  *   4. shadows started, then the primary; the body is teed to both as it arrives
