@@ -78,6 +78,18 @@ describe("Envoy's request_mirror_policies with cluster_header, guarded by intern
       expect(primary['x-envoy-external-address']).toBe('127.0.0.1');
     }));
 
+  test('behind a trusted front proxy (no use_remote_address): a single internal XFF address makes the request internal', () =>
+    withSidecar({ ...guarded, hcm: { internal_address_config: {} } }, async ({ p, up }) => {
+      // As the front proxy would write it for an internal client; two entries (a client's own XFF kept) would not count.
+      await fetchText(`${p.url}/via-front`, { headers: { 'x-mirror-cluster': 'mirror', 'x-forwarded-for': '10.0.0.5' } });
+      await fetchText(`${p.url}/two-hops`, { headers: { 'x-mirror-cluster': 'mirror', 'x-forwarded-for': '203.0.113.1,10.0.0.5' } });
+      const [shadow] = await up.mirror!.waitForRequests(1);
+      await sleep(200);
+      expect(up.mirror!.requests.map((r) => r.url)).toEqual(['/via-front']);
+      expect(shadow!.headers['x-forwarded-for']).toMatch(/^10\.0\.0\.5,/);
+      expect(up.primary!.requests.map((r) => r.headers['x-envoy-internal'])).toEqual(['true', undefined]);
+    }));
+
   test('without internal_address_config nothing is internal (Envoy since 1.33): even a loopback caller is stripped', () =>
     withSidecar({ ...guarded, hcm: { use_remote_address: true } }, async ({ p, up }) => {
       await fetchText(`${p.url}/`, { headers: { 'x-mirror-cluster': 'mirror' } });
