@@ -175,7 +175,7 @@ describe("the mirror filter's cluster_header target: allowed_clusters", () => {
     }));
 
   test("SYNC with an afterMirror hook: a disallowed cluster's answer never comes back in the client's response", () =>
-    withSidecar({ ext: [byHeader({ mode: 'SYNC', sync_timeout: '1s', hooks: { module: EXAMPLE_HOOKS } })] }, async ({ p, up }) => {
+    withSidecar({ ext: [byHeader({ mode: 'SYNC', sync_timeout: '5s', hooks: { module: EXAMPLE_HOOKS } })] }, async ({ p, up }) => {
       const leak = await fetchText(`${p.url}/`, { headers: { 'x-mirror-cluster': 'secret', authorization: 'Bearer client-token' } });
       expect(leak.body).toBe('primary');
       expect(leak.headers['x-mirror-body']).toBeUndefined();
