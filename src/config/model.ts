@@ -180,6 +180,8 @@ export interface RouteConfiguration extends HeaderEdits {
   readonly virtualHosts: readonly VirtualHost[];
   readonly mirrorPolicies: readonly MirrorPolicy[];
   readonly validateClusters: boolean | null;
+  /** Lowercase names removed from every request that is not internal, before routing. */
+  readonly internalOnlyHeaders: readonly string[];
 }
 
 /** An Any we understood: its type URL and the decoded message as a plain object. */
@@ -207,6 +209,8 @@ export interface HttpConnectionManager {
   readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
   readonly useRemoteAddress: boolean;
   readonly xffNumTrustedHops: number;
+  /** null: no address is internal (Envoy's default since 1.33). */
+  readonly internalAddressConfig: InternalAddressConfig | null;
   readonly skipXffAppend: boolean;
   readonly via: string;
   readonly generateRequestId: boolean;
@@ -216,6 +220,18 @@ export interface HttpConnectionManager {
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
   readonly upgradeTypes: readonly string[];
+}
+
+/** An IP prefix; prefixLen is clamped to the family's width. */
+export interface CidrRange {
+  readonly addressPrefix: string;
+  readonly prefixLen: number;
+}
+
+/** Envoy's HttpConnectionManager.InternalAddressConfig (unix_sockets is refused: TCP listeners only). */
+export interface InternalAddressConfig {
+  /** Empty: Envoy's built-in list (RFC 1918, fd00::/8, 127.0.0.1, ::1). */
+  readonly cidrRanges: readonly CidrRange[];
 }
 
 export interface Listener {
@@ -337,9 +353,15 @@ export interface MirrorFilterConfig {
 
 export type MirrorTarget =
   | { readonly kind: 'cluster'; readonly name: string }
-  | { readonly kind: 'cluster_header'; readonly header: string }
+  | { readonly kind: 'cluster_header'; readonly header: string; readonly allowed: AllowedClusters }
   /** A URL with no cluster defined; the proxy makes the pool itself. */
   | { readonly kind: 'host'; readonly url: string; readonly host: string; readonly port: number };
+
+/** The clusters a cluster_header target may name: exact names, or names starting with a prefix. */
+export interface AllowedClusters {
+  readonly names: ReadonlySet<string>;
+  readonly prefixes: readonly string[];
+}
 
 export type MirrorSampling =
   | { readonly kind: 'all' }

@@ -13,6 +13,7 @@ import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
 import {
   type DownstreamInfo,
   type HeaderMap,
+  type TrustSettings,
   firstValue,
   forwardRawResponse,
   headerFormatter,
@@ -21,6 +22,7 @@ import {
   plainAddress,
 } from './headers';
 import { requestHashKey } from './hash-policy';
+import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 
 export interface ConnectionManagerDeps {
@@ -46,7 +48,8 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
 /**
  * Envoy's HTTP connection manager plus router for one listener: header rules, route lookup,
  * local replies, then the primary upstream and its shadows. Phases, in order:
- *   1. count and normalise (hop-by-hop, x-forwarded-*, x-request-id)
+ *   1. count and normalise (hop-by-hop; internal or external, as Envoy decides it, with what
+ *      external requests lose: x-envoy-*, internal_only_headers; x-forwarded-*, x-request-id)
  *   2. route (404 when none), direct response or redirect
  *   3. cluster (503 when unknown), header edits, rewrites, host (503 when none is healthy)
  *   4. shadows started, then the primary; the body is teed to both as it arrives
@@ -54,6 +57,7 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
  */
 export class ConnectionManager {
   readonly stats: HttpStats;
+  readonly #trust: TrustSettings;
 
   constructor(
     readonly hcm: HttpConnectionManager,
@@ -62,6 +66,7 @@ export class ConnectionManager {
     private readonly deps: ConnectionManagerDeps,
   ) {
     this.stats = deps.stats.http(hcm.statPrefix);
+    this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
@@ -78,23 +83,22 @@ export class ConnectionManager {
       onClose?.();
     });
 
-    const down: DownstreamInfo = {
-      remoteAddress: plainAddress(req.socket.remoteAddress),
-      localAddress: plainAddress(req.socket.localAddress),
-      scheme: 'http',
-    };
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);
     // We answer 100-continue ourselves (Node does), so the upstream must not be asked again.
     delete headers.expect;
-    mutateRequestHeaders(headers, this.hcm, down);
+    // As Envoy: the route table is snapped first, and its internal_only_headers are gone from
+    // external requests before the route, cluster_header or any mirror policy reads a header.
+    const table = this.routes();
+    const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: 'http' },
+      this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
+    const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: 'http' };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
     const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method);
 
-    const table = this.routes();
     const route = table?.match({ authority, path, header: lookup }) ?? null;
     if (route === null) {
       stats.noRoute.inc();
@@ -232,6 +236,7 @@ export class ConnectionManager {
 }
 
 const NO_SHADOWS: readonly ShadowStream[] = [];
+const NO_HEADERS: readonly string[] = [];
 const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */

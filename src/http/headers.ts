@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { HeaderToAdd, HttpConnectionManager } from '../config/model';
+import { type InternalAddressMatcher, canonicalAddress, isLoopbackAddress } from './internal-address';
 
 // Header rules of Envoy's HTTP connection manager and router, as pure functions over a plain
 // header object (lowercase names → string or list of strings).
@@ -89,36 +91,114 @@ export function plainAddress(address: string | undefined): string {
 }
 
 export interface DownstreamInfo {
+  /** The trusted client address (Envoy's downstream remote address): XFF-derived when trusted. */
   readonly remoteAddress: string;
   readonly localAddress: string;
   readonly scheme: 'http' | 'https';
 }
 
-/**
- * The connection manager's request-header edits (Envoy's ConnectionManagerUtility):
- * x-forwarded-for appended only with use_remote_address, x-forwarded-proto set when absent (or
- * always, when we are the edge), x-request-id generated when absent.
- */
-export function mutateRequestHeaders(headers: HeaderMap, hcm: HttpConnectionManager, down: DownstreamInfo): void {
-  if (hcm.useRemoteAddress) {
-    if (!hcm.skipXffAppend) appendXff(headers, down.remoteAddress);
-    headers['x-forwarded-proto'] = down.scheme;
-  } else if (headers['x-forwarded-proto'] === undefined) {
-    headers['x-forwarded-proto'] = down.scheme;
-  }
-  const edgeRequest = hcm.useRemoteAddress && !hcm.preserveExternalRequestId && headers['x-envoy-internal'] === undefined;
-  if (hcm.generateRequestId && (headers['x-request-id'] === undefined || edgeRequest)) {
-    headers['x-request-id'] = randomUUID();
-  }
-  if (hcm.useRemoteAddress && !isInternalAddress(down.remoteAddress)) {
-    // An external client cannot claim to be internal.
-    delete headers['x-envoy-internal'];
-  }
-  if (hcm.via) headers.via = headers.via ? `${firstValue(headers.via)}, ${hcm.via}` : hcm.via;
+/** What the connection manager knows of the connection before it reads any header. */
+export interface Peer {
+  /** The socket's remote address. */
+  readonly address: string;
+  readonly scheme: 'http' | 'https';
 }
 
-function isInternalAddress(address: string): boolean {
-  return /^(10\.|127\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|::1$|f[cd])/.test(address);
+/** A connection manager's trust settings, compiled once. */
+export interface TrustSettings {
+  readonly isInternal: InternalAddressMatcher;
+  /** Appended to XFF in place of a loopback peer (Envoy's local_info address). */
+  readonly nodeAddress: string;
+}
+
+/** Envoy's verdict on one request. */
+export interface RequestTrust {
+  /** From an internal address: x-envoy-internal is set and internal-only headers are kept. */
+  readonly internal: boolean;
+  /** External, at a proxy that uses the remote address: the first hop into the trusted network. */
+  readonly edge: boolean;
+  /** The trusted client address, for formatters, hashing and sampling. */
+  readonly remoteAddress: string;
+}
+
+/** Removed from every request that is not internal (Envoy's cleanInternalHeaders). */
+const INTERNAL_ONLY_ENVOY_HEADERS = [
+  'x-envoy-retriable-status-codes', 'x-envoy-retriable-header-names', 'x-envoy-retry-on', 'x-envoy-retry-grpc-on',
+  'x-envoy-max-retries', 'x-envoy-upstream-alt-stat-name', 'x-envoy-upstream-rq-timeout-ms',
+  'x-envoy-upstream-rq-per-try-timeout-ms', 'x-envoy-upstream-rq-timeout-alt-response', 'x-envoy-expected-rq-timeout-ms',
+  'x-envoy-force-trace', 'x-envoy-ip-tags', 'x-envoy-original-url', 'x-envoy-hedge-on-per-try-timeout',
+];
+/** Removed from edge requests only. */
+const EDGE_ONLY_ENVOY_HEADERS = ['x-envoy-decorator-operation', 'x-envoy-downstream-service-cluster', 'x-envoy-downstream-service-node'];
+
+/**
+ * The XFF address `skip` entries from the right (Envoy's getLastAddressFromXFF): null when XFF
+ * is absent, too short or not an IP there (as Envoy prints it); `single` when XFF held exactly
+ * that one address.
+ */
+export function xffAddress(headers: HeaderMap, skip: number): { readonly address: string | null; readonly single: boolean } {
+  const raw = headers['x-forwarded-for'];
+  if (raw === undefined) return { address: null, single: false };
+  // Envoy coalesces repeated XFF lines into one comma-separated value.
+  let xff = Array.isArray(raw) ? raw.join(',') : raw;
+  for (let i = 0; i < skip; i++) {
+    const comma = xff.lastIndexOf(',');
+    if (comma < 0) return { address: null, single: false };
+    xff = xff.slice(0, comma);
+  }
+  const comma = xff.lastIndexOf(',');
+  const candidate = (comma >= 0 && comma + 1 < xff.length ? xff.slice(comma + 1) : xff).trim();
+  if (isIP(candidate) === 0) return { address: null, single: false };
+  return { address: canonicalAddress(candidate), single: comma < 0 && skip === 0 };
+}
+
+/**
+ * The connection manager's request-header rules (Envoy's ConnectionManagerUtility::
+ * mutateRequestHeaders), run before the route is chosen. Decides internal or external the
+ * way Envoy does: with use_remote_address, the peer (or, with xff_num_trusted_hops, the XFF
+ * entry that many hops back) is the client, and the request is internal only when it carried
+ * no XFF and that address is internal; without it, the request is internal only when XFF holds
+ * exactly one address and it is internal (no XFF: external). x-envoy-internal is set only on
+ * internal requests; on the others the internal-only x-envoy-* headers and the route table's
+ * internal_only_headers are removed, so no later stage (routing, cluster_header, mirroring)
+ * sees them; edge requests also get x-envoy-external-address and a fresh x-request-id.
+ */
+export function mutateRequestHeaders(headers: HeaderMap, hcm: HttpConnectionManager, peer: Peer, trust: TrustSettings,
+  internalOnlyHeaders: readonly string[]): RequestTrust {
+  delete headers['x-envoy-internal'];
+  const hops = hcm.xffNumTrustedHops;
+  let remote: string | null = null;
+  let trustedCheck: boolean;
+  if (hcm.useRemoteAddress) {
+    trustedCheck = headers['x-forwarded-for'] === undefined;
+    if (hops > 0) remote = xffAddress(headers, hops - 1).address;
+    remote ??= peer.address;
+    if (!hcm.skipXffAppend) appendXff(headers, isLoopbackAddress(peer.address) ? trust.nodeAddress : peer.address);
+    // From an untrusted hop, its x-forwarded-proto is replaced.
+    if (hops === 0 || headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = peer.scheme;
+  } else {
+    const found = xffAddress(headers, hops);
+    remote = found.address;
+    trustedCheck = found.single;
+  }
+  if (headers['x-forwarded-proto'] === undefined) headers['x-forwarded-proto'] = peer.scheme;
+
+  const internal = trustedCheck && remote !== null && trust.isInternal(remote);
+  const remoteAddress = remote ?? peer.address;
+  const edge = !internal && hcm.useRemoteAddress;
+  if (internal) headers['x-envoy-internal'] = 'true';
+  else {
+    if (edge) removeHeaders(headers, EDGE_ONLY_ENVOY_HEADERS);
+    removeHeaders(headers, INTERNAL_ONLY_ENVOY_HEADERS);
+    removeHeaders(headers, internalOnlyHeaders);
+  }
+  if (hcm.via) headers.via = headers.via ? `${firstValue(headers.via)}, ${hcm.via}` : hcm.via;
+  if (edge && isIP(remoteAddress) !== 0) headers['x-envoy-external-address'] = remoteAddress;
+  // Edge requests get a fresh id unless preserve_external_request_id; others only when they have none.
+  if (hcm.generateRequestId && ((edge && !hcm.preserveExternalRequestId) || !firstValue(headers['x-request-id']))) {
+    headers['x-request-id'] = randomUUID();
+  }
+  return { internal, edge, remoteAddress };
 }
 
 /** Applies Envoy header additions: append, add-if-absent, overwrite (and overwrite-if-exists). */

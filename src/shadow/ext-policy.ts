@@ -12,7 +12,7 @@ import type { MirrorLimiter } from './limit/limiter';
 import type { PrimaryRequest } from './mirror';
 import type { MirrorResources } from './resources';
 import { consistentSample } from './sample';
-import { headerStatsName } from './select';
+import { clusterAllowed, headerStatsName } from './select';
 import type { ShadowOptions, ShadowResult, ShadowStream, ShadowWriter } from './writer';
 
 /** What starting one extended policy gives back to the mirror. */
@@ -273,7 +273,7 @@ export class CompiledExtPolicy {
     });
   }
 
-  /** The mirror cluster, or null (counted) when the header names none or an unknown one. */
+  /** The mirror cluster, or null (counted) when the header names none, one not allowed, or an unknown one. */
   #target(p: PrimaryRequest): UpstreamCluster | null {
     const t = this.policy.target;
     switch (t.kind) {
@@ -285,9 +285,11 @@ export class CompiledExtPolicy {
       case 'host':
         return this.#hostCluster;
       case 'cluster_header': {
+        // Counted under the header, never under the client's value: clients cannot grow the stats.
         const name = firstListValue(p.header(t.header));
-        const c = name ? this.deps.clusters.get(name) : undefined;
-        if (!c) this.#statsFor(headerStatsName(t.header)).skipped(name ? 'unknown_cluster' : 'missing_header');
+        const allowed = name !== '' && clusterAllowed(t.allowed, name);
+        const c = allowed ? this.deps.clusters.get(name) : undefined;
+        if (!c) this.#statsFor(headerStatsName(t.header)).skipped(!name ? 'missing_header' : !allowed ? 'cluster_not_allowed' : 'unknown_cluster');
         return c ?? null;
       }
     }

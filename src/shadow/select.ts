@@ -1,4 +1,4 @@
-import type { MirrorPolicy } from '../config/model';
+import type { AllowedClusters, MirrorPolicy } from '../config/model';
 import { firstListValue } from '../http/headers';
 import type { HeaderLookup } from '../router/matchers';
 
@@ -23,4 +23,14 @@ export function targetName(policy: MirrorPolicy, header: HeaderLookup): TargetNa
  */
 export function headerStatsName(header: string): string {
   return `header:${header}`;
+}
+
+/**
+ * Whether a cluster_header target may send to the cluster a header named: an allowed name or
+ * prefix. Envoy's own request_mirror_policies have no such list; internal_only_headers guard them.
+ */
+export function clusterAllowed(allowed: AllowedClusters, name: string): boolean {
+  if (allowed.names.has(name)) return true;
+  for (const prefix of allowed.prefixes) if (name.startsWith(prefix)) return true;
+  return false;
 }

@@ -115,6 +115,7 @@ export class HttpStats {
 export type ShadowSkipReason =
   | 'sampling'
   | 'missing_header'
+  | 'cluster_not_allowed'
   | 'unknown_cluster'
   | 'no_healthy_host'
   | 'method'

@@ -92,7 +92,7 @@ test('host target by name: the first shadow waits for the name to resolve instea
   }));
 
 test('cluster_header target: the header names the mirror cluster; without it, skipped.missing_header', () =>
-  withRig(PM, one({ name: 'ch', cluster_header: 'x-mirror-cluster' }), async (r) => {
+  withRig(PM, one({ name: 'ch', cluster_header: 'x-mirror-cluster', allowed_clusters: { names: ['mirror'] } }), async (r) => {
     await r.get('/named', { headers: { 'x-mirror-cluster': 'mirror' } });
     await r.get('/unnamed');
     await r.up.mirror!.waitForRequests(1);

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import type * as protobuf from 'protobufjs';
 import { IssueCollector, joinPath } from '../errors';
 import type {
+  CidrRange,
   FractionalPercent,
   HeaderEdits,
   HeaderMutation,
@@ -87,6 +89,17 @@ export function socketAddress(addr: Pb | undefined, ctx: Ctx): SocketAddress {
   const port = Number(sa.port_value ?? 0);
   if (!(port >= 0 && port <= 65535)) fail(at(sctx, 'port_value'), `port ${port} is out of range`);
   return { host, port };
+}
+
+/** Envoy's CidrRange: an IP literal and a prefix length no wider than its family (unset: 0). */
+export function cidrRange(c: Pb, ctx: Ctx): CidrRange {
+  const addressPrefix = String(c.address_prefix ?? '');
+  const family = isIP(addressPrefix);
+  if (family === 0) fail(at(ctx, 'address_prefix'), `"${addressPrefix}" is not an IPv4 or IPv6 address`);
+  const prefixLen = wrapped(c.prefix_len, 0);
+  const width = family === 6 ? 128 : 32;
+  if (prefixLen > width) fail(at(ctx, 'prefix_len'), `${prefixLen} is longer than an IPv${family === 6 ? 6 : 4} address (${width})`);
+  return { addressPrefix, prefixLen: Math.min(prefixLen, width) };
 }
 
 const APPEND_ACTIONS = new Set(['APPEND_IF_EXISTS_OR_ADD', 'ADD_IF_ABSENT', 'OVERWRITE_IF_EXISTS_OR_ADD', 'OVERWRITE_IF_EXISTS']);

@@ -1,5 +1,5 @@
-import type { HttpConnectionManager, HttpFilter, Listener } from '../model';
-import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import type { HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import { type Ctx, type Pb, at, cidrRange, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 
@@ -80,6 +80,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     serverHeaderTransformation: String(h.server_header_transformation ?? 'OVERWRITE') as HttpConnectionManager['serverHeaderTransformation'],
     useRemoteAddress: wrapped(h.use_remote_address, false),
     xffNumTrustedHops: Number(h.xff_num_trusted_hops ?? 0),
+    internalAddressConfig: h.internal_address_config ? decodeInternalAddressConfig(h.internal_address_config as Pb, at(ctx, 'internal_address_config')) : null,
     skipXffAppend: Boolean(h.skip_xff_append),
     via: String(h.via ?? ''),
     generateRequestId: wrapped(h.generate_request_id, true),
@@ -90,6 +91,11 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
     upgradeTypes,
   };
+}
+
+function decodeInternalAddressConfig(c: Pb, ctx: Ctx): InternalAddressConfig {
+  if (c.unix_sockets) fail(at(ctx, 'unix_sockets'), 'not supported by sidemirror: listeners accept TCP connections only');
+  return { cidrRanges: each(ctx, c, 'cidr_ranges', cidrRange) };
 }
 
 function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {

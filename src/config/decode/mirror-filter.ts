@@ -1,4 +1,5 @@
 import type {
+  AllowedClusters,
   ExtMirrorPolicy,
   MirrorFilterConfig,
   MirrorLimit,
@@ -76,15 +77,32 @@ function decodeExtPolicy(p: Pb, ctx: Ctx): ExtMirrorPolicy {
 }
 
 function decodeTarget(p: Pb, ctx: Ctx): MirrorTarget {
+  if (p.allowed_clusters && !p.cluster_header) fail(at(ctx, 'allowed_clusters'), 'only meaningful with a cluster_header target');
   if (p.cluster) return { kind: 'cluster', name: String(p.cluster) };
   if (p.cluster_header) {
     const header = String(p.cluster_header).toLowerCase();
     if (header === 'host') fail(at(ctx, 'cluster_header'), 'use ":authority" rather than "host"');
-    return { kind: 'cluster_header', header };
+    return { kind: 'cluster_header', header, allowed: decodeAllowedClusters(p.allowed_clusters as Pb | undefined, at(ctx, 'allowed_clusters')) };
   }
   if (p.host) return decodeHostTarget(String(p.host), at(ctx, 'host'));
   fail(ctx, 'one of cluster, cluster_header or host is required');
   return { kind: 'cluster', name: '' };
+}
+
+/** Any client can set a header, so a header-named target must say which clusters it may reach. */
+function decodeAllowedClusters(a: Pb | undefined, ctx: Ctx): AllowedClusters {
+  const names = ((a?.names as string[] | undefined) ?? []).map(String);
+  const prefixes = ((a?.prefixes as string[] | undefined) ?? []).map(String);
+  if (names.length === 0 && prefixes.length === 0) {
+    fail(ctx, 'a cluster_header target needs allowed_clusters (names and/or prefixes): without it any client could pick any cluster');
+  }
+  names.forEach((n, i) => {
+    if (!n) fail(at(ctx, `names[${i}]`), 'must not be empty');
+  });
+  prefixes.forEach((n, i) => {
+    if (!n) fail(at(ctx, `prefixes[${i}]`), 'must not be empty (that would allow every cluster)');
+  });
+  return { names: new Set(names), prefixes };
 }
 
 function decodeHostTarget(raw: string, ctx: Ctx): MirrorTarget {

@@ -44,8 +44,21 @@ export function decodeRouteConfiguration(rc: Pb, ctx: Ctx): RouteConfiguration {
     virtualHosts,
     mirrorPolicies: each(ctx, rc, 'request_mirror_policies', decodeMirrorPolicy),
     validateClusters: rc.validate_clusters === undefined ? null : wrapped(rc.validate_clusters, false),
+    internalOnlyHeaders: internalOnlyHeaders(rc, ctx),
     ...headerEdits(rc, ctx),
   };
+}
+
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/** internal_only_headers, lowercased; pseudo-headers and Host cannot be removed this way. */
+function internalOnlyHeaders(rc: Pb, ctx: Ctx): string[] {
+  return ((rc.internal_only_headers as string[] | undefined) ?? []).map((raw, i) => {
+    const name = String(raw).toLowerCase();
+    if (name === 'host' || name.startsWith(':')) fail(atIndex(ctx, 'internal_only_headers', i), `header "${raw}" cannot be removed`);
+    else if (!HEADER_NAME.test(name)) fail(atIndex(ctx, 'internal_only_headers', i), `"${raw}" is not a valid header name`);
+    return name;
+  });
 }
 
 function checkDomainsUnique(vhosts: readonly VirtualHost[], ctx: Ctx): void {
