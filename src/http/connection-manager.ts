@@ -22,6 +22,7 @@ import {
 } from './headers';
 import { requestHashKey } from './hash-policy';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
+import { admitRequest } from './request-validation';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -77,6 +78,7 @@ export class ConnectionManager {
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
     });
+    if (!admitRequest(req, res, this.hcm, stats)) return;
 
     const down: DownstreamInfo = {
       remoteAddress: plainAddress(req.socket.remoteAddress),
