@@ -62,6 +62,19 @@ export function mergeSlashes(p: string): string {
   return `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${path.endsWith('/') && segments.length > 0 ? '/' : ''}${query}`;
 }
 
+/**
+ * `..;x` and `.;x` segments become `..` and `.` before canonicalization, so a server that drops
+ * path parameters (Tomcat) cannot see a traversal the proxy did not (Envoy's
+ * strip_dotdot_segments_with_parameters, on by default).
+ */
+export function stripDotSegmentParameters(p: string): string {
+  const cut = p.search(/[?#]/);
+  const path = cut < 0 ? p : p.slice(0, cut);
+  if (!path.includes('.;')) return p;
+  const segments = path.split('/').map((s) => (s.startsWith('..;') ? '..' : s.startsWith('.;') ? '.' : s));
+  return segments.join('/') + (cut < 0 ? '' : p.slice(cut));
+}
+
 // How Chromium's path canonicalizer (url::CanonicalizePath, which Envoy's canonicalPath calls)
 // treats each byte: kept, percent-encoded, decoded when it arrives percent-encoded, or refused.
 const PASS = 0;
@@ -98,7 +111,7 @@ function dotAt(s: string, i: number): number {
  * answers 400. Works on the path part; the query is kept as it came.
  */
 export function canonicalPath(p: string): string | null {
-  const [path, query] = splitQuery(p);
+  const [path, query] = splitQuery(stripDotSegmentParameters(p));
   let out = '/';
   let ok = true;
   let lastBadPercent = -1;
