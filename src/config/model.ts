@@ -220,6 +220,22 @@ export interface HttpConnectionManager {
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
   readonly upgradeTypes: readonly string[];
+  /** http_protocol_options (Envoy's Http1ProtocolOptions) as the downstream codec applies them. */
+  readonly http1: Http1Settings;
+  /** normalize_path: RFC 3986 path normalization before routing (Envoy's default: off). */
+  readonly normalizePath: boolean;
+  readonly mergeSlashes: boolean;
+  /** path_with_escaped_slashes_action; IMPLEMENTATION_SPECIFIC_DEFAULT is Envoy's KEEP_UNCHANGED. */
+  readonly pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+}
+
+export interface Http1Settings {
+  /** Absolute-form targets are split into authority and path (Envoy's default: true). */
+  readonly allowAbsoluteUrl: boolean;
+  /** Serve HTTP/1.0 (and HTTP/0.9); otherwise 426 Upgrade Required. */
+  readonly acceptHttp10: boolean;
+  /** Host for HTTP/1.0 requests that carry none ('' for none). */
+  readonly defaultHostForHttp10: string;
 }
 
 /** An IP prefix; prefixLen is clamped to the family's width. */

@@ -24,6 +24,7 @@ import {
 import { requestHashKey } from './hash-policy';
 import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
+import { admitRequest } from './request-validation';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -82,6 +83,7 @@ export class ConnectionManager {
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
     });
+    if (!admitRequest(req, res, this.hcm, stats)) return;
 
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);

@@ -85,7 +85,8 @@ export class ListenerManager {
   }
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
-    const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true, ...serverTimeouts(spec.listener) });
+    // Host is checked (and its absence answered and counted) by request-validation.ts, not by Node.
+    const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true, requireHostHeader: false, ...serverTimeouts(spec.listener) });
     const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 } };
     server.on('request', (req, res) => entry.spec.connectionManager.handle(req, res));
     server.on('connection', (socket: Socket) => {

@@ -202,6 +202,9 @@ export class StatsRegistry {
   readonly httpCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Downstream connections open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_active'));
   readonly httpRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Downstream requests cut by request_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_timeout'));
   readonly httpCxProtocolError = this.#counter('envoy_http_downstream_cx_protocol_error', 'Malformed downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_cx_protocol_error'));
+  readonly httpFailedPathNormalization = this.#counter('envoy_http_downstream_rq_failed_path_normalization', 'Requests refused by path normalization', ['envoy_http_conn_manager_prefix'], http('downstream_rq_failed_path_normalization'));
+  readonly httpRedirectedWithNormalizedPath = this.#counter('envoy_http_downstream_rq_redirected_with_normalized_path', 'Requests redirected to their unescaped path', ['envoy_http_conn_manager_prefix'], http('downstream_rq_redirected_with_normalized_path'));
+  readonly httpNonRelativePath = this.#counter('envoy_http_downstream_rq_non_relative_path', 'Requests whose path is not relative', ['envoy_http_conn_manager_prefix'], http('downstream_rq_non_relative_path'));
   readonly httpNoRoute = this.#counter('envoy_http_no_route', 'Requests with no route', ['envoy_http_conn_manager_prefix'], http('no_route'));
   readonly httpNoCluster = this.#counter('envoy_http_no_cluster', 'Requests whose cluster does not exist', ['envoy_http_conn_manager_prefix'], http('no_cluster'));
   readonly httpDirectResponse = this.#counter('envoy_http_rq_direct_response', 'Direct responses', ['envoy_http_conn_manager_prefix'], http('rq_direct_response'));

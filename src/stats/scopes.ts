@@ -87,6 +87,9 @@ export class HttpStats {
   readonly cxProtocolError: CounterChild;
   readonly rqTimeout: CounterChild;
   readonly noRoute: CounterChild;
+  readonly failedPathNormalization: CounterChild;
+  readonly redirectedWithNormalizedPath: CounterChild;
+  readonly nonRelativePath: CounterChild;
   readonly noCluster: CounterChild;
   readonly directResponse: CounterChild;
   readonly rqTime: HistogramChild;
@@ -101,6 +104,9 @@ export class HttpStats {
     this.cxProtocolError = registry.httpCxProtocolError.labels(l);
     this.rqTimeout = registry.httpRqTimeout.labels(l);
     this.noRoute = registry.httpNoRoute.labels(l);
+    this.failedPathNormalization = registry.httpFailedPathNormalization.labels(l);
+    this.redirectedWithNormalizedPath = registry.httpRedirectedWithNormalizedPath.labels(l);
+    this.nonRelativePath = registry.httpNonRelativePath.labels(l);
     this.noCluster = registry.httpNoCluster.labels(l);
     this.directResponse = registry.httpDirectResponse.labels(l);
     this.rqTime = registry.httpRqTime.labels(l);

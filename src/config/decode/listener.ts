@@ -6,6 +6,8 @@ import { decodeRouteConfiguration } from './route';
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
+const ESCAPED_SLASHES_ACTIONS = new Set(['KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
+
 /** HTTP filters we know, by the message type their typed_config carries. */
 const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE, MIRROR_FILTER_TYPE]);
 
@@ -90,12 +92,38 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     requestTimeoutMs: durationMs(h.request_timeout as Pb | undefined, 0),
     requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
     upgradeTypes,
+    http1: decodeHttp1Settings(h.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), report),
+    normalizePath: wrapped(h.normalize_path, false),
+    mergeSlashes: Boolean(h.merge_slashes),
+    pathWithEscapedSlashesAction: escapedSlashesAction(h, ctx, report),
   };
 }
 
 function decodeInternalAddressConfig(c: Pb, ctx: Ctx): InternalAddressConfig {
   if (c.unix_sockets) fail(at(ctx, 'unix_sockets'), 'not supported by sidemirror: listeners accept TCP connections only');
   return { cidrRanges: each(ctx, c, 'cidr_ranges', cidrRange) };
+}
+
+/** The downstream HTTP/1 codec options sidemirror applies (request-validation.ts); the rest are refused. */
+function decodeHttp1Settings(o: Pb | undefined, ctx: Ctx, report: boolean): HttpConnectionManager['http1'] {
+  if (report && o?.enable_trailers) fail(at(ctx, 'enable_trailers'), 'downstream trailers are not supported by sidemirror');
+  return {
+    allowAbsoluteUrl: wrapped(o?.allow_absolute_url, true),
+    acceptHttp10: Boolean(o?.accept_http_10),
+    defaultHostForHttp10: String(o?.default_host_for_http_10 ?? ''),
+  };
+}
+
+function escapedSlashesAction(h: Pb, ctx: Ctx, report: boolean): HttpConnectionManager['pathWithEscapedSlashesAction'] {
+  if (report && h.path_normalization_options) fail(at(ctx, 'path_normalization_options'), 'path_normalization_options is not supported by sidemirror; use normalize_path and merge_slashes');
+  const action = String(h.path_with_escaped_slashes_action ?? 'IMPLEMENTATION_SPECIFIC_DEFAULT');
+  // Envoy's implementation-specific default is KEEP_UNCHANGED.
+  if (action === 'IMPLEMENTATION_SPECIFIC_DEFAULT') return 'KEEP_UNCHANGED';
+  if (!ESCAPED_SLASHES_ACTIONS.has(action)) {
+    if (report) fail(at(ctx, 'path_with_escaped_slashes_action'), `unknown value ${action}`);
+    return 'KEEP_UNCHANGED';
+  }
+  return action as HttpConnectionManager['pathWithEscapedSlashesAction'];
 }
 
 function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
