@@ -1,5 +1,6 @@
 import type * as protobuf from 'protobufjs';
 import { formatIssues } from '../config/errors';
+import { localReads } from '../config/local-reads';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from '../config/model';
 import {
   CLUSTER_TYPE,
@@ -85,7 +86,7 @@ export class DynamicConfig {
             problems.push(`resource of type ${any.type_url} in a ${typeUrl} response`);
             continue;
           }
-          const decoded = decodeResourceBytes(typeUrl, any.value);
+          const decoded = decodeResourceBytes(typeUrl, any.value, localReads);
           if (!decoded.ok) {
             problems.push(formatIssues(decoded.issues));
             continue;
