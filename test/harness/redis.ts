@@ -261,7 +261,10 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
  * Three masters (no replicas) on free ports, joined with `redis-cli --cluster create`; resolves when
  * every node reports cluster_state:ok and agrees all 16384 slots are assigned.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: { requirepass?: string } = {}): Promise<TestRedisCluster> {
+  const pass = options.requirepass;
+  const auth = pass !== undefined ? ['--requirepass', pass, '--masterauth', pass] : [];
+  const at = (port: number): RedisEndpoint => (pass !== undefined ? { port, auth: { password: pass } } : { port });
   const bin = requireOnPath('redis-server');
   const cli = requireOnPath('redis-cli');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sidemirror-redis-cluster-'));
@@ -282,20 +285,20 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       procs.push(
         spawnRedis(bin, [
           '--port', String(port), '--cluster-port', String(all[i + 3]!), '--dir', dir, ...BASE_ARGS,
-          '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
+          ...auth, '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
         ]),
       );
     }
     await Promise.all(
-      procs.map((p, i) => waitUntil(`cluster node on port ${ports[i]}`, 10_000, async () => (await redisCommand(ports[i]!, ['PING'], 500)) === 'PONG', p.exitMessage)),
+      procs.map((p, i) => waitUntil(`cluster node on port ${ports[i]}`, 10_000, async () => (await redisCommand(at(ports[i]!), ['PING'], 500)) === 'PONG', p.exitMessage)),
     );
     await new Promise<void>((resolve, reject) => {
-      execFile(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 }, (err, stdout, stderr) =>
+      execFile(cli, [...(pass !== undefined ? ['-a', pass, '--no-auth-warning'] : []), '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 }, (err, stdout, stderr) =>
         err ? reject(new Error(`redis-cli --cluster create failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
       );
     });
     const ok = async (port: number): Promise<boolean> => {
-      const info = (await redisCommand(port, ['CLUSTER', 'INFO'], 500)) ?? '';
+      const info = (await redisCommand(at(port), ['CLUSTER', 'INFO'], 500)) ?? '';
       return info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') && info.includes('cluster_known_nodes:3');
     };
     await Promise.all(ports.map((port, i) => waitUntil(`cluster node on port ${port}`, 15_000, () => ok(port), procs[i]!.exitMessage)));

@@ -9,7 +9,7 @@ import { cluster } from '../harness/bootstrap';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
 import { type Json, awayFromWindowEdge, extBootstrap, extRoute, stat, until } from '../harness/mirror-ext';
 import { type TestProxy, fetchText, startProxy } from '../harness/proxy';
-import { type TestRedisOptions, freePort, redisCommand, startRedis } from '../harness/redis';
+import { type TestRedisOptions, freePort, redisCommand, startRedis, startRedisCluster } from '../harness/redis';
 import { type Upstream, sleep, startUpstream } from '../harness/upstream';
 
 // The mirror budget's Redis with its secrets, end to end against a real redis-server: a password
@@ -151,6 +151,22 @@ test('username + password: the budget runs as that Redis ACL user', async () => 
   const clients = (await redisCommand(r.endpoint, ['CLIENT', 'LIST'])) ?? '';
   const ours = clients.split('\n').find((l) => l.includes('name=sidemirror-mirror-limit'));
   expect(ours).toContain('user=mirror-budget');
+});
+
+test('REDIS_CLUSTER with password_file: every node authenticated, one budget of 2', async () => {
+  const rc = await startRedisCluster({ requirepass: SECRET });
+  stops.push(() => rc.stop());
+  const file = secretFile('cluster-password', SECRET);
+  const conn = { cluster: { name: 'secure', nodes: rc.ports.map((port) => ({ host: '127.0.0.1', port })) }, password_file: file };
+  const p = await sidecar(config([{ ...budget('rc', conn), limit: { ...(budget('rc', conn).limit as Json), policy: 'REDIS_CLUSTER' } }]));
+  await awayFromWindowEdge(MINUTE);
+  await send(p, 5, 'rc');
+  await mirror.waitForRequests(2);
+  await sleep(300);
+  expect(mirror.requests).toHaveLength(2);
+  expect(await stat(p, 'mirror_policy.rc.skipped.limited')).toBe(3);
+  expect(await stat(p, 'mirror_policy.rc.skipped.limit_error')).toBe(0);
+  expectNoSecrets(logLines.join('\n'), 'the logs');
 });
 
 test('TLS: the server is verified against ca_file (server_name localhost); password over TLS', async () => {
