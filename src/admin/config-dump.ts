@@ -1,17 +1,20 @@
 import type * as protobuf from 'protobufjs';
-import { toProto3JSON } from 'proto3-json-serializer';
 import { BOOTSTRAP_TYPE } from '../config/load';
 import { TYPE_URL_PREFIX, messageType } from '../config/proto';
+import { redactedProto3Json } from '../config/redact';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../config/resources';
 import type { DynamicConfig, ResourceRecord } from '../xds/dynamic-config';
 
 type Json = Record<string, unknown>;
 
-/** One resource as proto3 JSON with its `@type`, as Envoy's config dump shows Any fields. */
+/**
+ * One resource as proto3 JSON with its `@type`, as Envoy's config dump shows Any fields, its
+ * secrets (sensitive fields, in nested Anys too) redacted as Envoy's dump does.
+ */
 function asAny(typeName: string, message: protobuf.Message | Json): Json {
   const type = messageType(typeName);
   const msg = message instanceof type.ctor ? (message as protobuf.Message) : type.fromObject(message as Json);
-  return { '@type': TYPE_URL_PREFIX + typeName, ...(toProto3JSON(msg) as Json) };
+  return { '@type': TYPE_URL_PREFIX + typeName, ...redactedProto3Json(msg) };
 }
 
 const typeName = (url: string): string => url.slice(TYPE_URL_PREFIX.length);
@@ -32,7 +35,7 @@ export function configDump(bootstrap: protobuf.Message, loadedAt: Date, dynamic:
   const listeners = sr.listeners ?? [];
   const routeConfigs = listeners.flatMap((l) => inlineRouteConfigs(l));
   const configs: Json[] = [
-    { '@type': `${TYPE_URL_PREFIX}envoy.admin.v3.BootstrapConfigDump`, bootstrap: toProto3JSON(bootstrap), last_updated: lastUpdated },
+    { '@type': `${TYPE_URL_PREFIX}envoy.admin.v3.BootstrapConfigDump`, bootstrap: redactedProto3Json(bootstrap), last_updated: lastUpdated },
     {
       '@type': `${TYPE_URL_PREFIX}envoy.admin.v3.ListenersConfigDump`,
       ...(dynamic ? { version_info: dynamic.version(LISTENER_TYPE) } : {}),

@@ -4,6 +4,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { plain } from './decode/common';
 import { decodeBootstrap } from './decode/bootstrap';
 import { ConfigError, IssueCollector } from './errors';
+import { localReads } from './local-reads';
 import type { Bootstrap } from './model';
 import { messageType } from './proto';
 import { decodeProto3Json } from './proto-json';
@@ -41,7 +42,8 @@ export function loadBootstrapText(text: string): LoadedBootstrap {
   const type = messageType(BOOTSTRAP_TYPE);
   const decoded = decodeProto3Json(type, json, '');
   if (!decoded.message) throw new ConfigError(decoded.issues);
-  const bootstrap = decodeBootstrap(plain(type, decoded.message), { path: '', issues });
+  // The bootstrap is the sidecar's own: the files and variables it names are read here.
+  const bootstrap = decodeBootstrap(plain(type, decoded.message), { path: '', issues, local: localReads });
   if (issues.ok) validateBootstrap(bootstrap, issues);
   issues.throwIfAny();
   return { bootstrap, message: decoded.message };

@@ -357,9 +357,32 @@ export interface RedisServerAddress {
   readonly port: number;
 }
 
-export type RedisConnectionModel =
-  | { readonly kind: 'single'; readonly server: RedisServerAddress; readonly password: string | null; readonly database: number; readonly timeoutMs: number }
-  | { readonly kind: 'cluster'; readonly nodes: readonly RedisServerAddress[]; readonly name: string; readonly password: string | null; readonly timeoutMs: number };
+/**
+ * Redis over TLS. The PEM texts are read from the files the config names; null when not given,
+ * and always null where the config is only checked (the control plane reads no sidecar's files).
+ */
+export interface RedisTlsModel {
+  readonly ca: string | null;
+  readonly cert: string | null;
+  readonly key: string | null;
+  readonly serverName: string | null;
+}
+
+/** How a connection authenticates and protects itself. */
+export interface RedisConnectionSecurity {
+  /**
+   * The password, from the config, a file or an environment variable; null: none, or (where the
+   * config is only checked: the control plane) given by file or variable and not read.
+   */
+  readonly password: string | null;
+  /** Redis 6 ACL user; null: the default user. */
+  readonly username: string | null;
+  readonly tls: RedisTlsModel | null;
+}
+
+export type RedisConnectionModel = RedisConnectionSecurity & (
+  | { readonly kind: 'single'; readonly server: RedisServerAddress; readonly database: number; readonly timeoutMs: number }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisServerAddress[]; readonly name: string; readonly timeoutMs: number });
 
 /** The filter's typed_config in http_filters. */
 export interface MirrorFilterConfig {

@@ -34,9 +34,14 @@ export function protoRoot(): protobuf.Root {
   const base = protoDir();
   const root = new protobuf.Root();
   const builtin = root.resolvePath;
+  // protobufjs ships google/protobuf/descriptor.proto (which annotations such as
+  // udpa.annotations.sensitive extend) as a file, not among its bundled definitions.
+  const shipped = path.dirname(require.resolve('protobufjs/package.json'));
   root.resolvePath = (origin, target) => {
     const local = path.join(base, target);
     if (fs.existsSync(local)) return local;
+    const fromProtobufjs = path.join(shipped, target);
+    if (target.startsWith('google/protobuf/') && fs.existsSync(fromProtobufjs)) return fromProtobufjs;
     return builtin.call(root, origin, target);
   };
   root.loadSync(listProtoFiles(base), { keepCase: true });

@@ -1,5 +1,5 @@
 import type * as protobuf from 'protobufjs';
-import { type Pb, plain } from './decode/common';
+import { type LocalReads, type Pb, plain } from './decode/common';
 import { decodeCluster, decodeClusterLoadAssignment } from './decode/cluster';
 import { decodeListener } from './decode/listener';
 import { decodeRouteConfiguration } from './decode/route';
@@ -61,14 +61,17 @@ export type DecodedResource<T extends ResourceTypeUrl> =
 /**
  * Decodes and validates one resource of the given type. Issue paths start with the resource
  * (`Cluster "service1".load_assignment…`) so a NACK says which resource and which field.
+ *
+ * `local` reads the files and environment variables a resource names (a sidecar's); without it
+ * (the control plane) they are only checked for shape.
  */
-export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message): DecodedResource<T> {
+export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message, local?: LocalReads): DecodedResource<T> {
   const type = resourceMessageType(typeUrl);
   const obj = plain(type, message);
   const name = resourceName(typeUrl, obj);
   const issues = new IssueCollector();
   const kind = type.name;
-  const ctx = { path: `${kind} "${name}"`, issues };
+  const ctx = { path: `${kind} "${name}"`, issues, local };
   if (!name) issues.add(ctx.path, 'a resource must have a name');
   let value: unknown;
   switch (typeUrl) {
@@ -90,12 +93,12 @@ export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: p
 }
 
 /** Decodes a resource from the bytes of an Any (as it arrives over xDS). */
-export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array): DecodedResource<T> {
+export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array, local?: LocalReads): DecodedResource<T> {
   let message: protobuf.Message;
   try {
     message = resourceMessageType(typeUrl).decode(bytes);
   } catch (err) {
     return { ok: false, name: '', issues: [{ path: typeUrl, message: `cannot decode: ${(err as Error).message}` }] };
   }
-  return decodeResource(typeUrl, message);
+  return decodeResource(typeUrl, message, local);
 }

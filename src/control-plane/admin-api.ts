@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { toProto3JSON } from 'proto3-json-serializer';
+import { redactedProto3Json } from '../config/redact';
 import type { Logger } from '../log/logger';
 import type { SnapshotCache } from './cache/snapshot-cache';
 import type { ControlPlaneMetrics } from './metrics';
@@ -115,7 +115,9 @@ function resourcesJson(map: ResourceMap): unknown[] {
   for (const byName of map.values()) all.push(...byName.values());
   // Back in the order they were written: the trailing index of each entry's path.
   all.sort((a, b) => indexOf(a.path) - indexOf(b.path));
-  return all.map((e) => ({ '@type': e.typeUrl, ...(toProto3JSON(e.message) as object) }));
+  // Secrets (sensitive fields, such as a Redis password in a listener's mirror filter) are
+  // redacted: what PUT took is not all given back.
+  return all.map((e) => ({ '@type': e.typeUrl, ...redactedProto3Json(e.message) }));
 }
 
 function indexOf(path: string): number {

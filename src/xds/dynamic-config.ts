@@ -1,5 +1,6 @@
 import type * as protobuf from 'protobufjs';
 import { type ConfigIssue, formatIssues } from '../config/errors';
+import { localReads } from '../config/local-reads';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from '../config/model';
 import {
   CLUSTER_TYPE,
@@ -92,7 +93,7 @@ export class DynamicConfig {
             problems.push(`resource of type ${any.type_url} in a ${typeUrl} response`);
             continue;
           }
-          const decoded = decodeResourceBytes(typeUrl, any.value);
+          const decoded = decodeResourceBytes(typeUrl, any.value, localReads);
           if (!decoded.ok) {
             problems.push(formatIssues(decoded.issues));
             continue;

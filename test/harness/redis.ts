@@ -2,13 +2,38 @@
 // socket so that src/shadow/limit/redis.ts stays the only importer of ioredis.
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
+import type { TestCertificates } from './certs';
+
+/** How a test client reaches a Redis: its port, the credentials to AUTH with, TLS. */
+export interface RedisEndpoint {
+  readonly port: number;
+  readonly auth?: { readonly username?: string; readonly password: string };
+  /** Connect over TLS, verifying the server against `ca`; `cert`/`key` when it asks for a client certificate. */
+  readonly tls?: { readonly ca: string; readonly cert?: string; readonly key?: string };
+}
+
+export interface TestRedisOptions {
+  /** A fixed port (e.g. to restart on the same one). */
+  readonly port?: number;
+  /** The default user's password (`--requirepass`). */
+  readonly requirepass?: string;
+  /** ACL users with every permission on every key (`--user NAME on >PASSWORD ~* &* +@all`). */
+  readonly users?: ReadonlyArray<{ readonly name: string; readonly password: string }>;
+  /** Serve TLS only (`--port 0 --tls-port`), with these certificates. */
+  readonly tls?: TestCertificates;
+  /** With tls: require a client certificate signed by the CA (`--tls-auth-clients yes`). */
+  readonly tlsAuthClients?: boolean;
+}
 
 export interface TestRedis {
   readonly port: number;
+  /** The port with the default user's password and TLS, as the harness itself connects. */
+  readonly endpoint: RedisEndpoint;
   /** SIGSTOP / SIGCONT: a Redis that accepts connections but never answers. */
   pause(): void;
   resume(): void;
@@ -61,39 +86,72 @@ function replyLength(buf: Buffer): number {
   return buf.length >= eol + 2 + len + 2 ? eol + 2 + len + 2 : -1;
 }
 
-/**
- * Sends one command and returns its reply as text: simple strings, errors ("-ERR ..."), integers
- * and bulk strings (null bulk → null). Bounded by timeoutMs.
- */
-export async function redisCommand(port: number, args: readonly string[], timeoutMs = 2000): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => finish(new Error(`redis on port ${port}: no reply to ${args[0]} within ${timeoutMs} ms`)), timeoutMs);
-    const finish = (err: Error | null, value?: string | null): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(value ?? null);
-    };
-    socket.once('error', (err) => finish(err));
-    socket.on('connect', () => socket.write(encode(args)));
-    socket.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk]);
-      const n = replyLength(buf);
-      if (n < 0) return;
-      const eol = buf.indexOf('\r\n');
-      const kind = String.fromCharCode(buf[0] ?? 0);
-      if (kind === '$') {
-        const len = Number(buf.subarray(1, eol).toString());
-        finish(null, len < 0 ? null : buf.subarray(eol + 2, eol + 2 + len).toString());
-      } else if (kind === '-') {
-        finish(null, buf.subarray(0, eol).toString());
-      } else {
-        finish(null, buf.subarray(1, eol).toString());
-      }
-    });
+/** Reads whole replies off a socket, one at a time. */
+function replyReader(socket: net.Socket): () => Promise<string | null> {
+  let buf = Buffer.alloc(0);
+  let waiting: ((value: string | null) => void) | null = null;
+  const take = (): boolean => {
+    const n = replyLength(buf);
+    if (n < 0 || !waiting) return false;
+    const eol = buf.indexOf('\r\n');
+    const kind = String.fromCharCode(buf[0] ?? 0);
+    let value: string | null;
+    if (kind === '$') {
+      const len = Number(buf.subarray(1, eol).toString());
+      value = len < 0 ? null : buf.subarray(eol + 2, eol + 2 + len).toString();
+    } else if (kind === '-') {
+      value = buf.subarray(0, eol).toString();
+    } else {
+      value = buf.subarray(1, eol).toString();
+    }
+    buf = buf.subarray(n);
+    const w = waiting;
+    waiting = null;
+    w(value);
+    return true;
+  };
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    take();
   });
+  return () => new Promise((resolve) => {
+    waiting = resolve;
+    take();
+  });
+}
+
+/**
+ * Sends one command (after AUTH, when the endpoint has credentials) and returns its reply as
+ * text: simple strings, errors ("-ERR ..."), integers and bulk strings (null bulk → null).
+ * Bounded by timeoutMs.
+ */
+export async function redisCommand(to: number | RedisEndpoint, args: readonly string[], timeoutMs = 2000): Promise<string | null> {
+  const ep: RedisEndpoint = typeof to === 'number' ? { port: to } : to;
+  const socket = ep.tls
+    ? tls.connect({ port: ep.port, host: '127.0.0.1', ca: ep.tls.ca, cert: ep.tls.cert, key: ep.tls.key, servername: 'localhost' })
+    : net.connect(ep.port, '127.0.0.1');
+  const next = replyReader(socket);
+  let timer: NodeJS.Timeout | undefined;
+  const failed = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`redis on port ${ep.port}: no reply to ${args[0]} within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('error', reject);
+  });
+  const run = async (): Promise<string | null> => {
+    await new Promise<void>((resolve) => socket.once(ep.tls ? 'secureConnect' : 'connect', () => resolve()));
+    if (ep.auth) {
+      socket.write(encode(['AUTH', ...(ep.auth.username ? [ep.auth.username] : []), ep.auth.password]));
+      const ok = await next();
+      if (ok !== 'OK') return ok;
+    }
+    socket.write(encode(args));
+    return next();
+  };
+  try {
+    return await Promise.race([run(), failed]);
+  } finally {
+    clearTimeout(timer);
+    socket.destroy();
+  }
 }
 
 async function waitUntil(what: string, deadlineMs: number, check: () => Promise<boolean>, exited: () => string | null): Promise<void> {
@@ -148,24 +206,51 @@ function spawnRedis(bin: string, args: readonly string[]): Spawned {
 
 const BASE_ARGS = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
 
-/** Starts redis-server on a free port (or the given one, e.g. to restart) and waits until it answers PING. */
-export async function startRedis(options: { port?: number } = {}): Promise<TestRedis> {
+function securityArgs(o: TestRedisOptions, port: number): string[] {
+  const args: string[] = [];
+  if (o.requirepass !== undefined) args.push('--requirepass', o.requirepass);
+  for (const u of o.users ?? []) args.push('--user', u.name, 'on', `>${u.password}`, '~*', '&*', '+@all');
+  if (o.tls) {
+    args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', o.tls.serverCertFile, '--tls-key-file', o.tls.serverKeyFile,
+      '--tls-ca-cert-file', o.tls.caFile, '--tls-auth-clients', o.tlsAuthClients ? 'yes' : 'no');
+  } else {
+    args.push('--port', String(port));
+  }
+  return args;
+}
+
+/**
+ * Starts redis-server on a free port (or the given one, e.g. to restart), with a password, ACL
+ * users and TLS when asked, and waits until it answers PING.
+ */
+export async function startRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const bin = requireOnPath('redis-server');
   const port = options.port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sidemirror-redis-'));
-  const proc = spawnRedis(bin, ['--port', String(port), '--dir', dir, ...BASE_ARGS]);
+  const endpoint: RedisEndpoint = {
+    port,
+    ...(options.requirepass !== undefined ? { auth: { password: options.requirepass } } : {}),
+    ...(options.tls ? {
+      tls: {
+        ca: options.tls.ca,
+        ...(options.tlsAuthClients ? { cert: readFileSync(options.tls.clientCertFile, 'utf8'), key: readFileSync(options.tls.clientKeyFile, 'utf8') } : {}),
+      },
+    } : {}),
+  };
+  const proc = spawnRedis(bin, [...securityArgs(options, port), '--dir', dir, ...BASE_ARGS]);
   const stop = async (): Promise<void> => {
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitUntil(`redis-server on port ${port}`, 10_000, async () => (await redisCommand(port, ['PING'], 500)) === 'PONG', proc.exitMessage);
+    await waitUntil(`redis-server on port ${port}`, 10_000, async () => (await redisCommand(endpoint, ['PING'], 500)) === 'PONG', proc.exitMessage);
   } catch (err) {
     await stop();
     throw err;
   }
   return {
     port,
+    endpoint,
     pause: () => proc.child.kill('SIGSTOP'),
     resume: () => proc.child.kill('SIGCONT'),
     stop,
@@ -176,7 +261,10 @@ export async function startRedis(options: { port?: number } = {}): Promise<TestR
  * Three masters (no replicas) on free ports, joined with `redis-cli --cluster create`; resolves when
  * every node reports cluster_state:ok and agrees all 16384 slots are assigned.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: { requirepass?: string } = {}): Promise<TestRedisCluster> {
+  const pass = options.requirepass;
+  const auth = pass !== undefined ? ['--requirepass', pass, '--masterauth', pass] : [];
+  const at = (port: number): RedisEndpoint => (pass !== undefined ? { port, auth: { password: pass } } : { port });
   const bin = requireOnPath('redis-server');
   const cli = requireOnPath('redis-cli');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sidemirror-redis-cluster-'));
@@ -197,20 +285,20 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       procs.push(
         spawnRedis(bin, [
           '--port', String(port), '--cluster-port', String(all[i + 3]!), '--dir', dir, ...BASE_ARGS,
-          '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
+          ...auth, '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
         ]),
       );
     }
     await Promise.all(
-      procs.map((p, i) => waitUntil(`cluster node on port ${ports[i]}`, 10_000, async () => (await redisCommand(ports[i]!, ['PING'], 500)) === 'PONG', p.exitMessage)),
+      procs.map((p, i) => waitUntil(`cluster node on port ${ports[i]}`, 10_000, async () => (await redisCommand(at(ports[i]!), ['PING'], 500)) === 'PONG', p.exitMessage)),
     );
     await new Promise<void>((resolve, reject) => {
-      execFile(cli, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 }, (err, stdout, stderr) =>
+      execFile(cli, [...(pass !== undefined ? ['-a', pass, '--no-auth-warning'] : []), '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 }, (err, stdout, stderr) =>
         err ? reject(new Error(`redis-cli --cluster create failed: ${err.message}\n${stdout}\n${stderr}`)) : resolve(),
       );
     });
     const ok = async (port: number): Promise<boolean> => {
-      const info = (await redisCommand(port, ['CLUSTER', 'INFO'], 500)) ?? '';
+      const info = (await redisCommand(at(port), ['CLUSTER', 'INFO'], 500)) ?? '';
       return info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') && info.includes('cluster_known_nodes:3');
     };
     await Promise.all(ports.map((port, i) => waitUntil(`cluster node on port ${port}`, 15_000, () => ok(port), procs[i]!.exitMessage)));

@@ -28,7 +28,7 @@ let keySeq = 0;
 const uniqueKey = (label: string): string => `${label}-${process.pid}-${(keySeq += 1)}`;
 
 function single(port: number, timeoutMs = 300, database = 0): RedisTarget {
-  return { kind: 'single', server: { host: '127.0.0.1', port }, password: null, database, timeoutMs };
+  return { kind: 'single', server: { host: '127.0.0.1', port }, password: null, username: null, tls: null, database, timeoutMs };
 }
 
 /** Polls until the limiter answers something other than 'error'; bounded. */
@@ -250,7 +250,7 @@ describe('RedisLimiter when Redis goes away', () => {
     });
     const captured = pino({ level: 'warn' }, sink);
     const port = await freePort();
-    const target: RedisTarget = { kind: 'single', server: { host: '127.0.0.1', port }, password: 's3cret', database: 0, timeoutMs: 200 };
+    const target: RedisTarget = { kind: 'single', server: { host: '127.0.0.1', port }, password: 's3cret', username: null, tls: null, database: 0, timeoutMs: 200 };
     const limiter = new RedisLimiter({ count: 1, windowMs: 60_000, key: uniqueKey('noisy') }, target, captured, { pool: new RedisClientPool() });
     try {
       // Reconnect attempts every 50..400 ms for ~1.5 s: several errors, one line.
@@ -282,7 +282,7 @@ describe('RedisLimiter over Redis Cluster (3 masters)', () => {
   });
 
   function clusterTarget(name: string): RedisTarget {
-    return { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), name, password: null, timeoutMs: 1000 };
+    return { kind: 'cluster', nodes: cluster.ports.map((port) => ({ host: '127.0.0.1', port })), name, password: null, username: null, tls: null, timeoutMs: 1000 };
   }
 
   test('two sidecars share one budget through the cluster: 3 + 3 takes with count 4 → 4 allowed', async () => {

@@ -47,7 +47,8 @@ function loadRoot(includes: string[], files: string[]): protobuf.Root {
 // sidemirror's own extension protos have no Envoy counterpart; they are loaded on our side only.
 const files = protoFiles(OURS);
 const envoyFiles = files.filter((f) => !f.startsWith(`sidemirror${path.sep}`));
-const ours = loadRoot([OURS], files);
+// descriptor.proto (extended by udpa.annotations.sensitive) comes from protobufjs, as at run time.
+const ours = loadRoot([OURS, path.dirname(require.resolve('protobufjs/package.json'))], files);
 const real = loadRoot(REAL_INCLUDES, envoyFiles);
 
 function collect(ns: protobuf.NamespaceBase, out: protobuf.ReflectionObject[] = []): protobuf.ReflectionObject[] {

@@ -28,22 +28,35 @@ export function plain(type: protobuf.Type, message: protobuf.Message): Pb {
   return type.toObject(message, TO_OBJECT);
 }
 
+/**
+ * Files and environment variables that a config names for the process that runs it (a Redis
+ * password file, a CA bundle). The sidecar decodes with the real ones; the control plane decodes
+ * without any, since they belong to the sidecars' machines, not its own.
+ */
+export interface LocalReads {
+  /** The file's text; throws (with the reason in the message) when it cannot be read. */
+  readFile(path: string): string;
+  env(name: string): string | undefined;
+}
+
 /** Decoding context: where we are and where issues go. */
 export interface Ctx {
   readonly path: string;
   readonly issues: IssueCollector;
+  /** Absent: the config is only checked, and what it names on the local machine is not read. */
+  readonly local?: LocalReads;
 }
 
 export function at(ctx: Ctx, field: string): Ctx {
-  return { path: joinPath(ctx.path, field), issues: ctx.issues };
+  return { ...ctx, path: joinPath(ctx.path, field) };
 }
 
 export function atIndex(ctx: Ctx, field: string, i: number): Ctx {
-  return { path: `${joinPath(ctx.path, field)}[${i}]`, issues: ctx.issues };
+  return { ...ctx, path: `${joinPath(ctx.path, field)}[${i}]` };
 }
 
 export function atKey(ctx: Ctx, key: string): Ctx {
-  return { path: `${ctx.path}["${key}"]`, issues: ctx.issues };
+  return { ...ctx, path: `${ctx.path}["${key}"]` };
 }
 
 export function fail(ctx: Ctx, message: string): void {

@@ -6,9 +6,9 @@ import type {
   MirrorSampling,
   MirrorTarget,
   RedisConnectionModel,
-  RedisServerAddress,
 } from '../model';
 import { type Ctx, type Pb, at, atKey, durationMs, each, fail, fractionalPercent, headerMutation, runtimeFraction, wrapped } from './common';
+import { decodeRedisConnection } from './redis-connection';
 
 // sidemirror.filters.http.mirror.v1: the filter's typed_config and MirrorPerRoute, into the model.
 
@@ -167,27 +167,6 @@ function decodeLimit(l: Pb, ctx: Ctx, policyName: string): MirrorLimit {
     onRedisError: l.on_redis_error === 'ALLOW' ? 'allow' : 'skip',
     key: String(l.key ?? '') || policyName,
   };
-}
-
-function decodeRedisConnection(c: Pb, ctx: Ctx): RedisConnectionModel {
-  const password = c.password ? String(c.password) : null;
-  const timeoutMs = durationMs(c.timeout as Pb | undefined, 100);
-  const server = (s: Pb, sctx: Ctx): RedisServerAddress => {
-    const host = String(s.host ?? '');
-    const port = Number(s.port ?? 6379);
-    if (!host) fail(at(sctx, 'host'), 'host is required');
-    if (!(port > 0 && port < 65536)) fail(at(sctx, 'port'), `port ${port} is out of range`);
-    return { host, port };
-  };
-  if (c.cluster) {
-    const cl = c.cluster as Pb;
-    const nodes = each(at(ctx, 'cluster'), cl, 'nodes', server);
-    if (nodes.length === 0) fail(at(at(ctx, 'cluster'), 'nodes'), 'at least one node is required');
-    if (c.database) fail(at(ctx, 'database'), 'Redis Cluster has only database 0');
-    return { kind: 'cluster', nodes, name: String(cl.name ?? ''), password, timeoutMs };
-  }
-  if (!c.server) fail(ctx, 'one of server or cluster is required');
-  return { kind: 'single', server: server((c.server ?? {}) as Pb, at(ctx, 'server')), password, database: Number(c.database ?? 0), timeoutMs };
 }
 
 function decodeRetry(r: Pb, ctx: Ctx): ExtMirrorPolicy['retry'] {

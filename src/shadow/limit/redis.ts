@@ -10,6 +10,7 @@
 // unreachable Redis fails at once instead of queueing, and the client reconnects in the background
 // with a capped backoff so the budget comes back when Redis does.
 
+import type { ConnectionOptions } from 'node:tls';
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Logger } from '../../log/logger';
 import type { LimitConfig, LimitDecision, MirrorLimiter, RedisTarget } from './limiter';
@@ -48,21 +49,37 @@ export function mirrorLimitKey(target: RedisTarget, key: string, windowIndex: nu
   return `${namespace}:{${key}}:${windowIndex}`;
 }
 
-/** Identity of a connection: what the client is built from. Not logged (it holds the password). */
+/**
+ * Identity of a connection: everything the client is built from (password, username and TLS
+ * material included, so a rotated secret makes a new connection). Never logged.
+ */
 function connectionId(target: RedisTarget): string {
+  const { password, username, tls, timeoutMs } = target;
+  const security = [password, username, tls && [tls.ca, tls.cert, tls.key, tls.serverName], timeoutMs];
   if (target.kind === 'single') {
-    const { server, database, password, timeoutMs } = target;
-    return JSON.stringify(['single', server.host, server.port, database, password, timeoutMs]);
+    const { server, database } = target;
+    return JSON.stringify(['single', server.host, server.port, database, ...security]);
   }
   // `name` is only a key namespace, so targets differing only in name share a connection.
   const nodes = target.nodes.map((n) => `${n.host}:${n.port}`).sort();
-  return JSON.stringify(['cluster', nodes, target.password, target.timeoutMs]);
+  return JSON.stringify(['cluster', nodes, ...security]);
 }
 
-/** Where a connection goes, for logs; never the password. */
+/** Where a connection goes, for logs: never the password, nor the username (sensitive, as in Envoy). */
 function describeTarget(target: RedisTarget): string {
-  if (target.kind === 'single') return `redis://${target.server.host}:${target.server.port}/${target.database}`;
-  return `redis-cluster(${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')})`;
+  const scheme = target.tls ? 'rediss' : 'redis';
+  if (target.kind === 'single') return `${scheme}://${target.server.host}:${target.server.port}/${target.database}`;
+  return `${scheme}-cluster(${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')})`;
+}
+
+/** Node TLS options: the server's certificate is always verified (against `ca` when given). */
+function tlsOptions(tls: NonNullable<RedisTarget['tls']>): ConnectionOptions {
+  return {
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+    ...(tls.serverName ? { servername: tls.serverName } : {}),
+    rejectUnauthorized: true,
+  };
 }
 
 function reconnectDelay(attempt: number): number {
@@ -72,6 +89,8 @@ function reconnectDelay(attempt: number): number {
 function createClient(target: RedisTarget): ScriptClient {
   const common: RedisOptions = {
     password: target.password ?? undefined,
+    username: target.username ?? undefined,
+    ...(target.tls ? { tls: tlsOptions(target.tls) } : {}),
     connectTimeout: Math.max(target.timeoutMs, 1000),
     commandTimeout: target.timeoutMs,
     maxRetriesPerRequest: 0,
@@ -209,9 +228,9 @@ class PooledConnection {
 }
 
 /**
- * Shares clients between limiters: one connection per Redis target (host, port, database,
- * password and timeout; or cluster nodes, password and timeout), reference counted and closed when
- * its last limiter closes.
+ * Shares clients between limiters: one connection per Redis target (host, port and database, or
+ * cluster nodes; with password, username, TLS and timeout), reference counted and closed when its
+ * last limiter closes.
  */
 export class RedisClientPool {
   private readonly connections = new Map<string, PooledConnection>();
