@@ -1,3 +1,4 @@
+import { HookDirs } from '../../src/shadow/hook-dirs';
 import * as path from 'node:path';
 import { nodeAddress } from '../../src/http/internal-address';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
@@ -34,7 +35,7 @@ async function withSidecar(o: { hcm?: Json; rc?: Json; action?: Json; ext?: Json
     const p = await startProxy(bootstrap({
       listeners: [listener(routeConfig([r], {}, o.rc ?? {}), { hcm })],
       clusters: Object.entries(up).map(([n, u]) => cluster(n, [u.port])),
-    }));
+    }), { hookDirs: new HookDirs([path.dirname(EXAMPLE_HOOKS)]) });
     try {
       await body({ p, up });
     } finally {
