@@ -58,17 +58,23 @@ export type DecodedResource<T extends ResourceTypeUrl> =
   | { readonly ok: true; readonly name: string; readonly value: ResourceModels[T]; readonly message: protobuf.Message }
   | { readonly ok: false; readonly name: string; readonly issues: readonly ConfigIssue[] };
 
+/** What the decoder takes from the receiver's runtime. */
+export interface DecodeOptions {
+  /** Runtime `re2.max_program_size.error_level` (default 100). */
+  readonly re2MaxProgramSize?: number;
+}
+
 /**
  * Decodes and validates one resource of the given type. Issue paths start with the resource
  * (`Cluster "service1".load_assignment…`) so a NACK says which resource and which field.
  */
-export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message): DecodedResource<T> {
+export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message, options: DecodeOptions = {}): DecodedResource<T> {
   const type = resourceMessageType(typeUrl);
   const obj = plain(type, message);
   const name = resourceName(typeUrl, obj);
   const issues = new IssueCollector();
   const kind = type.name;
-  const ctx = { path: `${kind} "${name}"`, issues };
+  const ctx = { path: `${kind} "${name}"`, issues, re2MaxProgramSize: options.re2MaxProgramSize };
   if (!name) issues.add(ctx.path, 'a resource must have a name');
   let value: unknown;
   switch (typeUrl) {
@@ -90,12 +96,12 @@ export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: p
 }
 
 /** Decodes a resource from the bytes of an Any (as it arrives over xDS). */
-export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array): DecodedResource<T> {
+export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array, options: DecodeOptions = {}): DecodedResource<T> {
   let message: protobuf.Message;
   try {
     message = resourceMessageType(typeUrl).decode(bytes);
   } catch (err) {
     return { ok: false, name: '', issues: [{ path: typeUrl, message: `cannot decode: ${(err as Error).message}` }] };
   }
-  return decodeResource(typeUrl, message);
+  return decodeResource(typeUrl, message, options);
 }

@@ -1,19 +1,21 @@
 import type { Bootstrap, DynamicResources } from '../model';
-import { type Ctx, type Pb, at, each, fail, socketAddress } from './common';
+import { type Ctx, type Pb, at, each, fail, socketAddress, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
 export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const node = (b.node ?? {}) as Pb;
   const sr = (b.static_resources ?? {}) as Pb;
-  const srctx = at(ctx, 'static_resources');
+  const runtime = staticRuntime(b.layered_runtime as Pb | undefined);
+  // The runtime's regex program-size ceiling applies to the static resources' regexes.
+  const srctx = at(withRuntimeRe2Limit(ctx, runtime), 'static_resources');
   const admin = b.admin as Pb | undefined;
   return {
     node: { id: String(node.id ?? ''), cluster: String(node.cluster ?? '') },
     admin: admin ? { address: socketAddress(admin.address as Pb | undefined, at(at(ctx, 'admin'), 'address')) } : null,
     listeners: each(srctx, sr, 'listeners', decodeListener),
     clusters: each(srctx, sr, 'clusters', decodeCluster),
-    runtime: staticRuntime(b.layered_runtime as Pb | undefined),
+    runtime,
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
   };
 }
