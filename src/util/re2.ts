@@ -130,10 +130,33 @@ export function compileRe2Rewrite(pattern: string, substitution: string, options
   const parsed = parseSubstitution(substitution, re.groupCount());
   if (!parsed.ok) return parsed;
   const pieces = parsed.pieces;
-  const expand = (args: unknown[]): string => {
-    let out = '';
-    for (const p of pieces) out += typeof p === 'string' ? p : ((args[p] as string | undefined) ?? '');
-    return out;
-  };
-  return { ok: true, rewrite: { replaceAll: (s) => re.matcher(s).replaceAll((...args: unknown[]) => expand(args)) } };
+  return { ok: true, rewrite: { replaceAll: (s) => globalReplace(re, pieces, s) } };
+}
+
+/**
+ * RE2::GlobalReplace: successive non-overlapping leftmost-first matches, each searched for in the
+ * whole input (so `^` and `\b` see the real context). An empty match right where the previous
+ * match ended is skipped by one character, as RE2 does (Java, and so re2js's replaceAll, would
+ * take it).
+ */
+function globalReplace(re: RE2JS, pieces: readonly Piece[], s: string): string {
+  const m = re.matcher(s);
+  let out = '';
+  let p = 0;
+  let lastEnd = -1;
+  while (p <= s.length && m.find(p)) {
+    const start = m.start();
+    const end = m.end();
+    if (p < start) out += s.slice(p, start);
+    if (start === end && start === lastEnd) {
+      const step = p < s.length && (s.codePointAt(p) ?? 0) > 0xffff ? 2 : 1;
+      out += s.slice(p, p + step);
+      p += step;
+      continue;
+    }
+    for (const piece of pieces) out += typeof piece === 'string' ? piece : (m.group(piece) ?? '');
+    p = end;
+    lastEnd = end;
+  }
+  return p < s.length ? out + s.slice(p) : out;
 }

@@ -49,9 +49,10 @@ function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
   for (const [k, v] of Object.entries(fields)) {
     const key = prefix ? `${prefix}.${k}` : k;
     const value = v as Pb;
-    if (value.struct_value) flatten((value.struct_value as Pb).fields ?? {}, key, out);
-    else if (value.number_value !== undefined) out.set(key, String(value.number_value));
-    else if (value.string_value !== undefined) out.set(key, String(value.string_value));
-    else if (value.bool_value !== undefined) out.set(key, String(value.bool_value));
+    // google.protobuf.Value comes from protobufjs's bundled descriptor, whose field names are camelCase.
+    const struct = (value.struct_value ?? value.structValue) as Pb | undefined;
+    const scalar = value.number_value ?? value.numberValue ?? value.string_value ?? value.stringValue ?? value.bool_value ?? value.boolValue;
+    if (struct) flatten(struct.fields ?? {}, key, out);
+    else if (scalar !== undefined) out.set(key, String(scalar));
   }
 }
