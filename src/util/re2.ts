@@ -44,13 +44,16 @@ export function compileRe2(source: string, options: Re2Options): Re2Result {
   const compiled = compileChecked(source, options);
   if (!compiled.ok) return compiled;
   const re = compiled.re;
+  // Every match starts with the program's literal prefix; a route table mostly sees misses, and
+  // a startsWith rejects most of them without entering the engine.
+  const prefix = typeof re.re2().prefix === 'string' ? (re.re2().prefix as string) : '';
   return {
     ok: true,
     re: {
       source,
       programSize: re.programSize(),
       groupCount: re.groupCount(),
-      fullMatch: (s) => re.testExact(s),
+      fullMatch: prefix ? (s) => s.startsWith(prefix) && re.testExact(s) : (s) => re.testExact(s),
       search: (s) => re.test(s),
     },
   };

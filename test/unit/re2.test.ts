@@ -54,6 +54,12 @@ describe('compileRe2: RE2 syntax', () => {
     expect(re.fullMatch('/re/123x')).toBe(false);
     expect(re.fullMatch('/x/re/1')).toBe(false);
     expect(re.search('/x/re/1')).toBe(true);
+    // The literal-prefix shortcut keeps RE2's answers.
+    expect(compiled('a|ab').fullMatch('ab')).toBe(true);
+    expect(compiled('abc*').fullMatch('ab')).toBe(true);
+    expect(compiled('abc*').fullMatch('a')).toBe(false);
+    expect(compiled('ab(?i)c').fullMatch('abC')).toBe(true);
+    expect(compiled('ab(?i)c').fullMatch('AbC')).toBe(false);
     // An alternation is matched whole, not as "^a|b$".
     expect(compiled('a|b').fullMatch('ab')).toBe(false);
     expect(compiled('a|b').fullMatch('b')).toBe(true);
