@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { NodeInfo, SocketAddress } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { RuntimeEntry } from '../runtime/runtime';
-import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2 } from '../util/re2';
+import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2, expansionBound } from '../util/re2';
 
 /** The stats pages' view: one process's registry, or the workers' aggregated. */
 export interface StatsView {
@@ -198,6 +198,9 @@ export class AdminServer {
   }
 }
 
+/** Bounds the work of compiling a client's filter (see expansionBound): far above any stat-name filter. */
+const MAX_FILTER_EXPANSION = 50_000;
+
 /**
  * Envoy's `/stats?filter=`: an RE2 pattern searched for anywhere in the stat's whole name
  * (anchors make it a full match). The pattern comes from a client, so it is compiled linear-time
@@ -206,6 +209,9 @@ export class AdminServer {
  */
 function statsFilter(pattern: string | null): ((name: string) => boolean) | undefined | string {
   if (!pattern) return undefined;
+  if (expansionBound(pattern) > MAX_FILTER_EXPANSION) {
+    return `the filter may compile to more than ${MAX_FILTER_EXPANSION} instructions (length times counted repetitions); simplify it`;
+  }
   const compiled = compileRe2(pattern, { maxProgramSize: RE2_MAX_MEM_PROGRAM_SIZE, limitSource: 'max_mem' });
   if (!compiled.ok) return compiled.error;
   const re = compiled.re;

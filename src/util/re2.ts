@@ -18,6 +18,22 @@ export const MAX_PROGRAM_SIZE_RUNTIME_KEY = 're2.max_program_size.error_level';
  */
 export const RE2_MAX_MEM_PROGRAM_SIZE = Math.floor(((8 << 20) * 2) / 3 / 4 / 16);
 
+/**
+ * About the most program instructions `source` can compile to, from its text alone: its length
+ * times the product of every counted repetition (`{n}`, `{n,}`, `{n,m}`) in it.
+ * re2js builds the whole program before its size is known, and a pattern such as
+ * `[^x]{1000}[^x]{1000}…` takes a second to build; a client-supplied pattern is checked with this
+ * first, so building it stays cheap.
+ */
+export function expansionBound(source: string): number {
+  let bound = source.length;
+  for (const m of source.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) {
+    bound *= 1 + Math.max(Number(m[1]), Number(m[2] || 0));
+    if (bound > Number.MAX_SAFE_INTEGER / 1e4) return Infinity;
+  }
+  return bound;
+}
+
 export interface Re2Options {
   /** Refuse a program with more instructions than this. */
   readonly maxProgramSize: number;

@@ -127,6 +127,11 @@ describe('RE2 regexes in a running proxy', () => {
       const lookahead = await admin(`/stats?format=json&filter=${encodeURIComponent('x(?=y)')}`);
       expect(lookahead.status).toBe(400);
       expect(lookahead.body).toMatch(/unsupported Perl syntax/);
+      // A pattern that would take re2js a second to build is refused before it is built.
+      const heavy = await admin(`/stats?filter=${encodeURIComponent('[^x]{1000}'.repeat(16))}`);
+      expect(heavy.status).toBe(400);
+      expect(heavy.body).toMatch(/more than 50000 instructions/);
+      expect(heavy.ms).toBeLessThan(FAST_MS);
     });
   });
 });

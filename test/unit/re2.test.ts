@@ -1,7 +1,7 @@
 import { ConfigError, type ConfigIssue } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import { ROUTE_TYPE, decodeResource, resourceMessageType } from '../../src/config/resources';
-import { DEFAULT_MAX_PROGRAM_SIZE, RE2_MAX_MEM_PROGRAM_SIZE, type Re2Options, compileRe2, compileRe2Rewrite, parseSubstitution } from '../../src/util/re2';
+import { DEFAULT_MAX_PROGRAM_SIZE, RE2_MAX_MEM_PROGRAM_SIZE, type Re2Options, compileRe2, expansionBound, compileRe2Rewrite, parseSubstitution } from '../../src/util/re2';
 import { compileStringMatcher } from '../../src/router/matchers';
 import { bootstrap, cluster, listener, routeConfig } from '../harness/bootstrap';
 
@@ -102,6 +102,18 @@ describe('compileRe2: program size (Envoy re2.max_program_size)', () => {
     // RE2 refuses nested repeats beyond 1000, so a large program takes a long pattern.
     expect(refusal('([a-z]{100}){100}', RE2_MAX_MEM_PROGRAM_SIZE, 'max_mem')).toMatch(/invalid repeat count/);
     expect(refusal('[a-z]{1000}'.repeat(90), RE2_MAX_MEM_PROGRAM_SIZE, 'max_mem')).toMatch(/program size of \d+ > max program size of 87381 \(RE2's default memory budget\)/);
+  });
+});
+
+describe('expansionBound: program size bounded from the text, before compiling', () => {
+  test('never below the real program size; products of counted repetitions', () => {
+    for (const p of ['cluster\\..*\\.upstream_rq_[0-9]{3}', '[a-z]{1000}', '((a{10}){10}){10}', '[^x]{5}[^y]{2,7}', 'x{3,}', 'abc|def']) {
+      const r = compileRe2(p, { maxProgramSize: Infinity });
+      expect(r.ok && expansionBound(p) >= r.re.programSize - 2).toBe(true);
+    }
+    expect(expansionBound('upstream_rq')).toBe(11);
+    expect(expansionBound('a{2}b{3,4}')).toBe(10 * 3 * 5);
+    expect(expansionBound('[^x]{1000}'.repeat(16))).toBe(Infinity);
   });
 });
 
