@@ -3,12 +3,14 @@ import type { AddressInfo } from 'node:net';
 import type { NodeInfo, SocketAddress } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { RuntimeEntry } from '../runtime/runtime';
+import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2, expansionBound } from '../util/re2';
 
 /** The stats pages' view: one process's registry, or the workers' aggregated. */
 export interface StatsView {
   prometheus(): Promise<string>;
   readonly prometheusContentType: string;
-  text(filter?: RegExp): Promise<string>;
+  /** `filter` picks stats by their whole name. */
+  text(filter?: (name: string) => boolean): Promise<string>;
   json(): Promise<{ stats: Array<{ name: string; value: number }> }>;
   resetCounters(): void;
 }
@@ -138,17 +140,13 @@ export class AdminServer {
   async #stats(url: URL): Promise<Reply> {
     const format = url.searchParams.get('format');
     if (format === 'prometheus') return this.#prometheus();
-    if (format === 'json') return json(await this.src.stats.json());
-    const filter = url.searchParams.get('filter');
-    let re: RegExp | undefined;
-    if (filter) {
-      try {
-        re = new RegExp(filter);
-      } catch (err) {
-        return text(`invalid filter: ${(err as Error).message}\n`, 400);
-      }
+    const filter = statsFilter(url.searchParams.get('filter'));
+    if (typeof filter === 'string') return text(`Invalid re2 regex: ${filter}\n`, 400);
+    if (format === 'json') {
+      const all = await this.src.stats.json();
+      return json(filter ? { stats: all.stats.filter((s) => filter(s.name)) } : all);
     }
-    return text(await this.src.stats.text(re));
+    return text(await this.src.stats.text(filter));
   }
 
   async #prometheus(): Promise<Reply> {
@@ -198,6 +196,26 @@ export class AdminServer {
     setImmediate(() => this.src.quit());
     return text('OK\n');
   }
+}
+
+/** Bounds the work of compiling a client's filter (see expansionBound): far above any stat-name filter. */
+const MAX_FILTER_EXPANSION = 50_000;
+
+/**
+ * Envoy's `/stats?filter=`: an RE2 pattern searched for anywhere in the stat's whole name
+ * (anchors make it a full match). The pattern comes from a client, so it is compiled linear-time
+ * and no larger than RE2's default memory budget allows. Returns the predicate, undefined for no
+ * filter, or why the pattern is refused.
+ */
+function statsFilter(pattern: string | null): ((name: string) => boolean) | undefined | string {
+  if (!pattern) return undefined;
+  if (expansionBound(pattern) > MAX_FILTER_EXPANSION) {
+    return `the filter may compile to more than ${MAX_FILTER_EXPANSION} instructions (length times counted repetitions); simplify it`;
+  }
+  const compiled = compileRe2(pattern, { maxProgramSize: RE2_MAX_MEM_PROGRAM_SIZE, limitSource: 'max_mem' });
+  if (!compiled.ok) return compiled.error;
+  const re = compiled.re;
+  return (name) => re.search(name);
 }
 
 function formatAddress(a: AddressInfo): string {

@@ -58,6 +58,14 @@ export type DecodedResource<T extends ResourceTypeUrl> =
   | { readonly ok: true; readonly name: string; readonly value: ResourceModels[T]; readonly message: protobuf.Message }
   | { readonly ok: false; readonly name: string; readonly issues: readonly ConfigIssue[] };
 
+/** What the decoder takes from the receiver's runtime. */
+export interface DecodeOptions {
+  /** Runtime `re2.max_program_size.error_level` (default 100). */
+  readonly re2MaxProgramSize?: number;
+  /** Reads what the config names on this machine (files, env); absent: shape checks only (the control plane). */
+  readonly local?: LocalReads;
+}
+
 /**
  * Decodes and validates one resource of the given type. Issue paths start with the resource
  * (`Cluster "service1".load_assignment…`) so a NACK says which resource and which field.
@@ -65,13 +73,13 @@ export type DecodedResource<T extends ResourceTypeUrl> =
  * `local` reads the files and environment variables a resource names (a sidecar's); without it
  * (the control plane) they are only checked for shape.
  */
-export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message, local?: LocalReads): DecodedResource<T> {
+export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: protobuf.Message, options: DecodeOptions = {}): DecodedResource<T> {
   const type = resourceMessageType(typeUrl);
   const obj = plain(type, message);
   const name = resourceName(typeUrl, obj);
   const issues = new IssueCollector();
   const kind = type.name;
-  const ctx = { path: `${kind} "${name}"`, issues, local };
+  const ctx = { path: `${kind} "${name}"`, issues, local: options.local, re2MaxProgramSize: options.re2MaxProgramSize };
   if (!name) issues.add(ctx.path, 'a resource must have a name');
   let value: unknown;
   switch (typeUrl) {
@@ -93,12 +101,12 @@ export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: p
 }
 
 /** Decodes a resource from the bytes of an Any (as it arrives over xDS). */
-export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array, local?: LocalReads): DecodedResource<T> {
+export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes: Uint8Array, options: DecodeOptions = {}): DecodedResource<T> {
   let message: protobuf.Message;
   try {
     message = resourceMessageType(typeUrl).decode(bytes);
   } catch (err) {
     return { ok: false, name: '', issues: [{ path: typeUrl, message: `cannot decode: ${(err as Error).message}` }] };
   }
-  return decodeResource(typeUrl, message, local);
+  return decodeResource(typeUrl, message, options);
 }

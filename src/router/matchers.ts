@@ -1,14 +1,32 @@
 import type { HeaderMatcher, PathMatch, QueryParameterMatcher, StringMatcher } from '../config/model';
+import { type Re2, type Re2Rewrite, compileRe2, compileRe2Rewrite } from '../util/re2';
 
 // Pure matchers compiled once per snapshot. Each returns a predicate the route table runs per request.
 
 export type Predicate<T> = (value: T) => boolean;
 
+/**
+ * A regex the decoder has already accepted (RE2 syntax, program size within the ceiling in force
+ * then); the ceiling is not applied again here.
+ */
+export function compileConfigRegex(source: string): Re2 {
+  const compiled = compileRe2(source, { maxProgramSize: Infinity });
+  if (!compiled.ok) throw new Error(`regex '${source}' was not validated: ${compiled.error}`);
+  return compiled.re;
+}
+
+/** A regex_rewrite the decoder has accepted: RE2::GlobalReplace with `\1`-style references. */
+export function compileConfigRewrite(r: { readonly pattern: string; readonly substitution: string }): Re2Rewrite {
+  const compiled = compileRe2Rewrite(r.pattern, r.substitution, { maxProgramSize: Infinity });
+  if (!compiled.ok) throw new Error(`regex_rewrite '${r.pattern}' was not validated: ${compiled.error}`);
+  return compiled.rewrite;
+}
+
 export function compileStringMatcher(m: StringMatcher): Predicate<string> {
   if (m.kind === 'regex') {
-    // RE2 safe_regex matches the whole value.
-    const re = new RegExp(`^(?:${m.value})$`);
-    return (v) => re.test(v);
+    // Envoy's RegexMatcher matches the whole value (RE2::FullMatch).
+    const re = compileConfigRegex(m.value);
+    return (v) => re.fullMatch(v);
   }
   const expected = m.value;
   const norm = m.ignoreCase ? (v: string) => v.toLowerCase() : (v: string) => v;
@@ -39,8 +57,9 @@ export function compilePathMatcher(m: PathMatch, caseSensitive: boolean): Predic
         return p === value || (p.startsWith(value) && p.charCodeAt(value.length) === 47 /* '/' */);
       };
     case 'safe_regex': {
-      const re = new RegExp(`^(?:${m.value})$`, caseSensitive ? '' : 'i');
-      return (path) => re.test(stripQuery(path));
+      // Envoy: case_sensitive is ignored for safe_regex; the whole path (no query) must match.
+      const re = compileConfigRegex(m.value);
+      return (path) => re.fullMatch(stripQuery(path));
     }
   }
 }

@@ -1,7 +1,8 @@
 import type { ExtMirrorPolicy, ForwardAction, MirrorPolicy, Route, RouteConfiguration, VirtualHost } from '../config/model';
 import type { CompiledExtPolicy } from '../shadow/ext-policy';
 import type { Runtime } from '../runtime/runtime';
-import { type HeaderLookup, type Predicate, compileHeaderMatcher, compilePathMatcher, compileQueryMatcher } from './matchers';
+import type { Re2Rewrite } from '../util/re2';
+import { type HeaderLookup, type Predicate, compileConfigRewrite, compileHeaderMatcher, compilePathMatcher, compileQueryMatcher } from './matchers';
 
 /** A route ready for matching, with the mirror policies already resolved (route, else vhost, else config). */
 export interface CompiledRoute {
@@ -14,6 +15,8 @@ export interface CompiledRoute {
   readonly matchPath: Predicate<string>;
   readonly matchHeaders: ReadonlyArray<Predicate<HeaderLookup>>;
   readonly matchQuery: ReadonlyArray<Predicate<URLSearchParams>>;
+  /** The forward action's regex_rewrite, compiled once. */
+  readonly regexRewrite: Re2Rewrite | null;
 }
 
 /** How a listener's mirror filter turns a route's extended policies into running ones. */
@@ -112,6 +115,7 @@ function compileRoute(route: Route, vhost: VirtualHost, config: RouteConfigurati
     matchPath: compilePathMatcher(route.match.path, route.match.caseSensitive),
     matchHeaders: route.match.headers.map(compileHeaderMatcher),
     matchQuery: route.match.queryParameters.map(compileQueryMatcher),
+    regexRewrite: route.action.kind === 'forward' && route.action.regexRewrite !== null ? compileConfigRewrite(route.action.regexRewrite) : null,
   };
 }
 

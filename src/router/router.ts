@@ -36,13 +36,12 @@ export function rewritePath(action: ForwardAction, route: CompiledRoute, path: s
     if (m.kind === 'path') return action.prefixRewrite + query;
     return path;
   }
-  if (action.regexRewrite !== null) {
+  if (route.regexRewrite !== null) {
+    // Envoy rewrites the path without its query string and keeps the query as it was.
     const queryAt = path.indexOf('?');
     const bare = queryAt < 0 ? path : path.slice(0, queryAt);
     const query = queryAt < 0 ? '' : path.slice(queryAt);
-    // RE2's \1 becomes JavaScript's $1.
-    const substitution = action.regexRewrite.substitution.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
-    return bare.replace(new RegExp(action.regexRewrite.pattern, 'g'), substitution) + query;
+    return route.regexRewrite.replaceAll(bare) + query;
   }
   return path;
 }

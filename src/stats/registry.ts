@@ -23,23 +23,26 @@ export type MetricsJson = Awaited<ReturnType<prom.Registry['getMetricsAsJSON']>>
 
 /**
  * Envoy's plain /stats from prom-client's JSON: `name: value` lines, sorted; histograms as count
- * and sum. `filter` is a regular expression matched anywhere in the name, as Envoy's is.
+ * and sum. `filter`, when given, picks the stats by their whole name.
  */
-export function renderText(metrics: MetricsJson, filter?: RegExp): string {
+export function renderText(metrics: MetricsJson, filter?: (name: string) => boolean): string {
   const lines: string[] = [];
+  const add = (name: string, value: number): void => {
+    if (!filter || filter(name)) lines.push(`${name}: ${value}`);
+  };
   for (const metric of metrics) {
     const toText = TEXT_NAMES.get(metric.name);
     if (!toText) continue;
     for (const v of metric.values as Array<{ value: number; labels: LabelValues; metricName?: string }>) {
       if (String(metric.type) === 'histogram') {
-        if (v.metricName?.endsWith('_count')) lines.push(`${toText(v.labels)}.count: ${v.value}`);
-        else if (v.metricName?.endsWith('_sum')) lines.push(`${toText(v.labels)}.sum: ${v.value}`);
+        if (v.metricName?.endsWith('_count')) add(`${toText(v.labels)}.count`, v.value);
+        else if (v.metricName?.endsWith('_sum')) add(`${toText(v.labels)}.sum`, v.value);
       } else {
-        lines.push(`${toText(v.labels)}: ${v.value}`);
+        add(toText(v.labels), v.value);
       }
     }
   }
-  return lines.filter((l) => !filter || filter.test(l.slice(0, l.indexOf(':')))).sort().join('\n') + '\n';
+  return lines.sort().join('\n') + '\n';
 }
 
 /** /stats?format=json from the text form. */
@@ -265,7 +268,7 @@ export class StatsRegistry {
     return this.registry.contentType;
   }
 
-  async text(filter?: RegExp): Promise<string> {
+  async text(filter?: (name: string) => boolean): Promise<string> {
     return renderText(await this.registry.getMetricsAsJSON(), filter);
   }
 

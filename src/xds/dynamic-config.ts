@@ -93,7 +93,7 @@ export class DynamicConfig {
             problems.push(`resource of type ${any.type_url} in a ${typeUrl} response`);
             continue;
           }
-          const decoded = decodeResourceBytes(typeUrl, any.value, localReads);
+          const decoded = decodeResourceBytes(typeUrl, any.value, { local: localReads });
           if (!decoded.ok) {
             problems.push(formatIssues(decoded.issues));
             continue;

@@ -1,19 +1,21 @@
 import type { Bootstrap, DynamicResources } from '../model';
-import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress } from './common';
+import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
 export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const node = (b.node ?? {}) as Pb;
   const sr = (b.static_resources ?? {}) as Pb;
-  const srctx = at(ctx, 'static_resources');
+  const runtime = staticRuntime(b.layered_runtime as Pb | undefined);
+  // The runtime's regex program-size ceiling applies to the static resources' regexes.
+  const srctx = at(withRuntimeRe2Limit(ctx, runtime), 'static_resources');
   const admin = b.admin as Pb | undefined;
   return {
     node: { id: String(node.id ?? ''), cluster: String(node.cluster ?? '') },
     admin: admin ? { address: socketAddress(admin.address as Pb | undefined, at(at(ctx, 'admin'), 'address')) } : null,
     listeners: each(srctx, sr, 'listeners', decodeListener),
     clusters: each(srctx, sr, 'clusters', decodeCluster),
-    runtime: staticRuntime(b.layered_runtime as Pb | undefined),
+    runtime,
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
   };
 }
@@ -55,9 +57,10 @@ function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
   for (const [k, v] of Object.entries(fields)) {
     const key = prefix ? `${prefix}.${k}` : k;
     const value = v as Pb;
-    if (value.struct_value) flatten((value.struct_value as Pb).fields ?? {}, key, out);
-    else if (value.number_value !== undefined) out.set(key, String(value.number_value));
-    else if (value.string_value !== undefined) out.set(key, String(value.string_value));
-    else if (value.bool_value !== undefined) out.set(key, String(value.bool_value));
+    // google.protobuf.Value comes from protobufjs's bundled descriptor, whose field names are camelCase.
+    const struct = (value.struct_value ?? value.structValue) as Pb | undefined;
+    const scalar = value.number_value ?? value.numberValue ?? value.string_value ?? value.stringValue ?? value.bool_value ?? value.boolValue;
+    if (struct) flatten(struct.fields ?? {}, key, out);
+    else if (scalar !== undefined) out.set(key, String(scalar));
   }
 }

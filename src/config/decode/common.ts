@@ -13,6 +13,7 @@ import type {
   TypedConfig,
 } from '../model';
 import { typeForUrl } from '../proto';
+import { DEFAULT_MAX_PROGRAM_SIZE, MAX_PROGRAM_SIZE_RUNTIME_KEY, type Re2, type Re2Options, compileRe2, parseSubstitution } from '../../util/re2';
 
 /**
  * A decoded protobuf message as a plain object (`toObject` with snake_case keys). Decoders read
@@ -45,6 +46,8 @@ export interface Ctx {
   readonly issues: IssueCollector;
   /** Absent: the config is only checked, and what it names on the local machine is not read. */
   readonly local?: LocalReads;
+  /** Envoy's runtime `re2.max_program_size.error_level` in force while decoding; 100 when unset. */
+  readonly re2MaxProgramSize?: number;
 }
 
 export function at(ctx: Ctx, field: string): Ctx {
@@ -57,6 +60,13 @@ export function atIndex(ctx: Ctx, field: string, i: number): Ctx {
 
 export function atKey(ctx: Ctx, key: string): Ctx {
   return { ...ctx, path: `${ctx.path}["${key}"]` };
+}
+
+/** `ctx` with the program-size ceiling that a runtime layer sets (Envoy reads it as an integer). */
+export function withRuntimeRe2Limit(ctx: Ctx, runtime: ReadonlyMap<string, string>): Ctx {
+  const raw = runtime.get(MAX_PROGRAM_SIZE_RUNTIME_KEY);
+  if (raw === undefined || !/^\d+$/.test(raw.trim())) return ctx;
+  return { ...ctx, re2MaxProgramSize: Number(raw.trim()) };
 }
 
 export function fail(ctx: Ctx, message: string): void {
@@ -187,21 +197,52 @@ export function stringMatcher(m: Pb, ctx: Ctx): StringMatcher {
     if (m[kind] !== undefined) return { kind, value: ignoreCase ? String(m[kind]).toLowerCase() : String(m[kind]), ignoreCase };
   }
   if (m.safe_regex) {
-    const value = String((m.safe_regex as Pb).regex ?? '');
-    checkRegex(value, at(at(ctx, 'safe_regex'), 'regex'));
-    return { kind: 'regex', value, ignoreCase: false };
+    // ignore_case has no effect on safe_regex, as in Envoy.
+    return { kind: 'regex', value: regexMatcher(m.safe_regex as Pb, at(ctx, 'safe_regex')), ignoreCase: false };
   }
   fail(ctx, 'one of exact, prefix, suffix, contains or safe_regex is required');
   return { kind: 'exact', value: '', ignoreCase: false };
 }
 
-/** RE2 syntax is close to JavaScript's for what routes use; refuse what JavaScript cannot compile. */
-export function checkRegex(source: string, ctx: Ctx): void {
-  try {
-    new RegExp(source);
-  } catch (err) {
-    fail(ctx, `invalid regex: ${(err as Error).message}`);
+/**
+ * A RegexMatcher (`{ regex, google_re2? }`): its pattern, checked the way Envoy's RE2 engine
+ * checks it. RE2 must accept the pattern (no backreferences, no lookaround), and its program size
+ * must not pass the ceiling: the deprecated `google_re2.max_program_size` when set (then it alone
+ * counts, as in Envoy), else the runtime error level (default 100).
+ */
+export function regexMatcher(m: Pb, ctx: Ctx): string {
+  return compileRegexMatcher(m, ctx).regex;
+}
+
+function compileRegexMatcher(m: Pb, ctx: Ctx): { regex: string; re: Re2 | null } {
+  const regex = String(m.regex ?? '');
+  if (!regex) {
+    fail(at(ctx, 'regex'), 'regex is required');
+    return { regex, re: null };
   }
+  const own = (m.google_re2 as Pb | undefined)?.max_program_size as Pb | undefined;
+  const options: Re2Options =
+    own !== undefined && own !== null
+      ? { maxProgramSize: wrapped(own, DEFAULT_MAX_PROGRAM_SIZE), limitSource: 'max_program_size' }
+      : { maxProgramSize: ctx.re2MaxProgramSize ?? DEFAULT_MAX_PROGRAM_SIZE, limitSource: 'error_level' };
+  const compiled = compileRe2(regex, options);
+  if (!compiled.ok) fail(at(ctx, 'regex'), compiled.error);
+  return { regex, re: compiled.ok ? compiled.re : null };
+}
+
+/** A RegexMatchAndSubstitute: the pattern as regexMatcher checks it, and an RE2 substitution (`\1`). */
+export function regexMatchAndSubstitute(r: Pb, ctx: Ctx): { pattern: string; substitution: string } {
+  const substitution = String(r.substitution ?? '');
+  if (!r.pattern) {
+    fail(at(ctx, 'pattern'), 'pattern is required');
+    return { pattern: '', substitution };
+  }
+  const { regex, re } = compileRegexMatcher(r.pattern as Pb, at(ctx, 'pattern'));
+  if (re !== null) {
+    const parsed = parseSubstitution(substitution, re.groupCount);
+    if (!parsed.ok) fail(at(ctx, 'substitution'), parsed.error);
+  }
+  return { pattern: regex, substitution };
 }
 
 /**

@@ -19,12 +19,13 @@ import {
   at,
   atIndex,
   atKey,
-  checkRegex,
   durationMs,
   each,
   fail,
   headerEdits,
   headerMutation,
+  regexMatchAndSubstitute,
+  regexMatcher,
   runtimeFraction,
   stringMatcher,
   typedConfigMap,
@@ -140,9 +141,7 @@ function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
   if (specifiers.length !== 1) {
     fail(ctx, specifiers.length === 0 ? 'one of prefix, path, safe_regex or path_separated_prefix is required' : `only one of ${specifiers.join(', ')} may be set`);
   } else if (m.safe_regex) {
-    const regex = String((m.safe_regex as Pb).regex ?? '');
-    checkRegex(regex, at(at(ctx, 'safe_regex'), 'regex'));
-    path = { kind: 'safe_regex', value: regex };
+    path = { kind: 'safe_regex', value: regexMatcher(m.safe_regex as Pb, at(ctx, 'safe_regex')) };
   } else {
     const kind = specifiers[0] as 'prefix' | 'path' | 'path_separated_prefix';
     const value = String(m[kind]);
@@ -175,8 +174,7 @@ export function decodeHeaderMatcher(h: Pb, ctx: Ctx): HeaderMatcher {
     if (h[field] !== undefined) return { ...base, match: { kind: 'string', matcher: { kind, value: String(h[field]), ignoreCase: false } } };
   }
   if (h.safe_regex_match) {
-    const value = String((h.safe_regex_match as Pb).regex ?? '');
-    checkRegex(value, at(at(ctx, 'safe_regex_match'), 'regex'));
+    const value = regexMatcher(h.safe_regex_match as Pb, at(ctx, 'safe_regex_match'));
     return { ...base, match: { kind: 'string', matcher: { kind: 'regex', value, ignoreCase: false } } };
   }
   // No match specifier: Envoy treats this as "header present".
@@ -205,7 +203,7 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     cluster = decodeWeightedClusters(a.weighted_clusters as Pb, at(ctx, 'weighted_clusters'));
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
-  const regexRewrite = a.regex_rewrite ? decodeRegexRewrite(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
+  const regexRewrite = a.regex_rewrite ? regexMatchAndSubstitute(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
   for (const unsupported of ['retry_policy', 'idle_timeout'] as const) {
     const v = a[unsupported];
     if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
@@ -227,12 +225,6 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
     hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy).filter((p): p is HashPolicy => p !== null),
   };
-}
-
-function decodeRegexRewrite(r: Pb, ctx: Ctx): { pattern: string; substitution: string } {
-  const pattern = String((r.pattern as Pb | undefined)?.regex ?? '');
-  checkRegex(pattern, at(at(ctx, 'pattern'), 'regex'));
-  return { pattern, substitution: String(r.substitution ?? '') };
 }
 
 function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
