@@ -90,6 +90,8 @@ export class Proxy {
     this.shadowWriter = new PooledShadowWriter({
       maxInFlightPerCluster: limits.maxInFlightPerCluster ?? DEFAULT_SHADOW_LIMITS.maxInFlightPerCluster,
       maxBufferedBodyBytes: limits.maxBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxBufferedBodyBytes,
+      maxInFlightTotal: limits.maxInFlightTotal ?? DEFAULT_SHADOW_LIMITS.maxInFlightTotal,
+      maxTotalBufferedBodyBytes: limits.maxTotalBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxTotalBufferedBodyBytes,
     });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
     this.mirrorResources = new MirrorResources(this.logger, options.hooksBaseDir);

@@ -23,7 +23,7 @@ export type FromWorker =
 
 export interface WorkerProxyOptions {
   readonly drainTimeoutMs: number;
-  readonly shadowLimits: { maxInFlightPerCluster?: number; maxBufferedBodyBytes?: number };
+  readonly shadowLimits: { maxInFlightPerCluster?: number; maxBufferedBodyBytes?: number; maxInFlightTotal?: number; maxTotalBufferedBodyBytes?: number };
 }
 
 /** Cluster IPC messages of ours carry this marker, so prom-client's own messages pass by. */
