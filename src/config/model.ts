@@ -131,6 +131,7 @@ export interface ForwardAction {
   readonly autoHostRewrite: boolean;
   /** 0 disables the route timeout. */
   readonly timeoutMs: number;
+  /** RouteAction.idle_timeout: the stream idle timeout once this route is chosen (0: none); null: the HCM's. */
   readonly idleTimeoutMs: number | null;
   readonly retryPolicy: RetryPolicy | null;
   readonly mirrorPolicies: readonly MirrorPolicy[];
