@@ -78,10 +78,15 @@ function staticRuntime(lr: Pb | undefined): ReadonlyMap<string, string> {
 function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
   for (const [k, v] of Object.entries(fields)) {
     const key = prefix ? `${prefix}.${k}` : k;
+    // google.protobuf.Value comes from protobufjs' bundled types, in camelCase.
     const value = v as Pb;
-    if (value.struct_value) flatten((value.struct_value as Pb).fields ?? {}, key, out);
-    else if (value.number_value !== undefined) out.set(key, String(value.number_value));
-    else if (value.string_value !== undefined) out.set(key, String(value.string_value));
-    else if (value.bool_value !== undefined) out.set(key, String(value.bool_value));
+    const struct = (value.struct_value ?? value.structValue) as Pb | undefined;
+    const number = value.number_value ?? value.numberValue;
+    const text = value.string_value ?? value.stringValue;
+    const bool = value.bool_value ?? value.boolValue;
+    if (struct) flatten(struct.fields ?? {}, key, out);
+    else if (number !== undefined) out.set(key, String(number));
+    else if (text !== undefined) out.set(key, String(text));
+    else if (bool !== undefined) out.set(key, String(bool));
   }
 }
