@@ -2,10 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { HttpConnectionManager } from '../config/model';
 import type { HttpStats } from '../stats/scopes';
+import { STREAM_TIMEOUT } from './raw-replies';
 
-// Envoy's reply when stream_idle_timeout fires before any response byte went out.
-const STREAM_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 14\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nstream timeout';
-const HEADERS_TOO_LARGE = 'Request Header Fields Too Large';
+const TOO_MANY_HEADERS = 'Request Header Fields Too Large';
 /** How long a timed-out stream's 408 may take to flush before the socket is destroyed anyway. */
 const FLUSH_GRACE_MS = 1000;
 
@@ -58,8 +57,8 @@ export class DownstreamConnection {
     if (req.rawHeaders.length / 2 > o.maxHeadersCount) {
       stats.cxProtocolError.inc();
       res.shouldKeepAlive = false;
-      res.writeHead(431, { 'content-length': Buffer.byteLength(HEADERS_TOO_LARGE), 'content-type': 'text/plain', connection: 'close' });
-      res.end(HEADERS_TOO_LARGE);
+      res.writeHead(431, { 'content-length': Buffer.byteLength(TOO_MANY_HEADERS), 'content-type': 'text/plain', connection: 'close' });
+      res.end(TOO_MANY_HEADERS);
       req.resume();
       return false;
     }

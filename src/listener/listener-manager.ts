@@ -7,6 +7,7 @@ import type { Runtime } from '../runtime/runtime';
 import type { StatsScopes } from '../stats/scopes';
 import { GlobalConnectionLimit, listenerConnectionLimit } from './connection-limit';
 import { DownstreamConnection } from './downstream-connection';
+import { BAD_REQUEST, FORBIDDEN, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
 
 /** A listener as the manager runs it: its config and the connection manager that serves it. */
 export interface ListenerSpec {
@@ -31,15 +32,6 @@ export interface ListenerManagerOptions {
 }
 
 const connectionOf = new WeakMap<Socket, DownstreamConnection>();
-
-const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-// Envoy's request_timeout / request_headers_timeout reply.
-const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 15\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nrequest timeout';
-const HEADER_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 22\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nrequest header timeout';
-const STREAM_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 14\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nstream timeout';
-const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-const FORBIDDEN = 'HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-const NOT_FOUND = 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
 
 /**
  * One node:http server per listener. An update swaps the connection manager of a listener whose

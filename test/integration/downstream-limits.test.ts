@@ -48,6 +48,15 @@ async function connect(port: number): Promise<RawClient> {
 
 const GET = 'GET / HTTP/1.1\r\nhost: x\r\n\r\n';
 
+/** A loopback port nothing listens on right now (two listeners may not both ask for port 0). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
 function oneListener(primaryPort: number, hcm: Record<string, unknown> = {}, action: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): string {
   return bootstrap({ listeners: [listener(routeConfig([route('/', 'primary', action)]), { hcm })], clusters: [cluster('primary', [primaryPort])], extra });
 }
@@ -275,6 +284,24 @@ describe('connection limits', () => {
     const next = await connect(p.port);
     next.write(GET);
     await until('next answered', () => next.received().endsWith('primary'), 3000);
+  });
+
+  test('a listener with ignore_global_conn_limit still accepts, and its connections take no place', async () => {
+    const primary = await upstream({ name: 'primary' });
+    const rc = routeConfig([route('/', 'primary')]);
+    const free = { ...listener(rc, { name: 'free', port: await freePort() }), ignore_global_conn_limit: true, stat_prefix: 'free' };
+    const p = await proxy(bootstrap({ listeners: [listener(rc), free], clusters: [cluster('primary', [primary.port])], extra: overload(1) }));
+    const onFree = await Promise.all([0, 1, 2].map(() => connect(p.proxy.listenerPort('free'))));
+    for (const s of onFree) s.write(GET);
+    await until('free answered', () => onFree.every((s) => s.received().endsWith('primary')), 3000);
+    expect(p.proxy.listeners.globalConnections.active).toBe(0);
+    const counted = await connect(p.port);
+    counted.write(GET);
+    await until('counted answered', () => counted.received().endsWith('primary'), 3000);
+    const refused = await connect(p.port);
+    await until('refused closed', () => refused.isClosed(), 3000);
+    expect(await stat(p, 'listener.127.0.0.1_0.downstream_global_cx_overflow')).toBe(1);
+    expect(await stat(p, 'listener.free.downstream_global_cx_overflow')).toBe(0);
   });
 
   test("a listener's runtime connection_limit refuses and counts as downstream_cx_overflow", async () => {
