@@ -250,8 +250,13 @@ function headersCountSeen(l: Listener): number {
 /** Which of Envoy's timeouts Node's request/headers timer stood for, to count and answer it. */
 function requestTimeoutKind(l: Listener, headersComplete: boolean): 'request' | 'headers' | 'stream_idle' {
   if (headersComplete) return 'request';
-  const { requestHeadersTimeoutMs, streamIdleTimeoutMs } = l.hcm;
-  return requestHeadersTimeoutMs > 0 || streamIdleTimeoutMs <= 0 || streamIdleTimeoutMs > 60_000 ? 'headers' : 'stream_idle';
+  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = l.hcm;
+  if (requestHeadersTimeoutMs > 0) return 'headers';
+  // Otherwise the shortest of the bounds serverTimeouts() took (60 s being our own cap) fired.
+  const request = requestTimeoutMs || Infinity;
+  const idle = streamIdleTimeoutMs || Infinity;
+  if (request <= idle && request <= 60_000) return 'request';
+  return idle <= 60_000 ? 'stream_idle' : 'headers';
 }
 
 function sameAddress(a: Listener, b: Listener): boolean {

@@ -157,6 +157,22 @@ describe('request headers timeout', () => {
   });
 });
 
+describe('headers that never finish, without request_headers_timeout', () => {
+  test.each([
+    [{ stream_idle_timeout: '0.3s' }, 'stream timeout', 'downstream_rq_idle_timeout'],
+    [{ request_timeout: '0.3s' }, 'request timeout', 'downstream_rq_timeout'],
+  ])('%j: 408 "%s", counted as %s', async (hcm, body, counter) => {
+    const primary = await upstream();
+    const p = await proxy(oneListener(primary.port, hcm));
+    const s = await connect(p.port);
+    s.write('GET / HTTP/1.1\r\nhost: x\r\nx-slow: ');
+    await until('closed', () => s.isClosed(), 5000);
+    expect(s.received()).toMatch(new RegExp(`^HTTP/1\\.1 408 [^]*\\r\\n\\r\\n${body}$`));
+    expect(await stat(p, `http.ingress_http.${counter}`)).toBe(1);
+    expect(await stat(p, 'http.ingress_http.downstream_rq_header_timeout')).toBe(0);
+  });
+});
+
 describe('common_http_protocol_options', () => {
   test('idle_timeout closes a keep-alive connection with no request in flight', async () => {
     const primary = await upstream({ name: 'primary' });
