@@ -22,6 +22,7 @@ Usage:
   sidemirror proxy -c envoy.yaml [--concurrency 1|N|auto] [--log-level info] [--drain-time-s 5]
                    [--shadow-max-inflight 1000] [--shadow-max-buffer-bytes 1048576]
                    [--hooks-dir DIR]...
+                   [--shadow-max-total-inflight 10000] [--shadow-max-total-buffer-bytes 67108864]
   sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
   sidemirror validate -c envoy.yaml [--hooks-dir DIR]...
 
@@ -51,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
         'drain-time-s': { type: 'string', default: '5' },
         'shadow-max-inflight': { type: 'string' },
         'shadow-max-buffer-bytes': { type: 'string' },
+        'shadow-max-total-inflight': { type: 'string' },
+        'shadow-max-total-buffer-bytes': { type: 'string' },
         concurrency: { type: 'string', default: '1' },
         listen: { type: 'string', default: '127.0.0.1:18000' },
         admin: { type: 'string' },
@@ -161,6 +164,8 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
       shadowLimits: {
         maxInFlightPerCluster: positiveInt(values['shadow-max-inflight'], 'shadow-max-inflight'),
         maxBufferedBodyBytes: positiveInt(values['shadow-max-buffer-bytes'], 'shadow-max-buffer-bytes'),
+        maxInFlightTotal: positiveInt(values['shadow-max-total-inflight'], 'shadow-max-total-inflight'),
+        maxTotalBufferedBodyBytes: positiveInt(values['shadow-max-total-buffer-bytes'], 'shadow-max-total-buffer-bytes'),
       },
     };
   } catch (err) {

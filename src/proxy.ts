@@ -87,12 +87,14 @@ export class Proxy {
     this.logger = options.logger ?? createLogger();
     this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
     this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver });
-    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000);
+    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, { runtime: this.runtime, stats: this.scopes });
     // An option given as undefined (a CLI flag left out) keeps the default.
     const limits = options.shadowLimits ?? {};
     this.shadowWriter = new PooledShadowWriter({
       maxInFlightPerCluster: limits.maxInFlightPerCluster ?? DEFAULT_SHADOW_LIMITS.maxInFlightPerCluster,
       maxBufferedBodyBytes: limits.maxBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxBufferedBodyBytes,
+      maxInFlightTotal: limits.maxInFlightTotal ?? DEFAULT_SHADOW_LIMITS.maxInFlightTotal,
+      maxTotalBufferedBodyBytes: limits.maxTotalBufferedBodyBytes ?? DEFAULT_SHADOW_LIMITS.maxTotalBufferedBodyBytes,
     });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
     this.mirrorResources = new MirrorResources(this.logger, options.hookDirs);
@@ -177,6 +179,7 @@ export class Proxy {
   }
 
   async #applyListeners(b: Bootstrap = this.#loaded.bootstrap): Promise<void> {
+    this.listeners.setGlobalConnectionLimit(b.overloadManager.maxActiveDownstreamConnections);
     const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
     const routesFor = (l: Listener): (() => RouteTable | null) => {
       if (l.hcm.routeConfig) {

@@ -131,6 +131,7 @@ export interface ForwardAction {
   readonly autoHostRewrite: boolean;
   /** 0 disables the route timeout. */
   readonly timeoutMs: number;
+  /** RouteAction.idle_timeout: the stream idle timeout once this route is chosen (0: none); null: the HCM's. */
   readonly idleTimeoutMs: number | null;
   readonly retryPolicy: RetryPolicy | null;
   readonly mirrorPolicies: readonly MirrorPolicy[];
@@ -227,6 +228,9 @@ export interface HttpConnectionManager {
   readonly mergeSlashes: boolean;
   /** path_with_escaped_slashes_action; IMPLEMENTATION_SPECIFIC_DEFAULT is Envoy's KEEP_UNCHANGED. */
   readonly pathWithEscapedSlashesAction: 'KEEP_UNCHANGED' | 'REJECT_REQUEST' | 'UNESCAPE_AND_REDIRECT' | 'UNESCAPE_AND_FORWARD';
+  /** Envoy's max_request_headers_kb (default 60): larger request headers get a 431. */
+  readonly maxRequestHeadersKb: number;
+  readonly commonHttpProtocolOptions: DownstreamProtocolOptions;
 }
 
 export interface Http1Settings {
@@ -250,11 +254,26 @@ export interface InternalAddressConfig {
   readonly cidrRanges: readonly CidrRange[];
 }
 
+/** The downstream side of core.v3.HttpProtocolOptions (common_http_protocol_options), in ms; 0: none. */
+export interface DownstreamProtocolOptions {
+  /** No request on the connection for this long closes it (Envoy's default 1 h). */
+  readonly idleTimeoutMs: number;
+  readonly maxConnectionDurationMs: number;
+  /** More request headers than this get a 431 (Envoy's default 100). */
+  readonly maxHeadersCount: number;
+  /** The connection closes after this many requests (0: no limit). */
+  readonly maxRequestsPerConnection: number;
+}
+
 export interface Listener {
   readonly name: string;
   readonly address: SocketAddress;
   readonly hcm: HttpConnectionManager;
   readonly perConnectionBufferLimitBytes: number;
+  /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */
+  readonly statPrefix: string;
+  /** Not counted against the overload manager's global downstream connection limit. */
+  readonly ignoreGlobalConnLimit: boolean;
 }
 
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
@@ -340,6 +359,13 @@ export interface Bootstrap {
   /** Flattened static runtime layers: key → value. */
   readonly runtime: ReadonlyMap<string, string>;
   readonly dynamicResources: DynamicResources | null;
+  readonly overloadManager: OverloadManagerConfig;
+}
+
+/** The overload manager's resource monitors sidemirror enforces. */
+export interface OverloadManagerConfig {
+  /** envoy.resource_monitors.global_downstream_max_connections; null: no global limit. */
+  readonly maxActiveDownstreamConnections: number | null;
 }
 
 export interface DynamicResources {

@@ -123,6 +123,8 @@ export class ConnectionManager {
 
   #forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
     down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): (() => void) | null {
+    // The route's idle_timeout replaces stream_idle_timeout for the rest of the stream (0: none).
+    if (action.idleTimeoutMs !== null) req.socket.setTimeout(action.idleTimeoutMs);
     const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {

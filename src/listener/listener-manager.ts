@@ -3,6 +3,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Listener } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import type { Logger } from '../log/logger';
+import type { Runtime } from '../runtime/runtime';
+import type { StatsScopes } from '../stats/scopes';
+import { GlobalConnectionLimit, listenerConnectionLimit } from './connection-limit';
+import { DownstreamConnection } from './downstream-connection';
+import { BAD_REQUEST, FORBIDDEN, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
 
 /** A listener as the manager runs it: its config and the connection manager that serves it. */
 export interface ListenerSpec {
@@ -14,14 +19,19 @@ interface RunningListener {
   spec: ListenerSpec;
   readonly server: http.Server;
   readonly address: AddressInfo;
+  /** Connections open on this listener, for its runtime connection limit. */
+  connections: number;
 }
 
-const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-// Envoy's request_timeout / request_headers_timeout reply.
-const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\ncontent-length: 15\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nrequest timeout';
-const HEADERS_TOO_LARGE = 'HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-const FORBIDDEN = 'HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
-const NOT_FOUND = 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n';
+/** What the manager needs beyond the listeners themselves. */
+export interface ListenerManagerOptions {
+  /** Where the per-listener connection limit is read (Envoy's runtime key); none without it. */
+  readonly runtime?: Runtime;
+  /** For the `listener.<prefix>.*` counters of refused connections. */
+  readonly stats?: StatsScopes;
+}
+
+const connectionOf = new WeakMap<Socket, DownstreamConnection>();
 
 /**
  * One node:http server per listener. An update swaps the connection manager of a listener whose
@@ -30,11 +40,19 @@ const NOT_FOUND = 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: cl
  */
 export class ListenerManager {
   readonly #running = new Map<string, RunningListener>();
+  /** The overload manager's global downstream connection limit, over every listener. */
+  readonly globalConnections = new GlobalConnectionLimit();
 
   constructor(
     private readonly logger: Logger,
     private readonly drainTimeoutMs = 5000,
+    private readonly options: ListenerManagerOptions = {},
   ) {}
+
+  /** envoy.resource_monitors.global_downstream_max_connections (null: none); applies to new connections. */
+  setGlobalConnectionLimit(max: number | null): void {
+    this.globalConnections.max = max;
+  }
 
   /** The bound address of a listener (its real port when the config asked for port 0). */
   address(name: string): AddressInfo | undefined {
@@ -86,26 +104,45 @@ export class ListenerManager {
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
     // Host is checked (and its absence answered and counted) by request-validation.ts, not by Node.
-    const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true, requireHostHeader: false, ...serverTimeouts(spec.listener) });
-    const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 } };
-    server.on('request', (req, res) => entry.spec.connectionManager.handle(req, res));
+    // keepAliveTimeout 0: the connection's idle timer is ours (Envoy's idle_timeout, 1 h by default).
+    const server = http.createServer({ keepAliveTimeout: 0, noDelay: true, requireHostHeader: false, ...serverTimeouts(spec.listener), maxHeaderSize: maxHeaderBytes(spec.listener) });
+    server.maxHeadersCount = headersCountSeen(spec.listener);
+    const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 }, connections: 0 };
+    const settings = (): { hcm: Listener['hcm']; stats: ConnectionManager['stats'] } => ({ hcm: entry.spec.listener.hcm, stats: entry.spec.connectionManager.stats });
+    server.on('request', (req, res) => {
+      const conn = connectionOf.get(req.socket);
+      if (conn && !conn.onRequest(req, res)) return;
+      entry.spec.connectionManager.handle(req, res);
+    });
     server.on('connection', (socket: Socket) => {
+      if (!this.#admit(entry, socket)) return;
       const stats = entry.spec.connectionManager.stats;
       stats.cxTotal.inc();
       stats.cxActive.inc();
       socket.once('close', () => stats.cxActive.dec());
+      connectionOf.set(socket, new DownstreamConnection(socket, settings));
+    });
+    // A listener here means Node leaves the timed-out socket to us.
+    server.on('timeout', (socket: Socket) => {
+      const conn = connectionOf.get(socket);
+      if (conn) conn.onTimeout();
+      else socket.destroy();
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
       const stats = entry.spec.connectionManager.stats;
       // Only what the parser refused is a protocol error: not a client that resets, nor the
       // truncated body of a connection we already answered and closed (a 408).
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') stats.rqTimeout.inc();
-      else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
-      // Never write a reply into a response that has already started (as Node's own handler).
       const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+      let timeoutReply = REQUEST_TIMEOUT;
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        const which = requestTimeoutKind(entry.spec.listener, inFlight != null);
+        (which === 'request' ? stats.rqTimeout : which === 'headers' ? stats.rqHeaderTimeout : stats.rqIdleTimeout).inc();
+        timeoutReply = which === 'request' ? REQUEST_TIMEOUT : which === 'headers' ? HEADER_TIMEOUT : STREAM_TIMEOUT;
+      } else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
+      // Never write a reply into a response that has already started (as Node's own handler).
       if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
-        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST);
+        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutReply : BAD_REQUEST);
       } else {
         socket.destroy();
       }
@@ -125,6 +162,33 @@ export class ListenerManager {
     Object.assign(entry, { address: server.address() as AddressInfo });
     this.logger.info({ listener: spec.listener.name, address: entry.address }, 'listener started');
     return entry;
+  }
+
+  /**
+   * Envoy's order on accept: the global limit (unless the listener ignores it), then the
+   * listener's own runtime limit. A refused connection is closed at once and counted.
+   */
+  #admit(entry: RunningListener, socket: Socket): boolean {
+    const l = entry.spec.listener;
+    const counted = !l.ignoreGlobalConnLimit;
+    if (counted && !this.globalConnections.tryAcquire()) {
+      this.options.stats?.listener(l.statPrefix).globalCxOverflow.inc();
+      socket.destroy();
+      return false;
+    }
+    const limit = listenerConnectionLimit(this.options.runtime ?? null, l.name);
+    if (limit !== null && entry.connections >= limit) {
+      if (counted) this.globalConnections.release();
+      this.options.stats?.listener(l.statPrefix).cxOverflow.inc();
+      socket.destroy();
+      return false;
+    }
+    entry.connections++;
+    socket.once('close', () => {
+      entry.connections--;
+      if (counted) this.globalConnections.release();
+    });
+    return true;
   }
 
   /** Stops accepting, lets in-flight requests finish, then closes what is left. */
@@ -154,8 +218,10 @@ export class ListenerManager {
  * default), so that interval is kept near a tenth of the shorter timeout.
  */
 function serverTimeouts(l: Listener): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
-  const { requestTimeoutMs, requestHeadersTimeoutMs } = l.hcm;
-  const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000);
+  const { requestTimeoutMs, requestHeadersTimeoutMs, streamIdleTimeoutMs } = l.hcm;
+  // Without request_headers_timeout, headers that never finish are the stream idle timeout's
+  // (Envoy notes that it may fire while large headers still trickle in), capped at 60 s.
+  const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000, streamIdleTimeoutMs || 60_000);
   const shortest = Math.min(headersTimeout, requestTimeoutMs || Infinity);
   return { requestTimeout: requestTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(shortest / 10))) };
 }
@@ -167,6 +233,31 @@ function applyTimeouts(server: http.Server, l: Listener): void {
   server.requestTimeout = 0;
   server.headersTimeout = t.headersTimeout;
   server.requestTimeout = t.requestTimeout;
+  // Read by Node for each new connection's parser (the option has no typed setter).
+  (server as http.Server & { maxHeaderSize: number }).maxHeaderSize = maxHeaderBytes(l);
+  server.maxHeadersCount = headersCountSeen(l);
+}
+
+/** Node's parser refuses headers past this (HPE_HEADER_OVERFLOW → 431): max_request_headers_kb. */
+function maxHeaderBytes(l: Listener): number {
+  return l.hcm.maxRequestHeadersKb * 1024;
+}
+
+/** Node silently drops headers past maxHeadersCount: keep one more, so that passing the limit shows. */
+function headersCountSeen(l: Listener): number {
+  return l.hcm.commonHttpProtocolOptions.maxHeadersCount + 1;
+}
+
+/** Which of Envoy's timeouts Node's request/headers timer stood for, to count and answer it. */
+function requestTimeoutKind(l: Listener, headersComplete: boolean): 'request' | 'headers' | 'stream_idle' {
+  if (headersComplete) return 'request';
+  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = l.hcm;
+  if (requestHeadersTimeoutMs > 0) return 'headers';
+  // Otherwise the shortest of the bounds serverTimeouts() took (60 s being our own cap) fired.
+  const request = requestTimeoutMs || Infinity;
+  const idle = streamIdleTimeoutMs || Infinity;
+  if (request <= idle && request <= 60_000) return 'request';
+  return idle <= 60_000 ? 'stream_idle' : 'headers';
 }
 
 function sameAddress(a: Listener, b: Listener): boolean {

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
+import type { BufferHolder, ShadowBufferBudget } from './buffer-budget';
 import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from './writer';
 
 // One shadow in flight (ShadowExchange) and each try of it on a host (Attempt): the body fed as it
@@ -11,7 +12,7 @@ import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from '.
 /** What a shadow that got no response reports to onDone. */
 export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: Buffer.alloc(0), truncated: false, durationMs: 0 };
 
-type AbortReason = 'timeout' | 'body_cap' | 'body_too_large' | 'client_aborted';
+type AbortReason = 'timeout' | 'body_cap' | 'total_body_cap' | 'body_too_large' | 'client_aborted';
 
 class ShadowAbort extends Error {
   constructor(readonly reason: AbortReason) {
@@ -23,10 +24,11 @@ class ShadowAbort extends Error {
  * One shadow in flight: feeds its body, discards (or, for afterMirror, samples) its response,
  * retries when its policy says so, and counts how it ended.
  */
-export class ShadowExchange implements ShadowStream {
+export class ShadowExchange implements ShadowStream, BufferHolder {
   #body: Readable | null;
   /** The whole body, kept only when a retry may need to send it again. */
   #copy: Buffer[] | null;
+  #copyBytes = 0;
   #bodyBytes = 0;
   #bodyEnded = false;
   #attempt: Attempt | null = null;
@@ -41,6 +43,8 @@ export class ShadowExchange implements ShadowStream {
     host: Host,
     private readonly maxBuffered: number,
     private readonly release: () => void,
+    /** The bound on body bytes all shadows hold together (null: none). */
+    private readonly budget: ShadowBufferBudget | null = null,
   ) {
     this.#host = host;
     this.#attemptsLeft = request.options.retry?.count ?? 0;
@@ -90,12 +94,23 @@ export class ShadowExchange implements ShadowStream {
     if (max > 0 && this.#bodyBytes > max) return this.#abort(new ShadowAbort('body_too_large'));
     if (this.#copy) {
       // A retry copy is bounded too: past the buffer cap the shadow simply loses its retries.
-      if (this.#bodyBytes > this.maxBuffered) this.#copy = null;
-      else this.#copy.push(chunk);
+      if (this.#bodyBytes > this.maxBuffered) {
+        this.#copy = null;
+        this.#copyBytes = 0;
+      } else {
+        this.#copy.push(chunk);
+        this.#copyBytes += chunk.length;
+      }
     }
     body.push(chunk);
     // readableLength is what undici has not taken yet: the shadow upstream is behind the client.
-    if (body.readableLength > this.maxBuffered) this.#abort(new ShadowAbort('body_cap'));
+    if (body.readableLength > this.maxBuffered) return this.#abort(new ShadowAbort('body_cap'));
+    if (this.budget !== null && !this.budget.update(this, this.heldBytes())) this.#abort(new ShadowAbort('total_body_cap'));
+  }
+
+  // implements BufferHolder
+  heldBytes(): number {
+    return (this.#body?.readableLength ?? 0) + this.#copyBytes;
   }
 
   end(): void {
@@ -188,6 +203,8 @@ export class ShadowExchange implements ShadowStream {
   #finish(): void {
     this.#done = true;
     this.#copy = null;
+    this.#copyBytes = 0;
+    this.budget?.release(this);
     if (this.#timer) clearTimeout(this.#timer);
     const { stats, cluster } = this.request;
     stats.active.dec();

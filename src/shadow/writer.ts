@@ -1,6 +1,7 @@
 import type { HeaderMap } from '../http/headers';
 import type { ShadowCounters } from '../stats/scopes';
 import type { UpstreamCluster } from '../upstream/cluster-manager';
+import { ShadowBufferBudget } from './buffer-budget';
 import { FAILED, ShadowExchange } from './exchange';
 
 /** How one shadow ended, for sync mode and afterMirror. */
@@ -80,23 +81,42 @@ export interface ShadowLimits {
   readonly maxInFlightPerCluster: number;
   /** Body bytes a shadow may hold while its upstream is slower than the client. */
   readonly maxBufferedBodyBytes: number;
+  /** Shadows in flight over every mirror cluster together before new ones are dropped. */
+  readonly maxInFlightTotal: number;
+  /** Body bytes every shadow together may hold; the shadow whose chunk passes it is dropped. */
+  readonly maxTotalBufferedBodyBytes: number;
 }
 
-export const DEFAULT_SHADOW_LIMITS: ShadowLimits = { maxInFlightPerCluster: 1000, maxBufferedBodyBytes: 1024 * 1024 };
+export const DEFAULT_SHADOW_LIMITS: ShadowLimits = {
+  maxInFlightPerCluster: 1000,
+  maxBufferedBodyBytes: 1024 * 1024,
+  maxInFlightTotal: 10_000,
+  maxTotalBufferedBodyBytes: 64 * 1024 * 1024,
+};
 
 
 /**
  * Sends shadows on the mirror cluster's own keep-alive pools. Each shadow is bounded in time
- * (its timeouts), in memory (its body buffer) and in number (in flight per cluster); what goes
- * past a bound is dropped and counted, and nothing flows back towards the primary.
+ * (its timeouts), in memory (its body buffer, and the sum of every shadow's) and in number (in
+ * flight per cluster and in all); what goes past a bound is dropped and counted, and nothing
+ * flows back towards the primary.
  */
 export class PooledShadowWriter implements ShadowWriter {
   readonly #inFlight = new Map<string, number>();
+  #inFlightTotal = 0;
+  readonly budget: ShadowBufferBudget;
 
-  constructor(readonly limits: ShadowLimits = DEFAULT_SHADOW_LIMITS) {}
+  constructor(readonly limits: ShadowLimits = DEFAULT_SHADOW_LIMITS) {
+    this.budget = new ShadowBufferBudget(limits.maxTotalBufferedBodyBytes);
+  }
 
   inFlight(cluster: string): number {
     return this.#inFlight.get(cluster) ?? 0;
+  }
+
+  /** Shadows in flight over every cluster. */
+  get inFlightTotal(): number {
+    return this.#inFlightTotal;
   }
 
   // implements ShadowWriter
@@ -108,6 +128,11 @@ export class PooledShadowWriter implements ShadowWriter {
       request.options.onDone?.(FAILED);
       return null;
     }
+    if (this.#inFlightTotal >= this.limits.maxInFlightTotal) {
+      request.stats.dropped('total_inflight_cap');
+      request.options.onDone?.(FAILED);
+      return null;
+    }
     const host = request.cluster.pick();
     if (host === null) {
       request.cluster.stats.noneHealthy.inc();
@@ -116,9 +141,11 @@ export class PooledShadowWriter implements ShadowWriter {
       return null;
     }
     this.#inFlight.set(name, inFlight + 1);
+    this.#inFlightTotal++;
     const exchange = new ShadowExchange(request, host, this.limits.maxBufferedBodyBytes, () => {
       this.#inFlight.set(name, (this.#inFlight.get(name) ?? 1) - 1);
-    });
+      this.#inFlightTotal--;
+    }, this.budget);
     exchange.dispatch();
     return exchange;
   }

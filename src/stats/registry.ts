@@ -10,6 +10,7 @@ type TextName = (labels: LabelValues) => string;
 
 const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
 const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
+const listener = (suffix: string): TextName => (l) => `listener.${l.envoy_listener_address}.${suffix}`;
 
 /** Where Envoy prints each subscription's update counters. */
 const XDS_TEXT_PREFIX: Record<string, string> = { cds: 'cluster_manager.cds', lds: 'listener_manager.lds', rds: 'rds', eds: 'eds' };
@@ -211,6 +212,13 @@ export class StatsRegistry {
   readonly httpNoRoute = this.#counter('envoy_http_no_route', 'Requests with no route', ['envoy_http_conn_manager_prefix'], http('no_route'));
   readonly httpNoCluster = this.#counter('envoy_http_no_cluster', 'Requests whose cluster does not exist', ['envoy_http_conn_manager_prefix'], http('no_cluster'));
   readonly httpDirectResponse = this.#counter('envoy_http_rq_direct_response', 'Direct responses', ['envoy_http_conn_manager_prefix'], http('rq_direct_response'));
+  readonly httpRqHeaderTimeout = this.#counter('envoy_http_downstream_rq_header_timeout', 'Downstream requests cut by request_headers_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_header_timeout'));
+  readonly httpRqIdleTimeout = this.#counter('envoy_http_downstream_rq_idle_timeout', 'Downstream streams reset by stream_idle_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_idle_timeout'));
+  readonly httpCxIdleTimeout = this.#counter('envoy_http_downstream_cx_idle_timeout', 'Downstream connections closed by idle_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_cx_idle_timeout'));
+  readonly httpCxMaxDuration = this.#counter('envoy_http_downstream_cx_max_duration_reached', 'Downstream connections closed by max_connection_duration', ['envoy_http_conn_manager_prefix'], http('downstream_cx_max_duration_reached'));
+  readonly httpCxMaxRequests = this.#counter('envoy_http_downstream_cx_max_requests_reached', 'Downstream connections closed by max_requests_per_connection', ['envoy_http_conn_manager_prefix'], http('downstream_cx_max_requests_reached'));
+  readonly listenerCxOverflow = this.#counter('envoy_listener_downstream_cx_overflow', 'Connections refused by the listener connection limit', ['envoy_listener_address'], listener('downstream_cx_overflow'));
+  readonly listenerGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections refused by the global downstream connection limit', ['envoy_listener_address'], listener('downstream_global_cx_overflow'));
   readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));
 
   readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],

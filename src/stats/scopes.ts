@@ -86,6 +86,11 @@ export class HttpStats {
   readonly cxActive: GaugeChild;
   readonly cxProtocolError: CounterChild;
   readonly rqTimeout: CounterChild;
+  readonly rqHeaderTimeout: CounterChild;
+  readonly rqIdleTimeout: CounterChild;
+  readonly cxIdleTimeout: CounterChild;
+  readonly cxMaxDurationReached: CounterChild;
+  readonly cxMaxRequestsReached: CounterChild;
   readonly noRoute: CounterChild;
   readonly failedPathNormalization: CounterChild;
   readonly redirectedWithNormalizedPath: CounterChild;
@@ -103,6 +108,11 @@ export class HttpStats {
     this.cxActive = registry.httpCxActive.labels(l);
     this.cxProtocolError = registry.httpCxProtocolError.labels(l);
     this.rqTimeout = registry.httpRqTimeout.labels(l);
+    this.rqHeaderTimeout = registry.httpRqHeaderTimeout.labels(l);
+    this.rqIdleTimeout = registry.httpRqIdleTimeout.labels(l);
+    this.cxIdleTimeout = registry.httpCxIdleTimeout.labels(l);
+    this.cxMaxDurationReached = registry.httpCxMaxDuration.labels(l);
+    this.cxMaxRequestsReached = registry.httpCxMaxRequests.labels(l);
     this.noRoute = registry.httpNoRoute.labels(l);
     this.failedPathNormalization = registry.httpFailedPathNormalization.labels(l);
     this.redirectedWithNormalizedPath = registry.httpRedirectedWithNormalizedPath.labels(l);
@@ -118,6 +128,18 @@ export class HttpStats {
   }
 }
 
+/** Envoy's `listener.<address or stat_prefix>.*` counters for refused connections. */
+export class ListenerStats {
+  readonly cxOverflow: CounterChild;
+  readonly globalCxOverflow: CounterChild;
+
+  constructor(prefix: string, registry: StatsRegistry) {
+    const l = { envoy_listener_address: prefix };
+    this.cxOverflow = registry.listenerCxOverflow.labels(l);
+    this.globalCxOverflow = registry.listenerGlobalCxOverflow.labels(l);
+  }
+}
+
 export type ShadowSkipReason =
   | 'sampling'
   | 'missing_header'
@@ -128,7 +150,7 @@ export type ShadowSkipReason =
   | 'hook'
   | 'limited'
   | 'limit_error';
-export type ShadowDropReason = 'inflight_cap' | 'body_cap' | 'body_too_large';
+export type ShadowDropReason = 'inflight_cap' | 'body_cap' | 'body_too_large' | 'total_inflight_cap' | 'total_body_cap';
 export type ShadowFailReason = 'connect_failure' | 'reset' | 'protocol_error' | 'client_aborted';
 
 /** What the shadow writer counts, whether for a cluster alone or for a policy and its cluster. */
@@ -231,6 +253,7 @@ export class StatsScopes {
   readonly #http = new Map<string, HttpStats>();
   readonly #shadows = new Map<string, ShadowStats>();
   readonly #policies = new Map<string, PolicyStats>();
+  readonly #listeners = new Map<string, ListenerStats>();
 
   constructor(readonly registry: StatsRegistry) {}
 
@@ -243,6 +266,12 @@ export class StatsScopes {
   http(prefix: string): HttpStats {
     let s = this.#http.get(prefix);
     if (!s) this.#http.set(prefix, (s = new HttpStats(prefix, this.registry)));
+    return s;
+  }
+
+  listener(prefix: string): ListenerStats {
+    let s = this.#listeners.get(prefix);
+    if (!s) this.#listeners.set(prefix, (s = new ListenerStats(prefix, this.registry)));
     return s;
   }
 

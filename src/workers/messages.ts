@@ -23,7 +23,7 @@ export type FromWorker =
 
 export interface WorkerProxyOptions {
   readonly drainTimeoutMs: number;
-  readonly shadowLimits: { maxInFlightPerCluster?: number; maxBufferedBodyBytes?: number };
+  readonly shadowLimits: { maxInFlightPerCluster?: number; maxBufferedBodyBytes?: number; maxInFlightTotal?: number; maxTotalBufferedBodyBytes?: number };
   /** --hooks-dir, as given. */
   readonly hookDirs: readonly string[];
 }

@@ -1,5 +1,5 @@
-import type { Bootstrap, DynamicResources } from '../model';
-import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, withRuntimeRe2Limit } from './common';
+import type { Bootstrap, DynamicResources, OverloadManagerConfig } from '../model';
+import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
@@ -17,7 +17,39 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
     clusters: each(srctx, sr, 'clusters', decodeCluster),
     runtime,
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
+    overloadManager: decodeOverloadManager(b.overload_manager as Pb | undefined, at(ctx, 'overload_manager')),
   };
+}
+
+const GLOBAL_CX_MONITOR = 'envoy.resource_monitors.global_downstream_max_connections';
+const DOWNSTREAM_CX_CONFIG = 'envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig';
+
+/**
+ * Of Envoy's overload manager, the one monitor that acts without actions or triggers: the global
+ * downstream connection limit. Other monitors and every action are refused, not ignored.
+ */
+function decodeOverloadManager(o: Pb | undefined, ctx: Ctx): OverloadManagerConfig {
+  let max: number | null = null;
+  if (!o) return { maxActiveDownstreamConnections: max };
+  if ((o.actions as Pb[] | undefined)?.length) fail(at(ctx, 'actions'), 'overload actions are not supported by sidemirror');
+  ((o.resource_monitors as Pb[] | undefined) ?? []).forEach((m, i) => {
+    const mctx = at(ctx, `resource_monitors[${i}]`);
+    const name = String(m.name ?? '');
+    const cfg = unpackAny(m.typed_config as Pb | undefined, at(mctx, 'typed_config'));
+    if (name !== GLOBAL_CX_MONITOR && (!cfg || typeUrlName(cfg.typeUrl) !== DOWNSTREAM_CX_CONFIG)) {
+      fail(at(mctx, 'name'), `resource monitor "${name}" is not supported by sidemirror; only ${GLOBAL_CX_MONITOR} is`);
+      return;
+    }
+    if (!cfg || typeUrlName(cfg.typeUrl) !== DOWNSTREAM_CX_CONFIG) {
+      fail(at(mctx, 'typed_config'), `typed_config must be ${DOWNSTREAM_CX_CONFIG}`);
+      return;
+    }
+    if (max !== null) fail(mctx, `${GLOBAL_CX_MONITOR} may be configured once`);
+    const n = Number(cfg.value.max_active_downstream_connections ?? 0);
+    if (!Number.isSafeInteger(n) || n <= 0) fail(at(at(mctx, 'typed_config'), 'max_active_downstream_connections'), 'must be greater than 0');
+    else max = n;
+  });
+  return { maxActiveDownstreamConnections: max };
 }
 
 function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
@@ -56,6 +88,7 @@ function staticRuntime(lr: Pb | undefined): ReadonlyMap<string, string> {
 function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
   for (const [k, v] of Object.entries(fields)) {
     const key = prefix ? `${prefix}.${k}` : k;
+    // google.protobuf.Value comes from protobufjs' bundled types, in camelCase.
     const value = v as Pb;
     // google.protobuf.Value comes from protobufjs's bundled descriptor, whose field names are camelCase.
     const struct = (value.struct_value ?? value.structValue) as Pb | undefined;

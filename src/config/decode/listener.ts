@@ -1,4 +1,4 @@
-import type { HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { DownstreamProtocolOptions, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
 import { type Ctx, type Pb, at, cidrRange, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
@@ -26,6 +26,8 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     address,
     hcm: hcm ?? decodeHttpConnectionManager({}, ctx, false),
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
+    statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
+    ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
   };
 }
 
@@ -96,6 +98,32 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     normalizePath: wrapped(h.normalize_path, false),
     mergeSlashes: Boolean(h.merge_slashes),
     pathWithEscapedSlashesAction: escapedSlashesAction(h, ctx, report),
+    maxRequestHeadersKb: maxRequestHeadersKb(h.max_request_headers_kb as Pb | undefined, at(ctx, 'max_request_headers_kb')),
+    commonHttpProtocolOptions: decodeDownstreamProtocolOptions(h.common_http_protocol_options as Pb | undefined, at(ctx, 'common_http_protocol_options')),
+  };
+}
+
+/** Envoy's bounds: 1 to 8192 KiB, 60 by default. */
+function maxRequestHeadersKb(w: Pb | undefined, ctx: Ctx): number {
+  const kb = Number(wrapped(w, 60));
+  if (!Number.isInteger(kb) || kb < 1 || kb > 8192) {
+    fail(ctx, 'must be between 1 and 8192');
+    return 60;
+  }
+  return kb;
+}
+
+/** common_http_protocol_options as Envoy applies them to downstream connections. */
+function decodeDownstreamProtocolOptions(o: Pb | undefined, ctx: Ctx): DownstreamProtocolOptions {
+  const p = o ?? {};
+  if (p.max_stream_duration !== undefined) fail(at(ctx, 'max_stream_duration'), 'max_stream_duration is not supported by sidemirror');
+  const maxHeadersCount = Number(wrapped(p.max_headers_count as Pb | undefined, 100));
+  if (!Number.isInteger(maxHeadersCount) || maxHeadersCount < 1) fail(at(ctx, 'max_headers_count'), 'must be at least 1');
+  return {
+    idleTimeoutMs: durationMs(p.idle_timeout as Pb | undefined, 3_600_000),
+    maxConnectionDurationMs: durationMs(p.max_connection_duration as Pb | undefined, 0),
+    maxHeadersCount: Math.max(1, maxHeadersCount || 100),
+    maxRequestsPerConnection: Number(wrapped(p.max_requests_per_connection as Pb | undefined, 0)),
   };
 }
 

@@ -204,7 +204,7 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
   const regexRewrite = a.regex_rewrite ? regexMatchAndSubstitute(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
-  for (const unsupported of ['retry_policy', 'idle_timeout'] as const) {
+  for (const unsupported of ['retry_policy'] as const) {
     const v = a[unsupported];
     if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
   }
