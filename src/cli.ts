@@ -5,6 +5,7 @@ import { type ControlPlane, parseHostPort, startControlPlane } from './control-p
 import { loadBootstrapFile } from './config/load';
 import * as os from 'node:os';
 import { type Logger, createLogger } from './log/logger';
+import { BearerToken } from './util/bearer-token';
 import type { WorkerProxyOptions } from './workers/messages';
 import { Supervisor } from './workers/supervisor';
 import { runWorker } from './workers/worker';
@@ -19,6 +20,7 @@ Usage:
   sidemirror proxy -c envoy.yaml [--concurrency 1|N|auto] [--log-level info] [--drain-time-s 5]
                    [--shadow-max-inflight 1000] [--shadow-max-buffer-bytes 1048576]
   sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
+                   [--admin-token-file FILE] [--xds-token-file FILE] [--max-message-bytes 4194304]
   sidemirror validate -c envoy.yaml
   sidemirror --version
 `;
@@ -47,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
         concurrency: { type: 'string', default: '1' },
         listen: { type: 'string', default: '127.0.0.1:18000' },
         admin: { type: 'string' },
+        'admin-token-file': { type: 'string' },
+        'xds-token-file': { type: 'string' },
+        'max-message-bytes': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -138,12 +143,26 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
 async function runControlPlane(file: string, values: Record<string, string | boolean | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let cp: ControlPlane;
+  let security: { adminToken?: BearerToken; xdsToken?: BearerToken; maxMessageBytes?: number };
+  try {
+    const adminTokenFile = values['admin-token-file'] as string | undefined;
+    const xdsTokenFile = values['xds-token-file'] as string | undefined;
+    security = {
+      adminToken: adminTokenFile !== undefined ? BearerToken.fromFile(adminTokenFile, '--admin-token-file') : undefined,
+      xdsToken: xdsTokenFile !== undefined ? BearerToken.fromFile(xdsTokenFile, '--xds-token-file') : undefined,
+      maxMessageBytes: positiveInt(values['max-message-bytes'], 'max-message-bytes'),
+    };
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
   try {
     cp = await startControlPlane({
       resourcesFile: file,
       listen: parseHostPort(String(values.listen), '127.0.0.1'),
       admin: values.admin ? parseHostPort(String(values.admin), '127.0.0.1') : undefined,
       logger,
+      ...security,
     });
   } catch (err) {
     return reportConfigError(file, err);
