@@ -1,5 +1,5 @@
 import { type ConfigIssue, ConfigError } from '../../config/errors';
-import { TYPE_ORDER, TYPE_SHORT, type ResourceTypeUrl } from '../../config/resources';
+import { DEFAULT_MAX_XDS_MESSAGE_BYTES, TYPE_ORDER, TYPE_SHORT, type ResourceTypeUrl } from '../../config/resources';
 import type { NodeOverride, ResourceMap, ResourceSet } from '../resources-file';
 
 // A DiscoveryResponse carries every resource of its type a node gets, in one gRPC message. A
@@ -7,7 +7,7 @@ import type { NodeOverride, ResourceMap, ResourceSet } from '../resources-file';
 // so a snapshot that would need a bigger message must be refused here, before anyone is sent it.
 
 /** grpc-js's default max_receive_message_length, the limit a sidecar applies unless told otherwise. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_BYTES = DEFAULT_MAX_XDS_MESSAGE_BYTES;
 
 /** version_info, nonce, type_url and control_plane: a few short strings, bounded generously. */
 const RESPONSE_OVERHEAD = 1024;
