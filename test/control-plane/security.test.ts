@@ -46,8 +46,8 @@ interface Spawned {
   exited(): Promise<number | null>;
 }
 
-function spawnCli(args: string[]): Spawned {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnCli(args: string[], nodeArgs: string[] = []): Spawned {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let outBytes = 0;
   const keep = (c: Buffer): void => {
@@ -76,12 +76,12 @@ afterAll(async () => {
 });
 
 /** Starts `sidemirror control-plane` and waits until its admin API answers. */
-async function startCli(extra: string[], adminHeaders: Record<string, string> = {}): Promise<{ s: Spawned & { bytes(): number }; grpc: number; admin: number }> {
+async function startCli(extra: string[], adminHeaders: Record<string, string> = {}, nodeArgs: string[] = []): Promise<{ s: Spawned & { bytes(): number }; grpc: number; admin: number }> {
   const grpc = await freePort();
   let admin = await freePort();
   while (admin === grpc) admin = await freePort();
   const file = tempFile('resources.json', RESOURCES);
-  spawnCli(['control-plane', '-c', file, '--listen', `127.0.0.1:${grpc}`, '--admin', `127.0.0.1:${admin}`, ...extra]);
+  spawnCli(['control-plane', '-c', file, '--listen', `127.0.0.1:${grpc}`, '--admin', `127.0.0.1:${admin}`, ...extra], nodeArgs);
   const s = spawned[spawned.length - 1]!;
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -210,7 +210,8 @@ describe('without tokens (loopback only)', () => {
 
 describe('bounds', () => {
   test('a NACK flood (40 streams × 3 MB error_detail) keeps RSS growth bounded and 4 KiB stored per NACK', async () => {
-    const { s, grpc, admin } = await startCli(['--log-level', 'info']);
+    // A 48 MB heap: 40 kept 3 MB details (120 MB) would not fit, so surviving proves they are not kept.
+    const { s, grpc, admin } = await startCli(['--log-level', 'info'], {}, ['--max-old-space-size=48']);
     const pid = s.child.pid!;
     const baseline = rssBytes(pid);
     const logBefore = s.bytes();
@@ -222,9 +223,16 @@ describe('bounds', () => {
         clients.push(c);
         c.send({ node: { id: `flood-${i}`, cluster: 'c' }, type_url: CLUSTER_TYPE });
       }
+      const responses = await Promise.all(clients.map((c) => c.next(20_000)));
+      // One NACK at a time: what is kept shows in RSS, not what is in flight.
+      const nacksSeen = async (): Promise<number> => {
+        const m = /sidemirror_cp_nacks_total\{type="cds"\} (\d+)/.exec((await req(admin, 'GET', '/metrics')).body);
+        return m ? Number(m[1]) : 0;
+      };
       for (const [i, c] of clients.entries()) {
-        const r = await c.next(20_000);
-        c.send({ node: { id: `flood-${i}`, cluster: 'c' }, type_url: CLUSTER_TYPE, response_nonce: r.nonce, error_detail: { code: 3, message: detail } });
+        c.send({ node: { id: `flood-${i}`, cluster: 'c' }, type_url: CLUSTER_TYPE, response_nonce: responses[i]!.nonce, error_detail: { code: 3, message: detail } });
+        const until = Date.now() + 20_000;
+        while ((await nacksSeen()) < i + 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       }
       // Every NACK recorded (and each kept to 4 KiB).
       const deadline = Date.now() + 60_000;
@@ -243,8 +251,11 @@ describe('bounds', () => {
       }
       const growth = rssBytes(pid) - baseline;
       const logGrowth = s.bytes() - logBefore;
-      // Before the bound: +377 MB RSS and ~120 MB of log for this flood.
-      expect(growth).toBeLessThan(200 * 1024 * 1024);
+      process.stdout.write(`NACK flood: RSS +${Math.round(growth / 1e6)} MB, log +${logGrowth} bytes\n`);
+      // RSS counts grpc's receive buffers (external memory, released lazily), so it is a loose
+      // bound; the 48 MB heap is the tight one (with details kept whole, the process dies of OOM:
+      // checked by hand). The issue measured +377 MB RSS and ~120 MB of log for this flood.
+      expect(growth).toBeLessThan(300 * 1024 * 1024);
       expect(logGrowth).toBeLessThan(2 * 1024 * 1024);
     } finally {
       for (const c of clients) c.close();
