@@ -8,6 +8,7 @@ import { type Logger, createLogger, silentLogger } from './log/logger';
 import { listenerHooks } from './config/hook-refs';
 import { HookDirs } from './shadow/hook-dirs';
 import { MirrorResources } from './shadow/resources';
+import { BearerToken } from './util/bearer-token';
 import type { WorkerProxyOptions } from './workers/messages';
 import { Supervisor } from './workers/supervisor';
 import { runWorker } from './workers/worker';
@@ -24,6 +25,7 @@ Usage:
                    [--hooks-dir DIR]...
                    [--shadow-max-total-inflight 10000] [--shadow-max-total-buffer-bytes 67108864]
   sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
+                   [--admin-token-file FILE] [--xds-token-file FILE] [--max-message-bytes 4194304]
   sidemirror validate -c envoy.yaml [--hooks-dir DIR]...
 
   --hooks-dir DIR   mirror hook modules may be loaded from DIR (repeatable); without it, a
@@ -58,6 +60,9 @@ async function main(argv: string[]): Promise<number> {
         listen: { type: 'string', default: '127.0.0.1:18000' },
         admin: { type: 'string' },
         'hooks-dir': { type: 'string', multiple: true, default: [] },
+        'admin-token-file': { type: 'string' },
+        'xds-token-file': { type: 'string' },
+        'max-message-bytes': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -188,12 +193,26 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
 async function runControlPlane(file: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let cp: ControlPlane;
+  let security: { adminToken?: BearerToken; xdsToken?: BearerToken; maxMessageBytes?: number };
+  try {
+    const adminTokenFile = values['admin-token-file'] as string | undefined;
+    const xdsTokenFile = values['xds-token-file'] as string | undefined;
+    security = {
+      adminToken: adminTokenFile !== undefined ? BearerToken.fromFile(adminTokenFile, '--admin-token-file') : undefined,
+      xdsToken: xdsTokenFile !== undefined ? BearerToken.fromFile(xdsTokenFile, '--xds-token-file') : undefined,
+      maxMessageBytes: positiveInt(values['max-message-bytes'], 'max-message-bytes'),
+    };
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
   try {
     cp = await startControlPlane({
       resourcesFile: file,
       listen: parseHostPort(String(values.listen), '127.0.0.1'),
       admin: values.admin ? parseHostPort(String(values.admin), '127.0.0.1') : undefined,
       logger,
+      ...security,
     });
   } catch (err) {
     return reportConfigError(file, err);

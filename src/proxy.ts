@@ -22,7 +22,7 @@ import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
 import type { DynamicConfigSink } from './xds/dynamic-config';
-import { adsTarget } from './xds/ads-target';
+import { adsConnection } from './xds/ads-target';
 import { type DynamicSource, XdsClient } from './xds/xds-client';
 
 export interface ProxyOptions {
@@ -46,7 +46,7 @@ export interface ProxyOptions {
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
 function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources): XdsClient {
-  return new XdsClient({ target: adsTarget(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)) });
+  return new XdsClient({ ...adsConnection(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)) });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {

@@ -4,6 +4,7 @@ import type { NodeInfo, SocketAddress } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { RuntimeEntry } from '../runtime/runtime';
 import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2, expansionBound } from '../util/re2';
+import { foreignRequestReason, isStateChanging, ownHostNames } from '../util/request-origin';
 
 /** The stats pages' view: one process's registry, or the workers' aggregated. */
 export interface StatsView {
@@ -61,6 +62,8 @@ const text = (body: string, status = 200): Reply => ({ status, type: 'text/plain
 export class AdminServer {
   readonly #server: http.Server;
   readonly #routes: Map<string, AdminRoute>;
+  /** Host names that mean this server, known once bound (state changes need one of them). */
+  #ownNames: ReadonlySet<string> = new Set();
 
   constructor(private readonly src: AdminSources, private readonly logger: Logger) {
     this.#routes = new Map<string, AdminRoute>([
@@ -86,6 +89,7 @@ export class AdminServer {
       this.#server.once('error', reject);
       this.#server.listen({ host: address.host, port: address.port }, () => resolve());
     });
+    this.#ownNames = ownHostNames(address.host);
     return this.#server.address() as AddressInfo;
   }
 
@@ -106,6 +110,7 @@ export class AdminServer {
       if (!route) reply = text(`invalid path. admin commands are:\n${this.#help().body}`, 404);
       // Envoy's wording and status for a state-changing path reached without POST.
       else if (route.post && req.method !== 'POST') reply = text(`Method ${req.method ?? ''} not allowed, POST required.\n`, 405);
+      else if ((route.post || isStateChanging(req.method)) && this.#foreign(req) !== null) reply = text(`refused: ${this.#foreign(req)!}\n`, 403);
       else reply = await route.handle(url, req);
     } catch (err) {
       this.logger.error({ err: (err as Error).message, path: url.pathname }, 'admin handler failed');
@@ -113,6 +118,11 @@ export class AdminServer {
     }
     res.writeHead(reply.status ?? 200, { 'content-type': reply.type ?? 'text/plain', 'cache-control': 'no-cache, max-age=0' });
     res.end(reply.body);
+  }
+
+  /** Why a state change must be refused (a page in the operator's browser forging it), or null. */
+  #foreign(req: http.IncomingMessage): string | null {
+    return foreignRequestReason(req, this.#ownNames, this.address()?.port ?? -1);
   }
 
   #help(): Reply {

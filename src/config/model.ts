@@ -370,6 +370,10 @@ export interface OverloadManagerConfig {
 
 export interface DynamicResources {
   readonly adsClusterName: string | null;
+  /** `ads_config.grpc_services[0].initial_metadata`: sent on every ADS stream (e.g. authorization). */
+  readonly adsInitialMetadata: ReadonlyArray<{ readonly key: string; readonly value: string }>;
+  /** `envoy_grpc.max_receive_message_length`: null when unset (the client's default), 0 unlimited. */
+  readonly adsMaxReceiveMessageBytes: number | null;
   readonly ldsViaAds: boolean;
   readonly cdsViaAds: boolean;
   /** How long serving waits for the first CDS and LDS responses (Infinity: until they come). */

@@ -110,3 +110,10 @@ export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes
   }
   return decodeResource(typeUrl, message, options);
 }
+
+/**
+ * The largest xDS message by default, both ways: grpc-js's default receive limit. The control
+ * plane refuses snapshots that would need bigger responses (--max-message-bytes); a sidecar
+ * refuses bigger messages unless its bootstrap sets envoy_grpc.max_receive_message_length.
+ */
+export const DEFAULT_MAX_XDS_MESSAGE_BYTES = 4 * 1024 * 1024;

@@ -3,6 +3,9 @@ import type { Bootstrap, Cluster, ClusterSpecifier, MirrorPolicy, RouteConfigura
 
 // Checks that span resources: names that must be unique, and references that must resolve.
 
+/** What a reference check needs of a set of names (a Set, or a lookup over layered sets). */
+export type NameSet = Pick<ReadonlySet<string>, 'has'>;
+
 /** Paths used in issues: where each listener's inline route config sits in the bootstrap. */
 export function inlineRoutePath(listenerIndex: number): string {
   return `static_resources.listeners[${listenerIndex}].filter_chains[0].filters[0].typed_config.route_config`;
@@ -35,7 +38,7 @@ function checkUnique(names: readonly string[], path: string, what: string, issue
 }
 
 /** Every cluster a route or mirror policy names must exist. */
-export function validateRouteClusters(rc: RouteConfiguration, clusters: ReadonlySet<string>, path: string, issues: IssueCollector): void {
+export function validateRouteClusters(rc: RouteConfiguration, clusters: NameSet, path: string, issues: IssueCollector): void {
   validateMirrorTargets(rc.mirrorPolicies, clusters, path, issues);
   rc.virtualHosts.forEach((vh, v) => {
     const vpath = `${path}.virtual_hosts[${v}]`;
@@ -57,7 +60,7 @@ function namedClusters(spec: ClusterSpecifier): Array<[string, string]> {
   return [];
 }
 
-function validateMirrorTargets(policies: readonly MirrorPolicy[], clusters: ReadonlySet<string>, path: string, issues: IssueCollector): void {
+function validateMirrorTargets(policies: readonly MirrorPolicy[], clusters: NameSet, path: string, issues: IssueCollector): void {
   policies.forEach((p, i) => {
     if (p.cluster !== null && !clusters.has(p.cluster)) {
       issues.add(`${path}.request_mirror_policies[${i}].cluster`, `unknown cluster "${p.cluster}"`);
@@ -70,6 +73,6 @@ export function clusterNames(clusters: readonly Cluster[]): Set<string> {
 }
 
 /** A cluster's own mirror policies (HttpProtocolOptions) must name existing clusters too. */
-export function validateClusterMirrorTargets(c: Cluster, clusters: ReadonlySet<string>, path: string, issues: IssueCollector): void {
+export function validateClusterMirrorTargets(c: Cluster, clusters: NameSet, path: string, issues: IssueCollector): void {
   validateMirrorTargets(c.mirrorPolicies, clusters, joinPath(path, 'typed_extension_protocol_options'), issues);
 }

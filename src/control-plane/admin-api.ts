@@ -2,6 +2,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { redactedProto3Json } from '../config/redact';
 import type { Logger } from '../log/logger';
+import type { BearerToken } from '../util/bearer-token';
+import { foreignRequestReason, isStateChanging, ownHostNames } from '../util/request-origin';
+import { SnapshotTooLargeError } from './cache/message-size';
 import type { SnapshotCache } from './cache/snapshot-cache';
 import type { ControlPlaneMetrics } from './metrics';
 import type { ResourceEntry, ResourceMap } from './resources-file';
@@ -9,8 +12,10 @@ import type { NodeStatusRegistry } from './server/node-status';
 import type { ResourceApplier } from './sources/apply';
 
 // The control plane's HTTP admin: read and replace the resources, see what each node was sent
-// and whether it ACKed or NACKed, scrape metrics. Meant for loopback or a trusted network: it
-// has no authentication, like Envoy's own admin port.
+// and whether it ACKed or NACKed, scrape metrics. Whoever can PUT /snapshot controls every
+// sidecar, and GET /snapshot shows their whole config, so with a token every request needs it;
+// without one the API is bound to loopback (main.ts refuses anything else) and still refuses
+// requests a browser page could forge (foreign Host or Origin, cross-site).
 
 export interface AdminApiOptions {
   readonly cache: SnapshotCache;
@@ -20,6 +25,10 @@ export interface AdminApiOptions {
   readonly logger: Logger;
   /** False while starting or shutting down: /ready answers 503. */
   readonly ready: () => boolean;
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  readonly token: BearerToken | null;
+  /** Largest PUT /snapshot body; the cache separately checks each node's response size. */
+  readonly maxBodyBytes: number;
 }
 
 export interface AdminApi {
@@ -27,10 +36,11 @@ export interface AdminApi {
   close(): Promise<void>;
 }
 
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
-
 export function startAdminApi(host: string, port: number, o: AdminApiOptions): Promise<AdminApi> {
+  const names = ownHostNames(host);
+  let boundPort = port;
   const server = http.createServer((req, res) => {
+    if (!admit(req, res, o, names, boundPort)) return;
     route(req, res, o).catch((err: unknown) => {
       o.logger.error({ error: err instanceof Error ? err.message : String(err), url: req.url }, 'admin request failed');
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
@@ -41,8 +51,9 @@ export function startAdminApi(host: string, port: number, o: AdminApiOptions): P
     server.once('error', reject);
     server.listen(port, host, () => {
       server.off('error', reject);
+      boundPort = (server.address() as AddressInfo).port;
       resolve({
-        port: (server.address() as AddressInfo).port,
+        port: boundPort,
         close: () => new Promise<void>((done) => {
           server.close(() => done());
           server.closeAllConnections();
@@ -50,6 +61,27 @@ export function startAdminApi(host: string, port: number, o: AdminApiOptions): P
       });
     });
   });
+}
+
+/** Token first (401), then where the request comes from (403); true when the request may go on. */
+function admit(req: http.IncomingMessage, res: http.ServerResponse, o: AdminApiOptions, names: ReadonlySet<string>, port: number): boolean {
+  if (o.token && !o.token.matchesHeader(req.headers.authorization)) {
+    o.metrics.adminRequestsRefused.inc({ reason: 'unauthorized' });
+    res.setHeader('www-authenticate', 'Bearer realm="sidemirror-control-plane"');
+    send(res, 401, { error: 'a bearer token is required (Authorization: Bearer <token>)' });
+    return false;
+  }
+  // Reads are checked too when there is no token: a DNS-rebound page could otherwise read the
+  // whole config from loopback.
+  if (!o.token || isStateChanging(req.method)) {
+    const reason = foreignRequestReason(req, names, port);
+    if (reason !== null) {
+      o.metrics.adminRequestsRefused.inc({ reason: 'foreign_origin' });
+      send(res, 403, { error: `refused: ${reason}` });
+      return false;
+    }
+  }
+  return true;
 }
 
 async function route(req: http.IncomingMessage, res: http.ServerResponse, o: AdminApiOptions): Promise<void> {
@@ -86,14 +118,27 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, o: Adm
 }
 
 async function putSnapshot(req: http.IncomingMessage, res: http.ServerResponse, o: AdminApiOptions): Promise<void> {
-  const body = await readBody(req);
+  const limit = o.maxBodyBytes;
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  const body = declared > limit ? null : await readBody(req, limit);
   if (body === null) {
-    send(res, 413, { error: `body larger than ${MAX_BODY_BYTES} bytes` });
+    o.metrics.adminRequestsRefused.inc({ reason: 'too_large' });
+    const size = declared > limit ? `${declared} bytes` : `more than ${limit} bytes`;
+    // The rest is read and dropped (nothing kept), so the client sees the answer, not a reset.
+    req.on('data', () => undefined);
+    req.resume();
+    send(res, 413, { error: `body of ${size} is over the limit of ${limit} bytes (--max-message-bytes); the previous snapshot is still served`, limit });
     return;
   }
   const result = o.applier.apply(body, 'PUT /snapshot');
-  if (result.ok) send(res, 200, { version: result.version });
-  else send(res, 400, { error: 'resources rejected; the previous snapshot is still served', version: o.cache.version, issues: result.error.issues });
+  if (result.ok) {
+    send(res, 200, { version: result.version });
+  } else if (result.error instanceof SnapshotTooLargeError) {
+    o.metrics.adminRequestsRefused.inc({ reason: 'too_large' });
+    send(res, 413, { error: 'resources too large for one xDS message; the previous snapshot is still served', version: o.cache.version, limit: o.cache.maxMessageBytes, issues: result.error.issues });
+  } else {
+    send(res, 400, { error: 'resources rejected; the previous snapshot is still served', version: o.cache.version, issues: result.error.issues });
+  }
 }
 
 /** The current resources in the same shape PUT /snapshot takes, plus the served version. */
@@ -125,17 +170,22 @@ function indexOf(path: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-function readBody(req: http.IncomingMessage): Promise<string | null> {
+/** The body as text, or null as soon as it passes `limit` (the rest is left unread). */
+function readBody(req: http.IncomingMessage, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooBig = false;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) tooBig = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(tooBig ? null : Buffer.concat(chunks).toString('utf8')));
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      resolve(null);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }

@@ -1,6 +1,9 @@
 import { ConfigError } from '../config/errors';
 import { type Logger, createLogger } from '../log/logger';
+import type { BearerToken } from '../util/bearer-token';
+import { isLoopbackHost } from '../util/request-origin';
 import { type AdminApi, startAdminApi } from './admin-api';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './cache/message-size';
 import { SnapshotCache } from './cache/snapshot-cache';
 import { ControlPlaneMetrics } from './metrics';
 import { AdsServer } from './server/ads-server';
@@ -28,6 +31,12 @@ export interface ControlPlaneOptions {
   readonly logger?: Logger;
   /** Debounce of file change events (ms); 100 by default. */
   readonly watchDebounceMs?: number;
+  /** Bearer token for the admin API; without it the admin address must be loopback. */
+  readonly adminToken?: BearerToken;
+  /** Bearer token every xDS stream must present (`authorization` metadata); none: xDS is open. */
+  readonly xdsToken?: BearerToken;
+  /** Largest gRPC message either way and largest PUT /snapshot body; 4 MiB (grpc-js's default) by default. */
+  readonly maxMessageBytes?: number;
 }
 
 export interface ControlPlane {
@@ -52,10 +61,14 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   if (o.resourcesFile !== undefined && o.initialText !== undefined) {
     throw new TypeError('startControlPlane: give resourcesFile or initialText, not both');
   }
+  if (o.admin && !o.adminToken && !isLoopbackHost(o.admin.host)) {
+    throw new Error(`--admin ${o.admin.host}:${o.admin.port} is not a loopback address; without --admin-token-file the admin API binds loopback only`);
+  }
   const logger = (o.logger ?? createLogger()).child({ component: 'control-plane' });
-  const cache = new SnapshotCache();
-  const status = new NodeStatusRegistry();
+  const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const cache = new SnapshotCache(maxMessageBytes);
   const metrics = new ControlPlaneMetrics();
+  const status = new NodeStatusRegistry(undefined, { onForget: (n) => metrics.nodeRecordsForgotten.inc(n) });
   const applier = new ResourceApplier(cache, logger);
 
   // Resources first: a bad initial config must fail before any port is bound.
@@ -69,18 +82,25 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   }
 
   let closing = false;
-  const ads = new AdsServer({ cache, status, metrics, logger });
+  const ads = new AdsServer({ cache, status, metrics, logger, token: o.xdsToken ?? null, maxMessageBytes });
   let admin: AdminApi | null = null;
   let port: number;
   try {
     port = await ads.listen(o.listen.host, o.listen.port);
-    if (o.admin) admin = await startAdminApi(o.admin.host, o.admin.port, { cache, status, metrics, applier, logger, ready: () => !closing });
+    if (o.admin) {
+      admin = await startAdminApi(o.admin.host, o.admin.port,
+        { cache, status, metrics, applier, logger, ready: () => !closing, token: o.adminToken ?? null, maxBodyBytes: maxMessageBytes });
+    }
   } catch (err) {
     fileSource?.close();
     await ads.close(0);
     throw err;
   }
-  logger.info({ grpc: `${o.listen.host}:${port}`, admin: admin ? `${o.admin!.host}:${admin.port}` : null, version: cache.version }, 'control plane listening');
+  logger.info({ grpc: `${o.listen.host}:${port}`, admin: admin ? `${o.admin!.host}:${admin.port}` : null, version: cache.version, max_message_bytes: maxMessageBytes }, 'control plane listening');
+  if (!o.xdsToken) {
+    logger.warn({ grpc: `${o.listen.host}:${port}` }, 'xDS is unauthenticated: any client that reaches this port gets any node\'s config (use --xds-token-file)');
+  }
+  if (admin && !o.adminToken) logger.warn({ admin: `${o.admin!.host}:${admin.port}` }, 'admin API is unauthenticated and bound to loopback only (use --admin-token-file to require a token)');
 
   let closed: Promise<void> | null = null;
   return {

@@ -28,4 +28,26 @@ export class ControlPlaneMetrics {
     labelNames: ['type'] as const,
     registers: [this.registry],
   });
+  readonly nackDetailsTruncated = new Counter({
+    name: 'sidemirror_cp_nack_details_truncated_total',
+    help: 'NACK error_detail messages cut to 4 KiB before being kept and logged',
+    registers: [this.registry],
+  });
+  readonly streamsRefused = new Counter({
+    name: 'sidemirror_cp_streams_refused_total',
+    help: 'xDS streams and fetches refused: unauthenticated (no or wrong bearer token), node_too_large',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly nodeRecordsForgotten = new Counter({
+    name: 'sidemirror_cp_node_records_forgotten_total',
+    help: 'Records of disconnected nodes dropped to stay under the count or bytes cap',
+    registers: [this.registry],
+  });
+  readonly adminRequestsRefused = new Counter({
+    name: 'sidemirror_cp_admin_requests_refused_total',
+    help: 'Admin API requests refused: unauthorized (401), foreign_origin (403), too_large (413)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 }

@@ -1,6 +1,7 @@
 import type * as protobuf from 'protobufjs';
 import { ConfigError, type ConfigIssue, IssueCollector, joinPath } from '../config/errors';
 import { parseYamlOrJson } from '../config/load';
+import { parseStrictJson } from './strict-json';
 import { decodeProto3Json } from '../config/proto-json';
 import {
   type ResourceModels,
@@ -54,6 +55,8 @@ const TOP_LEVEL_KEYS = new Set(['version_info', 'resources', 'node_overrides']);
 
 /** Text (YAML or JSON) → a validated ResourceSet, or a ConfigError listing every issue by path. */
 export function parseResourcesText(text: string): ResourceSet | ConfigError {
+  const json = parseStrictJson(text);
+  if (json !== undefined) return parseResourcesDocument(json);
   const issues = new IssueCollector();
   const doc = parseYamlOrJson(text, issues);
   if (!issues.ok) return new ConfigError(issues.issues);

@@ -14,7 +14,7 @@ import { MirrorResources } from '../shadow/resources';
 import { type MetricsJson, StatsRegistry, renderText, textToJson } from '../stats/registry';
 import { version } from '../version';
 import type { DiscoveryResponse } from '../xds/ads-stream';
-import { adsTarget } from '../xds/ads-target';
+import { adsConnection } from '../xds/ads-target';
 import { XdsClient } from '../xds/xds-client';
 import { type FromWorker, MARK, type ToWorker, type WorkerProxyOptions, type XdsPush } from './messages';
 
@@ -153,7 +153,7 @@ export class Supervisor {
     const b = this.#loaded.bootstrap;
     // The supervisor validates (and ACKs or NACKs) every response; workers get only accepted ones.
     this.#xds = new XdsClient({
-      target: adsTarget(b),
+      ...adsConnection(b),
       node: b.node,
       logger: this.o.logger,
       stats: this.stats,

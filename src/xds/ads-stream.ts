@@ -1,9 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
 import { messageType } from '../config/proto';
+import { DEFAULT_MAX_XDS_MESSAGE_BYTES } from '../config/resources';
 
 // One ADS stream to the management server, reopened with jittered exponential backoff when it
 // breaks. It knows nothing of resource types, versions or nonces: that is the mux's job.
+//
+// When the backoff starts over: Envoy (GrpcStream::onReceiveMessage) and gRPC's XdsClient (A57)
+// reset it on the first message a stream receives. Then a server whose second response is
+// over our receive limit (or which fails every stream after one good answer) gets a reconnect,
+// and the whole snapshot again, every half second forever. So here the backoff starts over only
+// when a stream that received a response also stayed up for `stableAfterMs`; a stream that
+// breaks sooner counts as one more failed attempt, whatever it received.
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -35,7 +43,19 @@ export interface AdsStreamHandlers {
 export interface BackoffOptions {
   readonly baseMs: number;
   readonly maxMs: number;
+  /** How long a stream must stay up (after a response) for the backoff to start over; 10 s by default. */
+  readonly stableAfterMs?: number;
 }
+
+/** What goes on the channel beside the target (from the bootstrap's ADS GrpcService). */
+export interface AdsChannelOptions {
+  /** `initial_metadata`, sent with every stream (e.g. `authorization: Bearer …`). */
+  readonly metadata?: ReadonlyArray<{ readonly key: string; readonly value: string }>;
+  /** Largest message accepted; 0 is unlimited (Envoy's meaning); 4 MiB by default. */
+  readonly maxReceiveMessageBytes?: number | null;
+}
+
+const DEFAULT_STABLE_AFTER_MS = 10_000;
 
 /** The next delay: exponential, capped, with full jitter (AWS-style), so a fleet does not reconnect in step. */
 export function nextBackoff(attempt: number, o: BackoffOptions, random: () => number = Math.random): number {
@@ -52,17 +72,23 @@ export class AdsStream {
   #retryTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #connected = false;
+  readonly #metadata: grpc.Metadata;
 
   constructor(
     target: string,
     private readonly handlers: AdsStreamHandlers,
     private readonly backoff: BackoffOptions = { baseMs: 500, maxMs: 30_000 },
+    channel: AdsChannelOptions = {},
   ) {
+    const max = channel.maxReceiveMessageBytes ?? DEFAULT_MAX_XDS_MESSAGE_BYTES;
     this.#client = new grpc.Client(target, grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.initial_reconnect_backoff_ms': backoff.baseMs,
       'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+      'grpc.max_receive_message_length': max === 0 ? -1 : max,
     });
+    this.#metadata = new grpc.Metadata();
+    for (const { key, value } of channel.metadata ?? []) this.#metadata.add(key, value);
     this.#requestType = messageType('envoy.service.discovery.v3.DiscoveryRequest');
     this.#responseType = messageType('envoy.service.discovery.v3.DiscoveryResponse');
   }
@@ -92,22 +118,24 @@ export class AdsStream {
       ADS_METHOD,
       (req) => Buffer.from(this.#requestType.encode(this.#requestType.fromObject(req)).finish()),
       (buf) => this.#responseType.toObject(this.#responseType.decode(buf), { longs: String, defaults: true, arrays: true }) as DiscoveryResponse,
+      this.#metadata.clone(),
     );
     this.#call = call;
+    const openedAt = Date.now();
+    let received = false;
     let ended = false;
     const end = (reason: string): void => {
       if (ended) return;
       ended = true;
       this.#connected = false;
+      if (received && Date.now() - openedAt >= (this.backoff.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS)) this.#attempt = 0;
       if (this.#call === call) this.#call = null;
       this.handlers.onClose(reason);
       this.#scheduleReopen();
     };
     call.on('data', (response: DiscoveryResponse) => {
-      if (!this.#connected) {
-        this.#connected = true;
-        this.#attempt = 0;
-      }
+      received = true;
+      this.#connected = true;
       this.handlers.onResponse(response);
     });
     call.on('error', (err: grpc.ServiceError) => end(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));

@@ -3,7 +3,7 @@ import type { NodeInfo } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { StatsRegistry } from '../stats/registry';
 import { version } from '../version';
-import { AdsStream, type BackoffOptions, type DiscoveryResponse } from './ads-stream';
+import { type AdsChannelOptions, AdsStream, type BackoffOptions, type DiscoveryResponse } from './ads-stream';
 import { DynamicConfig, type DynamicConfigSink, type ResourceCheck } from './dynamic-config';
 import { XdsMux } from './mux';
 
@@ -15,6 +15,8 @@ export interface XdsClientOptions {
   readonly logger: Logger;
   readonly stats: StatsRegistry;
   readonly backoff?: BackoffOptions;
+  /** initial_metadata and the receive limit, from the bootstrap (ads-target.ts adsConnection). */
+  readonly channel?: AdsChannelOptions;
   /** Every accepted response, as received (the supervisor forwards them to its workers). */
   readonly onAccepted?: (response: DiscoveryResponse) => void;
   /** Checks each decoded resource before its response is accepted (hook modules, say). */
@@ -59,7 +61,7 @@ export class XdsClient implements DynamicSource {
         // The last good configuration keeps serving while we reconnect.
         o.logger.warn({ target: o.target, reason }, 'xDS stream closed; reconnecting');
       },
-    }, o.backoff);
+    }, o.backoff, o.channel);
     mux.attach(this.#stream);
   }
 

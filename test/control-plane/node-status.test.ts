@@ -20,3 +20,22 @@ test('the longest-disconnected nodes are forgotten past the cap; connected ones 
   reg.streamClosed(node('d'));
   expect(Object.keys(reg.toJSON()).sort()).toEqual(['b', 'c', 'd', 'live']);
 });
+
+test('records are capped in bytes too: large disconnected records are forgotten first, and counted', () => {
+  let forgotten = 0;
+  const reg = new NodeStatusRegistry(() => new Date(0), { maxRecordBytes: 64 * 1024, onForget: (n) => { forgotten += n; } });
+  const node = (id: string) => ({ id, cluster: 'c' });
+  reg.streamOpened(node('live'));
+  reg.nacked(node('live'), CLUSTER_TYPE, '1', '1', 'x'.repeat(4096));
+  for (let i = 0; i < 50; i++) {
+    reg.streamOpened(node(`gone-${i}`));
+    reg.nacked(node(`gone-${i}`), CLUSTER_TYPE, '1', '1', 'y'.repeat(4096));
+    reg.streamClosed(node(`gone-${i}`));
+  }
+  expect(reg.recordBytes).toBeLessThanOrEqual(64 * 1024);
+  const kept = Object.keys(reg.toJSON());
+  expect(kept).toContain('live');
+  expect(kept).toContain('gone-49');
+  expect(kept).not.toContain('gone-0');
+  expect(forgotten).toBe(51 - kept.length);
+});

@@ -38,12 +38,13 @@ export class XdsTestClient {
   private waiter: (() => void) | null = null;
   status: grpc.StatusObject | null = null;
 
-  constructor(port: number, method = ADS_METHOD) {
+  constructor(port: number, method = ADS_METHOD, metadata: Record<string, string> = {}) {
     this.client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     this.call = this.client.makeBidiStreamRequest<RequestSpec, Response>(
       method,
       (req) => Buffer.from(REQUEST.encode(REQUEST.fromObject(req)).finish()),
       (buf) => decodeResponse(buf),
+      Object.entries(metadata).reduce((m, [k, v]) => (m.add(k, v), m), new grpc.Metadata()),
     );
     this.call.on('data', (r: Response) => {
       this.received.push(r);

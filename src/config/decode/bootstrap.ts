@@ -1,5 +1,5 @@
 import type { Bootstrap, DynamicResources, OverloadManagerConfig } from '../model';
-import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
+import { type Ctx, type Pb, at, atIndex, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
@@ -55,24 +55,42 @@ function decodeOverloadManager(o: Pb | undefined, ctx: Ctx): OverloadManagerConf
 function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
   const ads = d.ads_config as Pb | undefined;
   let adsClusterName: string | null = null;
+  let adsInitialMetadata: DynamicResources['adsInitialMetadata'] = [];
+  let adsMaxReceiveMessageBytes: number | null = null;
   if (ads) {
     const actx = at(ctx, 'ads_config');
     if (ads.api_type && ads.api_type !== 'GRPC') fail(at(actx, 'api_type'), `api_type ${ads.api_type} is not supported; use GRPC`);
     const services = (ads.grpc_services as Pb[] | undefined) ?? [];
-    const envoyGrpc = services[0]?.envoy_grpc as Pb | undefined;
+    const service = services[0] ?? {};
+    const envoyGrpc = service.envoy_grpc as Pb | undefined;
     adsClusterName = envoyGrpc?.cluster_name ? String(envoyGrpc.cluster_name) : null;
     if (!adsClusterName) fail(at(actx, 'grpc_services[0].envoy_grpc.cluster_name'), 'cluster_name is required');
+    const sctx = atIndex(actx, 'grpc_services', 0);
+    adsInitialMetadata = each(sctx, service, 'initial_metadata', grpcMetadata);
+    const max = envoyGrpc?.max_receive_message_length as Pb | undefined;
+    if (max) adsMaxReceiveMessageBytes = Number(max.value ?? 0);
   }
   const viaAds = (src: Pb | undefined): boolean => Boolean(src && src.ads !== undefined);
   // Envoy waits for each subscription's first response at most its initial_fetch_timeout
   // (default 15 s; 0: without limit); serving starts when both CDS and LDS are in, so the longer wins.
   const fetchTimeouts = [d.cds_config, d.lds_config].map((src) => durationMs((src as Pb | undefined)?.initial_fetch_timeout as Pb | undefined, 15_000));
   return {
-    adsClusterName,
-    ldsViaAds: viaAds(d.lds_config as Pb | undefined),
-    cdsViaAds: viaAds(d.cds_config as Pb | undefined),
+    adsClusterName, adsInitialMetadata, adsMaxReceiveMessageBytes,
+    ldsViaAds: viaAds(d.lds_config as Pb | undefined), cdsViaAds: viaAds(d.cds_config as Pb | undefined),
     initialFetchTimeoutMs: fetchTimeouts.includes(0) ? Infinity : Math.max(...fetchTimeouts),
   };
+}
+
+/** One HeaderValue of initial_metadata, as gRPC metadata: lower-case ASCII keys, text values only. */
+function grpcMetadata(h: Pb, ctx: Ctx): { key: string; value: string } {
+  const key = String(h.key ?? '');
+  const raw = h.raw_value as Uint8Array | undefined;
+  const value = raw && raw.length > 0 ? Buffer.from(raw).toString('utf8') : String(h.value ?? '');
+  if (!/^[0-9a-z_.-]+$/.test(key)) fail(at(ctx, 'key'), `"${key}" is not a gRPC metadata key (lower-case letters, digits, "-", "_", ".")`);
+  else if (key.endsWith('-bin')) fail(at(ctx, 'key'), 'binary metadata (a key ending in "-bin") is not supported by sidemirror');
+  else if (key.startsWith('grpc-')) fail(at(ctx, 'key'), 'keys starting with "grpc-" are reserved by gRPC');
+  if (/[^\x20-\x7e\t]/.test(value)) fail(at(ctx, raw && raw.length > 0 ? 'raw_value' : 'value'), 'a gRPC metadata value must be printable ASCII');
+  return { key, value };
 }
 
 /** Flattens the static layers of `layered_runtime` (later layers win) into key → string value. */

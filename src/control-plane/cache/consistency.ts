@@ -1,9 +1,8 @@
 import { type ConfigIssue, IssueCollector, joinPath } from '../../config/errors';
 import type { RouteConfiguration } from '../../config/model';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../../config/resources';
-import { validateClusterMirrorTargets, validateRouteClusters } from '../../config/validate';
+import { type NameSet, validateClusterMirrorTargets, validateRouteClusters } from '../../config/validate';
 import type { ResourceEntry, ResourceMap, ResourceSet } from '../resources-file';
-import { possibleViews } from './node-resources';
 
 // A snapshot is consistent when everything it references is in it: a client that gets a route to
 // a cluster it was never sent serves 503s, and an EDS cluster or RDS listener without its
@@ -16,14 +15,24 @@ function entries<T extends ResourceTypeUrl>(resources: ResourceMap, type: T): Ar
   return [...(resources.get(type)?.values() ?? [])] as Array<ResourceEntry<T>>;
 }
 
+/** The names of one type a node sees through `layers` (an override, then the base): no copy is made. */
+function visibleNames(layers: readonly ResourceMap[], type: ResourceTypeUrl): NameSet {
+  if (layers.length === 1) return layers[0]!.get(type) ?? new Map();
+  return { has: (name) => layers.some((l) => l.get(type)?.has(name) ?? false) };
+}
+
 /** Checks one node's resolved resources; issue paths point at the offending field in the file. */
 export function checkConsistency(resources: ResourceMap, issues: IssueCollector): void {
-  const clusters = entries(resources, CLUSTER_TYPE);
-  const clusterNames = new Set(clusters.map((c) => c.name));
-  const assignments = resources.get(ENDPOINT_TYPE) ?? new Map();
-  const routes = resources.get(ROUTE_TYPE) ?? new Map();
+  checkReferences(resources, [resources], issues);
+}
 
-  for (const c of clusters) {
+/** Checks the references of every entry in `toCheck` against the names visible through `layers`. */
+function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], issues: IssueCollector): void {
+  const clusterNames = visibleNames(layers, CLUSTER_TYPE);
+  const assignments = visibleNames(layers, ENDPOINT_TYPE);
+  const routes = visibleNames(layers, ROUTE_TYPE);
+
+  for (const c of entries(toCheck, CLUSTER_TYPE)) {
     validateClusterMirrorTargets(c.model, clusterNames, c.path, issues);
     if (c.model.type !== 'EDS') continue;
     // Envoy asks EDS for service_name when set, else for the cluster's own name.
@@ -33,8 +42,8 @@ export function checkConsistency(resources: ResourceMap, issues: IssueCollector)
       issues.add(at, `EDS cluster "${c.name}" has no ClusterLoadAssignment with cluster_name "${wanted}"`);
     }
   }
-  for (const rc of entries(resources, ROUTE_TYPE)) checkRoutes(rc.model, clusterNames, rc.path, issues);
-  for (const l of entries(resources, LISTENER_TYPE)) {
+  for (const rc of entries(toCheck, ROUTE_TYPE)) checkRoutes(rc.model, clusterNames, rc.path, issues);
+  for (const l of entries(toCheck, LISTENER_TYPE)) {
     const hcmPath = joinPath(l.path, HCM_PATH);
     const rds = l.model.hcm.rdsRouteConfigName;
     if (rds !== null && !routes.has(rds)) {
@@ -44,29 +53,40 @@ export function checkConsistency(resources: ResourceMap, issues: IssueCollector)
   }
 }
 
-function checkRoutes(rc: RouteConfiguration, clusters: ReadonlySet<string>, path: string, issues: IssueCollector): void {
+function checkRoutes(rc: RouteConfiguration, clusters: NameSet, path: string, issues: IssueCollector): void {
   // validate_clusters: false is Envoy's explicit opt-out (clusters that arrive later); honour it.
   if (rc.validateClusters === false) return;
   validateRouteClusters(rc, clusters, path, issues);
 }
 
 /**
- * Checks every view any node could get (base, and base with each override combination). An
- * issue found only under an override says which override; the same issue is reported once.
+ * Checks every view any node could get, in time linear in the size of the set. Every check is
+ * "a reference names something present", and an overlay only adds or replaces names, never
+ * removes one. So an entry's missing reference in a view is already missing in the smallest
+ * view holding that entry as the winner: the base for base entries, base + O for O's entries.
+ * A node matching a cluster override and an id override therefore needs no check of its own
+ * (its issues are among those of its two single-override views), and each override is checked
+ * on its own entries only, looking names up through the override and then the base. An issue
+ * found only under an override says which override; the same issue is reported once.
  */
 export function checkResourceSet(set: ResourceSet): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
-  for (const view of possibleViews(set)) {
-    const issues = new IssueCollector();
-    checkConsistency(view.resources, issues);
-    const where = view.overrides.map((o) => `${o.path} (node ${o.match.kind} "${o.match.value}")`).join(' + ');
-    for (const i of issues.issues) {
+  const report = (issues: readonly ConfigIssue[], where: string): void => {
+    for (const i of issues) {
       const key = `${i.path}\n${i.message}`;
       if (seen.has(key)) continue;
       seen.add(key);
       out.push(where ? { path: i.path, message: `${i.message}, for nodes matching ${where}` } : i);
     }
+  };
+  const base = new IssueCollector();
+  checkReferences(set.base, [set.base], base);
+  report(base.issues, '');
+  for (const o of set.overrides) {
+    const issues = new IssueCollector();
+    checkReferences(o.resources, [o.resources, set.base], issues);
+    report(issues.issues, `${o.path} (node ${o.match.kind} "${o.match.value}")`);
   }
   return out;
 }

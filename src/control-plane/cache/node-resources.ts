@@ -39,16 +39,3 @@ export function overlay(base: ResourceMap, overrides: readonly NodeOverride[]): 
 export function resolveForNode(set: ResourceSet, node: NodeKey): ResourceMap {
   return overlay(set.base, matchingOverrides(set, node));
 }
-
-/**
- * Every distinct resource view a node could get: the base, each override alone, and each
- * cluster override combined with each id override (a node has one id and one cluster, and
- * overrides are unique per id/cluster, so this covers every node, connected or not).
- */
-export function possibleViews(set: ResourceSet): Array<{ overrides: NodeOverride[]; resources: ResourceMap }> {
-  const byCluster = set.overrides.filter((o) => o.match.kind === 'cluster');
-  const byId = set.overrides.filter((o) => o.match.kind === 'id');
-  const combos: NodeOverride[][] = [[], ...set.overrides.map((o) => [o])];
-  for (const c of byCluster) for (const i of byId) combos.push([c, i]);
-  return combos.map((overrides) => ({ overrides, resources: overlay(set.base, overrides) }));
-}

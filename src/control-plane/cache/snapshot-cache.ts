@@ -3,6 +3,7 @@ import { ConfigError } from '../../config/errors';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, type ResourceTypeUrl, TYPE_ORDER } from '../../config/resources';
 import { EMPTY_RESOURCE_SET, type ResourceEntry, type ResourceSet } from '../resources-file';
 import { checkResourceSet } from './consistency';
+import { DEFAULT_MAX_MESSAGE_BYTES, checkMessageSizes } from './message-size';
 import { type NodeKey, nodeKeyString, resolveForNode } from './node-resources';
 
 // go-control-plane's snapshot cache, apart from the gRPC server: it holds the current resource
@@ -34,6 +35,9 @@ export class SnapshotCache {
   private readonly nodes = new Map<string, { node: NodeKey; snapshot: Snapshot }>();
   private readonly watchers = new Set<CacheWatcher>();
 
+  /** `maxMessageBytes`: the largest DiscoveryResponse any node may be sent (the sidecars' receive limit). */
+  constructor(readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {}
+
   /** The version of the last accepted resource set ("0" before any). */
   get version(): string {
     return this.currentVersion;
@@ -46,12 +50,14 @@ export class SnapshotCache {
 
   /**
    * Checks consistency for every view a node could get, then installs the set and recomputes the
-   * snapshot of every known node. Throws ConfigError (and keeps the previous set) when inconsistent.
+   * snapshot of every known node. Throws ConfigError (and keeps the previous set) when inconsistent,
+   * SnapshotTooLargeError when some node's response would exceed maxMessageBytes.
    * Returns the new version: `<version_info>-<n>` when the file names one, else `<n>`.
    */
   setResources(set: ResourceSet): string {
     const issues = checkResourceSet(set);
     if (issues.length > 0) throw new ConfigError(issues);
+    checkMessageSizes(set, this.maxMessageBytes);
     this.counter += 1;
     // The counter keeps versions unique even when a file keeps its version_info across edits.
     this.currentVersion = set.versionInfo ? `${set.versionInfo}-${this.counter}` : String(this.counter);

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl, isWildcardType } from '../../config/resources';
 import type { Logger } from '../../log/logger';
+import type { BearerToken } from '../../util/bearer-token';
 import { type NodeKey, nodeKeyString } from '../cache/node-resources';
 import type { SnapshotCache } from '../cache/snapshot-cache';
 import type { ControlPlaneMetrics } from '../metrics';
@@ -31,10 +32,14 @@ export interface AdsServerOptions {
   readonly status: NodeStatusRegistry;
   readonly metrics: ControlPlaneMetrics;
   readonly logger: Logger;
+  /** When set, each stream and fetch must carry `authorization: Bearer <token>` metadata. */
+  readonly token: BearerToken | null;
+  /** grpc max receive and send message length (bytes). */
+  readonly maxMessageBytes: number;
 }
 
 export class AdsServer {
-  private readonly server = new grpc.Server();
+  private readonly server: grpc.Server;
   private readonly streams = new Map<Duplex, XdsStream>();
   /** Open streams per node key, so the cache can forget a node once its last stream is gone. */
   private readonly perNode = new Map<string, number>();
@@ -42,6 +47,12 @@ export class AdsServer {
   private readonly unwatch: () => void;
 
   constructor(private readonly o: AdsServerOptions) {
+    // One limit both ways: a NACK bigger than this is refused by grpc-js before we see it, and a
+    // response bigger than a sidecar accepts is never written (the cache refuses such snapshots).
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': o.maxMessageBytes,
+      'grpc.max_send_message_length': o.maxMessageBytes,
+    });
     const deltaUnimplemented = (call: Duplex): void => {
       call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'delta xDS is not implemented; use the state-of-the-world methods' });
     };
@@ -94,7 +105,23 @@ export class AdsServer {
     });
   }
 
+  /** False (and the call refused with UNAUTHENTICATED) when a token is required and not presented. */
+  private authenticated(call: Duplex | grpc.ServerUnaryCall<Plain, Plain>, refuse: (e: grpc.ServiceError) => void): boolean {
+    if (!this.o.token) return true;
+    const presented = call.metadata.get('authorization')[0];
+    if (typeof presented === 'string' && this.o.token.matchesHeader(presented)) return true;
+    this.o.metrics.streamsRefused.inc({ reason: 'unauthenticated' });
+    // Debug only: a client retrying without a token must not fill the log.
+    this.o.logger.debug({ peer: call.getPeer(), presented: presented !== undefined }, 'xDS call refused: no or wrong bearer token');
+    const err = Object.assign(new Error('a valid bearer token is required (authorization metadata)'), {
+      code: grpc.status.UNAUTHENTICATED, details: 'a valid bearer token is required (authorization metadata)', metadata: new grpc.Metadata(),
+    });
+    refuse(err);
+    return false;
+  }
+
   private openStream(call: Duplex, fixedType: ResourceTypeUrl | null): void {
+    if (!this.authenticated(call, (e) => call.emit('error', e))) return;
     const stream = new XdsStream({
       ...this.o,
       fixedType,
@@ -152,6 +179,7 @@ export class AdsServer {
 
   /** Unary Fetch*: the node's current resources of the type (all of them when no names are given). */
   private fetch(call: grpc.ServerUnaryCall<Plain, Plain>, cb: grpc.sendUnaryData<Plain>, type: ResourceTypeUrl): void {
+    if (!this.authenticated(call, (e) => cb(e))) return;
     const req = readDiscoveryRequest(call.request);
     if (!req.node) {
       cb({ code: grpc.status.INVALID_ARGUMENT, details: 'node is required' });

@@ -30,16 +30,45 @@ export interface NodeStatus {
 
 /** Disconnected nodes kept for the admin view; past this the longest-gone are forgotten first. */
 export const MAX_DISCONNECTED_NODES = 10_000;
+/** Bytes of all node records together; past this the longest-gone are forgotten first. */
+export const MAX_RECORD_BYTES = 32 * 1024 * 1024;
+
+/** Fixed cost of a record and of one type's status, beside the strings it holds. */
+const RECORD_OVERHEAD = 128;
+const TYPE_OVERHEAD = 160;
+
+export interface NodeStatusLimits {
+  readonly maxDisconnected?: number;
+  readonly maxRecordBytes?: number;
+  /** Called with the number of records forgotten to stay under a cap (for stats). */
+  readonly onForget?: (count: number) => void;
+}
 
 export class NodeStatusRegistry {
   private readonly nodes = new Map<string, NodeStatus>();
   /** Node ids with no open stream, oldest disconnection first (Map keeps insertion order). */
   private readonly disconnected = new Map<string, true>();
+  /** Approximate bytes held per node id (strings counted as UTF-16 code units × 2). */
+  private readonly sizes = new Map<string, number>();
+  private totalBytes = 0;
+  private readonly maxDisconnected: number;
+  private readonly maxRecordBytes: number;
+  private readonly onForget: (count: number) => void;
 
   constructor(
     private readonly now: () => Date = () => new Date(),
-    private readonly maxDisconnected = MAX_DISCONNECTED_NODES,
-  ) {}
+    limits: number | NodeStatusLimits = {},
+  ) {
+    const l = typeof limits === 'number' ? { maxDisconnected: limits } : limits;
+    this.maxDisconnected = l.maxDisconnected ?? MAX_DISCONNECTED_NODES;
+    this.maxRecordBytes = l.maxRecordBytes ?? MAX_RECORD_BYTES;
+    this.onForget = l.onForget ?? (() => undefined);
+  }
+
+  /** Bytes all records hold now (an estimate: what the strings and fixed parts take). */
+  get recordBytes(): number {
+    return this.totalBytes;
+  }
 
   streamOpened(node: NodeKey): void {
     this.get(node).streams += 1;
@@ -53,23 +82,21 @@ export class NodeStatusRegistry {
     // Node ids come from clients: keep the record of gone nodes, but not without bound.
     this.disconnected.delete(node.id);
     this.disconnected.set(node.id, true);
-    for (const id of this.disconnected.keys()) {
-      if (this.disconnected.size <= this.maxDisconnected) break;
-      this.disconnected.delete(id);
-      this.nodes.delete(id);
-    }
+    this.evict();
   }
 
   sent(node: NodeKey, type: ResourceTypeUrl, version: string, nonce: string): void {
-    Object.assign(this.type(node, type), { sentVersion: version, sentNonce: nonce, sentAt: this.stamp() });
+    this.update(node, type, { sentVersion: version, sentNonce: nonce, sentAt: this.stamp() });
   }
 
+  /** `version` is what the client sent: the caller keeps it short (clip.ts). */
   acked(node: NodeKey, type: ResourceTypeUrl, version: string): void {
-    Object.assign(this.type(node, type), { ackedVersion: version, ackedAt: this.stamp() });
+    this.update(node, type, { ackedVersion: version, ackedAt: this.stamp() });
   }
 
+  /** `error` is what the client sent: the caller keeps it short (clip.ts). */
   nacked(node: NodeKey, type: ResourceTypeUrl, version: string, nonce: string, error: string): void {
-    this.type(node, type).lastNack = { version, nonce, error, at: this.stamp() };
+    this.update(node, type, { lastNack: { version, nonce, error, at: this.stamp() } });
   }
 
   /** The last NACK of a type for a node id, if any (tests and the admin API). */
@@ -101,8 +128,44 @@ export class NodeStatusRegistry {
   private get(node: NodeKey): NodeStatus {
     let s = this.nodes.get(node.id);
     if (!s) this.nodes.set(node.id, (s = { id: node.id, cluster: node.cluster, streams: 0, types: {} }));
-    s.cluster = node.cluster;
+    if (s.cluster !== node.cluster || !this.sizes.has(node.id)) {
+      s.cluster = node.cluster;
+      this.resize(s);
+    }
     return s;
+  }
+
+  private update(node: NodeKey, type: ResourceTypeUrl, change: Partial<TypeStatus>): void {
+    Object.assign(this.type(node, type), change);
+    this.resize(this.nodes.get(node.id)!);
+    this.evict();
+  }
+
+  /** Recounts one record's bytes into the total. */
+  private resize(s: NodeStatus): void {
+    // The id is held twice: as the map key and in the record.
+    let bytes = RECORD_OVERHEAD + 2 * (2 * s.id.length + s.cluster.length);
+    for (const t of Object.values(s.types)) {
+      if (!t) continue;
+      bytes += TYPE_OVERHEAD + 2 * ((t.sentVersion?.length ?? 0) + (t.sentNonce?.length ?? 0) + (t.ackedVersion?.length ?? 0));
+      if (t.lastNack) bytes += 2 * (t.lastNack.version.length + t.lastNack.nonce.length + t.lastNack.error.length);
+    }
+    this.totalBytes += bytes - (this.sizes.get(s.id) ?? 0);
+    this.sizes.set(s.id, bytes);
+  }
+
+  /** Forgets the longest-gone nodes while over either cap; connected nodes are never forgotten. */
+  private evict(): void {
+    let forgotten = 0;
+    for (const id of this.disconnected.keys()) {
+      if (this.disconnected.size <= this.maxDisconnected && this.totalBytes <= this.maxRecordBytes) break;
+      this.disconnected.delete(id);
+      this.nodes.delete(id);
+      this.totalBytes -= this.sizes.get(id) ?? 0;
+      this.sizes.delete(id);
+      forgotten += 1;
+    }
+    if (forgotten > 0) this.onForget(forgotten);
   }
 
   private type(node: NodeKey, type: ResourceTypeUrl): TypeStatus {

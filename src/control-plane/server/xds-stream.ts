@@ -5,6 +5,7 @@ import type { NodeKey } from '../cache/node-resources';
 import type { SnapshotCache } from '../cache/snapshot-cache';
 import type { ControlPlaneMetrics } from '../metrics';
 import { type DiscoveryRequest, discoveryResponse } from './codec';
+import { MAX_CLIENT_VERSION_BYTES, MAX_ERROR_DETAIL_BYTES, clip } from './clip';
 import type { NodeStatusRegistry } from './node-status';
 
 // The state-of-the-world protocol of one xDS stream (ADS or a per-type service), independent of
@@ -22,6 +23,9 @@ export interface StreamDeps {
   /** The type of a per-type service (StreamClusters…); null for ADS, which carries all four. */
   readonly fixedType: ResourceTypeUrl | null;
 }
+
+/** Longest node id plus cluster a stream may carry: they are kept per node and logged. */
+export const MAX_NODE_KEY_BYTES = 8192;
 
 /** Ends the stream with a gRPC status. */
 export class StreamError extends Error {
@@ -58,6 +62,11 @@ export class XdsStream {
     if (!this.node) {
       // Only the first request must carry the node; later ones may omit it (xDS protocol).
       if (!req.node) throw new StreamError(GrpcStatus.INVALID_ARGUMENT, 'the first DiscoveryRequest on a stream must carry node');
+      const keyBytes = Buffer.byteLength(req.node.id) + Buffer.byteLength(req.node.cluster);
+      if (keyBytes > MAX_NODE_KEY_BYTES) {
+        this.deps.metrics.streamsRefused.inc({ reason: 'node_too_large' });
+        throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `node.id and node.cluster are ${keyBytes} bytes; at most ${MAX_NODE_KEY_BYTES} are accepted`);
+      }
       this.node = req.node;
       this.deps.status.streamOpened(this.node);
     }
@@ -134,19 +143,22 @@ export class XdsStream {
 
   private ack(typeUrl: ResourceTypeUrl, req: DiscoveryRequest): void {
     const node = this.node!;
-    this.deps.status.acked(node, typeUrl, req.versionInfo);
+    const version = clip(req.versionInfo, MAX_CLIENT_VERSION_BYTES).text;
+    this.deps.status.acked(node, typeUrl, version);
     this.deps.metrics.acks.inc({ type: TYPE_SHORT[typeUrl] });
-    this.deps.logger.info({ node: node.id, cluster: node.cluster, type: TYPE_SHORT[typeUrl], version: req.versionInfo, nonce: req.responseNonce }, 'ACK');
+    this.deps.logger.info({ node: node.id, cluster: node.cluster, type: TYPE_SHORT[typeUrl], version, nonce: req.responseNonce }, 'ACK');
   }
 
   private nack(typeUrl: ResourceTypeUrl, state: TypeState, req: DiscoveryRequest): void {
     const node = this.node!;
     // The rejected version is the one sent with this nonce; req.version_info is the one still in force.
     const version = state.sentVersion ?? '';
-    const error = req.errorDetail!.message;
+    const { text: error, clipped } = clip(req.errorDetail!.message, MAX_ERROR_DETAIL_BYTES);
+    if (clipped) this.deps.metrics.nackDetailsTruncated.inc();
+    const inForce = clip(req.versionInfo, MAX_CLIENT_VERSION_BYTES).text;
     this.deps.status.nacked(node, typeUrl, version, req.responseNonce, error);
     this.deps.metrics.nacks.inc({ type: TYPE_SHORT[typeUrl] });
-    this.deps.logger.warn({ node: node.id, cluster: node.cluster, type: TYPE_SHORT[typeUrl], version, in_force: req.versionInfo, nonce: req.responseNonce, error }, 'NACK');
+    this.deps.logger.warn({ node: node.id, cluster: node.cluster, type: TYPE_SHORT[typeUrl], version, in_force: inForce, nonce: req.responseNonce, error }, 'NACK');
     // sentVersion stays: the same version is not sent again, only a newer one.
   }
 }
