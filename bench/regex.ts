@@ -111,8 +111,14 @@ function table(rows: readonly Result[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-function main(): void {
-  const quick = process.argv.includes('--quick');
+export interface RegexBench {
+  readonly settings: { batchMs: number; samples: number; engine: string; baseline: string };
+  readonly rows: readonly Result[];
+  readonly table: string;
+}
+
+/** Times every case; `quick` trades precision for time. Runs in this process, bounded in time. */
+export function runRegexBench(quick: boolean, progress: (line: string) => void = () => undefined): RegexBench {
   const batchMs = quick ? 20 : 100;
   const samples = quick ? 3 : 7;
   const rows: Result[] = [];
@@ -132,16 +138,21 @@ function main(): void {
       re2OverJs: jsNs === null ? null : re2Ns / jsNs,
       sameAnswer: js ? re2() === js() : null,
     });
-    process.stdout.write(`${c.name}: RE2 ${fmtNs(re2Ns)}, JS ${c.jsSkip ? 'skipped' : fmtNs(jsNs)}\n`);
+    progress(`regex ${c.name}: RE2 ${fmtNs(re2Ns)}, JS ${c.jsSkip ? 'skipped' : fmtNs(jsNs)}`);
   }
-  process.stdout.write(`\n${table(rows)}\n\n`);
+  void sink;
+  return { settings: { batchMs, samples, engine: 're2js', baseline: 'RegExp (anchored ^(?:…)$ for full match)' }, rows, table: table(rows) };
+}
+
+function main(): void {
+  const bench = runRegexBench(process.argv.includes('--quick'), (line) => process.stdout.write(`${line}\n`));
+  process.stdout.write(`\n${bench.table}\n\n`);
   const report = {
     machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cpuCount: os.cpus().length, node: process.version, loadavg1m: os.loadavg()[0] ?? 0 },
     date: new Date().toISOString(),
-    settings: { batchMs, samples, engine: 're2js', baseline: 'RegExp (anchored ^(?:…)$ for full match)' },
-    rows,
+    settings: bench.settings,
+    rows: bench.rows,
   };
-  void sink;
   // dist/bench/regex.js → <repo>/bench/results
   const dir = path.join(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
@@ -152,4 +163,4 @@ function main(): void {
   process.stdout.write(`results: ${path.relative(process.cwd(), file) || file} (and regex-latest.json)\n`);
 }
 
-main();
+if (require.main === module) main();

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runRegexBench } from './regex';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -260,6 +261,9 @@ async function main(): Promise<number> {
   }
 
   process.stdout.write(`\n${table(rows)}\n\n`);
+  // The cost of one config regex match on the hot path (RE2 semantics, linear time), in-process.
+  const regex = runRegexBench(false, progress);
+  process.stdout.write(`regex match cost (RE2 via re2js vs JavaScript RegExp):\n${regex.table}\n\n`);
   const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.peer} c=${r.conns}`);
   if (noisy.length > 0) {
     process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
@@ -282,6 +286,7 @@ async function main(): Promise<number> {
       wrk: `wrk -t1 -c{conns} -d{duration}s --timeout 10s --latency`,
     },
     rows,
+    regex: { settings: regex.settings, rows: regex.rows },
     totalSeconds: (Date.now() - started) / 1000,
   };
   const dir = resultsDir();
