@@ -133,6 +133,8 @@ export interface ShadowCounters {
   dropped(reason: ShadowDropReason): void;
   skipped(reason: ShadowSkipReason): void;
   retried(): void;
+  /** The shadow's response ran past what the exchange may read: its connection was closed. */
+  responseTruncated(): void;
   readonly active: GaugeChild;
   readonly rqTime: HistogramChild;
 }
@@ -168,6 +170,7 @@ abstract class OutcomeCounter {
   dropped(reason: ShadowDropReason): void { this.count('dropped', reason); }
   skipped(reason: ShadowSkipReason): void { this.count('skipped', reason); }
   retried(): void { this.count('retried', ''); }
+  responseTruncated(): void { this.count('response_truncated', ''); }
 }
 
 /** Per extended mirror policy: its decisions and outcomes, and its hooks' outcomes. */
@@ -200,6 +203,7 @@ export class PolicyClusterStats implements ShadowCounters {
   dropped(reason: ShadowDropReason): void { this.cluster.dropped(reason); this.policy.dropped(reason); }
   skipped(reason: ShadowSkipReason): void { this.cluster.skipped(reason); this.policy.skipped(reason); }
   retried(): void { this.cluster.retried(); this.policy.retried(); }
+  responseTruncated(): void { this.cluster.responseTruncated(); this.policy.responseTruncated(); }
 }
 
 /** Per mirror cluster: every shadow decision and outcome, each with its reason. */
