@@ -86,6 +86,7 @@ export class HttpStats {
   readonly cxActive: GaugeChild;
   readonly cxProtocolError: CounterChild;
   readonly rqTimeout: CounterChild;
+  readonly rqResponseBeforeRqComplete: CounterChild;
   readonly noRoute: CounterChild;
   readonly noCluster: CounterChild;
   readonly directResponse: CounterChild;
@@ -100,6 +101,7 @@ export class HttpStats {
     this.cxActive = registry.httpCxActive.labels(l);
     this.cxProtocolError = registry.httpCxProtocolError.labels(l);
     this.rqTimeout = registry.httpRqTimeout.labels(l);
+    this.rqResponseBeforeRqComplete = registry.httpRqResponseBeforeRqComplete.labels(l);
     this.noRoute = registry.httpNoRoute.labels(l);
     this.noCluster = registry.httpNoCluster.labels(l);
     this.directResponse = registry.httpDirectResponse.labels(l);
