@@ -18,12 +18,39 @@ const USAGE = `Usage: node dist/bench/soak.js [options]
   --sample-s S       seconds between RSS samples (default 5)
   --shadow-delay-ms  delay of the slow shadow (default 2000)
   --connections N    client keep-alive connections (default 16)
-The sidemirror process inherits NODE_OPTIONS (e.g. --heapsnapshot-signal=SIGUSR2 to look inside).
+RSS follows V8's heap growth between full collections; the live heap is read too: sidemirror
+runs with --trace-gc, and the heap left after each mark-compact is compared the same way.
 `;
 
 interface Sample {
   t: number;
   rssMb: number;
+}
+
+/** The heap a full collection left, from a --trace-gc line. */
+interface LiveHeap {
+  t: number;
+  liveMb: number;
+}
+
+// e.g. "[123:0x5f…]    61234 ms: Mark-Compact 182.4 (190.1) -> 96.3 (184.7) MB, …"
+const MARK_COMPACT = /(\d+) ms: Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+
+/** The mark-compact lines of a process's stdout so far (its log file, found through /proc). */
+function liveHeaps(pid: number, startedAtMs: number): LiveHeap[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(fs.readlinkSync(`/proc/${pid}/fd/1`), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: LiveHeap[] = [];
+  for (const line of text.split('\n')) {
+    const m = MARK_COMPACT.exec(line);
+    // --trace-gc times count from the process start; the load starts `startedAtMs` later.
+    if (m) out.push({ t: (Number(m[1]) - startedAtMs) / 1000, liveMb: Number(m[2]) });
+  }
+  return out;
 }
 
 function parseDuration(v: string): number {
@@ -81,10 +108,12 @@ async function main(): Promise<number> {
 
   const primary = await startPrimary();
   const shadow = await startSlowShadow(delayMs);
-  const peer = await peers.sidemirrorMirror.start({ primaryPort: primary.port, primaryPid: primary.pid, shadowPort: shadow.port });
+  const spawnedAt = performance.now();
+  const peer = await peers.sidemirrorMirror.start({ primaryPort: primary.port, primaryPid: primary.pid, shadowPort: shadow.port, nodeArgs: ['--trace-gc'] });
   progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow`);
   const samples: Sample[] = [];
   const t0 = performance.now();
+  let heaps: LiveHeap[] = [];
   const sampler = setInterval(() => {
     const mb = rssMb(peer.pid);
     const t = (performance.now() - t0) / 1000;
@@ -96,6 +125,7 @@ async function main(): Promise<number> {
     result = await runRateLoad({ port: peer.port, rate, seconds, connections });
   } finally {
     clearInterval(sampler);
+    heaps = liveHeaps(peer.pid, t0 - spawnedAt);
     await sleep(delayMs + 500); // shadows still in flight end before the peer is stopped
     await Promise.all([peer.stop(), primary.stop(), shadow.stop()]);
   }
@@ -104,9 +134,12 @@ async function main(): Promise<number> {
   const last = mean(samples.filter((s) => s.t > seconds - window).map((s) => s.rssMb));
   const peak = samples.length === 0 ? null : Math.max(...samples.map((s) => s.rssMb));
   const driftPct = first === null || last === null ? null : ((last - first) / first) * 100;
-  const head = ['rate', 'seconds', 'sent', 'ok', 'non-2xx', 'errors', 'skipped', 'p50 ms', 'p99 ms', `RSS first ${window}s MB`, `RSS last ${window}s MB`, 'peak MB', 'drift %'];
+  const firstLive = mean(heaps.filter((h) => h.t >= 0 && h.t <= window).map((h) => h.liveMb));
+  const lastLive = mean(heaps.filter((h) => h.t > seconds - window && h.t <= seconds).map((h) => h.liveMb));
+  const liveDriftPct = firstLive === null || lastLive === null ? null : ((lastLive - firstLive) / firstLive) * 100;
+  const head = ['rate', 'seconds', 'sent', 'ok', 'non-2xx', 'errors', 'skipped', 'p50 ms', 'p99 ms', `RSS first ${window}s MB`, `RSS last ${window}s MB`, 'peak MB', 'drift %', 'live heap first/last MB', 'live drift %'];
   const row = [String(rate), String(seconds), String(result.sent), String(result.ok), String(result.non2xx), String(result.errors), String(result.skipped),
-    fmt(result.p50Ms, 2), fmt(result.p99Ms, 2), fmt(first), fmt(last), fmt(peak), fmt(driftPct)];
+    fmt(result.p50Ms, 2), fmt(result.p99Ms, 2), fmt(first), fmt(last), fmt(peak), fmt(driftPct), `${fmt(firstLive)}/${fmt(lastLive)}`, fmt(liveDriftPct)];
   const width = head.map((h, i) => Math.max(h.length, row[i]!.length));
   process.stdout.write(`\n${head.map((h, i) => h.padStart(width[i]!)).join('  ')}\n${row.map((c, i) => c.padStart(width[i]!)).join('  ')}\n\n`);
 
@@ -116,6 +149,7 @@ async function main(): Promise<number> {
     settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '' },
     load: result,
     rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },
+    liveHeapAfterMarkCompact: { firstWindowMb: firstLive, lastWindowMb: lastLive, driftPct: liveDriftPct, samples: heaps },
   };
   const dir = path.join(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
