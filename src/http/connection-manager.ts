@@ -20,7 +20,7 @@ import {
   mutateRequestHeaders,
   plainAddress,
 } from './headers';
-import { bodyPending, lingeringClose } from './early-response';
+import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 
@@ -173,7 +173,11 @@ export class ConnectionManager {
       },
       localReply: (failure) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
-        this.#reply(req, res, status, text, route, this.#closesEarly(req, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+        const reply = (): void => {
+          if (!res.destroyed) this.#reply(req, res, status, text, route, this.#closesEarly(req, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+        };
+        if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
+        else reply();
       },
       syncWait: mirrored?.sync ?? null,
     }, res);
@@ -188,7 +192,15 @@ export class ConnectionManager {
       if (!res.writableFinished) exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
-      if (!req.readableEnded) for (const s of shadows) s.abort();
+      if (!req.readableEnded) {
+        for (const s of shadows) s.abort();
+        // What the primary left unread of a complete request: drained, or the paused request would
+        // keep this keep-alive connection from reading its next one.
+        if (res.writableFinished && req.complete) {
+          req.unpipe();
+          req.resume();
+        }
+      }
     };
   }
 

@@ -34,3 +34,37 @@ export function lingeringClose(socket: Socket, lingerMs = DELAYED_CLOSE_MS): voi
     this.end();
   };
 }
+
+/** What a local reply waits to read of the request before it answers: Envoy's default connection buffer limit. */
+export const LOCAL_REPLY_DRAIN_BYTES = 1024 * 1024;
+
+/**
+ * Before a local reply to a request still uploading: reads (and discards, for whoever is not
+ * listening) the rest of it, up to `maxBytes` and `maxMs`, and calls `done(true)` when it all
+ * arrived, so the reply can keep the connection, as Envoy does with a body it has buffered by the
+ * time the upstream fails. `done(false)`: the upload is larger or slower, and the connection closes.
+ */
+export function awaitRequestEnd(req: IncomingMessage, maxBytes: number, maxMs: number, done: (complete: boolean) => void): void {
+  let read = 0;
+  const finish = (complete: boolean): void => {
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('close', onClose);
+    done(complete);
+  };
+  const onData = (chunk: Buffer): void => {
+    read += chunk.length;
+    if (read > maxBytes) finish(false);
+  };
+  const onEnd = (): void => finish(true);
+  const onClose = (): void => finish(req.complete);
+  const timer = setTimeout(() => finish(false), maxMs);
+  timer.unref();
+  req.on('data', onData);
+  req.once('end', onEnd);
+  req.once('close', onClose);
+  // The refused primary will not read it any more: the request flows to its listeners, or nowhere.
+  req.unpipe();
+  req.resume();
+}

@@ -34,12 +34,15 @@ async function rawUpstream(onData: (socket: net.Socket) => void): Promise<number
   return (server.address() as net.AddressInfo).port;
 }
 
-/** A proxy routing everything to `primaryPort` (and mirroring to a healthy shadow), route timeout `timeout`. */
+/** A proxy routing everything to `primaryPort`, mirrored to a healthy shadow but for /unmirrored. */
 async function proxyTo(primaryPort: number, timeout = '5s'): Promise<TestProxy> {
   const mirror = await startUpstream({ name: 'mirror' });
   cleanups.push(() => mirror.close());
   const p = await startProxy(bootstrap({
-    listeners: [listener(routeConfig([route('/', 'primary', { timeout, request_mirror_policies: [{ cluster: 'mirror' }] })]))],
+    listeners: [listener(routeConfig([
+      route('/unmirrored', 'primary', { timeout }),
+      route('/', 'primary', { timeout, request_mirror_policies: [{ cluster: 'mirror' }] }),
+    ]))],
     clusters: [cluster('primary', [primaryPort]), cluster('mirror', [mirror.port])],
   }));
   cleanups.push(() => p.stop());
@@ -55,9 +58,9 @@ interface Reply {
 }
 
 /** One request on `agent` (one keep-alive connection per agent); a socket error rejects. */
-function send(agent: http.Agent, port: number, method: string, body?: Buffer): Promise<Reply> {
+function send(agent: http.Agent, port: number, method: string, body?: Buffer, path = '/x'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/x', method, agent, timeout: 10_000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent, timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), reused: req.reusedSocket }));
@@ -81,8 +84,10 @@ function expectLocalReply(r: Reply, status: number, text: string): void {
 }
 
 // Proves: with a refusing primary, 20 keep-alive clients sending no body, a small body and a
-// 100 KiB body (which the proxy has all read by the time the connect fails) each get Envoy's 503,
-// none a reset, and their next request goes out on the same connection and gets a 503 too.
+// 100 KiB body (which the proxy has all read by the time the connect fails), mirrored or not, each
+// get Envoy's 503, none a reset, and their next requests go out on the same connection and get a
+// 503 too. (The proxy used to end such a connection when the refused primary had not taken the
+// body, though its 503 said keep-alive: the client's next request met a reset.)
 test('refusing primary, 20 keep-alive clients: each gets the 503, none a reset, and the connection serves the next request', async () => {
   const p = await proxyTo(await closedPort());
   const bodies = [undefined, Buffer.from('small'), Buffer.alloc(100 * 1024, 7)];
@@ -90,9 +95,10 @@ test('refusing primary, 20 keep-alive clients: each gets the 503, none a reset, 
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const body = bodies[i % bodies.length];
-      const first = await send(agent, p.port, body ? 'POST' : 'GET', body);
-      const second = await send(agent, p.port, 'GET');
-      const third = await send(agent, p.port, 'POST', Buffer.alloc(100 * 1024, 9));
+      const path = i % 2 === 0 ? '/x' : '/unmirrored';
+      const first = await send(agent, p.port, body ? 'POST' : 'GET', body, path);
+      const second = await send(agent, p.port, 'GET', undefined, path);
+      const third = await send(agent, p.port, 'POST', Buffer.alloc(100 * 1024, 9), path);
       return [first, second, third];
     } finally {
       agent.destroy();
@@ -113,18 +119,20 @@ test('refusing primary, 20 keep-alive clients: each gets the 503, none a reset, 
 // counts it); the client reads the whole reply, no reset, while its upload drains.
 test('refusing primary during a large upload: the 503 says connection: close, arrives whole, and is counted', async () => {
   const p = await proxyTo(await closedPort());
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    const r = await send(agent, p.port, 'POST', Buffer.alloc(16 * 1024 * 1024, 3));
-    expectLocalReply(r, 503, CONNECT_FAILURE);
-    if (r.headers.connection === 'close') {
-      expect(await statValue(p.adminUrl, 'http.ingress_http.downstream_rq_response_before_rq_complete')).toBe(1);
+  let closes = 0;
+  for (const path of ['/x', '/unmirrored']) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const r = await send(agent, p.port, 'POST', Buffer.alloc(16 * 1024 * 1024, 3), path);
+      expectLocalReply(r, 503, CONNECT_FAILURE);
+      if (r.headers.connection === 'close') closes++;
+      // Whatever the connection did, a next request (on it or on a new one) is answered.
+      expectLocalReply(await send(agent, p.port, 'GET', undefined, path), 503, CONNECT_FAILURE);
+    } finally {
+      agent.destroy();
     }
-    // Whatever the connection did, a next request (on it or on a new one) is answered.
-    expectLocalReply(await send(agent, p.port, 'GET'), 503, CONNECT_FAILURE);
-  } finally {
-    agent.destroy();
   }
+  expect(await statValue(p.adminUrl, 'http.ingress_http.downstream_rq_response_before_rq_complete')).toBe(closes);
 });
 
 describe('other primary failures before the response: Envoy local reply, connection reusable', () => {
