@@ -31,10 +31,12 @@ interface Sample {
 interface LiveHeap {
   t: number;
   liveMb: number;
+  /** The heap V8 keeps committed after that collection (part of RSS, live or not). */
+  committedMb: number;
 }
 
 // e.g. "[123:0x5f…]    61234 ms: Mark-Compact 182.4 (190.1) -> 96.3 (184.7) MB, …"
-const MARK_COMPACT = /(\d+) ms: Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
+const MARK_COMPACT = /(\d+) ms: Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \(([\d.]+)\) MB/;
 
 /** The mark-compact lines of a process's stdout so far (its log file, found through /proc). */
 function liveHeaps(pid: number, startedAtMs: number): LiveHeap[] {
@@ -48,7 +50,7 @@ function liveHeaps(pid: number, startedAtMs: number): LiveHeap[] {
   for (const line of text.split('\n')) {
     const m = MARK_COMPACT.exec(line);
     // --trace-gc times count from the process start; the load starts `startedAtMs` later.
-    if (m) out.push({ t: (Number(m[1]) - startedAtMs) / 1000, liveMb: Number(m[2]) });
+    if (m) out.push({ t: (Number(m[1]) - startedAtMs) / 1000, liveMb: Number(m[2]), committedMb: Number(m[3]) });
   }
   return out;
 }

@@ -257,12 +257,12 @@ export class ConnectionManager {
 
 const NO_SHADOWS: readonly ShadowStream[] = [];
 const CONNECTION_CLOSE = { connection: 'close' };
+const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
 
 function addConnectionClose(headers: string[] | HeaderMap): void {
   if (Array.isArray(headers)) headers.push('connection', 'close');
   else headers.connection = 'close';
 }
-const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
 export function bodyFollows(raw: readonly string[]): boolean {
