@@ -13,6 +13,8 @@ export interface PeerEnv {
   primaryPid: number;
   shadowPort: number;
   cpus?: string;
+  /** Flags for node itself, before the script (e.g. --trace-gc, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface RunningPeer {
@@ -32,9 +34,9 @@ export interface PeerDef {
 const distRoot = path.join(__dirname, '..', '..'); // dist/
 
 /** Starts a node script, waits for its port; on failure prints the log and cleans up. */
-async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string): Promise<RunningPeer> {
+async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string, nodeArgs: string[] = []): Promise<RunningPeer> {
   const port = await freePort();
-  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [script, ...args(port, dir)] }) });
+  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [...nodeArgs, script, ...args(port, dir)] }) });
   return { port, pid: server.proc.pid, stop: server.stop };
 }
 
@@ -68,6 +70,7 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
           return args;
         },
         env.cpus,
+        env.nodeArgs,
       );
     },
   };

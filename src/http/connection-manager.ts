@@ -21,6 +21,7 @@ import {
   mutateRequestHeaders,
   plainAddress,
 } from './headers';
+import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
 import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
@@ -167,14 +168,24 @@ export class ConnectionManager {
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
     const body = hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
+    // Node detaches the socket from the request once the response is done: keep our own handle.
+    const socket = req.socket;
     const exchange = new PrimaryExchange({
       cluster, host, method, path: upstreamPath, headers, body, timeoutMs: action.timeoutMs,
-      responseHeaders: (_status, raw) => this.#plainResponses(route)
-        ? forwardRawResponse(raw, this.#serverOverride())
-        : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers),
+      responseHeaders: (_status, raw) => {
+        const out = this.#plainResponses(route)
+          ? forwardRawResponse(raw, this.#serverOverride())
+          : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
+        if (this.#closesEarly(req, hasBody, socket)) addConnectionClose(out);
+        return out;
+      },
       localReply: (failure) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
-        this.#reply(req, res, status, text, route);
+        const reply = (): void => {
+          if (!res.destroyed) this.#reply(req, res, status, text, route, this.#closesEarly(req, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+        };
+        if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
+        else reply();
       },
       syncWait: mirrored?.sync ?? null,
     }, res);
@@ -185,19 +196,32 @@ export class ConnectionManager {
       exchange.requestComplete();
       req.resume();
     }
-    // Node detaches the socket from the request once the response is done: keep our own handle.
-    const socket = req.socket;
     return () => {
       if (!res.writableFinished) exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
       if (!req.readableEnded) {
         for (const s of shadows) s.abort();
-        // The primary answered before reading the whole upload: the rest of it is unread on this
-        // connection, so it cannot carry another request. Close it once the response is out, as Envoy does.
-        if (res.writableFinished) socket.end();
+        // What the primary left unread of a complete request: drained, or the paused request would
+        // keep this keep-alive connection from reading its next one.
+        if (res.writableFinished && req.complete) {
+          req.unpipe();
+          req.resume();
+        }
       }
     };
+  }
+
+  /**
+   * A response starting while the upload is still coming closes the connection after it (Envoy's
+   * rule, counted as downstream_rq_response_before_rq_complete); one whose request has all
+   * arrived keeps it, whatever of the body the primary left unread (Node drains it).
+   */
+  #closesEarly(req: IncomingMessage, hasBody: boolean, socket: IncomingMessage['socket']): boolean {
+    if (!bodyPending(req, hasBody)) return false;
+    this.stats.rqResponseBeforeRqComplete.inc();
+    lingeringClose(socket);
+    return true;
   }
 
   /** The slow path, for routes with response edits: `out` is the upstream's map, hop-by-hop already gone. */
@@ -241,7 +265,13 @@ export class ConnectionManager {
 
 const NO_SHADOWS: readonly ShadowStream[] = [];
 const NO_HEADERS: readonly string[] = [];
+const CONNECTION_CLOSE = { connection: 'close' };
 const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
+
+function addConnectionClose(headers: string[] | HeaderMap): void {
+  if (Array.isArray(headers)) headers.push('connection', 'close');
+  else headers.connection = 'close';
+}
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
 export function bodyFollows(raw: readonly string[]): boolean {

@@ -9,6 +9,13 @@ import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from '.
 // arrives, the response discarded or sampled for afterMirror, retries, timeouts and bounds, and
 // every ending counted once.
 
+/**
+ * Response body bytes a shadow reads past what it keeps, so that a short response leaves its
+ * keep-alive connection reusable. Past it the connection is closed: reading a large shadow
+ * response whole would cost the event loop the primary's requests run on.
+ */
+export const DEFAULT_RESPONSE_DRAIN_BYTES = 64 * 1024;
+
 /** What a shadow that got no response reports to onDone. */
 export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: Buffer.alloc(0), truncated: false, durationMs: 0 };
 
@@ -45,6 +52,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
     private readonly release: () => void,
     /** The bound on body bytes all shadows hold together (null: none). */
     private readonly budget: ShadowBufferBudget | null = null,
+    /** Response body bytes read (and discarded) past the kept `captureBodyBytes` before the connection is closed. */
+    private readonly responseDrainBytes: number = DEFAULT_RESPONSE_DRAIN_BYTES,
   ) {
     this.#host = host;
     this.#attemptsLeft = request.options.retry?.count ?? 0;
@@ -66,7 +75,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
     request.cluster.stats.rqTotal.inc();
     this.#host.active++;
     this.#host.counters.rqTotal++;
-    this.#attempt = new Attempt(this, this.#host, o);
+    this.#attempt = new Attempt(this, this.#host, o, o.captureBodyBytes + this.responseDrainBytes);
     this.#host.pool.dispatch(
       {
         path: request.path,
@@ -153,6 +162,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
     const { stats, cluster } = this.request;
     if (err === null) {
       stats.succeeded(status);
+      if (attempt.cut) stats.responseTruncated();
       cluster.stats.response(status);
       this.#host.counters[status >= 500 ? 'rqError' : 'rqSuccess']++;
       this.request.options.onDone?.(attempt.result(performance.now() - this.#started));
@@ -230,11 +240,17 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
   #readTimer: NodeJS.Timeout | null = null;
   #ended = false;
+  /** Response body bytes seen so far, kept or not. */
+  #bodyBytes = 0;
+  /** The response went past `readBytes` and its connection was closed instead of read to the end. */
+  cut = false;
 
   constructor(
     private readonly exchange: ShadowExchange,
     readonly host: Host,
     private readonly o: ShadowOptions,
+    /** Response body bytes this attempt reads at most; the rest is never read. */
+    private readonly readBytes: number,
   ) {
     this.#captured = o.captureBodyBytes > 0 ? [] : null;
     if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
@@ -262,14 +278,24 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true;
     this.#status = statusCode;
     if (this.#captured) this.#rawHeaders = rawHeaders;
+    // A declared length past the budget, with nothing to keep: none of the body is worth reading.
+    if (this.#captured === null && declaredLength(rawHeaders) > this.readBytes) this.#cut();
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#ended) return true;
     this.#readTimer?.refresh();
+    this.#bodyBytes += chunk.length;
+    this.#keep(chunk);
+    if (this.#bodyBytes > this.readBytes) this.#cut();
+    return true;
+  }
+
+  #keep(chunk: Buffer): void {
     // Discarded, unless afterMirror wants a look: then the first bytes only.
     const captured = this.#captured;
-    if (captured === null || this.#truncated) return true;
+    if (captured === null || this.#truncated) return;
     const room = this.o.captureBodyBytes - this.#capturedBytes;
     if (chunk.length > room) {
       captured.push(chunk.subarray(0, room));
@@ -279,7 +305,19 @@ class Attempt implements Dispatcher.DispatchHandler {
       captured.push(chunk);
       this.#capturedBytes += chunk.length;
     }
-    return true;
+  }
+
+  /**
+   * Ends the attempt with what it has (status, headers, kept bytes) and closes the connection
+   * rather than read the rest: the shadow answered, which is all a shadow owes us.
+   */
+  #cut(): void {
+    this.cut = true;
+    this.#truncated = true;
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, null);
+    // undici reports the abort back through onError at once; the exchange has already ended.
+    this.#abortUpstream?.(new Error('shadow response past its read budget'));
   }
 
   onComplete(): void {
@@ -350,6 +388,18 @@ function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
   const t = setTimeout(fn, ms);
   t.unref();
   return t;
+}
+
+/** The response's content-length, or -1 when it has none (chunked, or until close). */
+function declaredLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]!.toString('latin1'));
+      return Number.isFinite(n) ? n : -1;
+    }
+  }
+  return -1;
 }
 
 function isTimeout(err: Error): boolean {

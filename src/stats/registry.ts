@@ -205,6 +205,8 @@ export class StatsRegistry {
   readonly httpCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_total'));
   readonly httpCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Downstream connections open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_active'));
   readonly httpRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Downstream requests cut by request_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_timeout'));
+  readonly httpRqResponseBeforeRqComplete = this.#counter('envoy_http_downstream_rq_response_before_rq_complete', 'Responses started before the request was complete',
+    ['envoy_http_conn_manager_prefix'], http('downstream_rq_response_before_rq_complete'));
   readonly httpCxProtocolError = this.#counter('envoy_http_downstream_cx_protocol_error', 'Malformed downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_cx_protocol_error'));
   readonly httpFailedPathNormalization = this.#counter('envoy_http_downstream_rq_failed_path_normalization', 'Requests refused by path normalization', ['envoy_http_conn_manager_prefix'], http('downstream_rq_failed_path_normalization'));
   readonly httpRedirectedWithNormalizedPath = this.#counter('envoy_http_downstream_rq_redirected_with_normalized_path', 'Requests redirected to their unescaped path', ['envoy_http_conn_manager_prefix'], http('downstream_rq_redirected_with_normalized_path'));

@@ -91,6 +91,7 @@ export class HttpStats {
   readonly cxIdleTimeout: CounterChild;
   readonly cxMaxDurationReached: CounterChild;
   readonly cxMaxRequestsReached: CounterChild;
+  readonly rqResponseBeforeRqComplete: CounterChild;
   readonly noRoute: CounterChild;
   readonly failedPathNormalization: CounterChild;
   readonly redirectedWithNormalizedPath: CounterChild;
@@ -113,6 +114,7 @@ export class HttpStats {
     this.cxIdleTimeout = registry.httpCxIdleTimeout.labels(l);
     this.cxMaxDurationReached = registry.httpCxMaxDuration.labels(l);
     this.cxMaxRequestsReached = registry.httpCxMaxRequests.labels(l);
+    this.rqResponseBeforeRqComplete = registry.httpRqResponseBeforeRqComplete.labels(l);
     this.noRoute = registry.httpNoRoute.labels(l);
     this.failedPathNormalization = registry.httpFailedPathNormalization.labels(l);
     this.redirectedWithNormalizedPath = registry.httpRedirectedWithNormalizedPath.labels(l);
@@ -162,6 +164,8 @@ export interface ShadowCounters {
   dropped(reason: ShadowDropReason): void;
   skipped(reason: ShadowSkipReason): void;
   retried(): void;
+  /** The shadow's response ran past what the exchange may read: its connection was closed. */
+  responseTruncated(): void;
   readonly active: GaugeChild;
   readonly rqTime: HistogramChild;
 }
@@ -197,6 +201,7 @@ abstract class OutcomeCounter {
   dropped(reason: ShadowDropReason): void { this.count('dropped', reason); }
   skipped(reason: ShadowSkipReason): void { this.count('skipped', reason); }
   retried(): void { this.count('retried', ''); }
+  responseTruncated(): void { this.count('response_truncated', ''); }
 }
 
 /** Per extended mirror policy: its decisions and outcomes, and its hooks' outcomes. */
@@ -229,6 +234,7 @@ export class PolicyClusterStats implements ShadowCounters {
   dropped(reason: ShadowDropReason): void { this.cluster.dropped(reason); this.policy.dropped(reason); }
   skipped(reason: ShadowSkipReason): void { this.cluster.skipped(reason); this.policy.skipped(reason); }
   retried(): void { this.cluster.retried(); this.policy.retried(); }
+  responseTruncated(): void { this.cluster.responseTruncated(); this.policy.responseTruncated(); }
 }
 
 /** Per mirror cluster: every shadow decision and outcome, each with its reason. */

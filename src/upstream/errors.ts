@@ -7,6 +7,7 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EH
 export function classifyUpstreamError(err: Error): UpstreamFailure {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   if (CONNECT_FAILURES.has(code)) return 'connect_failure';
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO') return 'protocol_error';
+  // undici's parser error has no code when llhttp gives none (a reply not starting with HTTP/).
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || err.name === 'HTTPParserError') return 'protocol_error';
   return 'reset';
 }

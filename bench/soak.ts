@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as peers from './lib/peers';
+import { cleanupAll, sleep, which } from './lib/processes';
+import { runRateLoad } from './lib/rate-load';
+import { startPrimary, startSlowShadow } from './lib/upstreams';
+
+// `npm run bench:soak`: sidemirror mirroring every request to a slow shadow, under a fixed request
+// rate for a long time, with its RSS sampled every few seconds. The question is whether memory
+// settles: the drift between the first and the last minute is printed, table + JSON.
+
+const USAGE = `Usage: node dist/bench/soak.js [options]
+  --duration D       how long to load: 90s, 10m (default 10m)
+  --rate N           requests per second (default 500)
+  --sample-s S       seconds between RSS samples (default 5)
+  --shadow-delay-ms  delay of the slow shadow (default 2000)
+  --connections N    client keep-alive connections (default 16)
+RSS follows V8's heap growth between full collections; the live heap is read too: sidemirror
+runs with --trace-gc, and the heap left after each mark-compact is compared the same way.
+`;
+
+interface Sample {
+  t: number;
+  rssMb: number;
+}
+
+/** The heap a full collection left, from a --trace-gc line. */
+interface LiveHeap {
+  t: number;
+  liveMb: number;
+  /** The heap V8 keeps committed after that collection (part of RSS, live or not). */
+  committedMb: number;
+}
+
+// e.g. "[123:0x5f…]    61234 ms: Mark-Compact 182.4 (190.1) -> 96.3 (184.7) MB, …"
+const MARK_COMPACT = /(\d+) ms: Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \(([\d.]+)\) MB/;
+
+/** The mark-compact lines of a process's stdout so far (its log file, found through /proc). */
+function liveHeaps(pid: number, startedAtMs: number): LiveHeap[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(fs.readlinkSync(`/proc/${pid}/fd/1`), 'utf8');
+  } catch {
+    return [];
+  }
+  const out: LiveHeap[] = [];
+  for (const line of text.split('\n')) {
+    const m = MARK_COMPACT.exec(line);
+    // --trace-gc times count from the process start; the load starts `startedAtMs` later.
+    if (m) out.push({ t: (Number(m[1]) - startedAtMs) / 1000, liveMb: Number(m[2]), committedMb: Number(m[3]) });
+  }
+  return out;
+}
+
+function parseDuration(v: string): number {
+  const m = /^(\d+)(s|m)?$/.exec(v.trim());
+  if (!m) throw new Error(`--duration must look like 90s or 10m, not "${v}"`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
+
+function rssMb(pid: number): number | null {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+const mean = (v: number[]): number | null => (v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length);
+const fmt = (v: number | null, d = 1): string => (v === null ? '-' : v.toFixed(d));
+
+const started = Date.now();
+function progress(msg: string): void {
+  process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10m' },
+      rate: { type: 'string', default: '500' },
+      'sample-s': { type: 'string', default: '5' },
+      'shadow-delay-ms': { type: 'string', default: '2000' },
+      connections: { type: 'string', default: '16' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (!which('nginx')) {
+    process.stderr.write('nginx is needed for the primary: apt-get install -y nginx\n');
+    return 2;
+  }
+  const seconds = parseDuration(values.duration);
+  const rate = Number(values.rate);
+  const sampleS = Number(values['sample-s']);
+  const delayMs = Number(values['shadow-delay-ms']);
+  const connections = Number(values.connections);
+  for (const [k, v] of Object.entries({ rate, 'sample-s': sampleS, 'shadow-delay-ms': delayMs, connections })) {
+    if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
+  }
+  // The windows compared: a minute each, or a quarter of a shorter run.
+  const window = Math.min(60, seconds / 4);
+
+  const primary = await startPrimary();
+  const shadow = await startSlowShadow(delayMs);
+  const spawnedAt = performance.now();
+  const peer = await peers.sidemirrorMirror.start({ primaryPort: primary.port, primaryPid: primary.pid, shadowPort: shadow.port, nodeArgs: ['--trace-gc'] });
+  progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow`);
+  const samples: Sample[] = [];
+  const t0 = performance.now();
+  let heaps: LiveHeap[] = [];
+  const sampler = setInterval(() => {
+    const mb = rssMb(peer.pid);
+    const t = (performance.now() - t0) / 1000;
+    if (mb !== null) samples.push({ t, rssMb: mb });
+    if (mb !== null && Math.round(t) % 30 < sampleS) progress(`t=${t.toFixed(0)} s RSS ${mb.toFixed(1)} MB`);
+  }, sampleS * 1000);
+  let result;
+  try {
+    result = await runRateLoad({ port: peer.port, rate, seconds, connections });
+  } finally {
+    clearInterval(sampler);
+    heaps = liveHeaps(peer.pid, t0 - spawnedAt);
+    await sleep(delayMs + 500); // shadows still in flight end before the peer is stopped
+    await Promise.all([peer.stop(), primary.stop(), shadow.stop()]);
+  }
+
+  const first = mean(samples.filter((s) => s.t <= window).map((s) => s.rssMb));
+  const last = mean(samples.filter((s) => s.t > seconds - window).map((s) => s.rssMb));
+  const peak = samples.length === 0 ? null : Math.max(...samples.map((s) => s.rssMb));
+  const driftPct = first === null || last === null ? null : ((last - first) / first) * 100;
+  const firstLive = mean(heaps.filter((h) => h.t >= 0 && h.t <= window).map((h) => h.liveMb));
+  const lastLive = mean(heaps.filter((h) => h.t > seconds - window && h.t <= seconds).map((h) => h.liveMb));
+  const liveDriftPct = firstLive === null || lastLive === null ? null : ((lastLive - firstLive) / firstLive) * 100;
+  const head = ['rate', 'seconds', 'sent', 'ok', 'non-2xx', 'errors', 'skipped', 'p50 ms', 'p99 ms', `RSS first ${window}s MB`, `RSS last ${window}s MB`, 'peak MB', 'drift %', 'live heap first/last MB', 'live drift %'];
+  const row = [String(rate), String(seconds), String(result.sent), String(result.ok), String(result.non2xx), String(result.errors), String(result.skipped),
+    fmt(result.p50Ms, 2), fmt(result.p99Ms, 2), fmt(first), fmt(last), fmt(peak), fmt(driftPct), `${fmt(firstLive)}/${fmt(lastLive)}`, fmt(liveDriftPct)];
+  const width = head.map((h, i) => Math.max(h.length, row[i]!.length));
+  process.stdout.write(`\n${head.map((h, i) => h.padStart(width[i]!)).join('  ')}\n${row.map((c, i) => c.padStart(width[i]!)).join('  ')}\n\n`);
+
+  const report = {
+    machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cpuCount: os.cpus().length, node: process.version, os: `${os.type()} ${os.release()}` },
+    date: new Date().toISOString(),
+    settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '' },
+    load: result,
+    rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },
+    liveHeapAfterMarkCompact: { firstWindowMb: firstLive, lastWindowMb: lastLive, driftPct: liveDriftPct, samples: heaps },
+  };
+  const dir = path.join(__dirname, '..', '..', 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `soak-${report.date.replace(/[:.]/g, '-')}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  progress(`results: ${path.relative(process.cwd(), file) || file}`);
+  return 0;
+}
+
+process.on('exit', cleanupAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    cleanupAll();
+    process.exit(130);
+  });
+}
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n\n${USAGE}`);
+    process.exit(1);
+  },
+);
