@@ -148,7 +148,7 @@ export class Proxy {
       await this.#apply(loaded.bootstrap);
       this.#loaded = loaded;
       this.#loadedAt = new Date();
-      this.runtime.setStaticLayer(loaded.bootstrap.runtime);
+      this.runtime.setLayers(loaded.bootstrap.runtime);
       this.logger.info('configuration reloaded');
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'reload failed; keeping the last good configuration');

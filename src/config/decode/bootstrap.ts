@@ -1,5 +1,5 @@
-import type { Bootstrap, DynamicResources } from '../model';
-import { type Ctx, type Pb, at, each, fail, socketAddress } from './common';
+import type { Bootstrap, DynamicResources, RuntimeLayerConfig } from '../model';
+import { type Ctx, type Pb, at, atKey, each, fail, socketAddress } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
@@ -13,7 +13,7 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
     admin: admin ? { address: socketAddress(admin.address as Pb | undefined, at(at(ctx, 'admin'), 'address')) } : null,
     listeners: each(srctx, sr, 'listeners', decodeListener),
     clusters: each(srctx, sr, 'clusters', decodeCluster),
-    runtime: staticRuntime(b.layered_runtime as Pb | undefined),
+    runtime: decodeLayeredRuntime(b.layered_runtime as Pb | undefined, at(ctx, 'layered_runtime')),
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
   };
 }
@@ -33,23 +33,66 @@ function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
   return { adsClusterName, ldsViaAds: viaAds(d.lds_config as Pb | undefined), cdsViaAds: viaAds(d.cds_config as Pb | undefined) };
 }
 
-/** Flattens the static layers of `layered_runtime` (later layers win) into key → string value. */
-function staticRuntime(lr: Pb | undefined): ReadonlyMap<string, string> {
-  const out = new Map<string, string>();
-  for (const layer of (lr?.layers as Pb[] | undefined) ?? []) {
-    const fields = (layer.static_layer as Pb | undefined)?.fields as Pb | undefined;
-    if (fields) flatten(fields, '', out);
-  }
-  return out;
+/** Envoy's default when layered_runtime is absent: an empty static layer below an admin layer. */
+const DEFAULT_RUNTIME: readonly RuntimeLayerConfig[] = [
+  { name: 'static_layer', kind: 'static', values: new Map() },
+  { name: 'admin', kind: 'admin' },
+];
+
+/** `layered_runtime`: static layers flattened (nested keys joined with dots) and at most one admin layer. */
+function decodeLayeredRuntime(lr: Pb | undefined, ctx: Ctx): readonly RuntimeLayerConfig[] {
+  if (!lr) return DEFAULT_RUNTIME;
+  const names = new Set<string>();
+  let admins = 0;
+  const layers = each(ctx, lr, 'layers', (layer, lctx): RuntimeLayerConfig | null => {
+    const name = String(layer.name ?? '');
+    // Envoy refuses two layers of one name and more than one admin layer.
+    if (names.has(name)) fail(at(lctx, 'name'), `duplicate layer name "${name}"`);
+    names.add(name);
+    if (layer.admin_layer) {
+      if (++admins > 1) fail(at(lctx, 'admin_layer'), 'at most one admin layer may be given');
+      return { name, kind: 'admin' };
+    }
+    if (layer.static_layer) {
+      const values = new Map<string, string>();
+      flattenStruct(layer.static_layer as Pb, '', values, at(lctx, 'static_layer'));
+      return { name, kind: 'static', values };
+    }
+    fail(lctx, 'one of static_layer or admin_layer is required');
+    return null;
+  });
+  if (layers.length === 0) fail(at(ctx, 'layers'), 'at least one layer is required');
+  return layers.filter((l): l is RuntimeLayerConfig => l !== null);
 }
 
-function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
-  for (const [k, v] of Object.entries(fields)) {
+// protobufjs declares google.protobuf.Struct/Value with camelCase field names even under keepCase.
+const field = (v: Pb, snake: string, camel: string): unknown => v[camel] ?? v[snake];
+
+/** Envoy's static layer walk: scalars by their text, nested objects by dotted keys; a FractionalPercent object stays one entry. */
+function flattenStruct(struct: Pb, prefix: string, out: Map<string, string>, ctx: Ctx): void {
+  for (const [k, raw] of Object.entries((struct.fields ?? {}) as Pb)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    const value = v as Pb;
-    if (value.struct_value) flatten((value.struct_value as Pb).fields ?? {}, key, out);
-    else if (value.number_value !== undefined) out.set(key, String(value.number_value));
-    else if (value.string_value !== undefined) out.set(key, String(value.string_value));
-    else if (value.bool_value !== undefined) out.set(key, String(value.bool_value));
+    const value = raw as Pb;
+    const nested = field(value, 'struct_value', 'structValue') as Pb | undefined;
+    const number = field(value, 'number_value', 'numberValue');
+    const str = field(value, 'string_value', 'stringValue');
+    const bool = field(value, 'bool_value', 'boolValue');
+    if (nested) {
+      const inner = (nested.fields ?? {}) as Pb;
+      if ('numerator' in inner || 'denominator' in inner) out.set(key, fractionText(inner, atKey(ctx, key)));
+      else flattenStruct(nested, key, out, ctx);
+    } else if (number !== undefined) out.set(key, String(number));
+    else if (str !== undefined) out.set(key, String(str));
+    else if (bool !== undefined) out.set(key, String(bool));
+    else fail(atKey(ctx, key), 'a runtime value must be a number, string, boolean or object (not null or a list)');
   }
+}
+
+/** A FractionalPercent given as an object, kept as the JSON the runtime reads back. */
+function fractionText(fields: Pb, ctx: Ctx): string {
+  const numerator = Number(field((fields.numerator ?? {}) as Pb, 'number_value', 'numberValue') ?? 0);
+  const denominator = String(field((fields.denominator ?? {}) as Pb, 'string_value', 'stringValue') ?? 'HUNDRED');
+  if (!Number.isInteger(numerator) || numerator < 0) fail(at(ctx, 'numerator'), 'must be a non-negative integer');
+  if (!['HUNDRED', 'TEN_THOUSAND', 'MILLION'].includes(denominator)) fail(at(ctx, 'denominator'), 'must be HUNDRED, TEN_THOUSAND or MILLION');
+  return JSON.stringify({ numerator, denominator });
 }
