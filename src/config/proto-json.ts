@@ -1,5 +1,6 @@
 import * as protobuf from 'protobufjs';
 import { fromProto3JSON, JSONValue } from 'proto3-json-serializer';
+import { ENVOY_UNDECLARED_FIELDS } from './envoy-fields';
 import { ConfigIssue, joinPath } from './errors';
 
 // proto3-json-serializer converts well but validates little: it skips unknown keys, matches
@@ -83,6 +84,22 @@ function spellings(type: protobuf.Type): Map<string, protobuf.Field> {
   }
   spellingsCache.set(type, map);
   return map;
+}
+
+const undeclaredCache = new WeakMap<protobuf.Type, Map<string, string>>();
+
+/** The Envoy field name `key` spells (proto or JSON name) when Envoy's message has it and ours does not. */
+function undeclaredEnvoyField(type: protobuf.Type, key: string): string | undefined {
+  let map = undeclaredCache.get(type);
+  if (!map) {
+    map = new Map();
+    for (const name of Object.keys(ENVOY_UNDECLARED_FIELDS[type.fullName.slice(1)] ?? {})) {
+      map.set(name, name);
+      map.set(protocJsonName(name), name);
+    }
+    undeclaredCache.set(type, map);
+  }
+  return map.get(key);
 }
 
 function editDistance(a: string, b: string): number {
@@ -172,6 +189,14 @@ class Walker {
       if (skip.has(key)) continue;
       const field = known.get(key);
       if (!field) {
+        const envoyName = undeclaredEnvoyField(type, key);
+        if (envoyName !== undefined) {
+          // A real Envoy field we leave out: refused as such, never skipped as if it were not there.
+          const at = joinPath(path, envoyName);
+          this.add(at, 'not supported by sidemirror');
+          this.dropped.push(at);
+          continue;
+        }
         const hint = nearest(key, known.keys());
         this.add(joinPath(path, key), `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
         if (hint) this.dropped.push(joinPath(path, known.get(hint)!.name));

@@ -59,6 +59,30 @@ describe('one run reports every error', () => {
   });
 });
 
+describe('known Envoy fields that sidemirror leaves out', () => {
+  test('transport_socket, filter_chain_match, access_log, outlier_detection: "not supported by sidemirror" by path', () => {
+    const d = doc({ hcm: { access_log: [{ name: 'envoy.access_loggers.stdout' }] } });
+    const chain = d.static_resources.listeners[0].filter_chains[0];
+    chain.filter_chain_match = { server_names: ['a.example'] };
+    chain.transport_socket = { name: 'envoy.transport_sockets.tls' };
+    d.static_resources.clusters[0].outlierDetection = { consecutive_5xx: 5 }; // the JSON spelling too
+    expect(issuesOf(d)).toEqual([
+      { path: 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
+      { path: 'static_resources.listeners[0].filter_chains[0].filter_chain_match', message: 'not supported by sidemirror' },
+      { path: 'static_resources.listeners[0].filter_chains[0].transport_socket', message: 'not supported by sidemirror' },
+      { path: 'static_resources.clusters[0].outlier_detection', message: 'not supported by sidemirror' },
+    ]);
+  });
+
+  test('a real typo is still an unknown field, with a suggestion', () => {
+    const d = doc();
+    d.static_resources.clusters[0].outlier_detecton = { consecutive_5xx: 5 };
+    expect(issuesOf(d)).toEqual([
+      { path: 'static_resources.clusters[0].outlier_detecton', message: 'unknown field "outlier_detecton"' },
+    ]);
+  });
+});
+
 describe('layered_runtime', () => {
   const withRuntime = (layers: Json[]): Json => doc({ extra: { layered_runtime: { layers } } });
 
@@ -115,6 +139,9 @@ describe('layered_runtime', () => {
       { path: 'layered_runtime.layers[1].admin_layer', message: 'at most one admin layer may be given' },
       { path: 'layered_runtime.layers[2].static_layer["list"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
       { path: 'layered_runtime.layers[2].static_layer["nothing"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
+      // What the layer could have been instead.
+      { path: 'layered_runtime.layers[3]', message: 'one of static_layer or admin_layer is required' },
+      { path: 'layered_runtime.layers[4]', message: 'one of static_layer or admin_layer is required' },
     ]);
   });
 });
