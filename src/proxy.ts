@@ -45,8 +45,11 @@ export interface ProxyOptions {
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
-function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources): XdsClient {
-  return new XdsClient({ target: adsTarget(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)) });
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager): XdsClient {
+  return new XdsClient({
+    target: adsTarget(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
+    bindListeners: (ls) => listeners.reserve(ls),
+  });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
@@ -86,7 +89,8 @@ export class Proxy {
     this.logger = options.logger ?? createLogger();
     this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
     this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver });
-    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000);
+    const createFailure = this.stats.listenerCreateFailure.labels({});
+    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, () => createFailure.inc());
     // An option given as undefined (a CLI flag left out) keeps the default.
     const limits = options.shadowLimits ?? {};
     this.shadowWriter = new PooledShadowWriter({
@@ -210,7 +214,7 @@ export class Proxy {
         await this.#applyListeners();
       },
     };
-    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources));
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners));
     this.#xds = factory(b, sink);
     this.#xds.start();
   }
