@@ -1,5 +1,5 @@
 import type { Bootstrap, DynamicResources, RuntimeLayerConfig } from '../model';
-import { type Ctx, type Pb, at, atKey, each, fail, socketAddress } from './common';
+import { type Ctx, type Pb, adsConfigSource, at, atKey, each, fail, refuse, socketAddress } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
@@ -8,6 +8,11 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const sr = (b.static_resources ?? {}) as Pb;
   const srctx = at(ctx, 'static_resources');
   const admin = b.admin as Pb | undefined;
+  // Envoy itself overwrites user_agent_* and client_features; metadata and locality would go to the control plane, which we do not send.
+  refuse(node, at(ctx, 'node'), ['metadata', 'locality']);
+  refuse(admin, at(ctx, 'admin'), ['profile_path', 'access_log']);
+  // Envoy's examples send the admin access log to /dev/null, which is what not having one does.
+  if (admin?.access_log_path && admin.access_log_path !== '/dev/null') fail(at(at(ctx, 'admin'), 'access_log_path'), 'not supported by sidemirror (only /dev/null)');
   return {
     node: { id: String(node.id ?? ''), cluster: String(node.cluster ?? '') },
     admin: admin ? { address: socketAddress(admin.address as Pb | undefined, at(at(ctx, 'admin'), 'address')) } : null,
@@ -24,12 +29,24 @@ function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
   if (ads) {
     const actx = at(ctx, 'ads_config');
     if (ads.api_type && ads.api_type !== 'GRPC') fail(at(actx, 'api_type'), `api_type ${ads.api_type} is not supported; use GRPC`);
+    refuse(ads, actx, ['cluster_names', 'refresh_delay', 'request_timeout']);
+    if (ads.transport_api_version === 'V2') fail(at(actx, 'transport_api_version'), 'V2 is not supported; use V3');
     const services = (ads.grpc_services as Pb[] | undefined) ?? [];
+    if (services.length > 1) fail(at(actx, 'grpc_services'), 'only one gRPC service is supported');
+    refuse(services[0], at(actx, 'grpc_services[0]'), ['timeout', 'initial_metadata']);
+    refuse(services[0]?.envoy_grpc as Pb | undefined, at(actx, 'grpc_services[0].envoy_grpc'), ['authority']);
     const envoyGrpc = services[0]?.envoy_grpc as Pb | undefined;
     adsClusterName = envoyGrpc?.cluster_name ? String(envoyGrpc.cluster_name) : null;
     if (!adsClusterName) fail(at(actx, 'grpc_services[0].envoy_grpc.cluster_name'), 'cluster_name is required');
   }
   const viaAds = (src: Pb | undefined): boolean => Boolean(src && src.ads !== undefined);
+  // The xDS client subscribes to listeners and clusters over ADS: the bootstrap must say so.
+  for (const field of ['lds_config', 'cds_config'] as const) {
+    const src = d[field] as Pb | undefined;
+    adsConfigSource(src, at(ctx, field));
+    if (!viaAds(src)) fail(at(ctx, field), `${field} must be { ads: {} } (sidemirror takes listeners and clusters over ADS)`);
+  }
+  if (!ads) fail(at(ctx, 'ads_config'), 'ads_config is required');
   return { adsClusterName, ldsViaAds: viaAds(d.lds_config as Pb | undefined), cdsViaAds: viaAds(d.cds_config as Pb | undefined) };
 }
 

@@ -1,5 +1,5 @@
 import type { HttpConnectionManager, HttpFilter, Listener } from '../model';
-import { type Ctx, type Pb, at, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { type Ctx, type Pb, adsConfigSource, at, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 
@@ -19,6 +19,8 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     fail(at(ctx, 'filter_chains'), chains.length === 0 ? 'one filter chain is required' : 'only one filter chain is supported');
   }
   if (chains.length > 0) hcm = decodeFilterChain(chains[0]!, at(ctx, 'filter_chains[0]'));
+  refuse(l, ctx, ['stat_prefix']);
+  if (l.drain_type === 'MODIFY_ONLY') fail(at(ctx, 'drain_type'), 'MODIFY_ONLY is not supported by sidemirror');
   return {
     name,
     address,
@@ -28,7 +30,6 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
 }
 
 function decodeFilterChain(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
-  if (chain.filter_chain_match) fail(at(ctx, 'filter_chain_match'), 'filter chain matching is not supported');
   const filters = (chain.filters as Pb[] | undefined) ?? [];
   if (filters.length !== 1) {
     fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
@@ -62,6 +63,13 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
   if (report && !h.rds && !h.route_config) fail(ctx, 'one of rds or route_config is required');
   const routeConfig = h.route_config ? decodeRouteConfiguration(h.route_config as Pb, at(ctx, 'route_config')) : null;
 
+  if (report) {
+    refuse(h, ctx, ['drain_timeout', 'merge_slashes', 'xff_num_trusted_hops']);
+    for (const f of ['add_user_agent', 'normalize_path']) if (wrapped(h[f], false)) fail(at(ctx, f), 'true is not supported by sidemirror');
+    refuse(h.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), ['allow_absolute_url', 'accept_http_10', 'default_host_for_http_10', 'enable_trailers']);
+    refuse(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'), ['max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size']);
+    adsConfigSource((h.rds as Pb | undefined)?.config_source as Pb | undefined, at(at(ctx, 'rds'), 'config_source'));
+  }
   const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
   if (report) checkFilterOrder(httpFilters, ctx);
   const mirrorFilter = findMirrorFilter(httpFilters, ctx);
@@ -101,6 +109,12 @@ function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
     fail(at(ctx, 'typed_config'), `HTTP filter "${config.typeUrl}" is not supported`);
   }
   if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
+  if (config && typeUrlName(config.typeUrl) === ROUTER_TYPE) {
+    const r = config.value as Pb;
+    // The router always keeps per-cluster stats (dynamic_stats) and has no tracing or expected-timeout header.
+    refuse(r, at(ctx, 'typed_config'), ['start_child_span', 'suppress_envoy_headers', 'respect_expected_rq_timeout']);
+    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(at(ctx, 'typed_config'), 'dynamic_stats'), 'false is not supported by sidemirror');
+  }
   return { name, config, isOptional };
 }
 

@@ -24,6 +24,7 @@ import {
   each,
   fail,
   headerEdits,
+  refuse,
   headerMutation,
   runtimeFraction,
   stringMatcher,
@@ -73,6 +74,7 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
       fail(at(ctx, `domains[${i}]`), `wildcard in "${d}" must be the first or last character`);
     }
   });
+  if (vh.require_tls && vh.require_tls !== 'NONE') fail(at(ctx, 'require_tls'), `${vh.require_tls} is not supported by sidemirror (no TLS listeners)`);
   return {
     name,
     domains,
@@ -223,7 +225,9 @@ function decodeRegexRewrite(r: Pb, ctx: Ctx): { pattern: string; substitution: s
 }
 
 function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
+  refuse(w, ctx, ['runtime_key_prefix', 'header_name']);
   const clusters = each(ctx, w, 'clusters', (c, cctx): WeightedClusterEntry => {
+    refuse(c, cctx, ['typed_per_filter_config']);
     const name = String(c.name ?? '');
     if (!name) fail(at(cctx, 'name'), 'name is required');
     return {
@@ -319,6 +323,8 @@ export function decodeMirrorPolicy(p: Pb, ctx: Ctx): MirrorPolicy {
     fail(at(ctx, 'cluster_header'), 'use ":authority" rather than "host"');
   }
   const hostRewriteLiteral = p.host_rewrite_literal ? String(p.host_rewrite_literal) : null;
+  // There is no tracing to mark a shadow's trace as sampled in.
+  if (p.trace_sampled !== undefined) fail(at(ctx, 'trace_sampled'), 'not supported by sidemirror (no tracing)');
   return {
     cluster,
     clusterHeader,
