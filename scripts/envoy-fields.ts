@@ -18,6 +18,15 @@ function protoFiles(dir: string, base: string): string[] {
   });
 }
 
+/** Envoy's real protos for the files proto/ holds (build and test time only). */
+export function loadEnvoyRoot(repo: string): protobuf.Root {
+  const ours = path.join(repo, 'proto');
+  const deps = path.join(repo, 'node_modules/@grpc/grpc-js-xds/deps');
+  const includes = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d))
+    .concat(path.dirname(require.resolve('protobufjs/package.json')));
+  return loadRoot(includes, protoFiles(path.join(ours, 'envoy'), ours));
+}
+
 function loadRoot(includes: string[], files: string[]): protobuf.Root {
   const root = new protobuf.Root();
   root.resolvePath = (origin, target) => {
@@ -43,12 +52,8 @@ function messages(ns: protobuf.NamespaceBase, out: protobuf.Type[] = []): protob
 /** Envoy's fields missing from our declaration of each Envoy message, by message full name. */
 export function envoyFieldTable(repo: string): EnvoyFieldTable {
   const ours = path.join(repo, 'proto');
-  const deps = path.join(repo, 'node_modules/@grpc/grpc-js-xds/deps');
-  const includes = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(deps, d))
-    .concat(path.dirname(require.resolve('protobufjs/package.json')));
-  const files = protoFiles(path.join(ours, 'envoy'), ours);
-  const mine = loadRoot([ours], files);
-  const real = loadRoot(includes, files);
+  const mine = loadRoot([ours], protoFiles(path.join(ours, 'envoy'), ours));
+  const real = loadEnvoyRoot(repo);
   const table: EnvoyFieldTable = {};
   for (const t of messages(mine)) {
     if (!t.filename?.startsWith(path.join(ours, 'envoy'))) continue;

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
@@ -48,6 +49,9 @@ export class ListenerManager {
    * old listeners keep serving. Returns why each bind failed; on any failure nothing new stays bound.
    */
   async reserve(listeners: readonly Listener[]): Promise<string[]> {
+    // In a --concurrency worker the primary process owns the sockets (node:cluster) and a socket
+    // cannot be handed from one server to another: there a bind failure shows when the listener opens.
+    if (cluster.isWorker) return [];
     const made: string[] = [];
     const problems: string[] = [];
     for (const l of listeners) {
