@@ -39,8 +39,8 @@ test('transport_socket, filter_chain_match and an HCM access_log are refused by 
   ));
   expect(decoded.ok).toBe(false);
   expect(decoded.ok ? [] : decoded.issues).toEqual([
-    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
     { path: 'Listener "l0".filter_chains[0].filter_chain_match', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
     { path: 'Listener "l0".filter_chains[0].transport_socket', message: 'not supported by sidemirror' },
   ]);
 });
@@ -48,7 +48,7 @@ test('transport_socket, filter_chain_match and an HCM access_log are refused by 
 test('a cluster\'s outlier_detection is refused', () => {
   const Cluster = envoy.lookupType('envoy.config.cluster.v3.Cluster');
   const bytes = Cluster.encode(Cluster.fromObject({
-    name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, outlier_detection: { consecutive_5xx: 5 },
+    name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, outlier_detection: { consecutive_5xx: { value: 5 } },
   })).finish();
   const decoded = decodeResourceBytes(CLUSTER_TYPE, bytes);
   expect(decoded.ok ? [] : decoded.issues).toEqual([{ path: 'Cluster "c".outlier_detection', message: 'not supported by sidemirror' }]);
