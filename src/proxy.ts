@@ -45,8 +45,11 @@ export interface ProxyOptions {
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
-function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources): XdsClient {
-  return new XdsClient({ ...adsConnection(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)) });
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager): XdsClient {
+  return new XdsClient({
+    ...adsConnection(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
+    bindListeners: (ls) => listeners.reserve(ls),
+  });
 }
 
 async function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
@@ -87,7 +90,8 @@ export class Proxy {
     this.logger = options.logger ?? createLogger();
     this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
     this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver });
-    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, { runtime: this.runtime, stats: this.scopes });
+    const createFailure = this.stats.listenerCreateFailure.labels({});
+    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, { runtime: this.runtime, stats: this.scopes, onCreateFailure: () => createFailure.inc() });
     // An option given as undefined (a CLI flag left out) keeps the default.
     const limits = options.shadowLimits ?? {};
     this.shadowWriter = new PooledShadowWriter({
@@ -156,7 +160,7 @@ export class Proxy {
       await this.#apply(loaded.bootstrap);
       this.#loaded = loaded;
       this.#loadedAt = new Date();
-      this.runtime.setStaticLayer(loaded.bootstrap.runtime);
+      this.runtime.setLayers(loaded.bootstrap.runtime);
       this.logger.info('configuration reloaded');
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'reload failed; keeping the last good configuration');
@@ -219,7 +223,7 @@ export class Proxy {
         await this.#applyListeners();
       },
     };
-    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources));
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners));
     this.#xds = factory(b, sink);
     this.#xds.start();
   }

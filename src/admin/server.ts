@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeInfo, SocketAddress } from '../config/model';
 import type { Logger } from '../log/logger';
-import type { RuntimeEntry } from '../runtime/runtime';
+import { NoAdminLayerError, type RuntimeEntry } from '../runtime/runtime';
 import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2, expansionBound } from '../util/re2';
 import { foreignRequestReason, isStateChanging, ownHostNames } from '../util/request-origin';
 
@@ -18,6 +18,8 @@ export interface StatsView {
 
 export interface RuntimeControl {
   entries(): RuntimeEntry[];
+  layerNames(): string[];
+  /** Throws NoAdminLayerError when the bootstrap's layered_runtime has no admin layer. */
   modify(key: string, value: string): void;
 }
 
@@ -181,9 +183,9 @@ export class AdminServer {
   #runtime(): Reply {
     const entries: Record<string, unknown> = {};
     for (const e of this.src.runtime.entries()) {
-      entries[e.key] = { layer_values: [e.staticValue ?? '', e.adminValue ?? ''], final_value: e.finalValue };
+      entries[e.key] = { layer_values: e.layerValues, final_value: e.finalValue };
     }
-    return json({ layers: ['static_layer', 'admin'], entries });
+    return json({ layers: this.src.runtime.layerNames(), entries });
   }
 
   async #runtimeModify(url: URL, req: http.IncomingMessage): Promise<Reply> {
@@ -193,7 +195,12 @@ export class AdminServer {
       for (const [k, v] of new URLSearchParams(body)) params.append(k, v);
     }
     if ([...params.keys()].length === 0) return text('usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n', 400);
-    for (const [k, v] of params) this.src.runtime.modify(k, v);
+    try {
+      for (const [k, v] of params) this.src.runtime.modify(k, v);
+    } catch (err) {
+      if (err instanceof NoAdminLayerError) return text(`${err.message}\n`, 503);
+      throw err;
+    }
     return text('OK\n');
   }
 

@@ -7,7 +7,7 @@ import { ConfigError, IssueCollector } from './errors';
 import { localReads } from './local-reads';
 import type { Bootstrap } from './model';
 import { messageType } from './proto';
-import { decodeProto3Json } from './proto-json';
+import { decodeProto3JsonPartial } from './proto-json';
 import { validateBootstrap } from './validate';
 
 export const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -40,13 +40,24 @@ export function loadBootstrapText(text: string): LoadedBootstrap {
     throw new ConfigError([{ path: '', message: 'the bootstrap must be a mapping (a YAML or JSON object)' }]);
   }
   const type = messageType(BOOTSTRAP_TYPE);
-  const decoded = decodeProto3Json(type, json, '');
-  if (!decoded.message) throw new ConfigError(decoded.issues);
-  // The bootstrap is the sidecar's own: the files and variables it names are read here.
-  const bootstrap = decodeBootstrap(plain(type, decoded.message), { path: '', issues, local: localReads });
-  if (issues.ok) validateBootstrap(bootstrap, issues);
+  // Every stage runs on what the one before could read, so a file's problems come in one report:
+  // proto3-JSON issues, then the decoders', then the cross-resource checks'.
+  const decoded = decodeProto3JsonPartial(type, json, '');
+  issues.addAll(decoded.issues);
+  if (!decoded.message) throw new ConfigError(issues.issues);
+  const later = new IssueCollector();
+  const bootstrap = decodeBootstrap(plain(type, decoded.message), { path: '', issues: later, local: localReads });
+  validateBootstrap(bootstrap, later);
+  // What was left out at a path is reported there once, not again as "missing" by a later stage.
+  const dropped = decoded.dropped ?? [];
+  issues.addAll(later.issues.filter((i) => !dropped.some((d) => within(i.path, d))));
   issues.throwIfAny();
   return { bootstrap, message: decoded.message };
+}
+
+/** `path` is `base` or a field, element or entry beneath it. */
+function within(path: string, base: string): boolean {
+  return path === base || path.startsWith(`${base}.`) || path.startsWith(`${base}[`);
 }
 
 export function loadBootstrapFile(file: string): LoadedBootstrap {

@@ -356,8 +356,8 @@ export interface Bootstrap {
   readonly admin: AdminConfig | null;
   readonly listeners: readonly Listener[];
   readonly clusters: readonly Cluster[];
-  /** Flattened static runtime layers: key → value. */
-  readonly runtime: ReadonlyMap<string, string>;
+  /** layered_runtime's layers, lowest first (later layers override earlier ones). */
+  readonly runtime: readonly RuntimeLayerConfig[];
   readonly dynamicResources: DynamicResources | null;
   readonly overloadManager: OverloadManagerConfig;
 }
@@ -367,6 +367,11 @@ export interface OverloadManagerConfig {
   /** envoy.resource_monitors.global_downstream_max_connections; null: no global limit. */
   readonly maxActiveDownstreamConnections: number | null;
 }
+
+/** One runtime layer: a static layer's values (nested keys joined with dots), or the admin layer. */
+export type RuntimeLayerConfig =
+  | { readonly name: string; readonly kind: 'static'; readonly values: ReadonlyMap<string, string> }
+  | { readonly name: string; readonly kind: 'admin' };
 
 export interface DynamicResources {
   readonly adsClusterName: string | null;

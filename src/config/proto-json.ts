@@ -1,5 +1,6 @@
 import * as protobuf from 'protobufjs';
 import { fromProto3JSON, JSONValue } from 'proto3-json-serializer';
+import { ENVOY_UNDECLARED_FIELDS } from './envoy-fields';
 import { ConfigIssue, joinPath } from './errors';
 
 // proto3-json-serializer converts well but validates little: it skips unknown keys, matches
@@ -11,6 +12,11 @@ import { ConfigIssue, joinPath } from './errors';
 export interface DecodedJson {
   message?: protobuf.Message;
   issues: ConfigIssue[];
+  /**
+   * Paths of what was reported and left out (a bad value, an unreadable Any, the field a typo
+   * most likely meant): later checks that find something missing there only echo the issue.
+   */
+  dropped?: string[];
 }
 
 type Obj = Record<string, unknown>;
@@ -41,6 +47,12 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 const DURATION = /^-?(\d+)(\.\d{1,9})?s$/;
 const MAX_DURATION_SECONDS = 315_576_000_000; // ±10,000 years, the limit in duration.proto
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * What the walker returns in place of a value it reported: the field is left out of the copy, so
+ * that the rest can still be converted and decoded, and every later check can run in the same pass.
+ */
+const SKIP: unique symbol = Symbol('skip');
 
 const jsonType = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -74,6 +86,22 @@ function spellings(type: protobuf.Type): Map<string, protobuf.Field> {
   return map;
 }
 
+const undeclaredCache = new WeakMap<protobuf.Type, Map<string, string>>();
+
+/** The Envoy field name `key` spells (proto or JSON name) when Envoy's message has it and ours does not. */
+function undeclaredEnvoyField(type: protobuf.Type, key: string): string | undefined {
+  let map = undeclaredCache.get(type);
+  if (!map) {
+    map = new Map();
+    for (const name of Object.keys(ENVOY_UNDECLARED_FIELDS[type.fullName.slice(1)] ?? {})) {
+      map.set(name, name);
+      map.set(protocJsonName(name), name);
+    }
+    undeclaredCache.set(type, map);
+  }
+  return map.get(key);
+}
+
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_v, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -88,15 +116,21 @@ function editDistance(a: string, b: string): number {
 
 /** ` (did you mean "x"?)` for the nearest candidate, or '' when none is close. */
 function didYouMean(key: string, candidates: Iterable<string>): string {
+  const best = nearest(key, candidates);
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
+/** The candidate a misspelt key most likely meant, if one is close. */
+function nearest(key: string, candidates: Iterable<string>): string | undefined {
   const fold = (s: string) => s.toLowerCase().replace(/_/g, '');
   let best: string | undefined;
   let bestDistance = 3; // suggestions further than 2 edits away are more noise than help
   for (const c of candidates) {
-    if (fold(c) === fold(key)) return ` (did you mean "${c}"?)`;
+    if (fold(c) === fold(key)) return c;
     const d = editDistance(key, c);
     if (d < bestDistance && d < key.length) [best, bestDistance] = [c, d];
   }
-  return best ? ` (did you mean "${best}"?)` : '';
+  return best;
 }
 
 /** google.protobuf.Value is the one field type for which JSON null is a value, not "unset". */
@@ -106,15 +140,22 @@ function nullIsValue(field: protobuf.Field): boolean {
 
 class Walker {
   readonly issues: ConfigIssue[] = [];
+  readonly dropped: string[] = [];
 
   private add(path: string, message: string): void {
     this.issues.push({ path, message });
   }
 
-  /** Reports a value of the wrong JSON type and passes it through unchanged. */
-  private wrongType(path: string, expected: string, v: unknown): unknown {
-    this.add(path, `expected ${expected}, got ${jsonType(v)}`);
-    return v;
+  /** Reports a value of the wrong JSON type; the value is left out. */
+  private wrongType(path: string, expected: string, v: unknown): typeof SKIP {
+    return this.bad(path, `expected ${expected}, got ${jsonType(v)}`);
+  }
+
+  /** Reports a bad value; the value is left out. */
+  private bad(path: string, message: string): typeof SKIP {
+    this.add(path, message);
+    this.dropped.push(path);
+    return SKIP;
   }
 
   message(type: protobuf.Type, v: unknown, path: string): unknown {
@@ -148,7 +189,17 @@ class Walker {
       if (skip.has(key)) continue;
       const field = known.get(key);
       if (!field) {
-        this.add(joinPath(path, key), `unknown field "${key}"${didYouMean(key, known.keys())}`);
+        const envoyName = undeclaredEnvoyField(type, key);
+        if (envoyName !== undefined) {
+          // A real Envoy field we leave out: refused as such, never skipped as if it were not there.
+          const at = joinPath(path, envoyName);
+          this.add(at, 'not supported by sidemirror');
+          this.dropped.push(at);
+          continue;
+        }
+        const hint = nearest(key, known.keys());
+        this.add(joinPath(path, key), `unknown field "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+        if (hint) this.dropped.push(joinPath(path, known.get(hint)!.name));
         continue;
       }
       const at = joinPath(path, field.name);
@@ -165,10 +216,14 @@ class Walker {
       const oneof = field.partOf;
       if (oneof) {
         const other = oneofMember.get(oneof.name);
-        if (other !== undefined) this.add(at, `only one of "${other}", "${field.name}" may be set (oneof "${oneof.name}")`);
-        else oneofMember.set(oneof.name, field.name);
+        if (other !== undefined) {
+          this.add(at, `only one of "${other}", "${field.name}" may be set (oneof "${oneof.name}")`);
+          continue;
+        }
+        oneofMember.set(oneof.name, field.name);
       }
-      out[field.name] = this.field(field, value, at);
+      const walked = this.field(field, value, at);
+      if (walked !== SKIP) out[field.name] = walked;
     }
     return out;
   }
@@ -179,19 +234,25 @@ class Walker {
       const out: Obj = {};
       for (const [key, value] of Object.entries(v)) {
         const at = `${path}[${JSON.stringify(key)}]`;
-        this.mapKey(field.keyType, key, at);
+        const keyOk = this.mapKey(field.keyType, key, at);
         if (value === null && !nullIsValue(field)) this.add(at, 'null is not allowed as a map value');
-        else setOwn(out, key, this.single(field, value, at));
+        else {
+          const walked = this.single(field, value, at);
+          if (keyOk && walked !== SKIP) setOwn(out, key, walked);
+        }
       }
       return out;
     }
     if (field.repeated) {
       if (!Array.isArray(v)) return this.wrongType(path, 'an array', v);
+      // A bad message element becomes an empty one, so later elements keep their index (and path).
+      const t = field.resolvedType;
+      const placeholder = t instanceof protobuf.Type && !WRAPPED[t.fullName] && !NOT_AN_OBJECT.has(t.fullName) ? {} : SKIP;
       return v.map((el: unknown, i) => {
         const at = `${path}[${i}]`;
-        if (el === null && !nullIsValue(field)) return this.wrongType(at, 'a list element', el);
-        return this.single(field, el, at);
-      });
+        const walked = el === null && !nullIsValue(field) ? this.wrongType(at, 'a list element', el) : this.single(field, el, at);
+        return walked === SKIP ? placeholder : walked;
+      }).filter((el) => el !== SKIP);
     }
     return this.single(field, v, path);
   }
@@ -204,12 +265,13 @@ class Walker {
   }
 
   /** Map keys are always JSON strings; they must spell a value of the key type. */
-  private mapKey(keyType: string, key: string, path: string): void {
+  private mapKey(keyType: string, key: string, path: string): boolean {
     if (keyType === 'bool') {
-      if (key !== 'true' && key !== 'false') this.add(path, `map key must be "true" or "false"`);
-    } else if (keyType !== 'string') {
-      this.scalar(keyType, key, path);
+      if (key === 'true' || key === 'false') return true;
+      this.add(path, `map key must be "true" or "false"`);
+      return false;
     }
+    return keyType === 'string' || this.scalar(keyType, key, path) !== SKIP;
   }
 
   private scalar(kind: string, v: unknown, path: string): unknown {
@@ -220,7 +282,7 @@ class Walker {
         return typeof v === 'boolean' ? v : this.wrongType(path, 'a boolean', v);
       case 'bytes':
         if (typeof v !== 'string') return this.wrongType(path, 'a base64 string', v);
-        if (!BASE64.test(v)) this.add(path, 'invalid base64');
+        if (!BASE64.test(v)) return this.bad(path, 'invalid base64');
         return v;
       case 'float':
       case 'double': {
@@ -229,7 +291,7 @@ class Walker {
         // Infinity must be spelled out ("Infinity", or YAML's .inf); "1e999" or 1e39 for a float is out of range.
         const n = Number(v);
         const limit = kind === 'float' ? FLOAT_MAX : Number.MAX_VALUE;
-        if (Math.abs(n) > limit && (typeof v === 'string' || Number.isFinite(n))) this.add(path, `${v} is out of range for ${kind}`);
+        if (Math.abs(n) > limit && (typeof v === 'string' || Number.isFinite(n))) return this.bad(path, `${v} is out of range for ${kind}`);
         return v;
       }
     }
@@ -238,18 +300,17 @@ class Walker {
     if (!range32 && !range64) throw new Error(`proto-json: unhandled scalar type ${kind}`);
     if (typeof v !== 'number' && typeof v !== 'string') return this.wrongType(path, `${kind} (an integer)`, v);
     if (typeof v === 'number' ? !Number.isInteger(v) : !INTEGER.test(v)) {
-      this.add(path, `expected ${kind} (an integer), got ${JSON.stringify(v)}`);
-      return v;
+      return this.bad(path, `expected ${kind} (an integer), got ${JSON.stringify(v)}`);
     }
     if (range32) {
       const n = Number(v);
-      if (n < range32[0] || n > range32[1]) this.add(path, `${v} is out of range for ${kind}`);
+      if (n < range32[0] || n > range32[1]) return this.bad(path, `${v} is out of range for ${kind}`);
       return n; // a number is what protobufjs' fromObject handles best for 32-bit fields
     }
     const big = BigInt(v as string | number);
-    if (big < range64[0] || big > range64[1]) this.add(path, `${v} is out of range for ${kind}`);
+    if (big < range64[0] || big > range64[1]) return this.bad(path, `${v} is out of range for ${kind}`);
     // Past 2^53 a JSON number has already lost digits by the time we see it.
-    else if (typeof v === 'number' && !Number.isSafeInteger(v)) this.add(path, `${v} is too large for a JSON number; quote it as a string`);
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) return this.bad(path, `${v} is too large for a JSON number; quote it as a string`);
     return v; // 64-bit values stay strings so that no precision is lost
   }
 
@@ -257,23 +318,22 @@ class Walker {
     const names = Object.keys(e.values);
     if (typeof v === 'string') {
       if (Object.prototype.hasOwnProperty.call(e.values, v)) return v;
-      this.add(path, `unknown value "${v}" for enum ${e.fullName.slice(1)}${didYouMean(v, names)}; allowed: ${names.join(', ')}`);
-    } else if (typeof v === 'number' && Number.isInteger(v)) {
-      if (e.valuesById[v] !== undefined) return v;
-      this.add(path, `${v} is not a value of enum ${e.fullName.slice(1)}; allowed: ${names.join(', ')}`);
-    } else {
-      this.wrongType(path, `one of ${names.join(', ')}`, v);
+      return this.bad(path, `unknown value "${v}" for enum ${e.fullName.slice(1)}${didYouMean(v, names)}; allowed: ${names.join(', ')}`);
     }
-    return v;
+    if (typeof v === 'number' && Number.isInteger(v)) {
+      if (e.valuesById[v] !== undefined) return v;
+      return this.bad(path, `${v} is not a value of enum ${e.fullName.slice(1)}; allowed: ${names.join(', ')}`);
+    }
+    return this.wrongType(path, `one of ${names.join(', ')}`, v);
   }
 
   private duration(v: unknown, path: string): unknown {
     if (typeof v !== 'string') return this.wrongType(path, 'a duration like "1.5s"', v);
     const m = DURATION.exec(v);
-    if (!m) this.add(path, `expected a duration like "1.5s", got ${JSON.stringify(v)}`);
+    if (!m) return this.bad(path, `expected a duration like "1.5s", got ${JSON.stringify(v)}`);
     // The serializer's parser has no sign; reporting here beats its pathless error later.
-    else if (v.startsWith('-')) this.add(path, 'negative durations are not supported');
-    else if (Number(m[1]) > MAX_DURATION_SECONDS) this.add(path, `${v} is out of range for a duration`);
+    if (v.startsWith('-')) return this.bad(path, 'negative durations are not supported');
+    if (Number(m[1]) > MAX_DURATION_SECONDS) return this.bad(path, `${v} is out of range for a duration`);
     return v;
   }
 
@@ -283,14 +343,13 @@ class Walker {
     const [y, mo, d, h, mi, s] = m ? m.slice(1, 7).map(Number) : [];
     const daysInMonth = m ? new Date(Date.UTC(y, mo, 0)).getUTCDate() : 0;
     if (!m || mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || s > 59) {
-      this.add(path, `expected an RFC 3339 timestamp like "2024-01-31T12:00:00Z", got ${JSON.stringify(v)}`);
-      return v;
+      return this.bad(path, `expected an RFC 3339 timestamp like "2024-01-31T12:00:00Z", got ${JSON.stringify(v)}`);
     }
     // Rewrite to UTC "Z": the serializer reads the fraction as "everything up to the last
     // character", which is only right when the offset is a single "Z".
     const utc = new Date(`${m.slice(1, 4).join('-')}T${m.slice(4, 7).join(':')}${m[8].toUpperCase()}`);
     const year = utc.getUTCFullYear();
-    if (year < 1 || year > 9999) this.add(path, `${v} is out of range for a timestamp (years 0001 to 9999 UTC)`);
+    if (year < 1 || year > 9999) return this.bad(path, `${v} is out of range for a timestamp (years 0001 to 9999 UTC)`);
     return utc.toISOString().replace(/\.\d{3}Z$/, `${m[7] ?? ''}Z`);
   }
 
@@ -298,14 +357,14 @@ class Walker {
     const url = obj['@type'];
     const at = joinPath(path, '@type');
     if (typeof url !== 'string') {
-      if (url === undefined) this.add(path, 'missing "@type"');
-      else this.wrongType(at, 'a type URL string', url);
-      return obj;
+      if (url === undefined) return this.bad(path, 'missing "@type"');
+      this.dropped.push(path);
+      return this.wrongType(at, 'a type URL string', url);
     }
     const inner = lookupTypeUrl(anyType.root, url);
     if (!inner) {
-      this.add(at, `unknown type "${url}"`);
-      return obj;
+      this.dropped.push(path);
+      return this.bad(at, `unknown type "${url}"`);
     }
     const out: Obj = { '@type': url };
     if (!NOT_AN_OBJECT.has(inner.fullName) && !WRAPPED[inner.fullName]) {
@@ -315,8 +374,10 @@ class Walker {
     for (const key of Object.keys(obj)) {
       if (key !== '@type' && key !== 'value') this.add(joinPath(path, key), `unknown field "${key}"`);
     }
-    if (!('value' in obj)) this.add(path, `missing "value" (a ${inner.fullName.slice(1)} in an Any goes under "value")`);
-    else out.value = this.message(inner, obj.value, joinPath(path, 'value'));
+    if (!('value' in obj)) return this.bad(path, `missing "value" (a ${inner.fullName.slice(1)} in an Any goes under "value")`);
+    const value = this.message(inner, obj.value, joinPath(path, 'value'));
+    if (value === SKIP) return SKIP;
+    out.value = value;
     return out;
   }
 }
@@ -333,23 +394,35 @@ function lookupTypeUrl(root: protobuf.Root, url: string): protobuf.Type | undefi
   }
 }
 
-/** Walks json against type: reports every issue with its path; returns a copy whose keys are the proto field names. */
-export function normalizeProto3Json(type: protobuf.Type, json: unknown, path: string): { value: unknown; issues: ConfigIssue[] } {
+/**
+ * Walks json against type: reports every issue with its path; returns a copy whose keys are the
+ * proto field names, with every reported value left out (undefined when the whole value is bad).
+ */
+export function normalizeProto3Json(type: protobuf.Type, json: unknown, path: string): { value: unknown; issues: ConfigIssue[]; dropped: string[] } {
   const walker = new Walker();
   const value = walker.message(type, json, path);
-  return { value, issues: walker.issues };
+  return { value: value === SKIP ? undefined : value, issues: walker.issues, dropped: walker.dropped };
 }
 
 /** normalize, then (only if no issues) fromProto3JSON + wrap thrown errors as an issue at `path`. */
 export function decodeProto3Json(type: protobuf.Type, json: unknown, path: string): DecodedJson {
-  const { value, issues } = normalizeProto3Json(type, json, path);
-  if (issues.length > 0) return { issues };
+  const decoded = decodeProto3JsonPartial(type, json, path);
+  return decoded.issues.length > 0 ? { issues: decoded.issues } : { message: decoded.message, issues: [] };
+}
+
+/**
+ * Like decodeProto3Json, but the message of what could be read comes back beside the issues, so
+ * that a loader can go on to decode and cross-check the rest and report everything in one pass.
+ */
+export function decodeProto3JsonPartial(type: protobuf.Type, json: unknown, path: string): DecodedJson {
+  const { value, issues, dropped } = normalizeProto3Json(type, json, path);
+  if (value === undefined) return { issues, dropped };
   try {
     const message = fromProto3JSON(type, value as JSONValue);
     // Only a top-level null decodes to null, and normalize already rejects that; stay safe.
-    if (message === null) return { issues: [{ path, message: `expected an object, got null` }] };
-    return { message, issues: [] };
+    if (message === null) return { issues: [...issues, { path, message: `expected an object, got null` }] };
+    return { message, issues, dropped };
   } catch (err) {
-    return { issues: [{ path, message: err instanceof Error ? err.message : String(err) }] };
+    return { issues: [...issues, { path, message: err instanceof Error ? err.message : String(err) }] };
   }
 }

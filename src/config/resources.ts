@@ -6,6 +6,7 @@ import { decodeRouteConfiguration } from './decode/route';
 import { type ConfigIssue, IssueCollector } from './errors';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from './model';
 import { TYPE_URL_PREFIX, messageType } from './proto';
+import { undeclaredWireFields } from './wire-fields';
 
 // The four xDS resource types, shared by the sidecar's xDS client and the control plane: one
 // place that knows each type's URL, message, name field and decoder (grpc-js-xds's
@@ -108,7 +109,12 @@ export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes
   } catch (err) {
     return { ok: false, name: '', issues: [{ path: typeUrl, message: `cannot decode: ${(err as Error).message}` }] };
   }
-  return decodeResource(typeUrl, message, options);
+  const decoded = decodeResource(typeUrl, message, options);
+  // Envoy fields that decoding skipped (ours does not declare them) reject the resource too.
+  const type = resourceMessageType(typeUrl);
+  const undeclared = undeclaredWireFields(type, bytes, `${type.name} "${decoded.name}"`);
+  if (undeclared.length === 0) return decoded;
+  return { ok: false, name: decoded.name, issues: [...undeclared, ...(decoded.ok ? [] : decoded.issues)] };
 }
 
 /**

@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Listener } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
@@ -29,6 +31,8 @@ export interface ListenerManagerOptions {
   readonly runtime?: Runtime;
   /** For the `listener.<prefix>.*` counters of refused connections. */
   readonly stats?: StatsScopes;
+  /** Counts a listener that could not be created (Envoy's listener_manager.listener_create_failure). */
+  readonly onCreateFailure?: () => void;
 }
 
 const connectionOf = new WeakMap<Socket, DownstreamConnection>();
@@ -42,6 +46,8 @@ export class ListenerManager {
   readonly #running = new Map<string, RunningListener>();
   /** The overload manager's global downstream connection limit, over every listener. */
   readonly globalConnections = new GlobalConnectionLimit();
+  /** Sockets bound ahead of the update that will serve on them, by listener name. */
+  readonly #reserved = new Map<string, { readonly address: Listener['address']; readonly socket: net.Server }>();
 
   constructor(
     private readonly logger: Logger,
@@ -52,6 +58,43 @@ export class ListenerManager {
   /** envoy.resource_monitors.global_downstream_max_connections (null: none); applies to new connections. */
   setGlobalConnectionLimit(max: number | null): void {
     this.globalConnections.max = max;
+  }
+
+  /**
+   * Binds the sockets of the listeners in `listeners` that are not already open at their address,
+   * and keeps them for the update that follows, as Envoy binds a listener's socket when the
+   * listener is added (before it warms), so that an update that cannot bind is refused while the
+   * old listeners keep serving. Returns why each bind failed; on any failure nothing new stays bound.
+   */
+  async reserve(listeners: readonly Listener[]): Promise<string[]> {
+    // In a --concurrency worker the primary process owns the sockets (node:cluster) and a socket
+    // cannot be handed from one server to another: there a bind failure shows when the listener opens.
+    if (cluster.isWorker) return [];
+    const made: string[] = [];
+    const problems: string[] = [];
+    for (const l of listeners) {
+      const running = this.#running.get(l.name);
+      if (running && sameAddress(running.spec.listener, l)) continue;
+      const held = this.#reserved.get(l.name);
+      if (held && sameEndpoint(held.address, l.address)) continue;
+      if (held) this.#release(l.name);
+      try {
+        this.#reserved.set(l.name, { address: l.address, socket: await bindSocket(l.address) });
+        made.push(l.name);
+      } catch (err) {
+        this.options.onCreateFailure?.();
+        const e = err as NodeJS.ErrnoException;
+        problems.push(`Listener "${l.name}": cannot bind ${l.address.host}:${l.address.port}: ${e.code ?? e.message}`);
+      }
+    }
+    if (problems.length > 0) for (const name of made) this.#release(name);
+    return problems;
+  }
+
+  #release(name: string): void {
+    const held = this.#reserved.get(name);
+    this.#reserved.delete(name);
+    held?.socket.close();
   }
 
   /** The bound address of a listener (its real port when the config asked for port 0). */
@@ -80,6 +123,10 @@ export class ListenerManager {
 
   async #apply(specs: readonly ListenerSpec[]): Promise<void> {
     const wanted = new Map(specs.map((s) => [s.listener.name, s]));
+    // Every socket the update needs is bound before anything changes: a bind failure leaves the
+    // running listeners as they were.
+    const problems = await this.reserve(specs.map((s) => s.listener));
+    if (problems.length > 0) throw new ListenerBindError(problems);
     const started: string[] = [];
     try {
       for (const spec of specs) {
@@ -100,6 +147,7 @@ export class ListenerManager {
     for (const name of [...this.#running.keys()]) {
       if (!wanted.has(name)) await this.#drain(name);
     }
+    for (const name of [...this.#reserved.keys()]) if (!wanted.has(name)) this.#release(name);
   }
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
@@ -151,9 +199,14 @@ export class ListenerManager {
     server.on('upgrade', (_req, socket: Socket) => socket.end(FORBIDDEN));
     server.on('connect', (_req, socket: Socket) => socket.end(NOT_FOUND));
     const { host, port } = spec.listener.address;
+    const held = this.#reserved.get(spec.listener.name);
+    this.#reserved.delete(spec.listener.name);
+    // The socket bound ahead is handed over to the HTTP server, which then owns (and closes) it.
+    const target = held && sameEndpoint(held.address, spec.listener.address) ? held.socket : { host, port };
+    if (held && target !== held.socket) held.socket.close();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port }, () => {
+      server.listen(target, () => {
         server.off('error', reject);
         resolve();
       });
@@ -207,8 +260,32 @@ export class ListenerManager {
   }
 
   async close(): Promise<void> {
+    for (const name of [...this.#reserved.keys()]) this.#release(name);
     await Promise.all([...this.#running.keys()].map((n) => this.#drain(n)));
   }
+}
+
+/** An update refused because a listener's socket could not be bound; the old listeners stay. */
+export class ListenerBindError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ListenerBindError';
+  }
+}
+
+function bindSocket(address: Listener['address']): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createServer();
+    socket.once('error', reject);
+    socket.listen({ host: address.host, port: address.port }, () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+  });
+}
+
+function sameEndpoint(a: Listener['address'], b: Listener['address']): boolean {
+  return a.host === b.host && a.port === b.port;
 }
 
 /**

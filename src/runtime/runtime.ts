@@ -1,4 +1,4 @@
-import type { FractionalPercent } from '../config/model';
+import type { FractionalPercent, RuntimeLayerConfig } from '../config/model';
 
 /** Read side of runtime: what the data path sees. */
 export interface Runtime {
@@ -13,32 +13,59 @@ export interface Runtime {
 
 export interface RuntimeEntry {
   readonly key: string;
-  readonly staticValue: string | undefined;
+  /** The key's value in each layer, lowest first ('' where a layer does not set it), as Envoy's /runtime. */
+  readonly layerValues: readonly string[];
   readonly adminValue: string | undefined;
   readonly finalValue: string;
 }
 
-/** Two layers, like Envoy's: the bootstrap's static layer below an admin layer that /runtime_modify writes. */
+/** Thrown by modify() when the bootstrap's layered_runtime has no admin layer (Envoy answers 503). */
+export class NoAdminLayerError extends Error {
+  constructor() {
+    super('No admin layer specified');
+  }
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+/**
+ * Envoy's layered runtime: the bootstrap's layers in order, later ones overriding earlier ones;
+ * the admin layer, where the bootstrap places it, holds what /runtime_modify writes.
+ */
 export class LayeredRuntime implements Runtime {
-  #staticLayer: ReadonlyMap<string, string>;
+  #layers: readonly RuntimeLayerConfig[] = [];
   readonly #adminLayer = new Map<string, string>();
 
-  constructor(staticLayer: ReadonlyMap<string, string> = new Map()) {
-    this.#staticLayer = staticLayer;
+  constructor(layers: readonly RuntimeLayerConfig[] = [{ name: 'admin', kind: 'admin' }]) {
+    this.setLayers(layers);
   }
 
-  setStaticLayer(layer: ReadonlyMap<string, string>): void {
-    this.#staticLayer = layer;
+  /** A reload replaces the static layers; admin overrides stay, as they would in a running Envoy. */
+  setLayers(layers: readonly RuntimeLayerConfig[]): void {
+    this.#layers = layers;
+  }
+
+  get hasAdminLayer(): boolean {
+    return this.#layers.some((l) => l.kind === 'admin');
   }
 
   /** An empty value removes the admin override, as Envoy's runtime_modify does. */
   modify(key: string, value: string): void {
+    if (!this.hasAdminLayer) throw new NoAdminLayerError();
     if (value === '') this.#adminLayer.delete(key);
     else this.#adminLayer.set(key, value);
   }
 
   get(key: string): string | undefined {
-    return this.#adminLayer.get(key) ?? this.#staticLayer.get(key);
+    for (let i = this.#layers.length - 1; i >= 0; i--) {
+      const v = this.#valueIn(this.#layers[i]!, key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
+  #valueIn(layer: RuntimeLayerConfig, key: string): string | undefined {
+    return layer.kind === 'admin' ? this.#adminLayer.get(key) : layer.values.get(key);
   }
 
   // implements Runtime
@@ -50,18 +77,38 @@ export class LayeredRuntime implements Runtime {
       // A bare integer is a percentage, whatever the default's denominator (Envoy's legacy rule).
       if (percent > 100) return true;
       fraction = { numerator: percent, denominator: 100 };
+    } else if (raw !== undefined && raw.startsWith('{')) {
+      fraction = parseFraction(raw) ?? defaultValue;
     }
-    return random % fraction.denominator < fraction.numerator;
+    return random % fraction.denominator < Math.min(fraction.numerator, fraction.denominator);
   }
 
-  /** Every key with its layered values, for the admin /runtime page. */
+  /** Layer names, lowest first, for the admin /runtime page. */
+  layerNames(): string[] {
+    return this.#layers.map((l) => l.name);
+  }
+
+  /** Every key with its value in each layer, for the admin /runtime page. */
   entries(): RuntimeEntry[] {
-    const keys = new Set([...this.#staticLayer.keys(), ...this.#adminLayer.keys()]);
+    const keys = new Set<string>(this.#adminLayer.keys());
+    for (const l of this.#layers) if (l.kind === 'static') for (const k of l.values.keys()) keys.add(k);
     return [...keys].sort().map((key) => ({
       key,
-      staticValue: this.#staticLayer.get(key),
-      adminValue: this.#adminLayer.get(key),
+      layerValues: this.#layers.map((l) => this.#valueIn(l, key) ?? ''),
+      adminValue: this.hasAdminLayer ? this.#adminLayer.get(key) : undefined,
       finalValue: this.get(key) ?? '',
     }));
+  }
+}
+
+/** A FractionalPercent object from a static layer (`{"numerator":5,"denominator":"TEN_THOUSAND"}`). */
+function parseFraction(raw: string): FractionalPercent | null {
+  try {
+    const v = JSON.parse(raw) as { numerator?: unknown; denominator?: unknown };
+    const denominator = DENOMINATORS[String(v.denominator ?? 'HUNDRED')];
+    const numerator = Number(v.numerator ?? 0);
+    return denominator && Number.isInteger(numerator) ? { numerator, denominator } : null;
+  } catch {
+    return null;
   }
 }

@@ -233,6 +233,8 @@ export class StatsRegistry {
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
 
   readonly controlPlaneConnected = this.#gauge('envoy_control_plane_connected_state', 'Whether the xDS stream is up (1) or not (0)', [], () => 'control_plane.connected_state');
+  readonly listenerCreateFailure = this.#counter('envoy_listener_manager_listener_create_failure', 'Listeners that could not be created (their socket could not be bound)', [],
+    () => 'listener_manager.listener_create_failure');
   readonly xdsUpdates = this.#counter('sidemirror_xds_updates_total', 'xDS responses by type and result', ['xds_type', 'result'],
     (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
 

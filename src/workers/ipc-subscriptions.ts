@@ -25,6 +25,8 @@ export class IpcSubscriptions implements Subscriptions {
     const subscriber = this.#subscribers.get(typeUrl);
     if (!subscriber) return null;
     const verdict = subscriber.onResponse(version, resources);
+    // A worker's consumer binds nothing ahead (the supervisor checked the response), so its verdict is immediate.
+    if (verdict instanceof Promise) throw new Error('a worker subscription cannot wait for a verdict');
     if (verdict === null) this.#versions.set(typeUrl, version);
     return verdict;
   }

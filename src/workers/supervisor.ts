@@ -88,7 +88,7 @@ export class Supervisor {
     const text = fs.readFileSync(this.o.configFile, 'utf8');
     this.#loaded = this.#load(text);
     this.#text = text;
-    this.runtime.setStaticLayer(this.#loaded.bootstrap.runtime);
+    this.runtime.setLayers(this.#loaded.bootstrap.runtime);
     this.#broadcast({ t: 'reload', text });
   }
 
@@ -234,6 +234,7 @@ export class Supervisor {
       stats: this.#aggregatedStats(),
       runtime: {
         entries: () => this.runtime.entries(),
+        layerNames: () => this.runtime.layerNames(),
         modify: (key, value) => {
           this.runtime.modify(key, value);
           this.#broadcast({ t: 'runtime', key, value });

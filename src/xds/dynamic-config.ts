@@ -43,6 +43,12 @@ export interface UpdateObserver {
  */
 export type ResourceCheck = (typeUrl: ResourceTypeUrl, value: ResourceModels[ResourceTypeUrl]) => readonly ConfigIssue[];
 
+/**
+ * Binds the sockets of listeners before their response is accepted; returns why each could not
+ * be bound (the response is then NACKed and the running listeners stay as they are).
+ */
+export type ListenerBinder = (listeners: readonly Listener[]) => Promise<readonly string[]>;
+
 /** How long a cluster waits for its endpoints, or a listener for its routes (Envoy: 15 s). */
 const WARMING_TIMEOUT_MS = 15_000;
 
@@ -72,6 +78,8 @@ export class DynamicConfig {
     private readonly logger: Logger,
     private readonly observer: UpdateObserver,
     private readonly check: ResourceCheck = () => [],
+    /** Absent where listeners are bound elsewhere (a --concurrency supervisor, or its workers). */
+    private readonly bindListeners?: ListenerBinder,
   ) {
     mux.watch(CLUSTER_TYPE, null, this.#subscriber(CLUSTER_TYPE, (v, r) => this.#onClusters(v, r)));
     mux.watch(ENDPOINT_TYPE, [], this.#subscriber(ENDPOINT_TYPE, (v, r) => this.#onEndpoints(v, r)));
@@ -82,7 +90,7 @@ export class DynamicConfig {
   /** Decodes a whole response; any bad or duplicated resource rejects all of it. */
   #subscriber<T extends ResourceTypeUrl>(typeUrl: T, accept: (version: string, records: Array<ResourceRecord<ResourceModels[T]>>) => void): TypeSubscriber {
     return {
-      onResponse: (version, resources): Verdict => {
+      onResponse: (version, resources): Verdict | Promise<Verdict> => {
         this.observer.attempt(typeUrl);
         const problems: string[] = [];
         const records: Array<ResourceRecord<ResourceModels[T]>> = [];
@@ -104,15 +112,24 @@ export class DynamicConfig {
           seen.add(decoded.name);
           records.push({ name: decoded.name, version, lastUpdated: now, value: decoded.value, message: decoded.message });
         }
-        if (problems.length > 0) {
+        const reject = (found: readonly string[]): Verdict => {
           this.observer.rejected(typeUrl);
-          const detail = problems.join('\n');
+          const detail = found.join('\n');
           this.logger.warn({ typeUrl, version, error: detail }, 'xDS update rejected; keeping the last good configuration');
           return detail;
+        };
+        if (problems.length > 0) return reject(problems);
+        const admit = (): Verdict => {
+          accept(version, records);
+          this.observer.success(typeUrl);
+          return null;
+        };
+        // Envoy binds a listener's socket when the listener is added, and an update whose socket
+        // cannot be bound is rejected: so the NACK waits for the bind.
+        if (typeUrl === LISTENER_TYPE && this.bindListeners) {
+          return this.bindListeners(records.map((r) => r.value as Listener)).then((failed) => (failed.length > 0 ? reject(failed) : admit()));
         }
-        accept(version, records);
-        this.observer.success(typeUrl);
-        return null;
+        return admit();
       },
     };
   }

@@ -8,7 +8,11 @@ import { type AdsStream, type DiscoveryRequest, type DiscoveryResponse } from '.
 export type Verdict = string | null;
 
 export interface TypeSubscriber {
-  onResponse(version: string, resources: ReadonlyArray<{ type_url: string; value: Uint8Array }>): Verdict;
+  /**
+   * A verdict, or a promise of one when accepting needs I/O first (binding a listener's socket);
+   * responses are then handled one at a time, in order, and the ACK or NACK waits for it.
+   */
+  onResponse(version: string, resources: ReadonlyArray<{ type_url: string; value: Uint8Array }>): Verdict | Promise<Verdict>;
 }
 
 interface TypeState {
@@ -75,6 +79,7 @@ export class XdsMux implements Subscriptions {
   /** A new stream: nonces of the old one mean nothing; subscribe again in Envoy's order. */
   onStreamOpen(): void {
     this.#sentNode = false;
+    this.#streamGeneration++;
     const ordered = [...this.#types.keys()].sort((a, b) => rank(a) - rank(b));
     for (const typeUrl of ordered) {
       const state = this.#types.get(typeUrl)!;
@@ -85,19 +90,50 @@ export class XdsMux implements Subscriptions {
     }
   }
 
+  /** A response whose verdict is still awaited; later ones queue behind it. */
+  #busy: Promise<void> | null = null;
+  #streamGeneration = 0;
+
   onResponse(response: DiscoveryResponse): void {
+    if (this.#busy) {
+      this.#track(this.#busy.then(() => this.#handle(response)));
+      return;
+    }
+    const pending = this.#handle(response);
+    if (pending) this.#track(pending);
+  }
+
+  #track(p: Promise<void>): void {
+    const tracked: Promise<void> = p.then(() => {
+      if (this.#busy === tracked) this.#busy = null;
+    });
+    this.#busy = tracked;
+  }
+
+  #handle(response: DiscoveryResponse): Promise<void> | undefined {
     const state = this.#types.get(response.type_url);
-    if (!state) return;
+    if (!state) return undefined;
     state.nonce = response.nonce;
-    let verdict: Verdict;
+    let verdict: Verdict | Promise<Verdict>;
     this.#deferred = new Set();
     try {
       verdict = state.subscriber.onResponse(response.version_info, response.resources);
     } catch (err) {
       verdict = `internal error: ${(err as Error).message}`;
     }
-    const deferred = this.#deferred;
-    this.#deferred = null;
+    if (verdict instanceof Promise) {
+      const generation = this.#streamGeneration;
+      return verdict.then((v) => v, (err: unknown) => `internal error: ${(err as Error).message}`).then((v) => {
+        // A stream that reconnected meanwhile has subscribed afresh; this nonce means nothing there.
+        if (generation === this.#streamGeneration) this.#finish(response, state, v);
+        else this.#flushDeferred();
+      });
+    }
+    this.#finish(response, state, verdict);
+    return undefined;
+  }
+
+  #finish(response: DiscoveryResponse, state: TypeState, verdict: Verdict): void {
     if (verdict === null) {
       state.version = response.version_info;
       this.#send(response.type_url, state, state.version);
@@ -108,6 +144,13 @@ export class XdsMux implements Subscriptions {
       this.#send(response.type_url, state, state.version, verdict);
       this.observer.onNack?.(response.type_url, response.version_info, verdict);
     }
+    this.#flushDeferred();
+  }
+
+  /** Sends the requests whose names changed while a response was being handled. */
+  #flushDeferred(): void {
+    const deferred = this.#deferred ?? new Set<string>();
+    this.#deferred = null;
     for (const typeUrl of deferred) {
       const other = this.#types.get(typeUrl)!;
       this.#send(typeUrl, other, other.version);

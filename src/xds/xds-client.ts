@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger';
 import type { StatsRegistry } from '../stats/registry';
 import { version } from '../version';
 import { type AdsChannelOptions, AdsStream, type BackoffOptions, type DiscoveryResponse } from './ads-stream';
-import { DynamicConfig, type DynamicConfigSink, type ResourceCheck } from './dynamic-config';
+import { DynamicConfig, type DynamicConfigSink, type ListenerBinder, type ResourceCheck } from './dynamic-config';
 import { XdsMux } from './mux';
 
 export interface XdsClientOptions {
@@ -21,6 +21,8 @@ export interface XdsClientOptions {
   readonly onAccepted?: (response: DiscoveryResponse) => void;
   /** Checks each decoded resource before its response is accepted (hook modules, say). */
   readonly check?: ResourceCheck;
+  /** Binds listeners' sockets before an LDS response is accepted (NACKed when one cannot bind). */
+  readonly bindListeners?: ListenerBinder;
 }
 
 /** A source of dynamic config the proxy can start and stop: this client, or a worker's IPC feed. */
@@ -48,7 +50,7 @@ export class XdsClient implements DynamicSource {
     const count = (result: string) => (typeUrl: ResourceTypeUrl): void => {
       stats.xdsUpdates.labels({ xds_type: TYPE_SHORT[typeUrl], result }).inc();
     };
-    this.config = new DynamicConfig(mux, o.sink, o.logger, { attempt: count('attempt'), success: count('success'), rejected: count('rejected') }, o.check);
+    this.config = new DynamicConfig(mux, o.sink, o.logger, { attempt: count('attempt'), success: count('success'), rejected: count('rejected') }, o.check, o.bindListeners);
     stats.controlPlaneConnected.set(0);
     this.#stream = new AdsStream(o.target, {
       onOpen: () => mux.onStreamOpen(),

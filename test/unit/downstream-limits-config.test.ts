@@ -87,7 +87,9 @@ test('a listener connection limit in a static runtime layer reaches the runtime 
   const { bootstrap: b } = loadBootstrapText(doc({}, {}, {
     layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.resource_limits.listener.ingress.connection_limit': 100, a: { b: 'x', c: true } } }] },
   }));
-  expect(b.runtime.get('envoy.resource_limits.listener.ingress.connection_limit')).toBe('100');
-  expect(b.runtime.get('a.b')).toBe('x');
-  expect(b.runtime.get('a.c')).toBe('true');
+  const layer = b.runtime[0]!;
+  if (layer.kind !== 'static') throw new Error('expected a static layer');
+  expect(layer.values.get('envoy.resource_limits.listener.ingress.connection_limit')).toBe('100');
+  expect(layer.values.get('a.b')).toBe('x');
+  expect(layer.values.get('a.c')).toBe('true');
 });

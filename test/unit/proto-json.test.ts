@@ -264,7 +264,8 @@ describe('normalizeProto3Json', () => {
 
   it('checks enums given as numbers and in repeated fields', () => {
     const { value, issues } = normalizeProto3Json(Cluster, { lb_policy: 3, fallbacks: ['RANDOM', 2, true] }, '');
-    expect(value).toEqual({ lb_policy: 3, fallbacks: ['RANDOM', 2, true] });
+    // Bad elements are left out of the copy, so the rest can still be converted.
+    expect(value).toEqual({ lb_policy: 3, fallbacks: ['RANDOM'] });
     expect(issues).toEqual([
       { path: 'fallbacks[1]', message: '2 is not a value of enum test.v3.Cluster.LbPolicy; allowed: ROUND_ROBIN, LEAST_REQUEST, RANDOM' },
       { path: 'fallbacks[2]', message: 'expected one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, got boolean' },
@@ -284,7 +285,7 @@ describe('normalizeProto3Json', () => {
   });
 
   it('takes wrappers as the bare value, not as {value: ...}', () => {
-    expect(normalizeProto3Json(Cluster, { max_requests: '12' }, '')).toEqual({ value: { max_requests: 12 }, issues: [] });
+    expect(normalizeProto3Json(Cluster, { max_requests: '12' }, '')).toEqual({ value: { max_requests: 12 }, issues: [], dropped: [] });
     expect(normalizeProto3Json(Router, { dynamic_stats: true }, '').issues).toEqual([]);
     expect(normalizeProto3Json(Cluster, { max_requests: { value: 12 } }, '').issues).toEqual([
       { path: 'max_requests', message: 'expected uint32 (a google.protobuf.UInt32Value is written as the bare value), got object' },

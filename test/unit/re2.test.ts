@@ -221,7 +221,8 @@ describe('config regexes: RE2 refusals are errors naming the field', () => {
     // The bootstrap's runtime layer sets re2.max_program_size.error_level.
     const runtime = (n: number): Json => ({ layered_runtime: { layers: [{ name: 'static', static_layer: { re2: { max_program_size: { error_level: n } } } }] } });
     const loaded = loadBootstrapText(withRoutes([fwd({ safe_regex: { regex: big } })], runtime(1000)));
-    expect(loaded.bootstrap.runtime.get('re2.max_program_size.error_level')).toBe('1000');
+    const layer = loaded.bootstrap.runtime[0]!;
+    expect(layer.kind === 'static' && layer.values.get('re2.max_program_size.error_level')).toBe('1000');
     expect(issuesOf(withRoutes([fwd({ safe_regex: { regex: '/asdf/.*' } })], runtime(2)))[0]!.message).toMatch(/> max program size of 2 set for the error level/);
   });
 

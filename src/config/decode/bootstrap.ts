@@ -1,15 +1,20 @@
-import type { Bootstrap, DynamicResources, OverloadManagerConfig } from '../model';
-import { type Ctx, type Pb, at, atIndex, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
+import type { Bootstrap, DynamicResources, OverloadManagerConfig, RuntimeLayerConfig } from '../model';
+import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
 
 export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const node = (b.node ?? {}) as Pb;
   const sr = (b.static_resources ?? {}) as Pb;
-  const runtime = staticRuntime(b.layered_runtime as Pb | undefined);
+  const runtime = decodeLayeredRuntime(b.layered_runtime as Pb | undefined, at(ctx, 'layered_runtime'));
   // The runtime's regex program-size ceiling applies to the static resources' regexes.
-  const srctx = at(withRuntimeRe2Limit(ctx, runtime), 'static_resources');
+  const srctx = at(withRuntimeRe2Limit(ctx, staticValues(runtime)), 'static_resources');
   const admin = b.admin as Pb | undefined;
+  // Envoy itself overwrites user_agent_* and client_features; metadata and locality would go to the control plane, which we do not send.
+  refuse(node, at(ctx, 'node'), ['metadata', 'locality']);
+  refuse(admin, at(ctx, 'admin'), ['profile_path', 'access_log']);
+  // Envoy's examples send the admin access log to /dev/null, which is what not having one does.
+  if (admin?.access_log_path && admin.access_log_path !== '/dev/null') fail(at(at(ctx, 'admin'), 'access_log_path'), 'not supported by sidemirror (only /dev/null)');
   return {
     node: { id: String(node.id ?? ''), cluster: String(node.cluster ?? '') },
     admin: admin ? { address: socketAddress(admin.address as Pb | undefined, at(at(ctx, 'admin'), 'address')) } : null,
@@ -19,6 +24,13 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
     overloadManager: decodeOverloadManager(b.overload_manager as Pb | undefined, at(ctx, 'overload_manager')),
   };
+}
+
+/** The static layers' values, later layers winning (the admin layer is empty at start). */
+function staticValues(layers: readonly RuntimeLayerConfig[]): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  for (const l of layers) if (l.kind === 'static') for (const [k, v] of l.values) out.set(k, v);
+  return out;
 }
 
 const GLOBAL_CX_MONITOR = 'envoy.resource_monitors.global_downstream_max_connections';
@@ -60,17 +72,29 @@ function decodeDynamicResources(d: Pb, ctx: Ctx): DynamicResources {
   if (ads) {
     const actx = at(ctx, 'ads_config');
     if (ads.api_type && ads.api_type !== 'GRPC') fail(at(actx, 'api_type'), `api_type ${ads.api_type} is not supported; use GRPC`);
+    refuse(ads, actx, ['cluster_names', 'refresh_delay', 'request_timeout']);
+    if (ads.transport_api_version === 'V2') fail(at(actx, 'transport_api_version'), 'V2 is not supported; use V3');
     const services = (ads.grpc_services as Pb[] | undefined) ?? [];
+    if (services.length > 1) fail(at(actx, 'grpc_services'), 'only one gRPC service is supported');
     const service = services[0] ?? {};
+    const sctx = atIndex(actx, 'grpc_services', 0);
+    refuse(service, sctx, ['timeout']);
     const envoyGrpc = service.envoy_grpc as Pb | undefined;
+    refuse(envoyGrpc, at(sctx, 'envoy_grpc'), ['authority']);
     adsClusterName = envoyGrpc?.cluster_name ? String(envoyGrpc.cluster_name) : null;
     if (!adsClusterName) fail(at(actx, 'grpc_services[0].envoy_grpc.cluster_name'), 'cluster_name is required');
-    const sctx = atIndex(actx, 'grpc_services', 0);
     adsInitialMetadata = each(sctx, service, 'initial_metadata', grpcMetadata);
     const max = envoyGrpc?.max_receive_message_length as Pb | undefined;
     if (max) adsMaxReceiveMessageBytes = Number(max.value ?? 0);
   }
   const viaAds = (src: Pb | undefined): boolean => Boolean(src && src.ads !== undefined);
+  // The xDS client subscribes to listeners and clusters over ADS: the bootstrap must say so.
+  for (const field of ['lds_config', 'cds_config'] as const) {
+    const src = d[field] as Pb | undefined;
+    adsConfigSource(src, at(ctx, field));
+    if (!viaAds(src)) fail(at(ctx, field), `${field} must be { ads: {} } (sidemirror takes listeners and clusters over ADS)`);
+  }
+  if (!ads) fail(at(ctx, 'ads_config'), 'ads_config is required');
   // Envoy waits for each subscription's first response at most its initial_fetch_timeout
   // (default 15 s; 0: without limit); serving starts when both CDS and LDS are in, so the longer wins.
   const fetchTimeouts = [d.cds_config, d.lds_config].map((src) => durationMs((src as Pb | undefined)?.initial_fetch_timeout as Pb | undefined, 15_000));
@@ -93,25 +117,66 @@ function grpcMetadata(h: Pb, ctx: Ctx): { key: string; value: string } {
   return { key, value };
 }
 
-/** Flattens the static layers of `layered_runtime` (later layers win) into key → string value. */
-function staticRuntime(lr: Pb | undefined): ReadonlyMap<string, string> {
-  const out = new Map<string, string>();
-  for (const layer of (lr?.layers as Pb[] | undefined) ?? []) {
-    const fields = (layer.static_layer as Pb | undefined)?.fields as Pb | undefined;
-    if (fields) flatten(fields, '', out);
-  }
-  return out;
+/** Envoy's default when layered_runtime is absent: an empty static layer below an admin layer. */
+const DEFAULT_RUNTIME: readonly RuntimeLayerConfig[] = [
+  { name: 'static_layer', kind: 'static', values: new Map() },
+  { name: 'admin', kind: 'admin' },
+];
+
+/** `layered_runtime`: static layers flattened (nested keys joined with dots) and at most one admin layer. */
+function decodeLayeredRuntime(lr: Pb | undefined, ctx: Ctx): readonly RuntimeLayerConfig[] {
+  if (!lr) return DEFAULT_RUNTIME;
+  const names = new Set<string>();
+  let admins = 0;
+  const layers = each(ctx, lr, 'layers', (layer, lctx): RuntimeLayerConfig | null => {
+    const name = String(layer.name ?? '');
+    // Envoy refuses two layers of one name and more than one admin layer.
+    if (names.has(name)) fail(at(lctx, 'name'), `duplicate layer name "${name}"`);
+    names.add(name);
+    if (layer.admin_layer) {
+      if (++admins > 1) fail(at(lctx, 'admin_layer'), 'at most one admin layer may be given');
+      return { name, kind: 'admin' };
+    }
+    if (layer.static_layer) {
+      const values = new Map<string, string>();
+      flattenStruct(layer.static_layer as Pb, '', values, at(lctx, 'static_layer'));
+      return { name, kind: 'static', values };
+    }
+    fail(lctx, 'one of static_layer or admin_layer is required');
+    return null;
+  });
+  if (layers.length === 0) fail(at(ctx, 'layers'), 'at least one layer is required');
+  return layers.filter((l): l is RuntimeLayerConfig => l !== null);
 }
 
-function flatten(fields: Pb, prefix: string, out: Map<string, string>): void {
-  for (const [k, v] of Object.entries(fields)) {
+// protobufjs declares google.protobuf.Struct/Value with camelCase field names even under keepCase.
+const field = (v: Pb, snake: string, camel: string): unknown => v[camel] ?? v[snake];
+
+/** Envoy's static layer walk: scalars by their text, nested objects by dotted keys; a FractionalPercent object stays one entry. */
+function flattenStruct(struct: Pb, prefix: string, out: Map<string, string>, ctx: Ctx): void {
+  for (const [k, raw] of Object.entries((struct.fields ?? {}) as Pb)) {
     const key = prefix ? `${prefix}.${k}` : k;
-    // google.protobuf.Value comes from protobufjs' bundled types, in camelCase.
-    const value = v as Pb;
-    // google.protobuf.Value comes from protobufjs's bundled descriptor, whose field names are camelCase.
-    const struct = (value.struct_value ?? value.structValue) as Pb | undefined;
-    const scalar = value.number_value ?? value.numberValue ?? value.string_value ?? value.stringValue ?? value.bool_value ?? value.boolValue;
-    if (struct) flatten(struct.fields ?? {}, key, out);
-    else if (scalar !== undefined) out.set(key, String(scalar));
+    const value = raw as Pb;
+    const nested = field(value, 'struct_value', 'structValue') as Pb | undefined;
+    const number = field(value, 'number_value', 'numberValue');
+    const str = field(value, 'string_value', 'stringValue');
+    const bool = field(value, 'bool_value', 'boolValue');
+    if (nested) {
+      const inner = (nested.fields ?? {}) as Pb;
+      if ('numerator' in inner || 'denominator' in inner) out.set(key, fractionText(inner, atKey(ctx, key)));
+      else flattenStruct(nested, key, out, ctx);
+    } else if (number !== undefined) out.set(key, String(number));
+    else if (str !== undefined) out.set(key, String(str));
+    else if (bool !== undefined) out.set(key, String(bool));
+    else fail(atKey(ctx, key), 'a runtime value must be a number, string, boolean or object (not null or a list)');
   }
+}
+
+/** A FractionalPercent given as an object, kept as the JSON the runtime reads back. */
+function fractionText(fields: Pb, ctx: Ctx): string {
+  const numerator = Number(field((fields.numerator ?? {}) as Pb, 'number_value', 'numberValue') ?? 0);
+  const denominator = String(field((fields.denominator ?? {}) as Pb, 'string_value', 'stringValue') ?? 'HUNDRED');
+  if (!Number.isInteger(numerator) || numerator < 0) fail(at(ctx, 'numerator'), 'must be a non-negative integer');
+  if (!['HUNDRED', 'TEN_THOUSAND', 'MILLION'].includes(denominator)) fail(at(ctx, 'denominator'), 'must be HUNDRED, TEN_THOUSAND or MILLION');
+  return JSON.stringify({ numerator, denominator });
 }

@@ -9,12 +9,15 @@ import type {
   LbPolicy,
   RingHashConfig,
 } from '../model';
-import { type Ctx, type Pb, at, atIndex, atKey, durationMs, each, fail, headerToAdd, socketAddress, unpackAny, wrapped } from './common';
+import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, headerToAdd, refuse, socketAddress, unpackAny, wrapped } from './common';
 import { decodeMirrorPolicy } from './route';
 
 const CLUSTER_TYPES = new Set<ClusterType>(['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS']);
 const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH']);
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+/** Http2ProtocolOptions' tuning fields: `http2_protocol_options: {}` selects HTTP/2 with Node's defaults. */
+const HTTP2_OPTIONS = ['max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size'];
+const HTTP1_OPTIONS = ['allow_absolute_url', 'accept_http_10', 'default_host_for_http_10', 'enable_trailers'];
 
 export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   const name = String(c.name ?? '');
@@ -33,6 +36,9 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   }
   if (type === 'EDS' && !c.eds_cluster_config) fail(at(ctx, 'eds_cluster_config'), 'eds_cluster_config is required for an EDS cluster');
 
+  refuse(c, ctx, ['per_connection_buffer_limit_bytes', 'alt_stat_name', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal', 'respect_dns_ttl']);
+  refuse(c.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'), HTTP2_OPTIONS);
+  adsConfigSource((c.eds_cluster_config as Pb | undefined)?.eds_config as Pb | undefined, at(at(ctx, 'eds_cluster_config'), 'eds_config'));
   const protocol = httpProtocolOptions(c, ctx);
   return {
     name,
@@ -165,6 +171,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
         fail(at(ectx, 'endpoint'), 'endpoint is required');
         return;
       }
+      refuse(ep, at(ectx, 'endpoint'), ['health_check_config']);
       const actx = at(at(ectx, 'endpoint'), 'address');
       const address = socketAddress(ep.address as Pb | undefined, actx);
       if (requireIp && address.host && net.isIP(address.host) === 0) {
@@ -179,6 +186,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
       });
     });
   });
+  refuse(la, ctx, ['policy']);
   return { clusterName: String(la.cluster_name ?? ''), endpoints };
 }
 
@@ -204,7 +212,12 @@ function httpProtocolOptions(c: Pb, ctx: Ctx): ProtocolOptions {
       continue;
     }
     const opts = cfg.value as Pb;
+    refuse(opts, kctx, ['use_downstream_protocol_config', 'auto_config']);
     const explicit = opts.explicit_http_config as Pb | undefined;
+    const ectx = at(kctx, 'explicit_http_config');
+    refuse(explicit?.http_protocol_options as Pb | undefined, at(ectx, 'http_protocol_options'), HTTP1_OPTIONS);
+    refuse(explicit?.http2_protocol_options as Pb | undefined, at(ectx, 'http2_protocol_options'), HTTP2_OPTIONS);
+    refuse(opts.common_http_protocol_options as Pb | undefined, at(kctx, 'common_http_protocol_options'), ['max_headers_count', 'max_connection_duration', 'max_stream_duration']);
     out.http2 = Boolean(explicit?.http2_protocol_options);
     const common = opts.common_http_protocol_options as Pb | undefined;
     out.idleTimeoutMs = durationMs(common?.idle_timeout as Pb | undefined, out.idleTimeoutMs);

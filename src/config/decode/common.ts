@@ -279,3 +279,26 @@ export function typedConfigMap(obj: Pb | undefined, ctx: Ctx): ReadonlyMap<strin
   }
   return out;
 }
+
+/** Whether a decoded field holds anything (proto3 leaves defaults out; repeated fields come as arrays). */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === '' || v === 0) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  return true;
+}
+
+/**
+ * Refuses the fields of `obj` that are declared (for wire compatibility with Envoy) but that
+ * sidemirror does not act on: config that sets one is rejected by path, never run without it.
+ */
+export function refuse(obj: Pb | undefined, ctx: Ctx, fields: readonly string[]): void {
+  if (!obj) return;
+  for (const f of fields) if (isSet(obj[f])) fail(at(ctx, f), 'not supported by sidemirror');
+}
+
+/** Only ADS is a config source sidemirror subscribes through; the rest of ConfigSource is refused. */
+export function adsConfigSource(src: Pb | undefined, ctx: Ctx): void {
+  if (!src) return;
+  refuse(src, ctx, ['path', 'path_config_source', 'api_config_source']);
+  if (src.resource_api_version === 'V2') fail(at(ctx, 'resource_api_version'), 'V2 is not supported; use V3');
+}

@@ -1,5 +1,5 @@
 import type { DownstreamProtocolOptions, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
-import { type Ctx, type Pb, at, cidrRange, durationMs, each, fail, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { type Ctx, type Pb, adsConfigSource, at, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 
@@ -15,6 +15,7 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
   // Envoy names unnamed static listeners itself; ours are named after their address.
   const name = String(l.name ?? '') || `listener_${address.host}_${address.port}`;
+  if (l.drain_type === 'MODIFY_ONLY') fail(at(ctx, 'drain_type'), 'MODIFY_ONLY is not supported by sidemirror');
   const chains = (l.filter_chains as Pb[] | undefined) ?? [];
   let hcm: HttpConnectionManager | null = null;
   if (chains.length !== 1) {
@@ -32,7 +33,6 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
 }
 
 function decodeFilterChain(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
-  if (chain.filter_chain_match) fail(at(ctx, 'filter_chain_match'), 'filter chain matching is not supported');
   const filters = (chain.filters as Pb[] | undefined) ?? [];
   if (filters.length !== 1) {
     fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
@@ -69,6 +69,12 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
   const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
   if (report) checkFilterOrder(httpFilters, ctx);
   const mirrorFilter = findMirrorFilter(httpFilters, ctx);
+  if (report) {
+    refuse(h, ctx, ['drain_timeout']);
+    if (wrapped(h.add_user_agent, false)) fail(at(ctx, 'add_user_agent'), 'true is not supported by sidemirror');
+    refuse(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'), ['max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size']);
+    adsConfigSource((h.rds as Pb | undefined)?.config_source as Pb | undefined, at(at(ctx, 'rds'), 'config_source'));
+  }
   if (report && (h.upgrade_configs as Pb[] | undefined)?.length) fail(at(ctx, 'upgrade_configs'), 'upgrades (WebSocket) are not supported yet');
   const upgradeTypes = ((h.upgrade_configs as Pb[] | undefined) ?? [])
     .filter((u) => wrapped(u.enabled, true))
@@ -163,6 +169,12 @@ function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
     fail(at(ctx, 'typed_config'), `HTTP filter "${config.typeUrl}" is not supported`);
   }
   if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
+  if (config && typeUrlName(config.typeUrl) === ROUTER_TYPE) {
+    const r = config.value as Pb;
+    // The router always keeps per-cluster stats (dynamic_stats) and has no tracing or expected-timeout header.
+    refuse(r, at(ctx, 'typed_config'), ['start_child_span', 'respect_expected_rq_timeout']);
+    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(at(ctx, 'typed_config'), 'dynamic_stats'), 'false is not supported by sidemirror');
+  }
   return { name, config, isOptional };
 }
 

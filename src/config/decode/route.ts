@@ -23,6 +23,7 @@ import {
   each,
   fail,
   headerEdits,
+  refuse,
   headerMutation,
   regexMatchAndSubstitute,
   regexMatcher,
@@ -87,6 +88,7 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
       fail(at(ctx, `domains[${i}]`), `wildcard in "${d}" must be the first or last character`);
     }
   });
+  if (vh.require_tls && vh.require_tls !== 'NONE') fail(at(ctx, 'require_tls'), `${vh.require_tls} is not supported by sidemirror (no TLS listeners)`);
   return {
     name,
     domains,
@@ -228,7 +230,9 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
 }
 
 function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
+  refuse(w, ctx, ['runtime_key_prefix', 'header_name']);
   const clusters = each(ctx, w, 'clusters', (c, cctx): WeightedClusterEntry => {
+    refuse(c, cctx, ['typed_per_filter_config']);
     const name = String(c.name ?? '');
     if (!name) fail(at(cctx, 'name'), 'name is required');
     return {
@@ -324,6 +328,8 @@ export function decodeMirrorPolicy(p: Pb, ctx: Ctx): MirrorPolicy {
     fail(at(ctx, 'cluster_header'), 'use ":authority" rather than "host"');
   }
   const hostRewriteLiteral = p.host_rewrite_literal ? String(p.host_rewrite_literal) : null;
+  // There is no tracing to mark a shadow's trace as sampled in.
+  if (p.trace_sampled !== undefined) fail(at(ctx, 'trace_sampled'), 'not supported by sidemirror (no tracing)');
   return {
     cluster,
     clusterHeader,

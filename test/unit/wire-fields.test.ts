@@ -1,0 +1,55 @@
+import * as path from 'node:path';
+import { CLUSTER_TYPE, LISTENER_TYPE, decodeResourceBytes } from '../../src/config/resources';
+import { loadEnvoyRoot } from '../../scripts/envoy-fields';
+
+// Over xDS a resource arrives as bytes, and protobuf decoding skips what proto/ does not declare.
+// Encoded here with Envoy's real protos (@grpc/grpc-js-xds, test time only), the fields we leave
+// out must reject the resource by path, as they do in YAML.
+
+const envoy = loadEnvoyRoot(path.resolve(__dirname, '../..'));
+const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+
+function any(typeName: string, obj: Record<string, unknown>): { type_url: string; value: Uint8Array } {
+  const t = envoy.lookupType(typeName);
+  return { type_url: `type.googleapis.com/${typeName}`, value: t.encode(t.fromObject(obj)).finish() };
+}
+
+function listenerBytes(extraChain: Record<string, unknown>, extraHcm: Record<string, unknown>): Uint8Array {
+  const hcm = any(HCM, {
+    stat_prefix: 'ingress', rds: { route_config_name: 'r', config_source: { ads: {} } },
+    http_filters: [{ name: 'envoy.filters.http.router', typed_config: any('envoy.extensions.filters.http.router.v3.Router', {}) }],
+    ...extraHcm,
+  });
+  const Listener = envoy.lookupType('envoy.config.listener.v3.Listener');
+  return Listener.encode(Listener.fromObject({
+    name: 'l0',
+    address: { socket_address: { address: '127.0.0.1', port_value: 10000 } },
+    filter_chains: [{ filters: [{ name: 'hcm', typed_config: hcm }], ...extraChain }],
+  })).finish();
+}
+
+test('a plain listener decodes', () => {
+  expect(decodeResourceBytes(LISTENER_TYPE, listenerBytes({}, {})).ok).toBe(true);
+});
+
+test('transport_socket, filter_chain_match and an HCM access_log are refused by path', () => {
+  const decoded = decodeResourceBytes(LISTENER_TYPE, listenerBytes(
+    { transport_socket: { name: 'envoy.transport_sockets.tls' }, filter_chain_match: { server_names: ['a.example'] } },
+    { access_log: [{ name: 'envoy.access_loggers.stdout' }] },
+  ));
+  expect(decoded.ok).toBe(false);
+  expect(decoded.ok ? [] : decoded.issues).toEqual([
+    { path: 'Listener "l0".filter_chains[0].filter_chain_match', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].transport_socket', message: 'not supported by sidemirror' },
+  ]);
+});
+
+test('a cluster\'s outlier_detection is refused', () => {
+  const Cluster = envoy.lookupType('envoy.config.cluster.v3.Cluster');
+  const bytes = Cluster.encode(Cluster.fromObject({
+    name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, outlier_detection: { consecutive_5xx: { value: 5 } },
+  })).finish();
+  const decoded = decodeResourceBytes(CLUSTER_TYPE, bytes);
+  expect(decoded.ok ? [] : decoded.issues).toEqual([{ path: 'Cluster "c".outlier_detection', message: 'not supported by sidemirror' }]);
+});
