@@ -304,8 +304,8 @@ describe('bounds', () => {
       const first = await client.next(10_000);
       client.send({ node: { id: 'n1', cluster: 'c' }, type_url: CLUSTER_TYPE, version_info: first.version_info, response_nonce: first.nonce });
       const before = cp.cache.version;
-      // 40 clusters of ~2 KB each: a body over the limit is refused before it is parsed.
-      const big = JSON.stringify({ resources: Array.from({ length: 40 }, (_, i) => staticCluster(`c${i}`, { alt_stat_name: 'a'.repeat(2000) })) });
+      // 40 clusters of ~4 KB each (the name is in the cluster and its load assignment): a body over the limit is refused before it is parsed.
+      const big = JSON.stringify({ resources: Array.from({ length: 40 }, (_, i) => staticCluster(`c${i}-${'a'.repeat(2000)}`)) });
       const size = Buffer.byteLength(big);
       expect(size).toBeGreaterThan(limit);
       const tooBig = await req(cp.adminPort!, 'PUT', '/snapshot', { body: big });
@@ -314,8 +314,8 @@ describe('bounds', () => {
       // JSON is larger than its protobuf, so a body under the limit fits a message for the base;
       // a node override over a base can still not fit: refused (a file source takes this path).
       const viaOverride = JSON.stringify({
-        resources: Array.from({ length: 20 }, (_, i) => staticCluster(`b${i}`, { alt_stat_name: 'a'.repeat(2000) })),
-        node_overrides: [{ node: { id: 'n1' }, resources: Array.from({ length: 20 }, (_, i) => staticCluster(`o${i}`, { alt_stat_name: 'b'.repeat(2000) })) }],
+        resources: Array.from({ length: 20 }, (_, i) => staticCluster(`b${i}-${'a'.repeat(1000)}`)),
+        node_overrides: [{ node: { id: 'n1' }, resources: Array.from({ length: 20 }, (_, i) => staticCluster(`o${i}-${'b'.repeat(1000)}`)) }],
       });
       let thrown: unknown = null;
       try {
@@ -336,7 +336,7 @@ describe('bounds', () => {
   });
 
   test('a resources file whose responses would exceed the limit is refused at start', async () => {
-    const file = tempFile('big.json', JSON.stringify({ resources: Array.from({ length: 10 }, (_, i) => staticCluster(`c${i}`, { alt_stat_name: 'a'.repeat(2000) })) }));
+    const file = tempFile('big.json', JSON.stringify({ resources: Array.from({ length: 10 }, (_, i) => staticCluster(`c${i}-${'a'.repeat(1000)}`)) }));
     await expect(startControlPlane({ resourcesFile: file, listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger(), maxMessageBytes: 8192 }))
       .rejects.toThrow(/CDS response for every node would be \d+ bytes, over the limit of 8192 bytes/);
   });

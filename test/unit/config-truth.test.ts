@@ -154,22 +154,19 @@ describe('declared fields that sidemirror does not act on are refused by path', 
         cluster('primary', [8081], { respect_dns_ttl: true, alt_stat_name: 'p', http2_protocol_options: { max_concurrent_streams: 10 } }),
         cluster('mirror', [8082]),
       ],
-      hcm: { xff_num_trusted_hops: 1, normalize_path: true, merge_slashes: true },
-      listenerExtra: { stat_prefix: 'l' },
+      hcm: { add_user_agent: true, drain_timeout: '1s' },
     });
     d.static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config = { port_value: 9 };
     const hcm = d.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
-    hcm.http_filters[0].typed_config.suppress_envoy_headers = true;
+    hcm.http_filters[0].typed_config.start_child_span = true;
     hcm.route_config.virtual_hosts[0].require_tls = 'ALL';
     const c0 = 'static_resources.clusters[0]';
     expect(issuesOf(d).map((i) => `${i.path}: ${i.message}`)).toEqual([
       `${HCM}.route_config.virtual_hosts[0].require_tls: ALL is not supported by sidemirror (no TLS listeners)`,
       `${ROUTES}[0].route.request_mirror_policies[0].trace_sampled: not supported by sidemirror (no tracing)`,
-      `${HCM}.merge_slashes: not supported by sidemirror`,
-      `${HCM}.xff_num_trusted_hops: not supported by sidemirror`,
-      `${HCM}.normalize_path: true is not supported by sidemirror`,
-      `${HCM}.http_filters[0].typed_config.suppress_envoy_headers: not supported by sidemirror`,
-      'static_resources.listeners[0].stat_prefix: not supported by sidemirror',
+      `${HCM}.http_filters[0].typed_config.start_child_span: not supported by sidemirror`,
+      `${HCM}.drain_timeout: not supported by sidemirror`,
+      `${HCM}.add_user_agent: true is not supported by sidemirror`,
       `${c0}.alt_stat_name: not supported by sidemirror`,
       `${c0}.respect_dns_ttl: not supported by sidemirror`,
       `${c0}.http2_protocol_options.max_concurrent_streams: not supported by sidemirror`,

@@ -21,7 +21,7 @@ const REQUEST = messageType('envoy.service.discovery.v3.DiscoveryRequest');
 function adsBootstrap(port: number, grpcService: Record<string, unknown>): string {
   return JSON.stringify({
     node: { id: 'n1', cluster: 'c' },
-    dynamic_resources: { ads_config: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' }, ...grpcService }] }, cds_config: { ads: {} } },
+    dynamic_resources: { ads_config: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'xds' }, ...grpcService }] }, cds_config: { ads: {} }, lds_config: { ads: {} } },
     static_resources: {
       clusters: [{ name: 'xds', type: 'STATIC', connect_timeout: '1s',
         load_assignment: { cluster_name: 'xds', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] } }],
