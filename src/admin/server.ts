@@ -210,6 +210,12 @@ export class AdminServer {
 
 /** Bounds the work of compiling a client's filter (see expansionBound): far above any stat-name filter. */
 const MAX_FILTER_EXPANSION = 50_000;
+/**
+ * Longest filter compiled. re2js builds case-folded Unicode classes slowly (`(?i)\pL` repeated
+ * to fill a request line took about 2 s, the event loop held), and any web page can send a GET
+ * here; no stat-name filter needs more.
+ */
+const MAX_FILTER_LENGTH = 1024;
 
 /**
  * Envoy's `/stats?filter=`: an RE2 pattern searched for anywhere in the stat's whole name
@@ -219,6 +225,7 @@ const MAX_FILTER_EXPANSION = 50_000;
  */
 function statsFilter(pattern: string | null): ((name: string) => boolean) | undefined | string {
   if (!pattern) return undefined;
+  if (pattern.length > MAX_FILTER_LENGTH) return `the filter is longer than ${MAX_FILTER_LENGTH} characters; simplify it`;
   if (expansionBound(pattern) > MAX_FILTER_EXPANSION) {
     return `the filter may compile to more than ${MAX_FILTER_EXPANSION} instructions (length times counted repetitions); simplify it`;
   }
