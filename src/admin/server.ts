@@ -217,6 +217,14 @@ export class AdminServer {
 
 /** Bounds the work of compiling a client's filter (see expansionBound): far above any stat-name filter. */
 const MAX_FILTER_EXPANSION = 50_000;
+/**
+ * Longest filter compiled, and most Unicode classes (`\p…`, `\P…`) in one. re2js builds those
+ * classes slowly, case-folded ones most (`(?i)\pL` repeated to fill a request line took about
+ * 2 s, `(?i)[\pL\pL…]` of 1,000 characters 125 ms, the event loop held), and any web page can
+ * send a GET here. Stat names are ASCII: no filter for them needs either.
+ */
+const MAX_FILTER_LENGTH = 1024;
+const MAX_FILTER_UNICODE_CLASSES = 16;
 
 /**
  * Envoy's `/stats?filter=`: an RE2 pattern searched for anywhere in the stat's whole name
@@ -226,6 +234,8 @@ const MAX_FILTER_EXPANSION = 50_000;
  */
 function statsFilter(pattern: string | null): ((name: string) => boolean) | undefined | string {
   if (!pattern) return undefined;
+  if (pattern.length > MAX_FILTER_LENGTH) return `the filter is longer than ${MAX_FILTER_LENGTH} characters; simplify it`;
+  if (unicodeClasses(pattern) > MAX_FILTER_UNICODE_CLASSES) return `the filter has more than ${MAX_FILTER_UNICODE_CLASSES} Unicode classes (\\p, \\P); simplify it`;
   if (expansionBound(pattern) > MAX_FILTER_EXPANSION) {
     return `the filter may compile to more than ${MAX_FILTER_EXPANSION} instructions (length times counted repetitions); simplify it`;
   }
@@ -233,6 +243,17 @@ function statsFilter(pattern: string | null): ((name: string) => boolean) | unde
   if (!compiled.ok) return compiled.error;
   const re = compiled.re;
   return (name) => re.search(name);
+}
+
+/** How many `\p`/`\P` escapes a pattern holds (an escaped backslash is not one). */
+function unicodeClasses(pattern: string): number {
+  let n = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern.charCodeAt(i) !== 92 /* '\\' */) continue;
+    const next = pattern[++i];
+    if (next === 'p' || next === 'P') n++;
+  }
+  return n;
 }
 
 function formatAddress(a: AddressInfo): string {

@@ -4,6 +4,13 @@ import { type AdsStream, type DiscoveryRequest, type DiscoveryResponse } from '.
 // Per type URL: what we subscribe to, the last version we accepted and the last nonce we got.
 // ACKs and NACKs are written here; subscribers never see a nonce (Envoy's GrpcMuxImpl).
 
+/**
+ * Most UTF-8 bytes of a NACK's error_detail. Every config error is collected with its field path,
+ * so the text grows with the resource (40,000 bad routes made 6 MB, past what a gRPC server
+ * takes by default): the first errors say enough, and a control plane keeps only 4 KiB anyway.
+ */
+export const MAX_NACK_DETAIL_BYTES = 64 * 1024;
+
 /** What a subscriber says of one response: null to accept it, or why it is rejected. */
 export type Verdict = string | null;
 
@@ -170,9 +177,18 @@ export class XdsMux implements Subscriptions {
       this.#sentNode = true;
     }
     // INVALID_ARGUMENT, as Envoy's NACKs carry.
-    if (error !== undefined) request.error_detail = { code: 3, message: error };
+    if (error !== undefined) request.error_detail = { code: 3, message: clipDetail(error) };
     this.#stream.send(request);
   }
+}
+
+/** `text` cut to MAX_NACK_DETAIL_BYTES, marked `… [truncated, N bytes]` when cut. */
+function clipDetail(text: string): string {
+  if (text.length * 3 <= MAX_NACK_DETAIL_BYTES) return text;
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= MAX_NACK_DETAIL_BYTES) return text;
+  const head = Buffer.from(text, 'utf8').subarray(0, MAX_NACK_DETAIL_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return `${head}… [truncated, ${bytes} bytes]`;
 }
 
 function rank(typeUrl: string): number {
