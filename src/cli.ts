@@ -264,9 +264,32 @@ function serveUntilSignalled(logger: Logger, stop: () => Promise<void>, reload: 
   });
 }
 
+/**
+ * A promise rejected with nobody waiting (a hook module's own async code, say) would end the
+ * process by Node's default, and with it every request in flight: a sidecar logs it and serves
+ * on. At most one line per 10 s, with the number suppressed meanwhile.
+ */
+function keepServingOnUnhandledRejection(logger: Logger): void {
+  let last = -Infinity;
+  let suppressed = 0;
+  process.on('unhandledRejection', (reason: unknown) => {
+    const now = Date.now();
+    if (now - last < 10_000) {
+      suppressed++;
+      return;
+    }
+    logger.error({ err: reason instanceof Error ? reason.message : String(reason), suppressed }, 'unhandled promise rejection; serving on');
+    last = now;
+    suppressed = 0;
+  });
+}
+
 if (process.env.SIDEMIRROR_ROLE === 'worker') {
-  runWorker(createLogger(process.env.SIDEMIRROR_LOG_LEVEL));
+  const logger = createLogger(process.env.SIDEMIRROR_LOG_LEVEL);
+  keepServingOnUnhandledRejection(logger);
+  runWorker(logger);
 } else {
+  keepServingOnUnhandledRejection(createLogger(process.env.SIDEMIRROR_LOG_LEVEL ?? 'warn'));
   start();
 }
 

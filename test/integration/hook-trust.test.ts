@@ -108,6 +108,24 @@ describe('static config', () => {
     }
   });
 
+  test('a module whose own async code fails after loading does not end the sidecar process', async () => {
+    fs.writeFileSync(path.join(allowed, 'late.js'), "Promise.reject(new Error('late boom'));\nexports.beforeMirror = () => true;\n");
+    const port = await freePort();
+    const file = writeConfig('late.json', extBootstrap({ routes: [hookedRoute('late.js')], clusters: clusters(), port }));
+    const child = spawn(process.execPath, [CLI, 'proxy', '-c', file, '--hooks-dir', allowed, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      await until('the sidecar serves', async () => (await fetchText(`http://127.0.0.1:${port}/a`).catch(() => ({ body: '' }))).body === 'primary', 15_000);
+      await sleep(300);
+      expect((await fetchText(`http://127.0.0.1:${port}/b`)).body).toBe('primary');
+      expect(child.exitCode).toBeNull();
+      expect(stderr).toContain('unhandled promise rejection; serving on');
+    } finally {
+      await killCli(child);
+    }
+  });
+
   test('a reload naming a refused module keeps the running config', async () => {
     const p = await startProxy(extBootstrap({ routes: [hookedRoute('good.js')], clusters: clusters() }), { hookDirs: new HookDirs([allowed]) });
     try {
