@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as peers from './lib/peers';
-import { cleanupAll, sleep, which } from './lib/processes';
+import { cleanupAll, makeTempDir, sleep, which } from './lib/processes';
 import { runRateLoad } from './lib/rate-load';
 import { startPrimary, startSlowShadow } from './lib/upstreams';
 
@@ -18,6 +18,8 @@ const USAGE = `Usage: node dist/bench/soak.js [options]
   --sample-s S       seconds between RSS samples (default 5)
   --shadow-delay-ms  delay of the slow shadow (default 2000)
   --connections N    client keep-alive connections (default 16)
+  --node-flag F      a flag for sidemirror's node (repeatable), e.g. --node-flag=--max-semi-space-size=8
+  --env K=V          environment for sidemirror (repeatable), e.g. --env MALLOC_ARENA_MAX=8
 RSS follows V8's heap growth between full collections; the live heap is read too: sidemirror
 runs with --trace-gc, and the heap left after each mark-compact is compared the same way.
 `;
@@ -70,6 +72,35 @@ function rssMb(pid: number): number | null {
   }
 }
 
+/** One line of bench/lib/memory-probe.ts: process.memoryUsage() in MB, inside sidemirror. */
+interface ProbeSample {
+  t: number;
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  spaces: Record<string, number>;
+}
+
+function probeSamples(file: string, startedAtMs: number): ProbeSample[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  // The probe's clock starts with the process; the load starts `startedAtMs` later.
+  return text.split('\n').filter((l) => l !== '').map((l) => {
+    const p = JSON.parse(l) as ProbeSample;
+    return { ...p, t: p.t - startedAtMs / 1000 };
+  });
+}
+
+const COMPONENTS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'outsideHeap'] as const;
+type Component = (typeof COMPONENTS)[number];
+const component = (p: ProbeSample, c: Component): number => (c === 'outsideHeap' ? p.rss - p.heapTotal : p[c]);
+
 const mean = (v: number[]): number | null => (v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length);
 const fmt = (v: number | null, d = 1): string => (v === null ? '-' : v.toFixed(d));
 
@@ -86,6 +117,8 @@ async function main(): Promise<number> {
       'sample-s': { type: 'string', default: '5' },
       'shadow-delay-ms': { type: 'string', default: '2000' },
       connections: { type: 'string', default: '16' },
+      'node-flag': { type: 'string', multiple: true, default: [] },
+      env: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -105,17 +138,34 @@ async function main(): Promise<number> {
   for (const [k, v] of Object.entries({ rate, 'sample-s': sampleS, 'shadow-delay-ms': delayMs, connections })) {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
   }
+  const extraEnv: Record<string, string> = {};
+  for (const kv of values.env) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(kv);
+    if (!m) throw new Error(`--env must look like KEY=VALUE, not "${kv}"`);
+    extraEnv[m[1]!] = m[2]!;
+  }
+  const nodeFlags = values['node-flag'];
   // The windows compared: a minute each, or a quarter of a shorter run.
   const window = Math.min(60, seconds / 4);
 
   const primary = await startPrimary();
   const shadow = await startSlowShadow(delayMs);
+  const probeFile = path.join(makeTempDir('soak-probe'), 'memory.jsonl');
+  const probeJs = path.join(__dirname, 'lib', 'memory-probe.js');
   const spawnedAt = performance.now();
-  const peer = await peers.sidemirrorMirror.start({ primaryPort: primary.port, primaryPid: primary.pid, shadowPort: shadow.port, nodeArgs: ['--trace-gc'] });
-  progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow`);
+  const peer = await peers.sidemirrorMirror.start({
+    primaryPort: primary.port,
+    primaryPid: primary.pid,
+    shadowPort: shadow.port,
+    nodeArgs: ['--trace-gc', ...nodeFlags, '-r', probeJs],
+    env: { ...extraEnv, SIDEMIRROR_MEMORY_PROBE: probeFile, SIDEMIRROR_MEMORY_PROBE_MS: String(sampleS * 1000) },
+  });
+  progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow; node flags [${nodeFlags.join(' ')}] env [${values.env.join(' ')}]`);
+  const loadBefore = os.loadavg();
   const samples: Sample[] = [];
   const t0 = performance.now();
   let heaps: LiveHeap[] = [];
+  let probes: ProbeSample[] = [];
   const sampler = setInterval(() => {
     const mb = rssMb(peer.pid);
     const t = (performance.now() - t0) / 1000;
@@ -128,6 +178,7 @@ async function main(): Promise<number> {
   } finally {
     clearInterval(sampler);
     heaps = liveHeaps(peer.pid, t0 - spawnedAt);
+    probes = probeSamples(probeFile, t0 - spawnedAt);
     await sleep(delayMs + 500); // shadows still in flight end before the peer is stopped
     await Promise.all([peer.stop(), primary.stop(), shadow.stop()]);
   }
@@ -145,12 +196,30 @@ async function main(): Promise<number> {
   const width = head.map((h, i) => Math.max(h.length, row[i]!.length));
   process.stdout.write(`\n${head.map((h, i) => h.padStart(width[i]!)).join('  ')}\n${row.map((c, i) => c.padStart(width[i]!)).join('  ')}\n\n`);
 
+  // Which part grows: each process.memoryUsage() component, first window vs last window.
+  const inFirst = probes.filter((p) => p.t >= 0 && p.t <= window);
+  const inLast = probes.filter((p) => p.t > seconds - window && p.t <= seconds);
+  const components: Record<string, { firstMb: number | null; lastMb: number | null; driftPct: number | null }> = {};
+  process.stdout.write(`${'process.memoryUsage()'.padEnd(22)}${'first MB'.padStart(10)}${'last MB'.padStart(10)}${'drift %'.padStart(10)}\n`);
+  for (const c of COMPONENTS) {
+    const a = mean(inFirst.map((p) => component(p, c)));
+    const b = mean(inLast.map((p) => component(p, c)));
+    const d = a === null || b === null || a === 0 ? null : ((b - a) / a) * 100;
+    components[c] = { firstMb: a, lastMb: b, driftPct: d };
+    const label = c === 'outsideHeap' ? 'rss - heapTotal' : c;
+    process.stdout.write(`${label.padEnd(22)}${fmt(a).padStart(10)}${fmt(b).padStart(10)}${fmt(d).padStart(10)}\n`);
+  }
+  const loadAfter = os.loadavg();
+  process.stdout.write(`\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}\n\n`);
+
   const report = {
     machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cpuCount: os.cpus().length, node: process.version, os: `${os.type()} ${os.release()}` },
     date: new Date().toISOString(),
-    settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '' },
+    settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '', nodeFlags, env: extraEnv },
+    loadAverage: { before: loadBefore, after: loadAfter },
     load: result,
     rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },
+    memoryUsage: { components, samples: probes },
     liveHeapAfterMarkCompact: { firstWindowMb: firstLive, lastWindowMb: lastLive, driftPct: liveDriftPct, samples: heaps },
   };
   const dir = path.join(__dirname, '..', '..', 'bench', 'results');

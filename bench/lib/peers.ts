@@ -15,6 +15,8 @@ export interface PeerEnv {
   cpus?: string;
   /** Flags for node itself, before the script (e.g. --trace-gc, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** Extra environment for the peer process (e.g. MALLOC_ARENA_MAX, which must be set before it starts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningPeer {
@@ -34,9 +36,9 @@ export interface PeerDef {
 const distRoot = path.join(__dirname, '..', '..'); // dist/
 
 /** Starts a node script, waits for its port; on failure prints the log and cleans up. */
-async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string, nodeArgs: string[] = []): Promise<RunningPeer> {
+async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string, nodeArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunningPeer> {
   const port = await freePort();
-  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [...nodeArgs, script, ...args(port, dir)] }) });
+  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [...nodeArgs, script, ...args(port, dir)], env }) });
   return { port, pid: server.proc.pid, stop: server.stop };
 }
 
@@ -71,6 +73,7 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
         },
         env.cpus,
         env.nodeArgs,
+        env.env,
       );
     },
   };
