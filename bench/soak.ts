@@ -40,6 +40,25 @@ interface LiveHeap {
 // e.g. "[123:0x5f…]    61234 ms: Mark-Compact 182.4 (190.1) -> 96.3 (184.7) MB, …"
 const MARK_COMPACT = /(\d+) ms: Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \(([\d.]+)\) MB/;
 
+/** How many scavenges and mark-compacts --trace-gc printed between load start and end. */
+function gcCounts(pid: number, startedAtMs: number, seconds: number): { scavenges: number; markCompacts: number } {
+  let text = '';
+  try {
+    text = fs.readFileSync(fs.readlinkSync(`/proc/${pid}/fd/1`), 'utf8');
+  } catch {
+    /* gone */
+  }
+  let scavenges = 0;
+  let markCompacts = 0;
+  for (const m of text.matchAll(/(\d+) ms: (Scavenge|Mark-Compact)/g)) {
+    const t = (Number(m[1]) - startedAtMs) / 1000;
+    if (t < 0 || t > seconds) continue;
+    if (m[2] === 'Scavenge') scavenges++;
+    else markCompacts++;
+  }
+  return { scavenges, markCompacts };
+}
+
 /** The mark-compact lines of a process's stdout so far (its log file, found through /proc). */
 function liveHeaps(pid: number, startedAtMs: number): LiveHeap[] {
   let text: string;
@@ -75,6 +94,8 @@ function rssMb(pid: number): number | null {
 /** One line of bench/lib/memory-probe.ts: process.memoryUsage() in MB, inside sidemirror. */
 interface ProbeSample {
   t: number;
+  /** CPU seconds (user + system) the process has used so far. */
+  cpuS: number;
   rss: number;
   heapTotal: number;
   heapUsed: number;
@@ -166,6 +187,7 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   let heaps: LiveHeap[] = [];
   let probes: ProbeSample[] = [];
+  let gcs = { scavenges: 0, markCompacts: 0 };
   const sampler = setInterval(() => {
     const mb = rssMb(peer.pid);
     const t = (performance.now() - t0) / 1000;
@@ -179,6 +201,7 @@ async function main(): Promise<number> {
     clearInterval(sampler);
     heaps = liveHeaps(peer.pid, t0 - spawnedAt);
     probes = probeSamples(probeFile, t0 - spawnedAt);
+    gcs = gcCounts(peer.pid, t0 - spawnedAt, seconds);
     await sleep(delayMs + 500); // shadows still in flight end before the peer is stopped
     await Promise.all([peer.stop(), primary.stop(), shadow.stop()]);
   }
@@ -209,6 +232,11 @@ async function main(): Promise<number> {
     const label = c === 'outsideHeap' ? 'rss - heapTotal' : c;
     process.stdout.write(`${label.padEnd(22)}${fmt(a).padStart(10)}${fmt(b).padStart(10)}${fmt(d).padStart(10)}\n`);
   }
+  const during = probes.filter((p) => p.t >= 0 && p.t <= seconds);
+  const cpuS = during.length < 2 ? null : during[during.length - 1]!.cpuS - during[0]!.cpuS;
+  const cpuPct = cpuS === null ? null : (cpuS / (during[during.length - 1]!.t - during[0]!.t)) * 100;
+  const peakHeapTotal = probes.length === 0 ? null : Math.max(...probes.map((p) => p.heapTotal));
+  process.stdout.write(`\nsidemirror CPU ${fmt(cpuPct)} % of a core; ${gcs.scavenges} scavenges, ${gcs.markCompacts} mark-compacts; peak heapTotal ${fmt(peakHeapTotal)} MB\n`);
   const loadAfter = os.loadavg();
   process.stdout.write(`\nload average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}\n\n`);
 
@@ -219,7 +247,8 @@ async function main(): Promise<number> {
     loadAverage: { before: loadBefore, after: loadAfter },
     load: result,
     rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },
-    memoryUsage: { components, samples: probes },
+    memoryUsage: { components, peakHeapTotalMb: peakHeapTotal, samples: probes },
+    sidemirror: { cpuPct, ...gcs },
     liveHeapAfterMarkCompact: { firstWindowMb: firstLive, lastWindowMb: lastLive, driftPct: liveDriftPct, samples: heaps },
   };
   const dir = path.join(__dirname, '..', '..', 'bench', 'results');

@@ -16,8 +16,10 @@ if (file !== undefined && file !== '') {
     const m = process.memoryUsage();
     const spaces: Record<string, number> = {};
     for (const s of v8.getHeapSpaceStatistics()) spaces[s.space_name] = s.physical_space_size / MB;
+    const cpu = process.cpuUsage();
     const line = {
       t: (Date.now() - t0) / 1000,
+      cpuS: (cpu.user + cpu.system) / 1e6,
       rss: m.rss / MB,
       heapTotal: m.heapTotal / MB,
       heapUsed: m.heapUsed / MB,

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { proxyConf, startNginx } from './nginx';
 import { freePort, startServer } from './processes';
+import { proxyExecArgv } from '../../src/workers/heap-flags';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
@@ -72,7 +73,8 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
           return args;
         },
         env.cpus,
-        env.nodeArgs,
+        // As the Dockerfile and the sandbox start it: the young generation sized for shadows.
+        proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
         env.env,
       );
     },
