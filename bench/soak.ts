@@ -20,8 +20,13 @@ const USAGE = `Usage: node dist/bench/soak.js [options]
   --connections N    client keep-alive connections (default 16)
   --node-flag F      a flag for sidemirror's node (repeatable), e.g. --node-flag=--max-semi-space-size=8
   --env K=V          environment for sidemirror (repeatable), e.g. --env MALLOC_ARENA_MAX=8
+sidemirror runs as shipped (--max-semi-space-size=32, MALLOC_ARENA_MAX=2: src/workers/heap-flags.ts);
+--node-flag=--max-semi-space-size=16 and --env MALLOC_ARENA_MAX=16 give back V8's and glibc's defaults.
 RSS follows V8's heap growth between full collections; the live heap is read too: sidemirror
-runs with --trace-gc, and the heap left after each mark-compact is compared the same way.
+runs with --trace-gc, and the heap left after each mark-compact is compared the same way. Inside
+it, a -r probe (bench/lib/memory-probe.ts) samples process.memoryUsage(), so the table shows
+which part moves: heapTotal (V8's committed heap), external/arrayBuffers, or rss - heapTotal
+(native memory outside the JS heap).
 `;
 
 interface Sample {
@@ -122,6 +127,15 @@ const COMPONENTS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 
 type Component = (typeof COMPONENTS)[number];
 const component = (p: ProbeSample, c: Component): number => (c === 'outsideHeap' ? p.rss - p.heapTotal : p[c]);
 
+/** /proc/<pid>/cmdline or environ, split at NULs ([] once the process is gone). */
+function readProc(pid: number, file: 'cmdline' | 'environ'): string[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
+
 const mean = (v: number[]): number | null => (v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length);
 const fmt = (v: number | null, d = 1): string => (v === null ? '-' : v.toFixed(d));
 
@@ -181,7 +195,11 @@ async function main(): Promise<number> {
     nodeArgs: ['--trace-gc', ...nodeFlags, '-r', probeJs],
     env: { ...extraEnv, SIDEMIRROR_MEMORY_PROBE: probeFile, SIDEMIRROR_MEMORY_PROBE_MS: String(sampleS * 1000) },
   });
-  progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow; node flags [${nodeFlags.join(' ')}] env [${values.env.join(' ')}]`);
+  // What the peer really runs with: the defaults peers.ts adds (semi-space, malloc arenas) included.
+  const peerArgv = readProc(peer.pid, 'cmdline').filter((a) => a !== '');
+  const peerNodeFlags = peerArgv.slice(1, peerArgv.findIndex((a) => a.endsWith('cli.js'))).filter((a, i, all) => a !== '-r' && all[i - 1] !== '-r' && a !== '--trace-gc');
+  const arenaMax = readProc(peer.pid, 'environ').find((e) => e.startsWith('MALLOC_ARENA_MAX='))?.slice('MALLOC_ARENA_MAX='.length) ?? null;
+  progress(`soak: ${rate} req/s for ${seconds} s through sidemirror (pid ${peer.pid}) mirroring to a ${delayMs} ms shadow; node flags [${peerNodeFlags.join(' ')}] MALLOC_ARENA_MAX=${arenaMax ?? 'unset'}`);
   const loadBefore = os.loadavg();
   const samples: Sample[] = [];
   const t0 = performance.now();
@@ -243,7 +261,7 @@ async function main(): Promise<number> {
   const report = {
     machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cpuCount: os.cpus().length, node: process.version, os: `${os.type()} ${os.release()}` },
     date: new Date().toISOString(),
-    settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '', nodeFlags, env: extraEnv },
+    settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '', nodeFlags, env: extraEnv, peerNodeFlags, mallocArenaMax: arenaMax },
     loadAverage: { before: loadBefore, after: loadAfter },
     load: result,
     rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },

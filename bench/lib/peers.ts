@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { proxyConf, startNginx } from './nginx';
 import { freePort, startServer } from './processes';
-import { proxyExecArgv } from '../../src/workers/heap-flags';
+import { proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
@@ -73,9 +73,9 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
           return args;
         },
         env.cpus,
-        // As the Dockerfile and the sandbox start it: the young generation sized for shadows.
+        // As the Dockerfile and the sandbox start it: the young generation sized for shadows, two malloc arenas.
         proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
-        env.env,
+        { ...proxyEnv({ ...process.env, ...env.env }), ...env.env },
       );
     },
   };

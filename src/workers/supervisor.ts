@@ -16,7 +16,7 @@ import { version } from '../version';
 import type { DiscoveryResponse } from '../xds/ads-stream';
 import { adsConnection } from '../xds/ads-target';
 import { XdsClient } from '../xds/xds-client';
-import { proxyExecArgv } from './heap-flags';
+import { proxyEnv, proxyExecArgv } from './heap-flags';
 import { type FromWorker, MARK, type ToWorker, type WorkerProxyOptions, type XdsPush } from './messages';
 
 export interface SupervisorOptions {
@@ -121,7 +121,7 @@ export class Supervisor {
 
   #fork(): Promise<void> {
     // Workers read their log level from the environment (they never parse --log-level).
-    const worker = cluster.fork({ SIDEMIRROR_ROLE: 'worker', SIDEMIRROR_LOG_LEVEL: this.o.logger.level });
+    const worker = cluster.fork({ ...proxyEnv(process.env), SIDEMIRROR_ROLE: 'worker', SIDEMIRROR_LOG_LEVEL: this.o.logger.level });
     worker.on('message', (raw: unknown) => {
       const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
       if (m?.t === 'reply') {

@@ -1,4 +1,4 @@
-import { PROXY_SEMI_SPACE_MB, proxyExecArgv } from '../../src/workers/heap-flags';
+import { PROXY_MALLOC_ARENA_MAX, PROXY_SEMI_SPACE_MB, proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
 
 // The proxy workers get a young generation sized for seconds-long shadows, unless the operator
 // chose a size on node's command line or in NODE_OPTIONS.
@@ -24,4 +24,9 @@ test('the caller’s array is not changed', () => {
   const argv = ['--trace-gc'];
   proxyExecArgv(argv);
   expect(argv).toEqual(['--trace-gc']);
+});
+
+test('MALLOC_ARENA_MAX is added unless the environment sets it', () => {
+  expect(proxyEnv({ PATH: '/bin' })).toEqual({ MALLOC_ARENA_MAX: PROXY_MALLOC_ARENA_MAX });
+  expect(proxyEnv({ MALLOC_ARENA_MAX: '8' })).toEqual({});
 });
