@@ -237,6 +237,14 @@ async function main(): Promise<number> {
   const width = head.map((h, i) => Math.max(h.length, row[i]!.length));
   process.stdout.write(`\n${head.map((h, i) => h.padStart(width[i]!)).join('  ')}\n${row.map((c, i) => c.padStart(width[i]!)).join('  ')}\n\n`);
 
+  // Minute by minute (or window by window): a warm-up in the first shows apart from a creep.
+  const perWindow: Array<{ fromS: number; toS: number; meanMb: number | null; minMb: number | null; maxMb: number | null }> = [];
+  for (let from = 0; from < seconds; from += window) {
+    const w = samples.filter((x) => x.t > from && x.t <= from + window).map((x) => x.rssMb);
+    perWindow.push({ fromS: from, toS: from + window, meanMb: mean(w), minMb: w.length ? Math.min(...w) : null, maxMb: w.length ? Math.max(...w) : null });
+  }
+  process.stdout.write(`RSS per ${window} s (mean min max MB): ${perWindow.map((w) => `${fmt(w.meanMb)} ${fmt(w.minMb)} ${fmt(w.maxMb)}`).join(' | ')}\n\n`);
+
   // Which part grows: each process.memoryUsage() component, first window vs last window.
   const inFirst = probes.filter((p) => p.t >= 0 && p.t <= window);
   const inLast = probes.filter((p) => p.t > seconds - window && p.t <= seconds);
@@ -264,7 +272,7 @@ async function main(): Promise<number> {
     settings: { seconds, rate, sampleS, shadowDelayMs: delayMs, connections, windowS: window, nodeOptions: process.env.NODE_OPTIONS ?? '', nodeFlags, env: extraEnv, peerNodeFlags, mallocArenaMax: arenaMax },
     loadAverage: { before: loadBefore, after: loadAfter },
     load: result,
-    rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, samples },
+    rss: { firstWindowMb: first, lastWindowMb: last, peakMb: peak, driftPct, perWindow, samples },
     memoryUsage: { components, peakHeapTotalMb: peakHeapTotal, samples: probes },
     sidemirror: { cpuPct, ...gcs },
     liveHeapAfterMarkCompact: { firstWindowMb: firstLive, lastWindowMb: lastLive, driftPct: liveDriftPct, samples: heaps },
