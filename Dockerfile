@@ -9,5 +9,10 @@ COPY examples ./examples
 RUN npm ci && npm prune --omit=dev && chown -R node:node /app
 USER node
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "dist/src/cli.js"]
+# Two glibc malloc arenas: less memory stranded across node's threads (src/workers/heap-flags.ts).
+ENV MALLOC_ARENA_MAX=2
+# A 32 MB semi-space lets seconds-long shadows die young instead of piling up in the old space
+# between mark-compacts (src/workers/heap-flags.ts; README "Memory"). V8 reads it at start-up,
+# so it is a node flag here; --concurrency N workers get it from the supervisor.
+ENTRYPOINT ["node", "--max-semi-space-size=32", "dist/src/cli.js"]
 CMD ["--help"]

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { proxyConf, startNginx } from './nginx';
 import { freePort, startServer } from './processes';
+import { proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
@@ -15,6 +16,8 @@ export interface PeerEnv {
   cpus?: string;
   /** Flags for node itself, before the script (e.g. --trace-gc, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /** Extra environment for the peer process (e.g. MALLOC_ARENA_MAX, which must be set before it starts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningPeer {
@@ -34,9 +37,9 @@ export interface PeerDef {
 const distRoot = path.join(__dirname, '..', '..'); // dist/
 
 /** Starts a node script, waits for its port; on failure prints the log and cleans up. */
-async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string, nodeArgs: string[] = []): Promise<RunningPeer> {
+async function startNode(label: string, script: string, args: (port: number, dir: string) => string[], cpus?: string, nodeArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<RunningPeer> {
   const port = await freePort();
-  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [...nodeArgs, script, ...args(port, dir)] }) });
+  const server = await startServer({ label, port, cpus, logs: ['out.log'], command: (dir) => ({ cmd: process.execPath, args: [...nodeArgs, script, ...args(port, dir)], env }) });
   return { port, pid: server.proc.pid, stop: server.stop };
 }
 
@@ -70,7 +73,9 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
           return args;
         },
         env.cpus,
-        env.nodeArgs,
+        // As the Dockerfile and the sandbox start it: the young generation sized for shadows, two malloc arenas.
+        proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
+        { ...proxyEnv({ ...process.env, ...env.env }), ...env.env },
       );
     },
   };

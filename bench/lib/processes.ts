@@ -44,10 +44,10 @@ export interface Spawned {
 }
 
 /** `cpus` → run under `taskset -c cpus` (taskset execs, so the pid is the command's). */
-export function spawnTracked(cmd: string, args: string[], opts: { cpus?: string; logFile?: string; cwd?: string } = {}): Spawned {
+export function spawnTracked(cmd: string, args: string[], opts: { cpus?: string; logFile?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Spawned {
   const [file, argv] = opts.cpus !== undefined ? ['taskset', ['-c', opts.cpus, cmd, ...args]] : [cmd, args];
   const out = opts.logFile !== undefined ? fs.openSync(opts.logFile, 'a') : 'pipe';
-  const child = spawn(file, argv, { detached: true, stdio: ['ignore', out, out], cwd: opts.cwd });
+  const child = spawn(file, argv, { detached: true, stdio: ['ignore', out, out], cwd: opts.cwd, env: opts.env === undefined ? process.env : { ...process.env, ...opts.env } });
   if (typeof out === 'number') fs.closeSync(out);
   if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
   live.add(child);
@@ -160,13 +160,13 @@ export async function startServer(o: {
   port: number;
   cpus?: string;
   /** The command and its arguments, given the temp directory (configs and logs go there). */
-  command: (dir: string) => { cmd: string; args: string[] };
+  command: (dir: string) => { cmd: string; args: string[]; env?: NodeJS.ProcessEnv };
   /** Log files (relative to the directory) worth showing when the start fails; the first takes stdout/stderr. */
   logs: string[];
 }): Promise<ServerProcess> {
   const dir = makeTempDir(o.label);
-  const { cmd, args } = o.command(dir);
-  const proc = spawnTracked(cmd, args, { cpus: o.cpus, logFile: path.join(dir, o.logs[0]!) });
+  const { cmd, args, env } = o.command(dir);
+  const proc = spawnTracked(cmd, args, { cpus: o.cpus, logFile: path.join(dir, o.logs[0]!), env });
   const stop = async (): Promise<void> => {
     await stopProcess(proc);
     removeTempDir(dir);

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
+import { proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
 
 // Runs Envoy's route-mirror sandbox natively: four services and the front proxy, each its own
 // process on loopback, exactly as docker compose would run them but without containers.
@@ -207,7 +208,7 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
         '--listen', `127.0.0.1:${plan.controlPlanePort}`, '--admin', `127.0.0.1:${plan.controlPlaneAdminPort}`], {});
       await step(waitForPort(plan.controlPlanePort, 30_000));
     }
-    launch('front-proxy', [distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], {});
+    launch('front-proxy', [...proxyExecArgv([], process.env.NODE_OPTIONS), distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], proxyEnv(process.env));
     await step(waitForPort(plan.proxyPort, 30_000));
   } catch (err) {
     await stop();

@@ -16,6 +16,7 @@ import { version } from '../version';
 import type { DiscoveryResponse } from '../xds/ads-stream';
 import { adsConnection } from '../xds/ads-target';
 import { XdsClient } from '../xds/xds-client';
+import { proxyEnv, proxyExecArgv } from './heap-flags';
 import { type FromWorker, MARK, type ToWorker, type WorkerProxyOptions, type XdsPush } from './messages';
 
 export interface SupervisorOptions {
@@ -65,7 +66,8 @@ export class Supervisor {
       this.#admin = new AdminServer(this.#adminSources(), this.o.logger);
       await this.#admin.listen(admin.address);
     }
-    cluster.setupPrimary({ execArgv: process.execArgv });
+    // The workers are the proxy processes: they get the young generation sized for shadows.
+    cluster.setupPrimary({ execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.o.workers; i++) ready.push(this.#fork());
     try {
@@ -119,7 +121,7 @@ export class Supervisor {
 
   #fork(): Promise<void> {
     // Workers read their log level from the environment (they never parse --log-level).
-    const worker = cluster.fork({ SIDEMIRROR_ROLE: 'worker', SIDEMIRROR_LOG_LEVEL: this.o.logger.level });
+    const worker = cluster.fork({ ...proxyEnv(process.env), SIDEMIRROR_ROLE: 'worker', SIDEMIRROR_LOG_LEVEL: this.o.logger.level });
     worker.on('message', (raw: unknown) => {
       const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
       if (m?.t === 'reply') {
