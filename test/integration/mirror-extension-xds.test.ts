@@ -3,7 +3,7 @@ import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resour
 import { startControlPlane } from '../../src/control-plane/main';
 import { silentLogger } from '../../src/log/logger';
 import { Proxy } from '../../src/proxy';
-import { HCM_TYPE, cluster, routeConfig } from '../harness/bootstrap';
+import { HCM_TYPE, cluster, routeConfig, xdsSidecarBootstrap } from '../harness/bootstrap';
 import { type Json, extBootstrap, extRoute, mirrorHttpFilters } from '../harness/mirror-ext';
 import { fetchText, startProxy } from '../harness/proxy';
 import { sleep, startUpstream } from '../harness/upstream';
@@ -15,20 +15,7 @@ import { sleep, startUpstream } from '../harness/upstream';
 const POLICIES = [{ name: 'nth', cluster: 'mirror', sampling: { every_nth: 3 }, marker_header: 'x-mirrored-from' }];
 
 function xdsBootstrap(cpPort: number): string {
-  return JSON.stringify({
-    node: { id: 'mirror-ext', cluster: 'sidecars' },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    } })] },
-  });
+  return xdsSidecarBootstrap({ nodeId: 'mirror-ext', cpPort });
 }
 
 function resources(routes: Json[], clusters: Json[]): string {

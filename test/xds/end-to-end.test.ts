@@ -8,7 +8,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../sr
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/main';
 import { silentLogger } from '../../src/log/logger';
 import { Proxy } from '../../src/proxy';
-import { HCM_TYPE, ROUTER_TYPE, cluster } from '../harness/bootstrap';
+import { HCM_TYPE, ROUTER_TYPE, cluster, xdsSidecarBootstrap } from '../harness/bootstrap';
 import { fetchText } from '../harness/proxy';
 import { type Upstream, sleep, startUpstream } from '../harness/upstream';
 
@@ -62,21 +62,7 @@ const doc = (list: Json[], extra: Json = {}): string => JSON.stringify({ version
 // ---- the sidecar ----
 
 function sidecarBootstrap(nodeId: string, cpPort: number): string {
-  return JSON.stringify({
-    node: { id: nodeId, cluster: 'sidecars' },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    } })] },
-  });
+  return xdsSidecarBootstrap({ nodeId, cpPort, adminPort: 0 });
 }
 
 // ---- harness state, started and stopped by handle ----

@@ -7,7 +7,7 @@ import { CLUSTER_TYPE, LISTENER_TYPE } from '../../src/config/resources';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/main';
 import { silentLogger } from '../../src/log/logger';
 import { Proxy } from '../../src/proxy';
-import { cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { cluster, listener, route, routeConfig, xdsSidecarBootstrap } from '../harness/bootstrap';
 import { fetchText } from '../harness/proxy';
 import { type Upstream, sleep, startUpstream } from '../harness/upstream';
 
@@ -23,20 +23,7 @@ const lds = (port: number, statPrefix = 'ingress_http'): Json => ({
 const doc = (version: string, list: Json[]): string => JSON.stringify({ version_info: version, resources: list });
 
 function sidecarBootstrap(cpPort: number): string {
-  return JSON.stringify({
-    node: { id: 'bind', cluster: 'sidecars' },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    } })] },
-  });
+  return xdsSidecarBootstrap({ nodeId: 'bind', cpPort });
 }
 
 async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {

@@ -7,7 +7,7 @@ import { loadBootstrapText } from '../../src/config/load';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/config/resources';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane/main';
 import { Proxy } from '../../src/proxy';
-import { HCM_TYPE, ROUTER_TYPE, cluster } from '../harness/bootstrap';
+import { HCM_TYPE, ROUTER_TYPE, cluster, xdsSidecarBootstrap } from '../harness/bootstrap';
 import { MIRROR_FILTER_NAME, MIRROR_PER_ROUTE_TYPE, MIRROR_TYPE, awayFromWindowEdge, until } from '../harness/mirror-ext';
 import { fetchText } from '../harness/proxy';
 import { type TestRedis, startRedis } from '../harness/redis';
@@ -76,21 +76,7 @@ function resourcesText(redisMap: Json, policies: Json[]): string {
 }
 
 function sidecarBootstrap(cpPort: number): string {
-  return JSON.stringify({
-    node: { id: 'secrets', cluster: 'sidecars' },
-    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds_cluster' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [cluster('xds_cluster', [cpPort], { typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    } })] },
-  });
+  return xdsSidecarBootstrap({ nodeId: 'secrets', cpPort, adminPort: 0 });
 }
 
 async function start(text: string): Promise<{ cp: ControlPlane; sidecar: Proxy }> {
