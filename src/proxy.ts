@@ -5,7 +5,7 @@ import { AdminServer, type ServerState } from './admin/server';
 import { ConfigError } from './config/errors';
 import { listenerHooks, resourceHooks } from './config/hook-refs';
 import { type LoadedBootstrap, loadBootstrapFile } from './config/load';
-import type { Bootstrap, Cluster, Listener, RouteConfiguration } from './config/model';
+import type { Bootstrap, Cluster, HttpConnectionManager, Listener, RouteConfiguration } from './config/model';
 import { ListenerManager } from './listener/listener-manager';
 import { type Logger, createLogger } from './log/logger';
 import { LayeredRuntime } from './runtime/runtime';
@@ -185,21 +185,21 @@ export class Proxy {
   async #applyListeners(b: Bootstrap = this.#loaded.bootstrap): Promise<void> {
     this.listeners.setGlobalConnectionLimit(b.overloadManager.maxActiveDownstreamConnections);
     const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
-    const routesFor = (l: Listener): (() => RouteTable | null) => {
-      if (l.hcm.routeConfig) {
-        const table = new RouteTable(l.hcm.routeConfig, this.runtime, this.#extCompiler(l));
+    const routesFor = (l: Listener, hcm: HttpConnectionManager): (() => RouteTable | null) => {
+      if (hcm.routeConfig) {
+        const table = new RouteTable(hcm.routeConfig, this.runtime, this.#extCompiler(l, hcm));
         return () => table;
       }
       // RDS: compiled per listener (its mirror filter decides which extended policies apply),
       // lazily, and again whenever the route configuration changes.
-      const name = l.hcm.rdsRouteConfigName ?? '';
+      const name = hcm.rdsRouteConfigName ?? '';
       let compiledFrom: RouteConfiguration | null = null;
       let table: RouteTable | null = null;
       return () => {
         const rc = this.#routeConfigs.get(name) ?? null;
         if (rc !== compiledFrom) {
           compiledFrom = rc;
-          table = rc ? new RouteTable(rc, this.runtime, this.#extCompiler(l)) : null;
+          table = rc ? new RouteTable(rc, this.runtime, this.#extCompiler(l, hcm)) : null;
         }
         return table;
       };
@@ -229,8 +229,8 @@ export class Proxy {
   }
 
   /** Compiles a listener's extended mirror policies; a policy that cannot run is logged and left out. */
-  #extCompiler(l: Listener): ExtPolicyCompiler | null {
-    const filter = l.hcm.mirrorFilter;
+  #extCompiler(l: Listener, hcm: HttpConnectionManager): ExtPolicyCompiler | null {
+    const filter = hcm.mirrorFilter;
     if (!filter) return null;
     const deps = {
       clusters: this.clusters, writer: this.shadowWriter, runtime: this.runtime, stats: this.scopes,

@@ -1,4 +1,5 @@
 import type { Listener, MirrorHooksConfig, RouteConfiguration } from './model';
+import { listenerHcms } from './listener-chains';
 import { LISTENER_TYPE, ROUTE_TYPE, type ResourceModels, type ResourceTypeUrl } from './resources';
 
 // Every hook module a configuration names, wherever a mirror policy sits (route or virtual host,
@@ -17,7 +18,7 @@ export function routeConfigHooks(rc: RouteConfiguration): MirrorHooksConfig[] {
 }
 
 export function listenerHooks(listeners: readonly Listener[]): MirrorHooksConfig[] {
-  return listeners.flatMap((l) => (l.hcm.routeConfig ? routeConfigHooks(l.hcm.routeConfig) : []));
+  return listeners.flatMap((l) => listenerHcms(l).flatMap((h) => (h.routeConfig ? routeConfigHooks(h.routeConfig) : [])));
 }
 
 /** The hook modules an xDS resource names (listeners with inline routes, route configurations). */

@@ -1,3 +1,6 @@
+import type { StringMatcher } from './matcher-model';
+import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
+
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
 // path compiles it into runtime objects and never sees protobuf or YAML. Imports nothing.
 
@@ -61,9 +64,7 @@ export interface MirrorPolicy {
   readonly hostRewriteLiteral: string | null;
 }
 
-export type StringMatcher =
-  | { readonly kind: 'exact' | 'prefix' | 'suffix' | 'contains'; readonly value: string; readonly ignoreCase: boolean }
-  | { readonly kind: 'regex'; readonly value: string; readonly ignoreCase: false };
+export type { StringMatcher } from './matcher-model';
 
 export type HeaderMatch =
   | { readonly kind: 'string'; readonly matcher: StringMatcher }
@@ -93,6 +94,8 @@ export interface RouteMatch {
   readonly headers: readonly HeaderMatcher[];
   readonly queryParameters: readonly QueryParameterMatcher[];
   readonly runtimeFraction: RuntimeFraction | null;
+  /** RouteMatch.grpc: only requests with content-type application/grpc*. */
+  readonly grpc: boolean;
 }
 
 export interface WeightedClusterEntry extends HeaderEdits {
@@ -136,6 +139,19 @@ export interface ForwardAction {
   readonly retryPolicy: RetryPolicy | null;
   readonly mirrorPolicies: readonly MirrorPolicy[];
   readonly hashPolicy: readonly HashPolicy[];
+  /** max_stream_duration: the gRPC timeout header rule (null: grpc-timeout is not read) and the stream cap. */
+  readonly maxStreamDuration: MaxStreamDuration;
+  /** upgrade_configs on the route: per upgrade type (lower case), enabled or not; overrides the HCM's. */
+  readonly upgradeConfigs: ReadonlyMap<string, boolean>;
+}
+
+/** RouteAction.MaxStreamDuration (and the legacy max_grpc_timeout/grpc_timeout_offset), in ms. */
+export interface MaxStreamDuration {
+  /** 0: none. */
+  readonly maxStreamDurationMs: number;
+  /** null: grpc-timeout is ignored; 0: grpc-timeout is used uncapped; else the cap. */
+  readonly grpcTimeoutHeaderMaxMs: number | null;
+  readonly grpcTimeoutHeaderOffsetMs: number;
 }
 
 export interface DirectResponseAction {
@@ -231,6 +247,8 @@ export interface HttpConnectionManager {
   /** Envoy's max_request_headers_kb (default 60): larger request headers get a 431. */
   readonly maxRequestHeadersKb: number;
   readonly commonHttpProtocolOptions: DownstreamProtocolOptions;
+  /** http2_protocol_options, with Envoy's defaults, for HTTP/2 connections (codec AUTO or HTTP2). */
+  readonly http2: Http2Settings;
 }
 
 export interface Http1Settings {
@@ -265,10 +283,22 @@ export interface DownstreamProtocolOptions {
   readonly maxRequestsPerConnection: number;
 }
 
+/** A filter chain: what it matches, its TLS (null: plaintext) and its connection manager. */
+export interface FilterChain {
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  readonly tls: DownstreamTlsContext | null;
+  readonly hcm: HttpConnectionManager;
+}
+
 export interface Listener {
   readonly name: string;
   readonly address: SocketAddress;
-  readonly hcm: HttpConnectionManager;
+  /** In config order; a connection takes the most specific match (Envoy's rules), else the default. */
+  readonly filterChains: readonly FilterChain[];
+  readonly defaultFilterChain: FilterChain | null;
+  /** listener_filters has envoy.filters.listener.tls_inspector: SNI and ALPN are known before TLS. */
+  readonly tlsInspector: boolean;
   readonly perConnectionBufferLimitBytes: number;
   /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */
   readonly statPrefix: string;
@@ -285,6 +315,8 @@ export interface LbEndpoint {
   readonly weight: number;
   readonly priority: number;
   readonly healthStatus: string;
+  /** metadata.filter_metadata["envoy.transport_socket_match"], for the cluster's transport_socket_matches. */
+  readonly transportSocketMatch: ReadonlyMap<string, string>;
 }
 
 export interface ClusterLoadAssignment {
@@ -310,7 +342,10 @@ export interface Cluster {
   readonly edsServiceName: string | null;
   readonly dnsRefreshRateMs: number;
   readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
-  readonly http2: boolean;
+  readonly protocol: UpstreamProtocol;
+  /** transport_socket: TLS to every endpoint (null: plaintext), unless a transport_socket_matches entry matches. */
+  readonly tls: UpstreamTlsContext | null;
+  readonly transportSocketMatches: readonly TransportSocketMatch[];
   readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
   readonly circuitBreakers: CircuitBreakerThresholds;
@@ -360,6 +395,8 @@ export interface Bootstrap {
   readonly runtime: readonly RuntimeLayerConfig[];
   readonly dynamicResources: DynamicResources | null;
   readonly overloadManager: OverloadManagerConfig;
+  /** static_resources.secrets, by name. */
+  readonly secrets: readonly Secret[];
 }
 
 /** The overload manager's resource monitors sidemirror enforces. */

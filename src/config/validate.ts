@@ -1,4 +1,5 @@
 import { IssueCollector, joinPath } from './errors';
+import { chainsWithHcmPath } from './listener-chains';
 import type { Bootstrap, Cluster, ClusterSpecifier, MirrorPolicy, RouteConfiguration } from './model';
 
 // Checks that span resources: names that must be unique, and references that must resolve.
@@ -6,9 +7,9 @@ import type { Bootstrap, Cluster, ClusterSpecifier, MirrorPolicy, RouteConfigura
 /** What a reference check needs of a set of names (a Set, or a lookup over layered sets). */
 export type NameSet = Pick<ReadonlySet<string>, 'has'>;
 
-/** Paths used in issues: where each listener's inline route config sits in the bootstrap. */
-export function inlineRoutePath(listenerIndex: number): string {
-  return `static_resources.listeners[${listenerIndex}].filter_chains[0].filters[0].typed_config.route_config`;
+/** Paths used in issues: where a listener's chain's inline route config sits in the bootstrap. */
+export function inlineRoutePath(listenerIndex: number, hcmPath = 'filter_chains[0].filters[0].typed_config'): string {
+  return `static_resources.listeners[${listenerIndex}].${hcmPath}.route_config`;
 }
 
 export function validateBootstrap(b: Bootstrap, issues: IssueCollector): void {
@@ -17,9 +18,11 @@ export function validateBootstrap(b: Bootstrap, issues: IssueCollector): void {
   checkUnique(b.listeners.map((l) => `${l.address.host}:${l.address.port}`), 'static_resources.listeners', 'listener address', issues);
   const clusters = new Set(b.clusters.map((c) => c.name));
   b.listeners.forEach((l, i) => {
-    const rc = l.hcm.routeConfig;
-    // Envoy validates cluster references of inline route configs unless told not to.
-    if (rc && rc.validateClusters !== false) validateRouteClusters(rc, clusters, inlineRoutePath(i), issues);
+    for (const { chain, hcmPath } of chainsWithHcmPath(l)) {
+      const rc = chain.hcm.routeConfig;
+      // Envoy validates cluster references of inline route configs unless told not to.
+      if (rc && rc.validateClusters !== false) validateRouteClusters(rc, clusters, inlineRoutePath(i, hcmPath), issues);
+    }
   });
   b.clusters.forEach((c, i) => validateMirrorTargets(c.mirrorPolicies, clusters,
     `static_resources.clusters[${i}].typed_extension_protocol_options`, issues));

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Listener } from '../config/model';
+import type { FilterChain, Listener } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
@@ -14,6 +14,14 @@ import { BAD_REQUEST, FORBIDDEN, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, R
 /** A listener as the manager runs it: its config and the connection manager that serves it. */
 export interface ListenerSpec {
   readonly listener: Listener;
+  /** One per filter chain, in the listener's order. */
+  readonly chains: readonly ChainSpec[];
+  readonly defaultChain: ChainSpec | null;
+}
+
+/** A filter chain as the manager runs it. */
+export interface ChainSpec {
+  readonly chain: FilterChain;
   readonly connectionManager: ConnectionManager;
 }
 
@@ -156,15 +164,15 @@ export class ListenerManager {
     const server = http.createServer({ keepAliveTimeout: 0, noDelay: true, requireHostHeader: false, ...serverTimeouts(spec.listener), maxHeaderSize: maxHeaderBytes(spec.listener) });
     server.maxHeadersCount = headersCountSeen(spec.listener);
     const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 }, connections: 0 };
-    const settings = (): { hcm: Listener['hcm']; stats: ConnectionManager['stats'] } => ({ hcm: entry.spec.listener.hcm, stats: entry.spec.connectionManager.stats });
+    const settings = (): { hcm: FilterChain['hcm']; stats: ConnectionManager['stats'] } => ({ hcm: firstChain(entry.spec).chain.hcm, stats: firstChain(entry.spec).connectionManager.stats });
     server.on('request', (req, res) => {
       const conn = connectionOf.get(req.socket);
       if (conn && !conn.onRequest(req, res)) return;
-      entry.spec.connectionManager.handle(req, res);
+      firstChain(entry.spec).connectionManager.handle(req, res);
     });
     server.on('connection', (socket: Socket) => {
       if (!this.#admit(entry, socket)) return;
-      const stats = entry.spec.connectionManager.stats;
+      const stats = firstChain(entry.spec).connectionManager.stats;
       stats.cxTotal.inc();
       stats.cxActive.inc();
       socket.once('close', () => stats.cxActive.dec());
@@ -178,7 +186,7 @@ export class ListenerManager {
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
-      const stats = entry.spec.connectionManager.stats;
+      const stats = firstChain(entry.spec).connectionManager.stats;
       // Only what the parser refused is a protocol error: not a client that resets, nor the
       // truncated body of a connection we already answered and closed (a 408).
       const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
@@ -295,7 +303,7 @@ function sameEndpoint(a: Listener['address'], b: Listener['address']): boolean {
  * default), so that interval is kept near a tenth of the shorter timeout.
  */
 function serverTimeouts(l: Listener): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
-  const { requestTimeoutMs, requestHeadersTimeoutMs, streamIdleTimeoutMs } = l.hcm;
+  const { requestTimeoutMs, requestHeadersTimeoutMs, streamIdleTimeoutMs } = firstHcm(l);
   // Without request_headers_timeout, headers that never finish are the stream idle timeout's
   // (Envoy notes that it may fire while large headers still trickle in), capped at 60 s.
   const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000, streamIdleTimeoutMs || 60_000);
@@ -317,18 +325,18 @@ function applyTimeouts(server: http.Server, l: Listener): void {
 
 /** Node's parser refuses headers past this (HPE_HEADER_OVERFLOW → 431): max_request_headers_kb. */
 function maxHeaderBytes(l: Listener): number {
-  return l.hcm.maxRequestHeadersKb * 1024;
+  return firstHcm(l).maxRequestHeadersKb * 1024;
 }
 
 /** Node silently drops headers past maxHeadersCount: keep one more, so that passing the limit shows. */
 function headersCountSeen(l: Listener): number {
-  return l.hcm.commonHttpProtocolOptions.maxHeadersCount + 1;
+  return firstHcm(l).commonHttpProtocolOptions.maxHeadersCount + 1;
 }
 
 /** Which of Envoy's timeouts Node's request/headers timer stood for, to count and answer it. */
 function requestTimeoutKind(l: Listener, headersComplete: boolean): 'request' | 'headers' | 'stream_idle' {
   if (headersComplete) return 'request';
-  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = l.hcm;
+  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = firstHcm(l);
   if (requestHeadersTimeoutMs > 0) return 'headers';
   // Otherwise the shortest of the bounds serverTimeouts() took (60 s being our own cap) fired.
   const request = requestTimeoutMs || Infinity;
@@ -339,4 +347,12 @@ function requestTimeoutKind(l: Listener, headersComplete: boolean): 'request' | 
 
 function sameAddress(a: Listener, b: Listener): boolean {
   return a.address.host === b.address.host && a.address.port === b.address.port;
+}
+
+function firstChain(spec: ListenerSpec): ChainSpec {
+  return spec.chains[0] ?? spec.defaultChain!;
+}
+
+function firstHcm(l: Listener): Listener['filterChains'][number]['hcm'] {
+  return (l.filterChains[0] ?? l.defaultFilterChain!).hcm;
 }

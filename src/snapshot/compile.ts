@@ -1,27 +1,33 @@
-import type { Listener } from '../config/model';
+import type { FilterChain, HttpConnectionManager, Listener } from '../config/model';
 import { type ConnectionManagerDeps, ConnectionManager, type RouterSettings } from '../http/connection-manager';
-import type { ListenerSpec } from '../listener/listener-manager';
+import type { ChainSpec, ListenerSpec } from '../listener/listener-manager';
 import type { RouteTable } from '../router/route-table';
 
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
 /** The router filter's typed config, as far as it changes what we send. */
-export function routerSettings(listener: Listener): RouterSettings {
-  const router = listener.hcm.httpFilters.find((f) => f.config?.typeUrl === ROUTER_TYPE);
+export function routerSettings(hcm: HttpConnectionManager): RouterSettings {
+  const router = hcm.httpFilters.find((f) => f.config?.typeUrl === ROUTER_TYPE);
   return { suppressEnvoyHeaders: Boolean(router?.config?.value.suppress_envoy_headers) };
 }
 
 /**
- * Turns listeners into what the listener manager runs: a connection manager each, reading its
- * routes through `routesFor` (an inline route table, or the RDS one current when a request comes).
+ * Turns listeners into what the listener manager runs: a connection manager per filter chain,
+ * reading its routes through `routesFor` (an inline route table, or the RDS one current when a
+ * request comes).
  */
 export function compileListeners(
   listeners: readonly Listener[],
   deps: ConnectionManagerDeps,
-  routesFor: (listener: Listener) => () => RouteTable | null,
+  routesFor: (listener: Listener, hcm: HttpConnectionManager) => () => RouteTable | null,
 ): ListenerSpec[] {
+  const chainSpec = (listener: Listener, chain: FilterChain): ChainSpec => ({
+    chain,
+    connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm), routerSettings(chain.hcm), deps),
+  });
   return listeners.map((listener) => ({
     listener,
-    connectionManager: new ConnectionManager(listener.hcm, routesFor(listener), routerSettings(listener), deps),
+    chains: listener.filterChains.map((c) => chainSpec(listener, c)),
+    defaultChain: listener.defaultFilterChain ? chainSpec(listener, listener.defaultFilterChain) : null,
   }));
 }

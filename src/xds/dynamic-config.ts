@@ -1,4 +1,5 @@
 import type * as protobuf from 'protobufjs';
+import { listenerRdsNames } from '../config/listener-chains';
 import { type ConfigIssue, formatIssues } from '../config/errors';
 import { localReads } from '../config/local-reads';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from '../config/model';
@@ -156,7 +157,7 @@ export class DynamicConfig {
   #onListeners(_version: string, records: Array<ResourceRecord<Listener>>): void {
     replaceAll(this.listeners, records);
     const models = records.map((r) => r.value);
-    const rdsNames = models.map((l) => l.hcm.rdsRouteConfigName).filter((n): n is string => n !== null);
+    const rdsNames = models.flatMap(listenerRdsNames);
     this.mux.setNames(ROUTE_TYPE, rdsNames);
     for (const name of [...this.routes.keys()]) if (!rdsNames.includes(name)) this.routes.delete(name);
     this.#pendingListeners = models;
@@ -165,7 +166,7 @@ export class DynamicConfig {
   }
 
   #onRoutes(_version: string, records: Array<ResourceRecord<RouteConfiguration>>): void {
-    const wanted = new Set([...this.listeners.values()].map((l) => l.value.hcm.rdsRouteConfigName));
+    const wanted = new Set([...this.listeners.values()].flatMap((l) => listenerRdsNames(l.value)));
     for (const r of records) if (wanted.has(r.name)) this.routes.set(r.name, r);
     this.sink.setRoutes(new Map([...this.routes].map(([n, r]) => [n, r.value])));
     this.#tryApplyListeners();
@@ -197,7 +198,7 @@ export class DynamicConfig {
   #tryApplyListeners(): void {
     const pending = this.#pendingListeners;
     if (!pending) return;
-    const waiting = pending.filter((l) => l.hcm.rdsRouteConfigName !== null && !this.routes.has(l.hcm.rdsRouteConfigName));
+    const waiting = pending.filter((l) => listenerRdsNames(l).some((n) => !this.routes.has(n)));
     if ((waiting.length > 0 && Date.now() < this.#listenerDeadline) || this.#pendingClusters !== null) {
       this.#retryLater(() => this.#tryApplyListeners(), Math.max(this.#listenerDeadline, this.#clusterDeadline));
       return;

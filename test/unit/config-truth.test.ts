@@ -151,7 +151,7 @@ describe('declared fields that sidemirror does not act on are refused by path', 
     const d = doc({
       routes: [route('/', 'primary', { request_mirror_policies: [{ cluster: 'mirror', trace_sampled: false }] })],
       clusters: [
-        cluster('primary', [8081], { respect_dns_ttl: true, alt_stat_name: 'p', http2_protocol_options: { max_concurrent_streams: 10 } }),
+        cluster('primary', [8081], { respect_dns_ttl: true, alt_stat_name: 'p' }),
         cluster('mirror', [8082]),
       ],
       hcm: { add_user_agent: true, drain_timeout: '1s' },
@@ -169,7 +169,6 @@ describe('declared fields that sidemirror does not act on are refused by path', 
       `${HCM}.add_user_agent: true is not supported by sidemirror`,
       `${c0}.alt_stat_name: not supported by sidemirror`,
       `${c0}.respect_dns_ttl: not supported by sidemirror`,
-      `${c0}.http2_protocol_options.max_concurrent_streams: not supported by sidemirror`,
       'static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config: not supported by sidemirror',
     ]);
   });

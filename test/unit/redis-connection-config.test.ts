@@ -42,7 +42,7 @@ function withConnection(conn: Json): string {
 
 function loaded(conn: Json): RedisConnectionModel {
   const l = loadBootstrapText(withConnection(conn)).bootstrap.listeners[0]!;
-  return l.hcm.mirrorFilter!.config.redis.get('main')!;
+  return l.filterChains[0]!.hcm.mirrorFilter!.config.redis.get('main')!;
 }
 
 function issuesOf(conn: Json): readonly ConfigIssue[] {
@@ -128,7 +128,7 @@ test('the control plane (no local reads) checks the shape and reads nothing', ()
   const message = fromProto3JSON(type, { ...listenerJson, name: 'l' } as never) as never;
   const decoded = decodeResource(LISTENER_TYPE, message);
   expect(decoded.ok).toBe(true);
-  const redis = decoded.ok ? decoded.value.hcm.mirrorFilter!.config.redis : new Map();
+  const redis = decoded.ok ? decoded.value.filterChains[0]!.hcm.mirrorFilter!.config.redis : new Map();
   expect(redis.get('f')).toMatchObject({ password: null });
   expect(redis.get('e')).toMatchObject({ password: null, username: 'u' });
   expect(redis.get('t')).toMatchObject({ tls: { ca: null } });

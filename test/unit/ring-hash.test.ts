@@ -291,7 +291,7 @@ describe('decoding health_checks, ring_hash_lb_config and hash_policy', () => {
         { query_parameter: { name: 'u' } },
       ],
     });
-    const action = loadBootstrapText(JSON.stringify(d)).bootstrap.listeners[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = loadBootstrapText(JSON.stringify(d)).bootstrap.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.hashPolicy).toEqual([
       { kind: 'header', name: 'x-user', terminal: false },
       { kind: 'cookie', name: 'sid', terminal: true },

@@ -33,7 +33,7 @@ function issuesOf(text: string): readonly ConfigIssue[] {
   throw new Error('the configuration was accepted');
 }
 
-const hcmModel = (text: string) => loadBootstrapText(text).bootstrap.listeners[0]!.hcm;
+const hcmModel = (text: string) => loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]!.hcm;
 
 describe('internal_address_config', () => {
   test('unset: null (no address is internal); present and empty: no ranges (the built-in list)', () => {
@@ -74,7 +74,7 @@ describe('internal_only_headers', () => {
 });
 
 describe('allowed_clusters on a cluster_header mirror target', () => {
-  const target = (text: string) => (loadBootstrapText(text).bootstrap.listeners[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!
+  const target = (text: string) => (loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!
     .extMirrorPolicies.get('sidemirror.filters.http.mirror')![0] as ExtMirrorPolicy).target;
 
   test('names and prefixes reach the model', () => {

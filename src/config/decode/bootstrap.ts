@@ -23,6 +23,7 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
     runtime,
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
     overloadManager: decodeOverloadManager(b.overload_manager as Pb | undefined, at(ctx, 'overload_manager')),
+    secrets: [],
   };
 }
 

@@ -10,13 +10,15 @@ import type {
   RingHashConfig,
 } from '../model';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, headerToAdd, refuse, socketAddress, unpackAny, wrapped } from './common';
+import type { UpstreamProtocol } from '../transport-model';
+import { http2Settings } from './http2';
 import { decodeMirrorPolicy } from './route';
+
+const NO_METADATA: ReadonlyMap<string, string> = new Map();
 
 const CLUSTER_TYPES = new Set<ClusterType>(['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS']);
 const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH']);
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-/** Http2ProtocolOptions' tuning fields: `http2_protocol_options: {}` selects HTTP/2 with Node's defaults. */
-const HTTP2_OPTIONS = ['max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size'];
 const HTTP1_OPTIONS = ['allow_absolute_url', 'accept_http_10', 'default_host_for_http_10', 'enable_trailers'];
 
 export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
@@ -37,7 +39,6 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   if (type === 'EDS' && !c.eds_cluster_config) fail(at(ctx, 'eds_cluster_config'), 'eds_cluster_config is required for an EDS cluster');
 
   refuse(c, ctx, ['per_connection_buffer_limit_bytes', 'alt_stat_name', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal', 'respect_dns_ttl']);
-  refuse(c.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'), HTTP2_OPTIONS);
   adsConfigSource((c.eds_cluster_config as Pb | undefined)?.eds_config as Pb | undefined, at(at(ctx, 'eds_cluster_config'), 'eds_config'));
   const protocol = httpProtocolOptions(c, ctx);
   return {
@@ -50,7 +51,10 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
     edsServiceName: (c.eds_cluster_config as Pb | undefined)?.service_name ? String((c.eds_cluster_config as Pb).service_name) : null,
     dnsRefreshRateMs: durationMs(c.dns_refresh_rate as Pb | undefined, 5000),
     dnsLookupFamily: String(c.dns_lookup_family ?? 'AUTO') as Cluster['dnsLookupFamily'],
-    http2: protocol.http2 || c.http2_protocol_options !== undefined,
+    // The legacy cluster field still selects HTTP/2 (Envoy's own SDS examples use it).
+    protocol: protocol.protocol ?? (c.http2_protocol_options ? { kind: 'http2', http2: http2Settings(c.http2_protocol_options as Pb, at(ctx, 'http2_protocol_options')) } : { kind: 'http1' }),
+    tls: null,
+    transportSocketMatches: [],
     maxRequestsPerConnection: wrapped(c.max_requests_per_connection, 0) || protocol.maxRequestsPerConnection,
     idleTimeoutMs: protocol.idleTimeoutMs,
     circuitBreakers: circuitBreakers(c.circuit_breakers as Pb | undefined),
@@ -183,6 +187,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
         weight: wrapped(lb.load_balancing_weight, 1),
         priority,
         healthStatus: String(lb.health_status ?? 'UNKNOWN'),
+        transportSocketMatch: NO_METADATA,
       });
     });
   });
@@ -191,7 +196,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
 }
 
 interface ProtocolOptions {
-  http2: boolean;
+  protocol: UpstreamProtocol | null;
   idleTimeoutMs: number;
   maxRequestsPerConnection: number;
   mirrorPolicies: Cluster['mirrorPolicies'];
@@ -199,7 +204,7 @@ interface ProtocolOptions {
 
 /** Reads `typed_extension_protocol_options`, where Envoy keeps HTTP/2 and cluster mirror policies. */
 function httpProtocolOptions(c: Pb, ctx: Ctx): ProtocolOptions {
-  const out: ProtocolOptions = { http2: false, idleTimeoutMs: 3_600_000, maxRequestsPerConnection: 0, mirrorPolicies: [] };
+  const out: ProtocolOptions = { protocol: null, idleTimeoutMs: 3_600_000, maxRequestsPerConnection: 0, mirrorPolicies: [] };
   const map = c.typed_extension_protocol_options as Pb | undefined;
   if (!map) return out;
   const mctx = at(ctx, 'typed_extension_protocol_options');
@@ -216,9 +221,9 @@ function httpProtocolOptions(c: Pb, ctx: Ctx): ProtocolOptions {
     const explicit = opts.explicit_http_config as Pb | undefined;
     const ectx = at(kctx, 'explicit_http_config');
     refuse(explicit?.http_protocol_options as Pb | undefined, at(ectx, 'http_protocol_options'), HTTP1_OPTIONS);
-    refuse(explicit?.http2_protocol_options as Pb | undefined, at(ectx, 'http2_protocol_options'), HTTP2_OPTIONS);
     refuse(opts.common_http_protocol_options as Pb | undefined, at(kctx, 'common_http_protocol_options'), ['max_headers_count', 'max_connection_duration', 'max_stream_duration']);
-    out.http2 = Boolean(explicit?.http2_protocol_options);
+    if (explicit?.http2_protocol_options) out.protocol = { kind: 'http2', http2: http2Settings(explicit.http2_protocol_options as Pb, at(ectx, 'http2_protocol_options')) };
+    else if (explicit) out.protocol = { kind: 'http1' };
     const common = opts.common_http_protocol_options as Pb | undefined;
     out.idleTimeoutMs = durationMs(common?.idle_timeout as Pb | undefined, out.idleTimeoutMs);
     out.maxRequestsPerConnection = wrapped(common?.max_requests_per_connection, 0);

@@ -1,4 +1,5 @@
-import type { DownstreamProtocolOptions, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { DownstreamProtocolOptions, FilterChain, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import { http2Settings } from './http2';
 import { type Ctx, type Pb, adsConfigSource, at, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
@@ -17,22 +18,30 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const name = String(l.name ?? '') || `listener_${address.host}_${address.port}`;
   if (l.drain_type === 'MODIFY_ONLY') fail(at(ctx, 'drain_type'), 'MODIFY_ONLY is not supported by sidemirror');
   const chains = (l.filter_chains as Pb[] | undefined) ?? [];
-  let hcm: HttpConnectionManager | null = null;
-  if (chains.length !== 1) {
-    fail(at(ctx, 'filter_chains'), chains.length === 0 ? 'one filter chain is required' : 'only one filter chain is supported');
-  }
-  if (chains.length > 0) hcm = decodeFilterChain(chains[0]!, at(ctx, 'filter_chains[0]'));
+  const filterChains = each(ctx, l, 'filter_chains', decodeFilterChain).filter((c): c is FilterChain => c !== null);
+  const defaultFilterChain = l.default_filter_chain ? decodeFilterChain(l.default_filter_chain as Pb, at(ctx, 'default_filter_chain')) : null;
+  if (chains.length === 0 && !l.default_filter_chain) fail(at(ctx, 'filter_chains'), 'a filter chain is required');
   return {
     name,
     address,
-    hcm: hcm ?? decodeHttpConnectionManager({}, ctx, false),
+    filterChains,
+    defaultFilterChain,
+    tlsInspector: false,
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
   };
 }
 
-function decodeFilterChain(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
+function decodeFilterChain(chain: Pb, ctx: Ctx): FilterChain | null {
+  const hcm = decodeChainFilters(chain, ctx);
+  if (!hcm) return null;
+  return { name: String(chain.name ?? ''), match: ANY_CHAIN, tls: null, hcm };
+}
+
+const ANY_CHAIN = { serverNames: [], transportProtocol: null, applicationProtocols: [] };
+
+function decodeChainFilters(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
   const filters = (chain.filters as Pb[] | undefined) ?? [];
   if (filters.length !== 1) {
     fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
@@ -55,7 +64,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
   const statPrefix = String(h.stat_prefix ?? '');
   if (report && !statPrefix) fail(at(ctx, 'stat_prefix'), 'stat_prefix is required');
   const codecType = String(h.codec_type ?? 'AUTO') as HttpConnectionManager['codecType'];
-  if (report && (codecType === 'HTTP2' || codecType === 'HTTP3')) fail(at(ctx, 'codec_type'), `${codecType} listeners are not supported yet (AUTO and HTTP1 serve HTTP/1.1)`);
+  if (report && codecType === 'HTTP3') fail(at(ctx, 'codec_type'), 'HTTP3 is not supported by sidemirror (AUTO, HTTP1 and HTTP2 are)');
 
   let rdsRouteConfigName: string | null = null;
   if (h.rds) {
@@ -72,7 +81,6 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
   if (report) {
     refuse(h, ctx, ['drain_timeout']);
     if (wrapped(h.add_user_agent, false)) fail(at(ctx, 'add_user_agent'), 'true is not supported by sidemirror');
-    refuse(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'), ['max_concurrent_streams', 'initial_stream_window_size', 'initial_connection_window_size']);
     adsConfigSource((h.rds as Pb | undefined)?.config_source as Pb | undefined, at(at(ctx, 'rds'), 'config_source'));
   }
   if (report && (h.upgrade_configs as Pb[] | undefined)?.length) fail(at(ctx, 'upgrade_configs'), 'upgrades (WebSocket) are not supported yet');
@@ -100,6 +108,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     requestTimeoutMs: durationMs(h.request_timeout as Pb | undefined, 0),
     requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
     upgradeTypes,
+    http2: http2Settings(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options')),
     http1: decodeHttp1Settings(h.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), report),
     normalizePath: wrapped(h.normalize_path, false),
     mergeSlashes: Boolean(h.merge_slashes),

@@ -158,6 +158,7 @@ function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
     headers: each(ctx, m, 'headers', decodeHeaderMatcher),
     queryParameters: each(ctx, m, 'query_parameters', decodeQueryParameterMatcher),
     runtimeFraction: runtimeFraction(m.runtime_fraction as Pb | undefined),
+    grpc: false,
   };
 }
 
@@ -226,8 +227,13 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     retryPolicy: a.retry_policy ? decodeRetryPolicy(a.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
     mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
     hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy).filter((p): p is HashPolicy => p !== null),
+    maxStreamDuration: NO_MAX_STREAM_DURATION,
+    upgradeConfigs: NO_UPGRADES,
   };
 }
+
+const NO_MAX_STREAM_DURATION = { maxStreamDurationMs: 0, grpcTimeoutHeaderMaxMs: null, grpcTimeoutHeaderOffsetMs: 0 };
+const NO_UPGRADES: ReadonlyMap<string, boolean> = new Map();
 
 function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
   refuse(w, ctx, ['runtime_key_prefix', 'header_name']);

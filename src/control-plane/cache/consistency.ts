@@ -1,4 +1,5 @@
 import { type ConfigIssue, IssueCollector, joinPath } from '../../config/errors';
+import { chainsWithHcmPath } from '../../config/listener-chains';
 import type { RouteConfiguration } from '../../config/model';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../../config/resources';
 import { type NameSet, validateClusterMirrorTargets, validateRouteClusters } from '../../config/validate';
@@ -8,7 +9,6 @@ import type { ResourceEntry, ResourceMap, ResourceSet } from '../resources-file'
 // a cluster it was never sent serves 503s, and an EDS cluster or RDS listener without its
 // resource never finishes warming. go-control-plane checks this before SetSnapshot; so do we.
 
-const HCM_PATH = 'filter_chains[0].filters[0].typed_config';
 
 function entries<T extends ResourceTypeUrl>(resources: ResourceMap, type: T): Array<ResourceEntry<T>> {
   // The map is keyed by type URL, so every entry under `type` is a ResourceEntry<T>.
@@ -44,12 +44,14 @@ function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], i
   }
   for (const rc of entries(toCheck, ROUTE_TYPE)) checkRoutes(rc.model, clusterNames, rc.path, issues);
   for (const l of entries(toCheck, LISTENER_TYPE)) {
-    const hcmPath = joinPath(l.path, HCM_PATH);
-    const rds = l.model.hcm.rdsRouteConfigName;
-    if (rds !== null && !routes.has(rds)) {
-      issues.add(joinPath(hcmPath, 'rds.route_config_name'), `listener "${l.name}" uses RouteConfiguration "${rds}", which does not exist`);
+    for (const { chain, hcmPath: relative } of chainsWithHcmPath(l.model)) {
+      const hcmPath = joinPath(l.path, relative);
+      const rds = chain.hcm.rdsRouteConfigName;
+      if (rds !== null && !routes.has(rds)) {
+        issues.add(joinPath(hcmPath, 'rds.route_config_name'), `listener "${l.name}" uses RouteConfiguration "${rds}", which does not exist`);
+      }
+      if (chain.hcm.routeConfig) checkRoutes(chain.hcm.routeConfig, clusterNames, joinPath(hcmPath, 'route_config'), issues);
     }
-    if (l.model.hcm.routeConfig) checkRoutes(l.model.hcm.routeConfig, clusterNames, joinPath(hcmPath, 'route_config'), issues);
   }
 }
 

@@ -1,0 +1,23 @@
+import type { FilterChain, HttpConnectionManager, Listener } from './model';
+
+/** Every filter chain of a listener, the default one last. */
+export function listenerChains(l: Listener): readonly FilterChain[] {
+  return l.defaultFilterChain ? [...l.filterChains, l.defaultFilterChain] : l.filterChains;
+}
+
+/** The connection managers of a listener, one per filter chain. */
+export function listenerHcms(l: Listener): HttpConnectionManager[] {
+  return listenerChains(l).map((c) => c.hcm);
+}
+
+/** The RDS route configurations a listener's chains use. */
+export function listenerRdsNames(l: Listener): string[] {
+  return listenerHcms(l).flatMap((h) => (h.rdsRouteConfigName === null ? [] : [h.rdsRouteConfigName]));
+}
+
+/** Each chain with where its connection manager sits, relative to the listener (for issue paths). */
+export function chainsWithHcmPath(l: Listener): Array<{ readonly chain: FilterChain; readonly hcmPath: string }> {
+  const out = l.filterChains.map((chain, i) => ({ chain, hcmPath: `filter_chains[${i}].filters[0].typed_config` }));
+  if (l.defaultFilterChain) out.push({ chain: l.defaultFilterChain, hcmPath: 'default_filter_chain.filters[0].typed_config' });
+  return out;
+}
