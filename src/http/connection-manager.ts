@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
@@ -21,6 +20,9 @@ import {
   mutateRequestHeaders,
   plainAddress,
 } from './headers';
+import { type DownstreamRequest, type DownstreamResponse, isHttp2Response } from './downstream';
+import { grpcRouteTimeout, isGrpcContentType, GRPC_STATUS } from './grpc';
+import type { StreamInfo } from './stream-info';
 import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
 import { internalAddressMatcher, nodeAddress } from './internal-address';
@@ -71,10 +73,11 @@ export class ConnectionManager {
     this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
   }
 
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
     const stats = this.stats;
     const started = performance.now();
     stats.rqTotal.inc();
+    (info.protocol === 'HTTP/2' ? stats.rqHttp2Total : stats.rqHttp1Total).inc();
     stats.rqActive.inc();
     // One close listener per request: the stats, plus what the forwarding path must do then.
     let onClose: (() => void) | null = null;
@@ -84,7 +87,9 @@ export class ConnectionManager {
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
     });
-    if (!admitRequest(req, res, this.hcm, stats)) return;
+    // Local replies to gRPC requests are gRPC errors (Envoy's rule), decided on the client's content-type.
+    const grpc = isGrpcContentType(req.headers['content-type']);
+    if (!admitRequest(req, res, this.hcm, stats, grpc)) return;
 
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);
@@ -93,55 +98,60 @@ export class ConnectionManager {
     // As Envoy: the route table is snapped first, and its internal_only_headers are gone from
     // external requests before the route, cluster_header or any mirror policy reads a header.
     const table = this.routes();
-    const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: 'http' },
+    const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
-    const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: 'http' };
+    const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2' };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
     const method = req.method ?? 'GET';
-    const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method);
+    const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method, info.scheme);
 
     const route = table?.match({ authority, path, header: lookup }) ?? null;
     if (route === null) {
       stats.noRoute.inc();
-      this.#reply(req, res, 404, '');
+      this.#reply(request, 404, '');
       return;
     }
     const action = route.route.action;
     if (action.kind === 'direct_response') {
       stats.directResponse.inc();
-      this.#reply(req, res, action.status, action.body ?? '', route);
+      this.#reply(request, action.status, action.body ?? '', route);
       return;
     }
     if (action.kind === 'redirect') {
       const location = redirectLocation(action, route, host, path, down.scheme);
-      this.#reply(req, res, action.responseCode, '', route, { location });
+      this.#reply(request, action.responseCode, '', route, { location });
       return;
     }
-    onClose = this.#forward(req, res, route, action, headers, down, lookup, table!, bodyFollows(req.rawHeaders));
+    // HTTP/2 says it on the HEADERS frame (END_STREAM); HTTP/1.1 in its framing headers.
+    const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : bodyFollows(req.rawHeaders);
+    onClose = this.#forward(request, route, action, headers, down, lookup, table!, hasBody);
   }
 
-  #forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
+  #forward(request: RequestContext, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
     down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): (() => void) | null {
+    const { req, res } = request;
     // The route's idle_timeout replaces stream_idle_timeout for the rest of the stream (0: none).
-    if (action.idleTimeoutMs !== null) req.socket.setTimeout(action.idleTimeoutMs);
+    if (action.idleTimeoutMs !== null) req.setTimeout(action.idleTimeoutMs);
     const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
-      this.#reply(req, res, action.clusterNotFoundResponseCode, '', route);
+      this.#reply(request, action.clusterNotFoundResponseCode, '', route);
       return null;
     }
     const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
     const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
     if (weighted) applyRequestHeaderEdits(route, headers, weighted, format);
-    if (action.timeoutMs > 0 && !this.router.suppressEnvoyHeaders) headers['x-envoy-expected-rq-timeout-ms'] = String(action.timeoutMs);
+    const timeoutMs = this.#routeTimeout(request, action, headers);
+    if (timeoutMs > 0 && !this.router.suppressEnvoyHeaders) headers['x-envoy-expected-rq-timeout-ms'] = String(timeoutMs);
 
     if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
       cluster.stats.pendingOverflow.inc();
-      this.#reply(req, res, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
+      this.#reply(request, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return null;
     }
     // Route hash_policy: computed only when the route has one and the cluster hashes (RING_HASH).
@@ -150,7 +160,7 @@ export class ConnectionManager {
     const host = cluster.pick(hashKey);
     if (host === null) {
       cluster.stats.noneHealthy.inc();
-      this.#reply(req, res, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
+      this.#reply(request, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
       return null;
     }
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
@@ -162,7 +172,7 @@ export class ConnectionManager {
     const mirrored = (policies.length === 0 && route.extPolicies.length === 0) || method === 'CONNECT'
       ? null
       : this.deps.mirror.start(policies, route.extPolicies, {
-          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs: action.timeoutMs,
+          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs,
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
@@ -171,18 +181,19 @@ export class ConnectionManager {
     // Node detaches the socket from the request once the response is done: keep our own handle.
     const socket = req.socket;
     const exchange = new PrimaryExchange({
-      cluster, host, method, path: upstreamPath, headers, body, timeoutMs: action.timeoutMs,
+      cluster, host, method, path: upstreamPath, headers, body, timeoutMs,
+      requestTrailers: () => trailersOf(req),
       responseHeaders: (_status, raw) => {
         const out = this.#plainResponses(route)
           ? forwardRawResponse(raw, this.#serverOverride())
           : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
-        if (this.#closesEarly(req, hasBody, socket)) addConnectionClose(out);
+        if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
       },
       localReply: (failure) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
         const reply = (): void => {
-          if (!res.destroyed) this.#reply(req, res, status, text, route, this.#closesEarly(req, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+          if (!res.destroyed) this.#reply(request, status, text, route, this.#closesEarly(request, hasBody, socket) ? CONNECTION_CLOSE : undefined);
         };
         if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
         else reply();
@@ -190,6 +201,7 @@ export class ConnectionManager {
       syncWait: mirrored?.sync ?? null,
     }, res);
     exchange.start();
+    const streamCap = action.maxStreamDuration.maxStreamDurationMs > 0 ? this.#capStream(request, exchange, action.maxStreamDuration.maxStreamDurationMs, route) : null;
 
     if (hasBody) req.once('end', () => exchange.requestComplete());
     else {
@@ -197,6 +209,7 @@ export class ConnectionManager {
       req.resume();
     }
     return () => {
+      if (streamCap) clearTimeout(streamCap);
       if (!res.writableFinished) exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
@@ -217,8 +230,9 @@ export class ConnectionManager {
    * rule, counted as downstream_rq_response_before_rq_complete); one whose request has all
    * arrived keeps it, whatever of the body the primary left unread (Node drains it).
    */
-  #closesEarly(req: IncomingMessage, hasBody: boolean, socket: IncomingMessage['socket']): boolean {
-    if (!bodyPending(req, hasBody)) return false;
+  #closesEarly(request: RequestContext, hasBody: boolean, socket: DownstreamRequest['socket']): boolean {
+    // An HTTP/2 stream ends alone: its connection carries other streams on.
+    if (request.http2 || !bodyPending(request.req, hasBody)) return false;
     this.stats.rqResponseBeforeRqComplete.inc();
     lingeringClose(socket);
     return true;
@@ -251,13 +265,36 @@ export class ConnectionManager {
     if (t === 'OVERWRITE' || (t === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = this.hcm.serverName;
   }
 
-  #reply(req: IncomingMessage, res: ServerResponse, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>): void {
+  /**
+   * Envoy's route timeout, or for a gRPC request on a route that reads grpc-timeout, the header's
+   * (capped); then grpc-timeout carries what the proxy will wait, as Envoy rewrites it.
+   */
+  #routeTimeout(request: RequestContext, action: ForwardAction, headers: HeaderMap): number {
+    const fromHeader = request.grpc ? grpcRouteTimeout(headers, action.maxStreamDuration) : null;
+    if (fromHeader === null) return action.timeoutMs;
+    if (fromHeader > 0) headers['grpc-timeout'] = `${fromHeader}m`;
+    return fromHeader;
+  }
+
+  /** max_stream_duration: the whole stream, from its start; past it a 408 (gRPC: DEADLINE_EXCEEDED), or a reset. */
+  #capStream(request: RequestContext, exchange: PrimaryExchange, ms: number, route: CompiledRoute): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      exchange.downstreamReset();
+      if (request.res.headersSent) request.res.destroy();
+      else this.#reply(request, 408, LOCAL_REPLY_BODIES.streamDuration, route, undefined, GRPC_STATUS.DEADLINE_EXCEEDED);
+    }, ms);
+    timer.unref();
+    return timer;
+  }
+
+  #reply(request: RequestContext, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>, grpcStatus?: number): void {
+    const { req, res } = request;
     if (route && (route.route.responseHeadersToAdd.length > 0 || route.vhost.responseHeadersToAdd.length > 0)) {
       const headers: HeaderMap = { ...extra };
       applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
       extra = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
     }
-    sendLocalReply(res, status, body, this.hcm.serverName, extra);
+    sendLocalReply(res, status, body, this.hcm.serverName, extra, request.grpc ? { grpcStatus } : null);
     // Drain what the client still sends so the connection can be reused.
     if (!req.complete) req.resume();
   }
@@ -287,19 +324,42 @@ export function bodyFollows(raw: readonly string[]): boolean {
  * Sends the client's body to the primary with its back-pressure, and to each shadow without:
  * shadows take chunks as they come and drop themselves when they fall too far behind.
  */
-function teeBody(req: IncomingMessage, shadows: readonly ShadowStream[]): Readable {
+function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Readable {
   const primary = new PassThrough();
   req.on('data', (chunk: Buffer) => {
     for (const s of shadows) s.write(chunk);
   });
   req.once('end', () => {
-    for (const s of shadows) s.end();
+    const trailers = trailersOf(req);
+    for (const s of shadows) s.end(trailers);
   });
   req.pipe(primary);
   return primary;
 }
 
-function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string): string | undefined {
+/** The request's trailers once it has ended (both codecs fill `trailers`), null when it had none. */
+function trailersOf(req: DownstreamRequest): Record<string, string> | null {
+  const t = req.trailers as Record<string, string | string[] | undefined>;
+  let out: Record<string, string> | null = null;
+  for (const name of Object.keys(t)) {
+    const v = t[name];
+    if (v === undefined) continue;
+    out ??= {};
+    out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+/** One request as the connection manager's phases pass it along. */
+interface RequestContext {
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  /** content-type application/grpc*: local replies are gRPC errors. */
+  readonly grpc: boolean;
+  readonly http2: boolean;
+}
+
+function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string, scheme: string): string | undefined {
   if (name.charCodeAt(0) === 58 /* ':' */) {
     switch (name) {
       case ':authority':
@@ -309,7 +369,7 @@ function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, pat
       case ':method':
         return method;
       case ':scheme':
-        return 'http';
+        return scheme;
       default:
         return undefined;
     }

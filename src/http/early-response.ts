@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { DownstreamRequest } from './downstream';
 
 // A response that starts before the client has sent all of its request (a primary that failed or
 // answered early) ends the HTTP/1 connection, as Envoy's connection manager does: the unread rest
@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 export const DELAYED_CLOSE_MS = 1000;
 
 /** True when the request declared a body that has not all arrived yet. */
-export function bodyPending(req: IncomingMessage, hasBody: boolean): boolean {
+export function bodyPending(req: DownstreamRequest, hasBody: boolean): boolean {
   return hasBody && !req.complete;
 }
 
@@ -44,7 +44,7 @@ export const LOCAL_REPLY_DRAIN_BYTES = 1024 * 1024;
  * arrived, so the reply can keep the connection, as Envoy does with a body it has buffered by the
  * time the upstream fails. `done(false)`: the upload is larger or slower, and the connection closes.
  */
-export function awaitRequestEnd(req: IncomingMessage, maxBytes: number, maxMs: number, done: (complete: boolean) => void): void {
+export function awaitRequestEnd(req: DownstreamRequest, maxBytes: number, maxMs: number, done: (complete: boolean) => void): void {
   let read = 0;
   const finish = (complete: boolean): void => {
     clearTimeout(timer);

@@ -1,7 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Http1Settings, HttpConnectionManager } from '../config/model';
 import type { HttpStats } from '../stats/scopes';
+import type { DownstreamRequest, DownstreamResponse } from './downstream';
 import { sendLocalReply } from './local-reply';
 import { type PathNormalizationConfig, normalizeRequestPath } from './path-normalization';
 
@@ -70,7 +70,8 @@ export function checkRequest(req: RequestHead, s: ValidationSettings): Admission
 
   // Anything but HTTP/1.1 is handled as HTTP/1.0, as Envoy does: HTTP/0.9 (a request line
   // without a version, which Node reports as 0.9) and odd versions included.
-  if (req.httpVersion !== '1.1') {
+  // HTTP/2 reaches here with its pseudo headers already turned into a path and a Host.
+  if (req.httpVersion !== '1.1' && req.httpVersion !== '2.0') {
     if (!s.http1.acceptHttp10) return codecError(426, 'Upgrade Required');
     if (authority === undefined && s.http1.defaultHostForHttp10 !== '') authority = s.http1.defaultHostForHttp10;
   }
@@ -96,7 +97,7 @@ export function checkRequest(req: RequestHead, s: ValidationSettings): Admission
  * carries what routing and the upstream must see: `req.url` in origin-form (normalized when so
  * configured) and one Host line with the authority. On refusal it answers, counts, and returns false.
  */
-export function admitRequest(req: IncomingMessage, res: ServerResponse, hcm: HttpConnectionManager, stats: HttpStats): boolean {
+export function admitRequest(req: DownstreamRequest, res: DownstreamResponse, hcm: HttpConnectionManager, stats: HttpStats, grpc = false): boolean {
   const admission = checkRequest(req, settingsFor(hcm));
   if (admission.ok) {
     if (req.url !== admission.path) req.url = admission.path;
@@ -122,7 +123,7 @@ export function admitRequest(req: IncomingMessage, res: ServerResponse, hcm: Htt
   const extra: Record<string, string> = {};
   if (admission.close) extra.connection = 'close';
   if (admission.location !== undefined) extra.location = admission.location;
-  sendLocalReply(res, admission.status, admission.body, hcm.serverName, extra);
+  sendLocalReply(res, admission.status, admission.body, hcm.serverName, extra, grpc ? {} : null);
   if (!req.complete) req.resume();
   return false;
 }

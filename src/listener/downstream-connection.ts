@@ -109,6 +109,12 @@ export class DownstreamConnection {
   #maxDurationReached(): void {
     if (this.socket.destroyed) return;
     this.settings().stats.cxMaxDurationReached.inc();
+    this.drain();
+  }
+
+  /** The listener drains (or the connection reached its max duration). */
+  drain(): void {
+    if (this.socket.destroyed) return;
     this.#draining = true;
     // Envoy drains: an idle connection closes now, a busy one after the response in flight.
     if (this.#active === 0) this.socket.destroy();

@@ -1,5 +1,4 @@
 import cluster from 'node:cluster';
-import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { FilterChain, Listener } from '../config/model';
@@ -8,8 +7,7 @@ import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
 import type { StatsScopes } from '../stats/scopes';
 import { GlobalConnectionLimit, listenerConnectionLimit } from './connection-limit';
-import { DownstreamConnection } from './downstream-connection';
-import { BAD_REQUEST, FORBIDDEN, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
+import { ListenerChains, type ServerTls, type ServerTlsFactory } from './listener-chains';
 
 /** A listener as the manager runs it: its config and the connection manager that serves it. */
 export interface ListenerSpec {
@@ -27,10 +25,13 @@ export interface ChainSpec {
 
 interface RunningListener {
   spec: ListenerSpec;
-  readonly server: http.Server;
+  readonly server: net.Server;
+  readonly chains: ListenerChains;
   readonly address: AddressInfo;
   /** Connections open on this listener, for its runtime connection limit. */
   connections: number;
+  /** Every open connection, so that a drain can end what is left of them. */
+  readonly sockets: Set<Socket>;
 }
 
 /** What the manager needs beyond the listeners themselves. */
@@ -41,14 +42,15 @@ export interface ListenerManagerOptions {
   readonly stats?: StatsScopes;
   /** Counts a listener that could not be created (Envoy's listener_manager.listener_create_failure). */
   readonly onCreateFailure?: () => void;
+  /** Builds the TLS of filter chains with a transport socket; without it such chains refuse connections. */
+  readonly serverTls?: ServerTlsFactory;
 }
 
-const connectionOf = new WeakMap<Socket, DownstreamConnection>();
-
 /**
- * One node:http server per listener. An update swaps the connection manager of a listener whose
- * address is unchanged (new requests see the new routes, in-flight ones finish on theirs), opens
- * new listeners, and drains removed ones.
+ * One listening socket per listener, its connections handed to filter chains and codecs
+ * (listener-chains.ts). An update swaps the connection managers of a listener whose address is
+ * unchanged (new requests see the new routes, in-flight ones finish on theirs), opens new
+ * listeners, and drains removed ones.
  */
 export class ListenerManager {
   readonly #running = new Map<string, RunningListener>();
@@ -141,7 +143,7 @@ export class ListenerManager {
         const running = this.#running.get(spec.listener.name);
         if (running && sameAddress(running.spec.listener, spec.listener)) {
           running.spec = spec;
-          applyTimeouts(running.server, spec.listener);
+          running.chains.update(spec);
           continue;
         }
         if (running) await this.#drain(spec.listener.name);
@@ -159,57 +161,20 @@ export class ListenerManager {
   }
 
   async #open(spec: ListenerSpec): Promise<RunningListener> {
-    // Host is checked (and its absence answered and counted) by request-validation.ts, not by Node.
-    // keepAliveTimeout 0: the connection's idle timer is ours (Envoy's idle_timeout, 1 h by default).
-    const server = http.createServer({ keepAliveTimeout: 0, noDelay: true, requireHostHeader: false, ...serverTimeouts(spec.listener), maxHeaderSize: maxHeaderBytes(spec.listener) });
-    server.maxHeadersCount = headersCountSeen(spec.listener);
-    const entry: RunningListener = { spec, server, address: { address: '', family: '', port: 0 }, connections: 0 };
-    const settings = (): { hcm: FilterChain['hcm']; stats: ConnectionManager['stats'] } => ({ hcm: firstChain(entry.spec).chain.hcm, stats: firstChain(entry.spec).connectionManager.stats });
-    server.on('request', (req, res) => {
-      const conn = connectionOf.get(req.socket);
-      if (conn && !conn.onRequest(req, res)) return;
-      firstChain(entry.spec).connectionManager.handle(req, res);
-    });
+    // The listener only accepts: its filter chains pick TLS and codec for each connection.
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false });
+    const chains = new ListenerChains(spec, this.options.serverTls ?? noServerTls);
+    const entry: RunningListener = { spec, server, chains, address: { address: '', family: '', port: 0 }, connections: 0, sockets: new Set() };
     server.on('connection', (socket: Socket) => {
       if (!this.#admit(entry, socket)) return;
-      const stats = firstChain(entry.spec).connectionManager.stats;
-      stats.cxTotal.inc();
-      stats.cxActive.inc();
-      socket.once('close', () => stats.cxActive.dec());
-      connectionOf.set(socket, new DownstreamConnection(socket, settings));
+      entry.sockets.add(socket);
+      socket.once('close', () => entry.sockets.delete(socket));
+      entry.chains.accept(socket);
     });
-    // A listener here means Node leaves the timed-out socket to us.
-    server.on('timeout', (socket: Socket) => {
-      const conn = connectionOf.get(socket);
-      if (conn) conn.onTimeout();
-      else socket.destroy();
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
-      const stats = firstChain(entry.spec).connectionManager.stats;
-      // Only what the parser refused is a protocol error: not a client that resets, nor the
-      // truncated body of a connection we already answered and closed (a 408).
-      const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-      let timeoutReply = REQUEST_TIMEOUT;
-      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        const which = requestTimeoutKind(entry.spec.listener, inFlight != null);
-        (which === 'request' ? stats.rqTimeout : which === 'headers' ? stats.rqHeaderTimeout : stats.rqIdleTimeout).inc();
-        timeoutReply = which === 'request' ? REQUEST_TIMEOUT : which === 'headers' ? HEADER_TIMEOUT : STREAM_TIMEOUT;
-      } else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
-      // Never write a reply into a response that has already started (as Node's own handler).
-      if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
-        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutReply : BAD_REQUEST);
-      } else {
-        socket.destroy();
-      }
-    });
-    // Upgrades (WebSocket) are not configured: Envoy answers 403. CONNECT needs a connect matcher: 404.
-    server.on('upgrade', (_req, socket: Socket) => socket.end(FORBIDDEN));
-    server.on('connect', (_req, socket: Socket) => socket.end(NOT_FOUND));
     const { host, port } = spec.listener.address;
     const held = this.#reserved.get(spec.listener.name);
     this.#reserved.delete(spec.listener.name);
-    // The socket bound ahead is handed over to the HTTP server, which then owns (and closes) it.
+    // The socket bound ahead is handed over to the listening server, which then owns (and closes) it.
     const target = held && sameEndpoint(held.address, spec.listener.address) ? held.socket : { host, port };
     if (held && target !== held.socket) held.socket.close();
     await new Promise<void>((resolve, reject) => {
@@ -257,13 +222,17 @@ export class ListenerManager {
     const running = this.#running.get(name);
     if (!running) return;
     this.#running.delete(name);
-    const { server } = running;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), this.drainTimeoutMs);
+    const { server, sockets, chains } = running;
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    chains.drain();
+    const timer = setTimeout(() => {
+      for (const s of sockets) s.destroy();
+    }, this.drainTimeoutMs);
     timer.unref();
-    await closed;
+    await stopped;
+    await allClosed(sockets);
     clearTimeout(timer);
+    chains.close();
     this.logger.info({ listener: name }, 'listener drained');
   }
 
@@ -296,63 +265,21 @@ function sameEndpoint(a: Listener['address'], b: Listener['address']): boolean {
   return a.host === b.host && a.port === b.port;
 }
 
-/**
- * Envoy's request_timeout (0: none) is the whole downstream request and request_headers_timeout
- * the headers; Node's defaults would cut long uploads. Node refuses a headersTimeout longer than a
- * non-zero requestTimeout, and checks both only every connectionsCheckingInterval (30 s by
- * default), so that interval is kept near a tenth of the shorter timeout.
- */
-function serverTimeouts(l: Listener): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
-  const { requestTimeoutMs, requestHeadersTimeoutMs, streamIdleTimeoutMs } = firstHcm(l);
-  // Without request_headers_timeout, headers that never finish are the stream idle timeout's
-  // (Envoy notes that it may fire while large headers still trickle in), capped at 60 s.
-  const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000, streamIdleTimeoutMs || 60_000);
-  const shortest = Math.min(headersTimeout, requestTimeoutMs || Infinity);
-  return { requestTimeout: requestTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(shortest / 10))) };
-}
-
-/** A listener kept across an update takes the new connection manager's timeouts too. */
-function applyTimeouts(server: http.Server, l: Listener): void {
-  const t = serverTimeouts(l);
-  // Order matters: Node checks headersTimeout against requestTimeout on assignment.
-  server.requestTimeout = 0;
-  server.headersTimeout = t.headersTimeout;
-  server.requestTimeout = t.requestTimeout;
-  // Read by Node for each new connection's parser (the option has no typed setter).
-  (server as http.Server & { maxHeaderSize: number }).maxHeaderSize = maxHeaderBytes(l);
-  server.maxHeadersCount = headersCountSeen(l);
-}
-
-/** Node's parser refuses headers past this (HPE_HEADER_OVERFLOW → 431): max_request_headers_kb. */
-function maxHeaderBytes(l: Listener): number {
-  return firstHcm(l).maxRequestHeadersKb * 1024;
-}
-
-/** Node silently drops headers past maxHeadersCount: keep one more, so that passing the limit shows. */
-function headersCountSeen(l: Listener): number {
-  return firstHcm(l).commonHttpProtocolOptions.maxHeadersCount + 1;
-}
-
-/** Which of Envoy's timeouts Node's request/headers timer stood for, to count and answer it. */
-function requestTimeoutKind(l: Listener, headersComplete: boolean): 'request' | 'headers' | 'stream_idle' {
-  if (headersComplete) return 'request';
-  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = firstHcm(l);
-  if (requestHeadersTimeoutMs > 0) return 'headers';
-  // Otherwise the shortest of the bounds serverTimeouts() took (60 s being our own cap) fired.
-  const request = requestTimeoutMs || Infinity;
-  const idle = streamIdleTimeoutMs || Infinity;
-  if (request <= idle && request <= 60_000) return 'request';
-  return idle <= 60_000 ? 'stream_idle' : 'headers';
-}
-
 function sameAddress(a: Listener, b: Listener): boolean {
   return a.address.host === b.address.host && a.address.port === b.address.port;
 }
 
-function firstChain(spec: ListenerSpec): ChainSpec {
-  return spec.chains[0] ?? spec.defaultChain!;
+/** Resolves once every socket in the set has closed. */
+function allClosed(sockets: Set<Socket>): Promise<void> {
+  return Promise.all([...sockets].map((s) => (s.destroyed ? undefined : new Promise<void>((r) => s.once('close', () => r()))))).then(() => undefined);
 }
 
-function firstHcm(l: Listener): Listener['filterChains'][number]['hcm'] {
-  return (l.filterChains[0] ?? l.defaultFilterChain!).hcm;
+/** Without a TLS factory a chain's TLS cannot be built: it refuses its connections. */
+function noServerTls(): ServerTls {
+  return {
+    socketOptions: () => ({}),
+    verifyPeer: () => 'TLS is not available',
+    countError: () => undefined,
+    countHandshake: () => undefined,
+  };
 }

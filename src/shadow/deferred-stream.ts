@@ -17,6 +17,8 @@ export class DeferredShadowStream implements ShadowStream {
     private readonly onOverflow: () => void,
   ) {}
 
+  #trailers: Record<string, string> | null = null;
+
   write(chunk: Buffer): void {
     if (this.#target) return this.#target.write(chunk);
     if (this.#chunks === null) return;
@@ -30,9 +32,10 @@ export class DeferredShadowStream implements ShadowStream {
     this.#chunks.push(chunk);
   }
 
-  end(): void {
+  end(trailers: Record<string, string> | null = null): void {
     this.#ended = true;
-    if (this.#target) this.#target.end();
+    this.#trailers = trailers;
+    if (this.#target) this.#target.end(trailers);
     this.#settleEnded();
   }
 
@@ -63,7 +66,7 @@ export class DeferredShadowStream implements ShadowStream {
     for (const c of this.#chunks!) target.write(c);
     this.#chunks = [];
     this.#target = target;
-    if (this.#ended) target.end();
+    if (this.#ended) target.end(this.#trailers);
   }
 
   /** Calls the shadow off: drop what was held. */

@@ -38,6 +38,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
   #copyBytes = 0;
   #bodyBytes = 0;
   #bodyEnded = false;
+  #trailers: Record<string, string> | null = null;
   #attempt: Attempt | null = null;
   #attemptsLeft: number;
   #host: Host;
@@ -89,7 +90,9 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
         // coarse (~1 s) clock, so a 200 ms read timeout would fire after about a second.
         headersTimeout: 0,
         bodyTimeout: 0,
-      },
+        // Read by the HTTP/2 pool once the body has ended (undici's HTTP/1 cannot send trailers).
+        requestTrailers: () => this.#trailers,
+      } as Dispatcher.DispatchOptions,
       this.#attempt,
     );
   }
@@ -122,8 +125,9 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
     return (this.#body?.readableLength ?? 0) + this.#copyBytes;
   }
 
-  end(): void {
+  end(trailers: Record<string, string> | null = null): void {
     this.#bodyEnded = true;
+    this.#trailers = trailers;
     if (this.#done) return;
     this.#body?.push(null);
     // The route timeout a shadow inherits counts, as the primary's (and Envoy's), from the end of the request.

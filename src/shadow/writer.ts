@@ -63,7 +63,8 @@ export interface ShadowRequest {
 /** Where the request body goes for one shadow. Never blocks and never throws. */
 export interface ShadowStream {
   write(chunk: Buffer): void;
-  end(): void;
+  /** The body is complete; `trailers` are the request's, when it had any (HTTP/2 shadows send them). */
+  end(trailers?: Record<string, string> | null): void;
   /** The client went away before its request was complete; the shadow would be truncated. */
   abort(): void;
 }

@@ -188,6 +188,10 @@ export class StatsRegistry {
   readonly clusterRqReset = this.#counter('envoy_cluster_upstream_rq_tx_reset', 'Upstream requests reset', ['envoy_cluster_name'], cluster('upstream_rq_tx_reset'));
   readonly clusterCxConnectFail = this.#counter('envoy_cluster_upstream_cx_connect_fail', 'Upstream connection failures', ['envoy_cluster_name'], cluster('upstream_cx_connect_fail'));
   readonly clusterCxTotal = this.#counter('envoy_cluster_upstream_cx_total', 'Upstream connections opened', ['envoy_cluster_name'], cluster('upstream_cx_total'));
+  readonly clusterCxHttp1Total = this.#counter('envoy_cluster_upstream_cx_http1_total', 'Upstream HTTP/1.1 connections opened', ['envoy_cluster_name'], cluster('upstream_cx_http1_total'));
+  readonly clusterCxHttp2Total = this.#counter('envoy_cluster_upstream_cx_http2_total', 'Upstream HTTP/2 connections opened', ['envoy_cluster_name'], cluster('upstream_cx_http2_total'));
+  readonly clusterSslHandshake = this.#counter('envoy_cluster_ssl_handshake', 'Upstream TLS handshakes', ['envoy_cluster_name'], cluster('ssl.handshake'));
+  readonly clusterSslConnectionError = this.#counter('envoy_cluster_ssl_connection_error', 'Upstream TLS handshakes that failed', ['envoy_cluster_name'], cluster('ssl.connection_error'));
   readonly clusterNoneHealthy = this.#counter('envoy_cluster_upstream_cx_none_healthy', 'Requests with no host to send to', ['envoy_cluster_name'], cluster('upstream_cx_none_healthy'));
   readonly clusterPendingOverflow = this.#counter('envoy_cluster_upstream_rq_pending_overflow', 'Requests refused by the circuit breaker', ['envoy_cluster_name'], cluster('upstream_rq_pending_overflow'));
   readonly clusterRqActive = this.#gauge('envoy_cluster_upstream_rq_active', 'Upstream requests in flight', ['envoy_cluster_name'], cluster('upstream_rq_active'));
@@ -203,6 +207,11 @@ export class StatsRegistry {
   readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);
   readonly httpRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in flight', ['envoy_http_conn_manager_prefix'], http('downstream_rq_active'));
   readonly httpCxTotal = this.#counter('envoy_http_downstream_cx_total', 'Downstream connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_total'));
+  readonly httpCxHttp1Total = this.#counter('envoy_http_downstream_cx_http1_total', 'Downstream HTTP/1.1 connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_http1_total'));
+  readonly httpCxHttp2Total = this.#counter('envoy_http_downstream_cx_http2_total', 'Downstream HTTP/2 connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_http2_total'));
+  readonly httpCxSslTotal = this.#counter('envoy_http_downstream_cx_ssl_total', 'Downstream TLS connections', ['envoy_http_conn_manager_prefix'], http('downstream_cx_ssl_total'));
+  readonly httpRqHttp1Total = this.#counter('envoy_http_downstream_rq_http1_total', 'Downstream HTTP/1.1 requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_http1_total'));
+  readonly httpRqHttp2Total = this.#counter('envoy_http_downstream_rq_http2_total', 'Downstream HTTP/2 requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_http2_total'));
   readonly httpCxActive = this.#gauge('envoy_http_downstream_cx_active', 'Downstream connections open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_active'));
   readonly httpRqTimeout = this.#counter('envoy_http_downstream_rq_timeout', 'Downstream requests cut by request_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_rq_timeout'));
   readonly httpRqResponseBeforeRqComplete = this.#counter('envoy_http_downstream_rq_response_before_rq_complete', 'Responses started before the request was complete',
@@ -219,6 +228,12 @@ export class StatsRegistry {
   readonly httpCxIdleTimeout = this.#counter('envoy_http_downstream_cx_idle_timeout', 'Downstream connections closed by idle_timeout', ['envoy_http_conn_manager_prefix'], http('downstream_cx_idle_timeout'));
   readonly httpCxMaxDuration = this.#counter('envoy_http_downstream_cx_max_duration_reached', 'Downstream connections closed by max_connection_duration', ['envoy_http_conn_manager_prefix'], http('downstream_cx_max_duration_reached'));
   readonly httpCxMaxRequests = this.#counter('envoy_http_downstream_cx_max_requests_reached', 'Downstream connections closed by max_requests_per_connection', ['envoy_http_conn_manager_prefix'], http('downstream_cx_max_requests_reached'));
+  readonly listenerNoFilterChainMatch = this.#counter('envoy_listener_no_filter_chain_match', 'Connections no filter chain matched', ['envoy_listener_address'], listener('no_filter_chain_match'));
+  readonly listenerSslHandshake = this.#counter('envoy_listener_ssl_handshake', 'Downstream TLS handshakes', ['envoy_listener_address'], listener('ssl.handshake'));
+  readonly listenerSslConnectionError = this.#counter('envoy_listener_ssl_connection_error', 'Downstream TLS handshakes that failed', ['envoy_listener_address'], listener('ssl.connection_error'));
+  readonly listenerSslNoCertificate = this.#counter('envoy_listener_ssl_no_certificate', 'Downstream TLS connections without a client certificate', ['envoy_listener_address'], listener('ssl.no_certificate'));
+  readonly listenerSslFailVerifyError = this.#counter('envoy_listener_ssl_fail_verify_error', 'Client certificates that failed CA verification', ['envoy_listener_address'], listener('ssl.fail_verify_error'));
+  readonly listenerSslFailVerifySan = this.#counter('envoy_listener_ssl_fail_verify_san', 'Client certificates that failed SAN verification', ['envoy_listener_address'], listener('ssl.fail_verify_san'));
   readonly listenerCxOverflow = this.#counter('envoy_listener_downstream_cx_overflow', 'Connections refused by the listener connection limit', ['envoy_listener_address'], listener('downstream_cx_overflow'));
   readonly listenerGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections refused by the global downstream connection limit', ['envoy_listener_address'], listener('downstream_global_cx_overflow'));
   readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));

@@ -14,6 +14,10 @@ export class ClusterStats {
   readonly rqReset: CounterChild;
   readonly cxConnectFail: CounterChild;
   readonly cxTotal: CounterChild;
+  readonly cxHttp1Total: CounterChild;
+  readonly cxHttp2Total: CounterChild;
+  readonly sslHandshake: CounterChild;
+  readonly sslConnectionError: CounterChild;
   readonly noneHealthy: CounterChild;
   readonly pendingOverflow: CounterChild;
   readonly rqActive: GaugeChild;
@@ -31,6 +35,10 @@ export class ClusterStats {
     this.rqReset = registry.clusterRqReset.labels(l);
     this.cxConnectFail = registry.clusterCxConnectFail.labels(l);
     this.cxTotal = registry.clusterCxTotal.labels(l);
+    this.cxHttp1Total = registry.clusterCxHttp1Total.labels(l);
+    this.cxHttp2Total = registry.clusterCxHttp2Total.labels(l);
+    this.sslHandshake = registry.clusterSslHandshake.labels(l);
+    this.sslConnectionError = registry.clusterSslConnectionError.labels(l);
     this.noneHealthy = registry.clusterNoneHealthy.labels(l);
     this.pendingOverflow = registry.clusterPendingOverflow.labels(l);
     this.rqActive = registry.clusterRqActive.labels(l);
@@ -84,6 +92,11 @@ export class HttpStats {
   readonly rqActive: GaugeChild;
   readonly cxTotal: CounterChild;
   readonly cxActive: GaugeChild;
+  readonly cxHttp1Total: CounterChild;
+  readonly cxHttp2Total: CounterChild;
+  readonly cxSslTotal: CounterChild;
+  readonly rqHttp1Total: CounterChild;
+  readonly rqHttp2Total: CounterChild;
   readonly cxProtocolError: CounterChild;
   readonly rqTimeout: CounterChild;
   readonly rqHeaderTimeout: CounterChild;
@@ -107,6 +120,11 @@ export class HttpStats {
     this.rqActive = registry.httpRqActive.labels(l);
     this.cxTotal = registry.httpCxTotal.labels(l);
     this.cxActive = registry.httpCxActive.labels(l);
+    this.cxHttp1Total = registry.httpCxHttp1Total.labels(l);
+    this.cxHttp2Total = registry.httpCxHttp2Total.labels(l);
+    this.cxSslTotal = registry.httpCxSslTotal.labels(l);
+    this.rqHttp1Total = registry.httpRqHttp1Total.labels(l);
+    this.rqHttp2Total = registry.httpRqHttp2Total.labels(l);
     this.cxProtocolError = registry.httpCxProtocolError.labels(l);
     this.rqTimeout = registry.httpRqTimeout.labels(l);
     this.rqHeaderTimeout = registry.httpRqHeaderTimeout.labels(l);
@@ -134,11 +152,23 @@ export class HttpStats {
 export class ListenerStats {
   readonly cxOverflow: CounterChild;
   readonly globalCxOverflow: CounterChild;
+  readonly noFilterChainMatch: CounterChild;
+  readonly sslHandshake: CounterChild;
+  readonly sslConnectionError: CounterChild;
+  readonly sslNoCertificate: CounterChild;
+  readonly sslFailVerifyError: CounterChild;
+  readonly sslFailVerifySan: CounterChild;
 
   constructor(prefix: string, registry: StatsRegistry) {
     const l = { envoy_listener_address: prefix };
     this.cxOverflow = registry.listenerCxOverflow.labels(l);
     this.globalCxOverflow = registry.listenerGlobalCxOverflow.labels(l);
+    this.noFilterChainMatch = registry.listenerNoFilterChainMatch.labels(l);
+    this.sslHandshake = registry.listenerSslHandshake.labels(l);
+    this.sslConnectionError = registry.listenerSslConnectionError.labels(l);
+    this.sslNoCertificate = registry.listenerSslNoCertificate.labels(l);
+    this.sslFailVerifyError = registry.listenerSslFailVerifyError.labels(l);
+    this.sslFailVerifySan = registry.listenerSslFailVerifySan.labels(l);
   }
 }
 

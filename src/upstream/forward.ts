@@ -1,6 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '../http/downstream';
 import type { HeaderMap } from '../http/headers';
 import type { UpstreamCluster } from './cluster-manager';
 import { classifyUpstreamError } from './errors';
@@ -17,6 +17,8 @@ export interface PrimaryForward {
   readonly path: string;
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** The request's trailers, read once its body has ended (HTTP/2 upstreams send them). */
+  readonly requestTrailers: () => Record<string, string> | null;
   /** Envoy's route timeout (0: none), counted from the end of the downstream request. */
   readonly timeoutMs: number;
   /** The headers to send the client, from the upstream's raw header list (hop-by-hop out, route edits in). */
@@ -39,6 +41,7 @@ interface HeldResponse {
   readonly headers: OutgoingHeaders;
   readonly chunks: Buffer[];
   ended: boolean;
+  trailers: Record<string, string | string[]> | null;
 }
 
 class PrimaryAbort extends Error {
@@ -66,12 +69,14 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #finished = false;
   #held: HeldResponse | null = null;
+  /** An HTTP/2 response head not written yet (see onHeaders). */
+  #head: { readonly status: number; readonly headers: OutgoingHeaders } | null = null;
   readonly #started = performance.now();
   readonly #onDrain = (): void => this.#resume?.();
 
   constructor(
     private readonly fwd: PrimaryForward,
-    private readonly res: ServerResponse,
+    private readonly res: DownstreamResponse,
   ) {}
 
   start(): void {
@@ -82,7 +87,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     fwd.cluster.stats.rqTotal.inc();
     fwd.cluster.stats.rqActive.inc();
     fwd.host.pool.dispatch(
-      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body: fwd.body, blocking: false },
+      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body: fwd.body, blocking: false, requestTrailers: fwd.requestTrailers } as Dispatcher.DispatchOptions,
       this,
     );
   }
@@ -118,11 +123,16 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
     addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
     if (this.fwd.syncWait === null) {
-      this.res.writeHead(statusCode, out as Record<string, string | string[]>);
+      if (isHttp2Response(this.res)) {
+        // Held until the next event: a response that ends right away (gRPC's Trailers-Only)
+        // must leave as one HEADERS frame that ends the stream.
+        this.#head = { status: statusCode, headers: out };
+        queueMicrotask(() => this.#flushHead());
+      } else writeHead(this.res, statusCode, out);
       return true;
     }
     // Hold the response (and stop reading it) until the sync shadows are done.
-    const held: HeldResponse = { status: statusCode, headers: out, chunks: [], ended: false };
+    const held: HeldResponse = { status: statusCode, headers: out, chunks: [], ended: false, trailers: null };
     this.#held = held;
     // The hold is the sync shadows' time (bounded by sync_timeout), not the primary's: a slow
     // shadow must not turn the primary's answer into a 504. The route timeout stops meanwhile.
@@ -137,9 +147,9 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       if (this.#timeoutLeft !== null && !held.ended) this.#armTimeout(this.#timeoutLeft);
       this.#timeoutLeft = null;
       for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
-      this.res.writeHead(held.status, held.headers as Record<string, string | string[]>);
-      for (const c of held.chunks) this.res.write(c);
-      if (held.ended) this.#complete();
+      writeHead(this.res, held.status, held.headers);
+      for (const c of held.chunks) writeBody(this.res, c);
+      if (held.ended) this.#complete(held.trailers);
       else resume();
     });
     return false;
@@ -147,22 +157,41 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#finished) return true;
+    this.#flushHead();
     if (this.#held !== null) {
       this.#held.chunks.push(chunk);
       return false;
     }
-    if (this.res.write(chunk)) return true;
+    if (writeBody(this.res, chunk)) return true;
     this.res.once('drain', this.#onDrain);
     return false;
   }
 
-  onComplete(): void {
+  // undici types raw trailers as strings; it hands Buffers, as the HTTP/2 pool does.
+  onComplete(trailers: string[] | null): void {
     if (this.#finished) return;
+    const t = trailers && trailers.length > 0 ? trailerMap(trailers) : null;
     if (this.#held !== null) {
       this.#held.ended = true;
+      this.#held.trailers = t;
       return;
     }
-    this.#complete();
+    const head = this.#head;
+    if (head !== null && t === null && isHttp2Response(this.res)) {
+      // Nothing but headers: set, not written, so that end() sends them with END_STREAM.
+      this.#head = null;
+      setHeaders(this.res, head.headers);
+      this.res.statusCode = head.status;
+    } else this.#flushHead();
+    this.#complete(t);
+  }
+
+  /** The response head held for a possible Trailers-Only answer goes out now. */
+  #flushHead(): void {
+    const head = this.#head;
+    if (head === null || this.#finished) return;
+    this.#head = null;
+    writeHead(this.res, head.status, head.headers);
   }
 
   onError(err: Error): void {
@@ -170,7 +199,8 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#fail(err instanceof PrimaryAbort ? err.failure : classifyUpstreamError(err));
   }
 
-  #complete(): void {
+  #complete(trailers: Record<string, string | string[]> | null = null): void {
+    if (trailers !== null) this.res.addTrailers(trailers);
     this.res.end();
     this.#finish();
     this.fwd.cluster.stats.response(this.#status);
@@ -216,4 +246,35 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 function addHeader(headers: OutgoingHeaders, name: string, value: string): void {
   if (Array.isArray(headers)) headers.push(name, value);
   else headers[name] = value;
+}
+
+/** Trailers from a raw [name, value, …] list; connection-specific names never pass (HTTP/2 forbids them). */
+function trailerMap(raw: ReadonlyArray<Buffer | string>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = latin1(raw[i]!).toLowerCase();
+    if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive' || name === 'upgrade' || name === 'te') continue;
+    const value = latin1(raw[i + 1]!);
+    const prior = out[name];
+    out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+  }
+  return out;
+}
+
+/** Response headers set on the response (not written), from either form. */
+function setHeaders(res: DownstreamResponse, headers: OutgoingHeaders): void {
+  if (Array.isArray(headers)) {
+    const grouped: Record<string, string[]> = {};
+    for (let i = 0; i < headers.length; i += 2) (grouped[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
+    for (const name of Object.keys(grouped)) res.setHeader(name, grouped[name]!.length === 1 ? grouped[name]![0]! : grouped[name]!);
+    return;
+  }
+  for (const name of Object.keys(headers)) {
+    const v = headers[name];
+    if (v !== undefined) res.setHeader(name, v);
+  }
+}
+
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }

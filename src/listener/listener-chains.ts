@@ -1,0 +1,226 @@
+import type { Socket } from 'node:net';
+import * as tls from 'node:tls';
+import type { Listener } from '../config/model';
+import type { DownstreamTlsContext } from '../config/transport-model';
+import type { StreamInfo } from '../http/stream-info';
+import { inspectClientHello } from './client-hello';
+import { selectFilterChain } from './filter-chain-match';
+import { type CodecChain, Http1Codec } from './http1-codec';
+import { Http2Codec } from './http2-codec';
+import type { ChainSpec, ListenerSpec } from './listener-manager';
+import { type PrefixVerdict, readPrefix, sniffHttp2Preface } from './read-prefix';
+
+/** A downstream TLS context as the connection stage uses it (src/tls builds them). */
+export interface ServerTls {
+  /** Options for `new tls.TLSSocket(socket, { isServer: true, ... })`, current (certificates rotate). */
+  socketOptions(): tls.TLSSocketOptions;
+  /** After the handshake: null when the peer is accepted, else why it is refused. */
+  verifyPeer(socket: tls.TLSSocket): string | null;
+  /** Counts a handshake that failed, a handshake, and a refused peer. */
+  countError(): void;
+  countHandshake(): void;
+}
+
+export type ServerTlsFactory = (ctx: DownstreamTlsContext, listener: Listener) => ServerTls;
+
+/** Envoy's listener_filters_timeout default: a ClientHello that takes longer closes the connection. */
+const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+/** Envoy's tls_inspector reads at most this much ClientHello. */
+const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
+/** Long enough for any client to send its first bytes; an idle connection is then HTTP/1's to time out. */
+const PREFACE_TIMEOUT_MS = 15_000;
+
+/** One filter chain at run time: its config, its connection manager, its TLS and its two codecs. */
+class RunningChain {
+  spec: ChainSpec;
+  tls: ServerTls | null;
+  readonly http1: Http1Codec;
+  #http2: Http2Codec | null = null;
+
+  constructor(spec: ChainSpec, tls: ServerTls | null) {
+    this.spec = spec;
+    this.tls = tls;
+    this.http1 = new Http1Codec(() => this.#codecChain());
+  }
+
+  /** The HTTP/2 codec, made when the first HTTP/2 connection comes. */
+  get http2(): Http2Codec {
+    this.#http2 ??= new Http2Codec(() => this.#codecChain());
+    return this.#http2;
+  }
+
+  update(spec: ChainSpec, tls: ServerTls | null): void {
+    this.spec = spec;
+    this.tls = tls;
+    this.http1.applySettings();
+    this.#http2?.applySettings();
+  }
+
+  drain(): void {
+    this.http1.drain();
+    this.#http2?.drain();
+  }
+
+  close(): void {
+    this.http1.close();
+    this.#http2?.close();
+  }
+
+  #codecChain(): CodecChain {
+    return this.spec;
+  }
+}
+
+/**
+ * The connection stage of one listener: for each accepted socket, the tls_inspector's look at
+ * the ClientHello when configured, the filter chain (Envoy's match rules), TLS termination when
+ * the chain has a transport socket, and the codec (ALPN on TLS; AUTO on plaintext sniffs the
+ * HTTP/2 preface), which turns the connection into streams for the chain's connection manager.
+ */
+export class ListenerChains {
+  #chains: RunningChain[] = [];
+  #default: RunningChain | null = null;
+  #spec: ListenerSpec;
+
+  constructor(spec: ListenerSpec, private readonly tlsFactory: ServerTlsFactory) {
+    this.#spec = spec;
+    this.update(spec);
+  }
+
+  /** Chains are kept by position: a kept chain takes its new config, new ones start, removed ones drain. */
+  update(spec: ListenerSpec): void {
+    this.#spec = spec;
+    const tlsOf = (c: ChainSpec): ServerTls | null => (c.chain.tls ? this.tlsFactory(c.chain.tls, spec.listener) : null);
+    const next = spec.chains.map((c, i) => {
+      const kept = this.#chains[i];
+      if (!kept) return new RunningChain(c, tlsOf(c));
+      kept.update(c, tlsOf(c));
+      return kept;
+    });
+    for (const removed of this.#chains.slice(spec.chains.length)) {
+      removed.drain();
+    }
+    this.#chains = next;
+    if (spec.defaultChain) {
+      if (this.#default) this.#default.update(spec.defaultChain, tlsOf(spec.defaultChain));
+      else this.#default = new RunningChain(spec.defaultChain, tlsOf(spec.defaultChain));
+    } else {
+      this.#default?.drain();
+      this.#default = null;
+    }
+  }
+
+  /** The first stats scope, for connections refused before any chain is chosen. */
+  get stats(): ChainSpec['connectionManager']['stats'] {
+    return (this.#chains[0] ?? this.#default)!.spec.connectionManager.stats;
+  }
+
+  accept(socket: Socket): void {
+    void this.#accept(socket).catch(() => socket.destroy());
+  }
+
+  async #accept(socket: Socket): Promise<void> {
+    const listener = this.#spec.listener;
+    let hello: ClientHelloSeen = NOTHING_SEEN;
+    if (listener.tlsInspector) {
+      const seen = await readPrefix(socket, helloVerdict, { maxBytes: MAX_CLIENT_HELLO_BYTES, timeoutMs: LISTENER_FILTERS_TIMEOUT_MS }, () => TIMED_OUT);
+      if (seen === null || seen === TIMED_OUT) return void socket.destroy();
+      hello = seen;
+    }
+    const running = this.#select(hello);
+    if (!running) {
+      // Envoy closes a connection no filter chain matches (counted as no_filter_chain_match).
+      socket.destroy();
+      return;
+    }
+    const hcm = running.spec.chain.hcm;
+    if (running.tls) {
+      this.#terminateTls(socket, running, running.tls);
+      return;
+    }
+    const plain = { protocol: 'HTTP/1.1', scheme: 'http', tls: null } as const;
+    if (hcm.codecType === 'HTTP1') return running.http1.serve({ socket, info: plain });
+    if (hcm.codecType === 'HTTP2') return running.http2.serve({ socket, info: { ...plain, protocol: 'HTTP/2' } });
+    // A client that sends nothing is the connection idle_timeout's, as it is once a codec has it;
+    // past our own wait (a longer idle_timeout) the HTTP/1.1 codec's timers take it over.
+    const idleMs = hcm.commonHttpProtocolOptions.idleTimeoutMs;
+    const idleFirst = idleMs > 0 && idleMs <= PREFACE_TIMEOUT_MS;
+    const protocol = await readPrefix(socket, sniffHttp2Preface, { maxBytes: 24, timeoutMs: idleFirst ? idleMs : PREFACE_TIMEOUT_MS },
+      (why) => (why === 'timeout' && idleFirst ? 'idle' : 'HTTP/1.1'));
+    if (protocol === null) return;
+    if (protocol === 'idle') {
+      running.spec.connectionManager.stats.cxIdleTimeout.inc();
+      socket.destroy();
+      return;
+    }
+    if (protocol === 'HTTP/2') running.http2.serve({ socket, info: { ...plain, protocol } });
+    else running.http1.serve({ socket, info: plain });
+  }
+
+  #select(hello: ClientHelloSeen): RunningChain | null {
+    const chains = this.#chains;
+    const chosen = selectFilterChain(chains.map((c) => c.spec.chain), this.#default?.spec.chain ?? null, hello);
+    if (chosen === null) return null;
+    if (chosen === this.#default?.spec.chain) return this.#default;
+    return chains.find((c) => c.spec.chain === chosen) ?? null;
+  }
+
+  #terminateTls(socket: Socket, running: RunningChain, serverTls: ServerTls): void {
+    const secure = new tls.TLSSocket(socket, { ...serverTls.socketOptions(), isServer: true });
+    const failed = (): void => {
+      serverTls.countError();
+      secure.destroy();
+      socket.destroy();
+    };
+    secure.once('error', failed);
+    secure.once('secure', () => {
+      secure.off('error', failed);
+      // Later errors (a reset mid-stream) belong to the codec now; the process must not see them unhandled.
+      secure.on('error', () => undefined);
+      const refused = serverTls.verifyPeer(secure);
+      if (refused !== null) return failed();
+      serverTls.countHandshake();
+      const alpn = typeof secure.alpnProtocol === 'string' ? secure.alpnProtocol : null;
+      const codec = running.spec.chain.hcm.codecType;
+      const info: StreamInfo = {
+        protocol: codec === 'HTTP2' || (codec === 'AUTO' && alpn === 'h2') ? 'HTTP/2' : 'HTTP/1.1',
+        scheme: 'https',
+        tls: { serverName: typeof secure.servername === 'string' ? secure.servername : null, alpn, peerSubjectAltNames: peerSans(secure) },
+      };
+      if (info.protocol === 'HTTP/2') running.http2.serve({ socket: secure, info });
+      else running.http1.serve({ socket: secure, info });
+    });
+  }
+
+  drain(): void {
+    for (const c of this.#chains) c.drain();
+    this.#default?.drain();
+  }
+
+  close(): void {
+    for (const c of this.#chains) c.close();
+    this.#default?.close();
+  }
+}
+
+interface ClientHelloSeen {
+  readonly serverName: string | null;
+  readonly transportProtocol: 'tls' | 'raw_buffer' | null;
+  readonly alpn: readonly string[];
+}
+
+const NOTHING_SEEN: ClientHelloSeen = { serverName: null, transportProtocol: null, alpn: [] };
+const TIMED_OUT: ClientHelloSeen = { serverName: null, transportProtocol: null, alpn: [] };
+const RAW_BUFFER: ClientHelloSeen = { serverName: null, transportProtocol: 'raw_buffer', alpn: [] };
+
+function helloVerdict(seen: Buffer): PrefixVerdict<ClientHelloSeen> {
+  const hello = inspectClientHello(seen);
+  if (hello.kind === 'need_more') return { done: false };
+  if (hello.kind === 'not_tls') return { done: true, value: RAW_BUFFER };
+  return { done: true, value: { serverName: hello.serverName, transportProtocol: 'tls', alpn: hello.alpn } };
+}
+
+function peerSans(socket: tls.TLSSocket): string {
+  const cert = socket.getPeerCertificate();
+  return cert && typeof cert.subjectaltname === 'string' ? cert.subjectaltname : '';
+}
