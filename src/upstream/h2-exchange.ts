@@ -54,6 +54,8 @@ export class H2Exchange {
     readonly opts: UpstreamDispatchOptions,
     private readonly handler: Handler,
     private readonly owner: ExchangeOwner,
+    /** Dispatch order, so that requests sent again keep their place. */
+    readonly seq: number,
   ) {}
 
   get done(): boolean {
@@ -73,6 +75,10 @@ export class H2Exchange {
     this.#call(() => this.handler.onConnect?.(this.#abort));
     if (this.#done) return;
     const { opts } = this;
+    if (opts.method === 'CONNECT' || opts.upgrade) {
+      this.fail(new TypeError('HTTP/2 pool: CONNECT and upgrades are not supported'));
+      return;
+    }
     const body = opts.body ?? null;
     if (body !== null && !(body instanceof Readable) && typeof body !== 'string' && !(body instanceof Uint8Array)) {
       this.fail(new TypeError('HTTP/2 pool: request body must be a Readable, Buffer, Uint8Array, string or null'));

@@ -63,8 +63,10 @@ function asList(value: string | number | readonly string[]): string[] {
   return Array.isArray(value) ? [...(value as string[])] : [String(value)];
 }
 
-function forEachHeader(input: RequestHeaderInput, fn: (name: string, value: string | string[]) => void): void {
+function forEachHeader(input: RequestHeaderInput, each: (name: string, value: string | string[]) => void): void {
   if (input === null || input === undefined) return;
+  // Numbers slip into header maps (content-length); HTTP/2 wants strings.
+  const fn = (name: string, value: unknown): void => each(name, Array.isArray(value) ? value.map(String) : String(value));
   if (Array.isArray(input)) {
     const flat = input as readonly string[];
     for (let i = 0; i + 1 < flat.length; i += 2) fn(flat[i]!, flat[i + 1]!);

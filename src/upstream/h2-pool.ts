@@ -5,7 +5,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { PoolClosedError, PoolQueueFullError } from './h2-errors';
 import { type ExchangeOwner, H2Exchange, type UpstreamDispatchOptions } from './h2-exchange';
-import { H2Session, MAX_WINDOW, type SessionEvents, type SessionOptions } from './h2-session';
+import { H2Session, type SessionEvents, type SessionOptions } from './h2-session';
 
 export type { UpstreamDispatchOptions } from './h2-exchange';
 
@@ -50,10 +50,13 @@ export interface Http2PoolOptions {
   readonly createConnection?: ((origin: URL, options: ClientSessionOptions) => Duplex) | null;
 }
 
+/** SETTINGS_MAX_CONCURRENT_STREAMS is 32-bit, but Envoy's (and our) bound is 2^31-1. */
+const MAX_STREAMS = 2_147_483_647;
+
 export const HTTP2_POOL_DEFAULTS = {
   connectTimeoutMs: 5000,
   maxConnections: 1024,
-  maxConcurrentStreams: 2_147_483_647,
+  maxConcurrentStreams: MAX_STREAMS,
   initialStreamWindowSize: 268_435_456,
   initialConnectionWindowSize: 268_435_456,
   maxSessionMemoryMb: 64,
@@ -78,6 +81,7 @@ export class Http2Pool extends EventEmitter implements UpstreamPool, ExchangeOwn
   #queue: H2Exchange[] = [];
   #state: 'open' | 'closing' | 'destroyed' = 'open';
   #closeWaiters: Array<() => void> = [];
+  #dispatched = 0;
   #scheduling = false;
   #again = false;
   readonly #events: SessionEvents;
@@ -97,7 +101,7 @@ export class Http2Pool extends EventEmitter implements UpstreamPool, ExchangeOwn
     this.#options = o;
     this.#sessionOptions = {
       connectTimeoutMs: o.connectTimeoutMs,
-      maxConcurrentStreams: Math.min(o.maxConcurrentStreams, MAX_WINDOW),
+      maxConcurrentStreams: Math.min(o.maxConcurrentStreams, MAX_STREAMS),
       initialStreamWindowSize: o.initialStreamWindowSize,
       initialConnectionWindowSize: o.initialConnectionWindowSize,
       maxSessionMemoryMb: o.maxSessionMemoryMb,
@@ -134,7 +138,7 @@ export class Http2Pool extends EventEmitter implements UpstreamPool, ExchangeOwn
 
   // implements UpstreamPool
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const exchange = new H2Exchange(opts, handler, this);
+    const exchange = new H2Exchange(opts, handler, this, this.#dispatched++);
     if (this.#state !== 'open') {
       const err = new PoolClosedError(this.#state === 'closing' ? 'closed' : 'destroyed');
       queueMicrotask(() => exchange.fail(err));
@@ -176,7 +180,10 @@ export class Http2Pool extends EventEmitter implements UpstreamPool, ExchangeOwn
       exchange.fail(new PoolClosedError('destroyed'));
       return;
     }
-    this.#queue.unshift(exchange);
+    // Ahead of everything dispatched after it: refused requests are the oldest waiting.
+    let at = 0;
+    while (at < this.#queue.length && this.#queue[at]!.seq < exchange.seq) at++;
+    this.#queue.splice(at, 0, exchange);
     this.#schedule();
   }
 

@@ -1,12 +1,18 @@
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ConnectionOptions } from 'node:tls';
+import * as tls from 'node:tls';
 import { UpstreamConnectError, connectTimeoutError, streamError } from './h2-errors';
 
 /** HTTP/2's largest flow-control window (RFC 9113 §6.9.1). */
 export const MAX_WINDOW = 2 ** 31 - 1;
 /** The window every stream and connection starts with (RFC 9113 §6.9.2). */
 const DEFAULT_WINDOW = 65_535;
+/**
+ * How long a closing session waits for the peer to close its side of the connection after ours
+ * was ended; a peer that never does must not keep the socket (or the pool's close()) forever.
+ */
+const CLOSE_LINGER_MS = 5000;
 
 /** What one session needs from the pool's options. */
 export interface SessionOptions {
@@ -17,7 +23,7 @@ export interface SessionOptions {
   readonly maxSessionMemoryMb: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number;
-  readonly tls: ConnectionOptions | null;
+  readonly tls: tls.ConnectionOptions | null;
   readonly createConnection: ((origin: URL, options: http2.ClientSessionOptions) => Duplex) | null;
 }
 
@@ -46,7 +52,9 @@ export class H2Session {
   /** The pool gave up on it while it was still connecting: not a connect failure. */
   #abandoned = false;
   readonly #session: http2.ClientHttp2Session;
+  readonly #socket: Duplex;
   #connectTimer: NodeJS.Timeout | null = null;
+  #lingerTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   /** Streams open now. */
   #active = 0;
@@ -62,9 +70,7 @@ export class H2Session {
     private readonly options: SessionOptions,
     private readonly events: SessionEvents,
   ) {
-    const connectOptions: http2.SecureClientSessionOptions = {
-      ...(options.tls ?? {}),
-      ...(options.tls ? { ALPNProtocols: ['h2'] } : {}),
+    const connectOptions: http2.ClientSessionOptions = {
       // The pool counts streams itself; this caps what nghttp2 lets through before SETTINGS.
       peerMaxConcurrentStreams: Math.min(options.maxConcurrentStreams, 100),
       maxSessionMemory: options.maxSessionMemoryMb,
@@ -73,10 +79,11 @@ export class H2Session {
         initialWindowSize: Math.min(Math.max(options.initialStreamWindowSize, DEFAULT_WINDOW), MAX_WINDOW),
       },
     };
-    if (options.createConnection) {
-      const create = options.createConnection;
-      connectOptions.createConnection = () => create(origin, connectOptions);
-    }
+    // The session's own socket stays in reach: Node hides it once the session is closing.
+    this.#socket = openSocket(origin, options, connectOptions);
+    // The session reports socket errors itself; this one covers the socket after the session let go of it.
+    this.#socket.on('error', () => undefined);
+    connectOptions.createConnection = () => this.#socket;
     const session = http2.connect(origin, connectOptions);
     this.#session = session;
     session.on('error', (err: Error) => {
@@ -192,6 +199,8 @@ export class H2Session {
   destroy(err?: Error): void {
     if (this.#state === 'connecting') this.#abandoned = true;
     this.#session.destroy(err);
+    // A session already closing gracefully only waits for its socket: end that wait now.
+    this.#socket.destroy();
   }
 
   #streamClosed(): void {
@@ -223,7 +232,10 @@ export class H2Session {
    * local GOAWAY refuses the streams whose HEADERS are still queued.
    */
   #closeIfDone(): void {
-    if (this.#state === 'draining' && this.#active === 0 && !this.#session.closed) this.#session.close();
+    if (this.#state !== 'draining' || this.#active > 0 || this.#lingerTimer !== null) return;
+    if (!this.#session.closed) this.#session.close();
+    this.#lingerTimer = setTimeout(() => this.#socket.destroy(), CLOSE_LINGER_MS);
+    this.#lingerTimer.unref();
   }
 
   #armIdle(): void {
@@ -247,6 +259,7 @@ export class H2Session {
     this.#state = 'closed';
     this.#clearConnectTimer();
     this.#clearIdle();
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
     if (!this.#everReady && !this.#abandoned) {
       const cause = this.#failure ?? new Error('upstream closed the connection before its SETTINGS');
       this.events.connectFailed(this, UpstreamConnectError.from(cause));
@@ -254,4 +267,13 @@ export class H2Session {
     }
     this.events.closed(this, this.#everReady, this.#failure);
   }
+}
+
+/** A TCP or TLS (ALPN h2) connection to the origin, or the test's own transport. */
+function openSocket(origin: URL, options: SessionOptions, sessionOptions: http2.ClientSessionOptions): Duplex {
+  if (options.createConnection) return options.createConnection(origin, sessionOptions);
+  const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
+  if (options.tls === null) return net.connect({ host, port });
+  return tls.connect({ ...options.tls, host, port, ALPNProtocols: ['h2'] });
 }

@@ -131,7 +131,8 @@ const echo: StreamHandler = (stream, headers) => {
   stream.on('trailers', (t) => (stream as unknown as { gotTrailers: unknown }).gotTrailers = t);
   stream.on('end', () => {
     const got = (stream as unknown as { gotTrailers?: http2.IncomingHttpHeaders }).gotTrailers;
-    stream.respond({ ':status': 200, 'x-method': String(headers[':method']), 'x-authority': String(headers[':authority']), 'x-te': String(headers.te),
+    const windows = `${stream.session!.remoteSettings.initialWindowSize}/${stream.session!.state.remoteWindowSize}`;
+    stream.respond({ ':status': 200, 'x-windows': windows, 'x-method': String(headers[':method']), 'x-authority': String(headers[':authority']), 'x-te': String(headers.te),
       'x-seen': Object.keys(headers).sort().join(','), 'x-req-trailer': String(got?.['x-sum'] ?? ''), 'set-cookie': ['a=1', 'b=2'] }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-len': String(Buffer.concat(chunks).length) }));
     stream.end(Buffer.concat(chunks));
@@ -155,6 +156,7 @@ describe('Http2Pool', () => {
       expect(h['x-method']).toEqual(['GET']);
       expect(h['x-authority']).toEqual(['svc.local']);
       expect(h['x-te']).toEqual(['trailers']);
+      expect(h['x-windows']).toEqual(['268435456/268435456']); // Envoy's stream and connection windows
       expect(h['x-seen']![0]!.split(',')).toEqual([':authority', ':method', ':path', ':scheme', 'te', 'x-kept']);
       expect(h['set-cookie']).toEqual(['a=1', 'b=2']);
       expect(get.headers.filter((_, i) => i % 2 === 0 && get.headers[i]!.toString().startsWith(':'))).toEqual([]);
@@ -229,14 +231,17 @@ describe('Http2Pool', () => {
       expect(out.filter((o) => (o.error as NodeJS.ErrnoException | null)?.code === 'SM_UPSTREAM_QUEUE_FULL')).toHaveLength(2);
     }, { maxConnections: 1, maxPendingRequests: 3 }, { settings: { maxConcurrentStreams: 1 } }));
 
-  test('GOAWAY mid-traffic: streams in flight finish, later requests use a new session', () => {
+  test.each([
+    ['graceful close: GOAWAY naming every stream taken', (s: http2.ServerHttp2Stream, n: number) => n === 3 && s.session!.close()],
+    ['GOAWAY naming only the first stream: the others were not processed', (s: http2.ServerHttp2Stream, n: number) => n === 1 && s.session!.goaway(0, s.id!)],
+  ])('GOAWAY mid-traffic (%s): every request succeeds, later ones on a new session', (_name, goaway) => {
     let n = 0;
-    return withPool((s, _h, session) => {
-      if (++n === 3) session.close(); // graceful GOAWAY (NO_ERROR) with the last stream it took
-      setTimeout(() => s.respond({ ':status': 200 }, { endStream: true }), 30);
+    return withPool((s) => {
+      goaway(s, ++n);
+      setTimeout(() => s.destroyed || s.respond({ ':status': 200 }, { endStream: true }), 30);
     }, async (pool, server) => {
-      const first = await Promise.all(Array.from({ length: 3 }, () => send(pool, {})));
-      expect(first.map((o) => o.status)).toEqual([200, 200, 200]);
+      const first = await Promise.all(Array.from({ length: 6 }, () => send(pool, {})));
+      expect(first.map((o) => o.error?.message ?? o.status)).toEqual(Array(6).fill(200));
       const later = await Promise.all(Array.from({ length: 3 }, () => send(pool, {})));
       expect(later.map((o) => o.status)).toEqual([200, 200, 200]);
       expect(server.sessions).toHaveLength(2);
@@ -266,7 +271,8 @@ describe('Http2Pool', () => {
   });
 
   test('connect refused, or a peer that never sends SETTINGS, is a connect failure', async () => {
-    const silent = net.createServer(() => undefined);
+    const accepted: net.Socket[] = [];
+    const silent = net.createServer((socket) => accepted.push(socket));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
@@ -288,7 +294,8 @@ describe('Http2Pool', () => {
     } finally {
       await refused.destroy();
       await mute.destroy();
-      silent.close();
+      for (const socket of accepted) socket.destroy();
+      await new Promise((r) => silent.close(r));
     }
   });
 
