@@ -3,7 +3,7 @@ import type { ClientSessionOptions } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { PoolClosedError, PoolQueueFullError } from './h2-errors';
+import { PoolClosedError, PoolQueueFullError, UpstreamConnectError } from './h2-errors';
 import { type ExchangeOwner, H2Exchange, type UpstreamDispatchOptions } from './h2-exchange';
 import { H2Session, type SessionEvents, type SessionOptions } from './h2-session';
 
@@ -251,7 +251,17 @@ export class Http2Pool extends EventEmitter implements UpstreamPool, ExchangeOwn
     // A connecting session is counted as able to take the configured stream limit; if its peer
     // announces less, the rest get another session once it is ready.
     if (connecting * this.#sessionOptions.maxConcurrentStreams >= this.#queue.length) return;
-    this.#sessions.add(new H2Session(this.#origin, this.#sessionOptions, this.#events));
+    let session: H2Session;
+    try {
+      session = new H2Session(this.#origin, this.#sessionOptions, this.#events);
+    } catch (err) {
+      // tls.connect throws at once on options it cannot use (a PEM it cannot parse).
+      const failure = UpstreamConnectError.from(err as Error);
+      this.emit('connectionError', this.#origin, [this], failure);
+      if (connecting === 0) this.#failQueue(failure);
+      return;
+    }
+    this.#sessions.add(session);
   }
 
   /** Fails the `count` oldest waiting requests (all by default). */

@@ -357,6 +357,7 @@ describe('Http2Pool', () => {
     });
     const good = new Http2Pool(server.origin, { tls: { ca: certs.ca, servername: 'localhost' } });
     const bad = new Http2Pool(server.origin, { tls: { ca: readFileSync(certs.otherCaFile, 'utf8'), servername: 'localhost' } });
+    const broken = new Http2Pool(server.origin, { tls: { cert: 'not a PEM', key: 'not a PEM' } });
     try {
       const ok = await send(good, {});
       expect(ok.status).toBe(200);
@@ -364,9 +365,13 @@ describe('Http2Pool', () => {
       const failed = await send(bad, {});
       expect(failed.calls).toEqual(['error']);
       expect(classifyUpstreamError(failed.error!)).toBe('connect_failure');
+      // TLS options tls.connect rejects at once fail the request, not the process.
+      const unusable = await send(broken, {});
+      expect(classifyUpstreamError(unusable.error!)).toBe('connect_failure');
     } finally {
       await good.destroy();
       await bad.destroy();
+      await broken.destroy();
       await server.close();
     }
   });
