@@ -183,6 +183,7 @@ export class ConnectionManager {
     const exchange = new PrimaryExchange({
       cluster, host, method, path: upstreamPath, headers, body, timeoutMs,
       requestTrailers: () => trailersOf(req),
+      downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
       responseHeaders: (_status, raw) => {
         const out = this.#plainResponses(route)
           ? forwardRawResponse(raw, this.#serverOverride())

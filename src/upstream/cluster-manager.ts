@@ -1,40 +1,29 @@
 import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import { Pool, type Dispatcher } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint } from '../config/model';
+import { HTTP2_DEFAULTS } from '../config/decode/http2';
+import type { UpstreamTlsContext } from '../config/transport-model';
 import type { Logger } from '../log/logger';
 import type { ClusterStats, StatsScopes } from '../stats/scopes';
+import { Http2Pool } from './h2-pool';
 import { HealthChecker } from './health';
 import { type Host, formatAddressPort } from './host';
 import { type HashKey, type LoadBalancer, createLoadBalancer } from './load-balancer';
+import { type PoolFactory, defaultPoolFactory } from './pool-factory';
 import { type ResolvedEndpoint, type Resolver, literalEndpoints, resolveEndpoints, systemResolver } from './resolve';
 
-export interface PoolOptions {
-  readonly connectTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly maxRequestsPerConnection: number;
-}
+export type { PoolFactory, PoolOptions } from './pool-factory';
 
-/** Makes the keep-alive pool for one endpoint; tests and bench/ may swap it. */
-export type PoolFactory = (origin: string, options: PoolOptions) => Dispatcher;
-
-export const undiciPoolFactory: PoolFactory = (origin, o) =>
-  new Pool(origin, {
-    connections: o.maxConnections,
-    connect: { timeout: o.connectTimeoutMs },
-    keepAliveTimeout: o.keepAliveTimeoutMs,
-    maxRequestsPerClient: o.maxRequestsPerConnection || undefined,
-    // The router enforces Envoy's route timeout itself; undici's own idle timers stay out of it.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  });
+/** Turns an UpstreamTlsContext into Node's client TLS options (src/tls); null when it cannot be built yet. */
+export type ClientTlsFactory = (ctx: UpstreamTlsContext, cluster: Cluster) => ConnectionOptions;
 
 export interface ClusterManagerOptions {
   readonly stats: StatsScopes;
   readonly logger: Logger;
   readonly poolFactory?: PoolFactory;
   readonly resolver?: Resolver;
+  readonly clientTls?: ClientTlsFactory;
 }
 
 /** A cluster at run time: its hosts, their pools, its balancer and its stats. */
@@ -159,11 +148,16 @@ export class UpstreamCluster {
 
   #createHost(ep: ResolvedEndpoint, addressPort: string): Host {
     const cb = this.config.circuitBreakers;
-    const pool = this.options.poolFactory(`http://${addressPort}`, {
+    const tlsContext = transportSocketFor(this.config, ep);
+    const protocol = this.config.protocol;
+    const pool = this.options.poolFactory(`${tlsContext ? 'https' : 'http'}://${addressPort}`, {
       connectTimeoutMs: this.config.connectTimeoutMs,
       maxConnections: cb.maxConnections,
       keepAliveTimeoutMs: Math.min(this.config.idleTimeoutMs, 60_000),
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
+      protocol: protocol.kind,
+      http2: protocol.kind === 'http1' ? HTTP2_DEFAULTS : protocol.http2,
+      tls: tlsContext ? this.options.clientTls(tlsContext, this.config) : null,
     });
     const host: Host = {
       address: ep.address,
@@ -176,14 +170,17 @@ export class UpstreamCluster {
       active: 0,
       counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },
     };
-    pool.on('connect', () => {
+    pool.on('connect', (_origin: unknown, targets: unknown[] | undefined) => {
       this.#hadTraffic = true;
       host.counters.cxTotal++;
       this.stats.cxTotal.inc();
+      (targets?.[0] instanceof Http2Pool ? this.stats.cxHttp2Total : this.stats.cxHttp1Total).inc();
+      if (tlsContext) this.stats.sslHandshake.inc();
     });
-    pool.on('connectionError', () => {
+    pool.on('connectionError', (_origin: unknown, _targets: unknown, err: NodeJS.ErrnoException | undefined) => {
       host.counters.cxConnectFail++;
       this.stats.cxConnectFail.inc();
+      if (tlsContext && err && !CONNECT_REFUSALS.has(err.code ?? '')) this.stats.sslConnectionError.inc();
     });
     return host;
   }
@@ -218,7 +215,7 @@ export class ClusterManager {
   readonly #options: Required<ClusterManagerOptions>;
 
   constructor(options: ClusterManagerOptions) {
-    this.#options = { ...options, poolFactory: options.poolFactory ?? undiciPoolFactory, resolver: options.resolver ?? systemResolver };
+    this.#options = { ...options, poolFactory: options.poolFactory ?? defaultPoolFactory, resolver: options.resolver ?? systemResolver, clientTls: options.clientTls ?? noClientTls };
   }
 
   get(name: string): UpstreamCluster | undefined {
@@ -319,4 +316,25 @@ export class ClusterManager {
     this.#hostClusters.clear();
     await Promise.all(all.map((c) => c.destroy()));
   }
+}
+
+/** Socket errors that happen before TLS starts: not TLS failures. */
+const CONNECT_REFUSALS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
+
+/**
+ * The endpoint's TLS: the first transport_socket_matches entry whose every key the endpoint's
+ * `envoy.transport_socket_match` metadata has with that value, else the cluster's transport_socket.
+ */
+function transportSocketFor(cluster: Cluster, ep: ResolvedEndpoint): UpstreamTlsContext | null {
+  for (const m of cluster.transportSocketMatches) {
+    let all = true;
+    for (const [k, v] of m.match) if (ep.transportSocketMatch.get(k) !== v) all = false;
+    if (all) return m.tls;
+  }
+  return cluster.tls;
+}
+
+/** Without a TLS factory (tests), Envoy's defaults as far as Node has them: no verification, no SNI. */
+function noClientTls(): ConnectionOptions {
+  return { rejectUnauthorized: false };
 }

@@ -17,6 +17,8 @@ export interface PrimaryForward {
   readonly path: string;
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** What the request came in on, for clusters with use_downstream_protocol_config. */
+  readonly downstreamProtocol: 'HTTP/1.1' | 'HTTP/2';
   /** The request's trailers, read once its body has ended (HTTP/2 upstreams send them). */
   readonly requestTrailers: () => Record<string, string> | null;
   /** Envoy's route timeout (0: none), counted from the end of the downstream request. */
@@ -87,7 +89,8 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     fwd.cluster.stats.rqTotal.inc();
     fwd.cluster.stats.rqActive.inc();
     fwd.host.pool.dispatch(
-      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body: fwd.body, blocking: false, requestTrailers: fwd.requestTrailers } as Dispatcher.DispatchOptions,
+      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body: fwd.body, blocking: false,
+        requestTrailers: fwd.requestTrailers, downstreamProtocol: fwd.downstreamProtocol } as Dispatcher.DispatchOptions,
       this,
     );
   }

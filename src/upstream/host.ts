@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import type { UpstreamPool } from './pool-factory';
 
 /** One upstream endpoint, resolved to an address, with its own keep-alive pool. */
 export interface Host {
@@ -9,7 +9,7 @@ export interface Host {
   /** The endpoint's hostname (from config or DNS), used by auto_host_rewrite. */
   readonly hostname: string;
   readonly weight: number;
-  readonly pool: Dispatcher;
+  readonly pool: UpstreamPool;
   healthy: boolean;
   /** Requests in flight, for least-request balancing and /clusters. */
   active: number;

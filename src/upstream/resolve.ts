@@ -8,6 +8,8 @@ export interface ResolvedEndpoint {
   readonly hostname: string;
   readonly weight: number;
   readonly healthy: boolean;
+  /** The endpoint's transport socket match metadata (see Cluster.transportSocketMatches). */
+  readonly transportSocketMatch: ReadonlyMap<string, string>;
 }
 
 /** Resolves names to addresses; injected so tests can stand in a fixed table. */
@@ -24,7 +26,7 @@ const UNHEALTHY = new Set(['UNHEALTHY', 'DRAINING', 'TIMEOUT']);
 export async function resolveEndpoints(cluster: Cluster, resolver: Resolver, endpoints = cluster.loadAssignment?.endpoints ?? []): Promise<ResolvedEndpoint[]> {
   const out: ResolvedEndpoint[] = [];
   for (const ep of endpoints) {
-    const base = { port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus) };
+    const base = { port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), transportSocketMatch: ep.transportSocketMatch };
     const host = ep.address.host;
     if (net.isIP(host) !== 0 || cluster.type === 'STATIC' || cluster.type === 'EDS') {
       out.push({ ...base, address: host, hostname: ep.hostname || host });
@@ -46,7 +48,7 @@ export function literalEndpoints(cluster: Cluster, endpoints = cluster.loadAssig
   for (const ep of endpoints) {
     const host = ep.address.host;
     if (net.isIP(host) === 0 && cluster.type !== 'STATIC' && cluster.type !== 'EDS') return null;
-    out.push({ port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), address: host, hostname: ep.hostname || host });
+    out.push({ port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), address: host, hostname: ep.hostname || host, transportSocketMatch: ep.transportSocketMatch });
   }
   return out;
 }
