@@ -84,6 +84,9 @@ export class ClientHelloReader {
       if (avail < 5) return null;
       const size = d.readUInt16BE(at + 3);
       if (size === 0 || size > MAX_RECORD_PLAINTEXT) return NOT_TLS;
+      // A declared length that cannot fit (its records' headers come on top) is refused as soon
+      // as the first record shows it, before its bytes are waited for.
+      if (this.#hsLen === 0 && size >= 4 && avail >= 9 && 4 + d.readUIntBE(at + 6, 3) + 5 > this.#max) return TOO_LARGE;
       if (avail < 5 + size) return null;
       this.#recordAt = at + 5 + size;
       this.#fragments.push(d.subarray(at + 5, at + 5 + size));
@@ -92,7 +95,6 @@ export class ClientHelloReader {
       if (this.#needed < 0) {
         const head = this.#fragments.length === 1 ? this.#fragments[0]! : Buffer.concat(this.#fragments);
         this.#needed = 4 + head.readUIntBE(1, 3);
-        // It could not complete within maxBytes (its records' headers come on top).
         if (this.#needed + 5 > this.#max) return TOO_LARGE;
       }
       if (this.#hsLen >= this.#needed) {

@@ -119,12 +119,15 @@ export class ClientTlsContext {
     }
     const socket = tls.connect({ ...options, host: target.host, port: target.port, ...(target.socket ? { socket: target.socket } : {}) });
     let settled = false;
+    // A refused or unreachable address is no TLS failure.
+    let connected = target.socket !== undefined;
+    socket.once('connect', () => (connected = true));
     socket.once('secureConnect', () => {
       settled = true;
       countHandshake(this.#counters, socket);
     });
     socket.once('error', (err: Error & { code?: string }) => {
-      if (settled) return;
+      if (settled || !connected) return;
       settled = true;
       if (err instanceof SanMismatchError) this.#counters.inc('ssl.fail_verify_san');
       else if (err.code !== undefined && X509_VERIFY_CODES.has(err.code)) this.#counters.inc('ssl.fail_verify_error');

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import type { SdsSecretConfig, Secret } from '../config/transport-model';
 import { FileWatcher, type FileWatcherOptions } from './file-watcher';
 
@@ -102,7 +103,9 @@ export class SecretStore {
   /** Stores `secret`; true when it differs from what was there. */
   #put(source: SdsSecretConfig['source'], secret: Secret): boolean {
     const key = keyOf({ name: secret.name, source });
-    const fingerprint = JSON.stringify(secret);
+    const h = createHash('sha256');
+    hashValue(h, secret);
+    const fingerprint = h.digest('base64');
     if (this.#secrets.get(key)?.fingerprint === fingerprint) return false;
     this.#secrets.set(key, { secret, fingerprint });
     return true;
@@ -119,5 +122,25 @@ export class SecretStore {
         // A listener's failure is its own (contexts keep their last good state); the others still run.
       }
     }
+  }
+}
+
+/** Feeds a plain model value (objects, arrays, strings, numbers, booleans, null, Buffers) to `h`. */
+function hashValue(h: Hash, v: unknown): void {
+  if (Buffer.isBuffer(v)) {
+    h.update(`b${v.length}:`).update(v);
+  } else if (Array.isArray(v)) {
+    h.update(`a${v.length}:`);
+    for (const x of v) hashValue(h, x);
+  } else if (v !== null && typeof v === 'object') {
+    const keys = Object.keys(v).sort();
+    h.update(`o${keys.length}:`);
+    for (const k of keys) {
+      h.update(`${k.length}:${k}`);
+      hashValue(h, (v as Record<string, unknown>)[k]);
+    }
+  } else {
+    const text = JSON.stringify(v) ?? 'undefined';
+    h.update(`v${text.length}:${text}`);
   }
 }

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { DownstreamTlsContext } from '../config/transport-model';
 import { type CertificateDetails, type CertificateEntry, chainsToTrusted, firstCertificateDetails, parsePemCertificates } from './certificates';
@@ -120,6 +121,33 @@ export class ServerTlsContext {
       this.#counters.inc('ssl.connection_error');
     }
     return verdict;
+  }
+
+  /**
+   * Runs an accepted connection through TLS with this context: socketOptions, then verifyPeer at
+   * 'secure'. `onSecure` gets the socket once the client passed; a connection that fails the
+   * handshake or verification is destroyed and counted, and so is one arriving while the
+   * context is not ready (then null is returned). `raw` must be paused, with any bytes read
+   * from it for inspection put back (unshift): a flowing socket would lose them.
+   */
+  accept(raw: net.Socket, onSecure: (socket: tls.TLSSocket) => void, offeredAlpn?: readonly string[] | null): tls.TLSSocket | null {
+    const options = this.socketOptions(offeredAlpn);
+    if (!options) {
+      raw.destroy();
+      return null;
+    }
+    const socket = new tls.TLSSocket(raw, { isServer: true, ...options });
+    let secure = false;
+    socket.on('error', (err) => {
+      if (!secure) this.handshakeFailed(err);
+      socket.destroy();
+    });
+    socket.once('secure', () => {
+      secure = true;
+      if (this.verifyPeer(socket) === 'ok') onSecure(socket);
+      else socket.destroy();
+    });
+    return socket;
   }
 
   /** The socket emitted 'error' before 'secure': counts the failed handshake. */

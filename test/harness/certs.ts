@@ -71,6 +71,11 @@ export interface IssuedCertificate {
 export interface IssueOptions {
   /** openssl subjectAltName value, e.g. `DNS:a.example.com,URI:spiffe://td/ns/x`; none when absent. */
   readonly san?: string;
+  /**
+   * SANs one per entry, written in an openssl section so that a value may hold a comma:
+   * [['DNS', 'a,b.test'], ['URI', 'spiffe://td/x']]. Used instead of `san`.
+   */
+  readonly sanEntries?: readonly (readonly [string, string])[];
   /** Which CA signs it: `ca` (the default) or `other-ca`. */
   readonly issuer?: 'ca' | 'other-ca';
   /** Valid for one day in 2020 only. */
@@ -95,7 +100,9 @@ export function issueCertificate(certs: TestCertificates, name: string, options:
       'default_md = sha256', 'policy = p', 'unique_subject = no', 'copy_extensions = none', '[p]', 'commonName = supplied', '',
     ].join('\n'),
   );
-  const ext = ['[x]', 'extendedKeyUsage = serverAuth,clientAuth', ...(options.san ? [`subjectAltName = ${options.san}`] : []), ''].join('\n');
+  const entries = options.sanEntries ?? [];
+  const sanLines = entries.length > 0 ? ['subjectAltName = @alt', '[alt]', ...entries.map(([t, v], i) => `${t}.${i + 1} = ${v}`)] : options.san ? [`subjectAltName = ${options.san}`] : [];
+  const ext = ['[x]', 'extendedKeyUsage = serverAuth,clientAuth', ...sanLines, ''].join('\n');
   writeFileSync(path.join(dir, `${name}.ext`), ext);
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
   const dates = options.expired ? ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z'] : ['-days', '2'];

@@ -189,6 +189,20 @@ describe('connectors', () => {
     }
   });
 
+  test('a refused TCP connection is not counted as an SSL error', async () => {
+    const net = await import('node:net');
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const counters = new CountingSsl();
+    const ctx = new ClientTlsContext(upstream({}), { store, counters });
+    const r = await connectWith(ctx, port);
+    expect(r.error).toBe('ECONNREFUSED');
+    expect(counters.get('ssl.connection_error')).toBe(0);
+    ctx.close();
+  });
+
   test('not ready (SDS validation context missing): connect throws, counted', () => {
     const counters = new CountingSsl();
     const ctx = new ClientTlsContext(upstream({ validationContextSdsSecretConfig: { name: 'ROOTCA', source: 'ads' } }), { store, counters });

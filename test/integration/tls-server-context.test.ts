@@ -243,3 +243,67 @@ describe('readiness and errors', () => {
     expect(entry.cert_chain[0]!.expiration_time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   });
 });
+
+describe('a listener path: inspect the ClientHello, pick the chain, then TLS', () => {
+  test('SNI picks the chain and its certificate, the offered ALPN is honoured, plain text takes the raw chain', async () => {
+    const net = await import('node:net');
+    const { ClientHelloReader } = await import('../../src/listener/client-hello');
+    const { selectFilterChain } = await import('../../src/listener/filter-chain-match');
+    type Chain = import('../../src/config/model').FilterChain;
+    const counters = new CountingSsl();
+    const ctxA = new ServerTlsContext(downstream({ tlsCertificates: [serverCert()], alpnProtocols: ['h2'] }), { store, counters });
+    const ctxB = new ServerTlsContext(downstream({ tlsCertificates: [cert(wildServer.certFile, wildServer.keyFile)] }), { store, counters });
+    const chain = (name: string, serverNames: string[], transportProtocol: string | null): Chain =>
+      ({ name, match: { serverNames, transportProtocol, applicationProtocols: [] }, tls: null, hcm: {} } as unknown as Chain);
+    const chains = [chain('a', ['a.test'], 'tls'), chain('b', ['*.wild.example.com'], 'tls'), chain('raw', [], 'raw_buffer')];
+    const contexts = new Map([['a', ctxA], ['b', ctxB]]);
+    const server = net.createServer((raw) => {
+      const reader = new ClientHelloReader();
+      const chunks: Buffer[] = [];
+      raw.on('data', function onData(d: Buffer) {
+        chunks.push(d);
+        const r = reader.feed(d);
+        if (r.kind === 'need_more') return;
+        raw.pause();
+        raw.removeListener('data', onData);
+        raw.unshift(Buffer.concat(chunks));
+        const hello = r.kind === 'tls' ? r : null;
+        const picked = selectFilterChain(chains, null, { serverName: hello?.serverName ?? null, transportProtocol: hello ? 'tls' : 'raw_buffer', alpn: hello?.alpn ?? [] });
+        if (!picked) {
+          raw.destroy();
+          return;
+        }
+        const ctx = contexts.get(picked.name);
+        if (!ctx) {
+          raw.once('data', (line: Buffer) => raw.end(`raw:${picked.name}:${line.toString().split('\r\n')[0]}`));
+          raw.resume();
+          return;
+        }
+        ctx.accept(raw, (s) => s.end(`hello`), hello?.alpn);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const serial = (pem: string) => new (require('node:crypto').X509Certificate)(pem).serialNumber as string;
+    try {
+      const a = await runClient({ ...client(null), port, servername: 'a.test', ALPNProtocols: ['http/1.1'] });
+      expect(a).toMatchObject({ ok: true, alpn: false, peerSerial: serial(readFileSync(certs.serverCertFile, 'utf8')) });
+      expect((await runClient({ ...client(null), port, servername: 'a.test', ALPNProtocols: ['h2', 'http/1.1'] })).alpn).toBe('h2');
+      expect((await runClient({ ...client(null), port, servername: 'x.wild.example.com' })).peerSerial).toBe(serial(wildServer.cert));
+      // A TLS client naming no chain: no chain matches (the raw one wants raw_buffer), so the connection is closed.
+      expect((await runClient({ ...client(null), port, servername: 'nobody.test' })).ok).toBe(false);
+      const plain = await new Promise<string>((resolve) => {
+        const c = net.connect(port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n'));
+        let got = '';
+        c.on('data', (d) => (got += d));
+        c.on('close', () => resolve(got));
+      });
+      expect(plain).toBe('raw:raw:GET / HTTP/1.1');
+      expect(counters.get('ssl.handshake')).toBe(3);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      ctxA.close();
+      ctxB.close();
+    }
+  });
+});
