@@ -167,7 +167,7 @@ describe('connectors', () => {
   });
 
   test('connect() as http2 createConnection: h2 over ALPN', async () => {
-    const server = http2.createSecureServer(tlsServer({ allowHTTP1: false }), (req, res) => res.end('h2 ok'));
+    const server = http2.createSecureServer(tlsServer({ allowHTTP1: false }), (_req, res) => res.end('h2 ok'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     const ctx = new ClientTlsContext(upstream({ validationContext: validation(certs.caFile) }), { store });
