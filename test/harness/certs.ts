@@ -1,8 +1,10 @@
 // Certificates made at test time with openssl: a CA, a server certificate it signs (for
 // `localhost` and 127.0.0.1) and a client certificate it signs, in a temp dir removed by handle.
+// issueCertificate() adds more to the same dir: other SANs, the other CA, expired ones.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -57,4 +59,57 @@ export function makeTestCertificates(): TestCertificates {
     ca: readFileSync(f('ca.crt'), 'utf8'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+export interface IssuedCertificate {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** PEM text of certFile. */
+  readonly cert: string;
+}
+
+export interface IssueOptions {
+  /** openssl subjectAltName value, e.g. `DNS:a.example.com,URI:spiffe://td/ns/x`; none when absent. */
+  readonly san?: string;
+  /**
+   * SANs one per entry, written in an openssl section so that a value may hold a comma:
+   * [['DNS', 'a,b.test'], ['URI', 'spiffe://td/x']]. Used instead of `san`.
+   */
+  readonly sanEntries?: readonly (readonly [string, string])[];
+  /** Which CA signs it: `ca` (the default) or `other-ca`. */
+  readonly issuer?: 'ca' | 'other-ca';
+  /** Valid for one day in 2020 only. */
+  readonly expired?: boolean;
+}
+
+/**
+ * Issues `<name>.crt`/`<name>.key` (P-256, fast to make) in `certs.dir`, signed by one of its two
+ * CAs, usable for both server and client authentication.
+ */
+export function issueCertificate(certs: TestCertificates, name: string, options: IssueOptions = {}): IssuedCertificate {
+  const dir = certs.dir;
+  const issuer = options.issuer ?? 'ca';
+  const db = path.join(dir, `${issuer}-db`);
+  mkdirSync(db, { recursive: true });
+  writeFileSync(path.join(db, 'index.txt'), '', { flag: 'a' });
+  writeFileSync(path.join(db, 'serial'), `${randomBytes(8).toString('hex')}\n`);
+  writeFileSync(
+    path.join(dir, `${issuer}-ca.cnf`),
+    [
+      '[ca]', 'default_ca = d', '[d]', `database = ${db}/index.txt`, `new_certs_dir = ${db}`, `serial = ${db}/serial`,
+      'default_md = sha256', 'policy = p', 'unique_subject = no', 'copy_extensions = none', '[p]', 'commonName = supplied', '',
+    ].join('\n'),
+  );
+  const entries = options.sanEntries ?? [];
+  const sanLines = entries.length > 0 ? ['subjectAltName = @alt', '[alt]', ...entries.map(([t, v], i) => `${t}.${i + 1} = ${v}`)] : options.san ? [`subjectAltName = ${options.san}`] : [];
+  const ext = ['[x]', 'extendedKeyUsage = serverAuth,clientAuth', ...sanLines, ''].join('\n');
+  writeFileSync(path.join(dir, `${name}.ext`), ext);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
+  const dates = options.expired ? ['-startdate', '20200101000000Z', '-enddate', '20200102000000Z'] : ['-days', '2'];
+  openssl(
+    ['ca', '-batch', '-notext', '-config', `${issuer}-ca.cnf`, '-cert', `${issuer}.crt`, '-keyfile', `${issuer}.key`, '-in', `${name}.csr`, '-out', `${name}.crt`, '-extfile', `${name}.ext`, '-extensions', 'x', ...dates],
+    dir,
+  );
+  const certFile = path.join(dir, `${name}.crt`);
+  return { certFile, keyFile: path.join(dir, `${name}.key`), cert: readFileSync(certFile, 'utf8') };
 }
