@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net';
-import * as tls from 'node:tls';
+import { isDeepStrictEqual } from 'node:util';
+import type * as tls from 'node:tls';
 import type { Listener } from '../config/model';
 import type { DownstreamTlsContext } from '../config/transport-model';
 import type { StreamInfo } from '../http/stream-info';
+import type { ServerTlsContext } from '../tls/server-context';
 import { inspectClientHello } from './client-hello';
 import { selectFilterChain } from './filter-chain-match';
 import { type CodecChain, Http1Codec } from './http1-codec';
@@ -10,34 +12,24 @@ import { Http2Codec } from './http2-codec';
 import type { ChainSpec, ListenerSpec } from './listener-manager';
 import { type PrefixVerdict, readPrefix, sniffHttp2Preface } from './read-prefix';
 
-/** A downstream TLS context as the connection stage uses it (src/tls builds them). */
-export interface ServerTls {
-  /** Options for `new tls.TLSSocket(socket, { isServer: true, ... })`, current (certificates rotate). */
-  socketOptions(): tls.TLSSocketOptions;
-  /** After the handshake: null when the peer is accepted, else why it is refused. */
-  verifyPeer(socket: tls.TLSSocket): string | null;
-  /** Counts a handshake that failed, a handshake, and a refused peer. */
-  countError(): void;
-  countHandshake(): void;
-}
-
-export type ServerTlsFactory = (ctx: DownstreamTlsContext, listener: Listener) => ServerTls;
+/** Builds a filter chain's TLS; a chain whose TLS config is unchanged keeps its context. */
+export type ServerTlsFactory = (ctx: DownstreamTlsContext, listener: Listener) => ServerTlsContext;
 
 /** Envoy's listener_filters_timeout default: a ClientHello that takes longer closes the connection. */
 const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
-/** Envoy's tls_inspector reads at most this much ClientHello. */
-const MAX_CLIENT_HELLO_BYTES = 64 * 1024;
+/** Envoy's tls_inspector reads at most this much ClientHello (its default and its maximum). */
+const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
 /** Long enough for any client to send its first bytes; an idle connection is then HTTP/1's to time out. */
 const PREFACE_TIMEOUT_MS = 15_000;
 
 /** One filter chain at run time: its config, its connection manager, its TLS and its two codecs. */
 class RunningChain {
   spec: ChainSpec;
-  tls: ServerTls | null;
+  tls: ServerTlsContext | null;
   readonly http1: Http1Codec;
   #http2: Http2Codec | null = null;
 
-  constructor(spec: ChainSpec, tls: ServerTls | null) {
+  constructor(spec: ChainSpec, tls: ServerTlsContext | null) {
     this.spec = spec;
     this.tls = tls;
     this.http1 = new Http1Codec(() => this.#codecChain());
@@ -49,9 +41,13 @@ class RunningChain {
     return this.#http2;
   }
 
-  update(spec: ChainSpec, tls: ServerTls | null): void {
+  update(spec: ChainSpec, makeTls: (c: ChainSpec) => ServerTlsContext | null): void {
+    const sameTls = isDeepStrictEqual(this.spec.chain.tls, spec.chain.tls);
+    if (!sameTls) {
+      this.tls?.close();
+      this.tls = makeTls(spec);
+    }
     this.spec = spec;
-    this.tls = tls;
     this.http1.applySettings();
     this.#http2?.applySettings();
   }
@@ -64,6 +60,7 @@ class RunningChain {
   close(): void {
     this.http1.close();
     this.#http2?.close();
+    this.tls?.close();
   }
 
   #codecChain(): CodecChain {
@@ -82,7 +79,7 @@ export class ListenerChains {
   #default: RunningChain | null = null;
   #spec: ListenerSpec;
 
-  constructor(spec: ListenerSpec, private readonly tlsFactory: ServerTlsFactory) {
+  constructor(spec: ListenerSpec, private readonly tlsFactory: ServerTlsFactory, private readonly onNoMatch: () => void = () => undefined) {
     this.#spec = spec;
     this.update(spec);
   }
@@ -90,22 +87,20 @@ export class ListenerChains {
   /** Chains are kept by position: a kept chain takes its new config, new ones start, removed ones drain. */
   update(spec: ListenerSpec): void {
     this.#spec = spec;
-    const tlsOf = (c: ChainSpec): ServerTls | null => (c.chain.tls ? this.tlsFactory(c.chain.tls, spec.listener) : null);
+    const tlsOf = (c: ChainSpec): ServerTlsContext | null => (c.chain.tls ? this.tlsFactory(c.chain.tls, spec.listener) : null);
     const next = spec.chains.map((c, i) => {
       const kept = this.#chains[i];
       if (!kept) return new RunningChain(c, tlsOf(c));
-      kept.update(c, tlsOf(c));
+      kept.update(c, tlsOf);
       return kept;
     });
-    for (const removed of this.#chains.slice(spec.chains.length)) {
-      removed.drain();
-    }
+    for (const removed of this.#chains.slice(spec.chains.length)) retire(removed);
     this.#chains = next;
     if (spec.defaultChain) {
-      if (this.#default) this.#default.update(spec.defaultChain, tlsOf(spec.defaultChain));
+      if (this.#default) this.#default.update(spec.defaultChain, tlsOf);
       else this.#default = new RunningChain(spec.defaultChain, tlsOf(spec.defaultChain));
     } else {
-      this.#default?.drain();
+      if (this.#default) retire(this.#default);
       this.#default = null;
     }
   }
@@ -129,13 +124,14 @@ export class ListenerChains {
     }
     const running = this.#select(hello);
     if (!running) {
-      // Envoy closes a connection no filter chain matches (counted as no_filter_chain_match).
+      // Envoy closes a connection no filter chain matches.
+      this.onNoMatch();
       socket.destroy();
       return;
     }
     const hcm = running.spec.chain.hcm;
     if (running.tls) {
-      this.#terminateTls(socket, running, running.tls);
+      this.#terminateTls(socket, running, running.tls, listener.tlsInspector ? hello.alpn : null);
       return;
     }
     const plain = { protocol: 'HTTP/1.1', scheme: 'http', tls: null } as const;
@@ -165,21 +161,11 @@ export class ListenerChains {
     return chains.find((c) => c.spec.chain === chosen) ?? null;
   }
 
-  #terminateTls(socket: Socket, running: RunningChain, serverTls: ServerTls): void {
-    const secure = new tls.TLSSocket(socket, { ...serverTls.socketOptions(), isServer: true });
-    const failed = (): void => {
-      serverTls.countError();
-      secure.destroy();
-      socket.destroy();
-    };
-    secure.once('error', failed);
-    secure.once('secure', () => {
-      secure.off('error', failed);
-      // Later errors (a reset mid-stream) belong to the codec now; the process must not see them unhandled.
+  #terminateTls(socket: Socket, running: RunningChain, serverTls: ServerTlsContext, offeredAlpn: readonly string[] | null): void {
+    serverTls.accept(socket, (secure) => {
+      // Later errors (a reset mid-stream) belong to the codec now; none may go unhandled.
       secure.on('error', () => undefined);
-      const refused = serverTls.verifyPeer(secure);
-      if (refused !== null) return failed();
-      serverTls.countHandshake();
+      running.spec.connectionManager.stats.cxSslTotal.inc();
       const alpn = typeof secure.alpnProtocol === 'string' ? secure.alpnProtocol : null;
       const codec = running.spec.chain.hcm.codecType;
       const info: StreamInfo = {
@@ -189,7 +175,7 @@ export class ListenerChains {
       };
       if (info.protocol === 'HTTP/2') running.http2.serve({ socket: secure, info });
       else running.http1.serve({ socket: secure, info });
-    });
+    }, offeredAlpn);
   }
 
   drain(): void {
@@ -217,10 +203,18 @@ function helloVerdict(seen: Buffer): PrefixVerdict<ClientHelloSeen> {
   const hello = inspectClientHello(seen);
   if (hello.kind === 'need_more') return { done: false };
   if (hello.kind === 'not_tls') return { done: true, value: RAW_BUFFER };
+  // Envoy closes a connection whose ClientHello does not fit the inspector's buffer.
+  if (hello.kind === 'too_large') return { done: true, value: TIMED_OUT };
   return { done: true, value: { serverName: hello.serverName, transportProtocol: 'tls', alpn: hello.alpn } };
 }
 
 function peerSans(socket: tls.TLSSocket): string {
   const cert = socket.getPeerCertificate();
   return cert && typeof cert.subjectaltname === 'string' ? cert.subjectaltname : '';
+}
+
+/** A chain no longer configured: its connections finish (drain), then its TLS goes. */
+function retire(chain: RunningChain): void {
+  chain.drain();
+  chain.tls?.close();
 }

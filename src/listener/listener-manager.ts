@@ -7,7 +7,9 @@ import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
 import type { StatsScopes } from '../stats/scopes';
 import { GlobalConnectionLimit, listenerConnectionLimit } from './connection-limit';
-import { ListenerChains, type ServerTls, type ServerTlsFactory } from './listener-chains';
+import { SecretStore } from '../tls/secret-store';
+import { ServerTlsContext } from '../tls/server-context';
+import { ListenerChains, type ServerTlsFactory } from './listener-chains';
 
 /** A listener as the manager runs it: its config and the connection manager that serves it. */
 export interface ListenerSpec {
@@ -42,7 +44,7 @@ export interface ListenerManagerOptions {
   readonly stats?: StatsScopes;
   /** Counts a listener that could not be created (Envoy's listener_manager.listener_create_failure). */
   readonly onCreateFailure?: () => void;
-  /** Builds the TLS of filter chains with a transport socket; without it such chains refuse connections. */
+  /** Builds the TLS of filter chains with a transport socket (by default from files and inline values only, no SDS). */
   readonly serverTls?: ServerTlsFactory;
 }
 
@@ -163,7 +165,8 @@ export class ListenerManager {
   async #open(spec: ListenerSpec): Promise<RunningListener> {
     // The listener only accepts: its filter chains pick TLS and codec for each connection.
     const server = net.createServer({ noDelay: true, pauseOnConnect: false });
-    const chains = new ListenerChains(spec, this.options.serverTls ?? noServerTls);
+    const stats = this.options.stats?.listener(spec.listener.statPrefix);
+    const chains = new ListenerChains(spec, this.options.serverTls ?? standaloneServerTls, () => stats?.noFilterChainMatch.inc());
     const entry: RunningListener = { spec, server, chains, address: { address: '', family: '', port: 0 }, connections: 0, sockets: new Set() };
     server.on('connection', (socket: Socket) => {
       if (!this.#admit(entry, socket)) return;
@@ -274,12 +277,7 @@ function allClosed(sockets: Set<Socket>): Promise<void> {
   return Promise.all([...sockets].map((s) => (s.destroyed ? undefined : new Promise<void>((r) => s.once('close', () => r()))))).then(() => undefined);
 }
 
-/** Without a TLS factory a chain's TLS cannot be built: it refuses its connections. */
-function noServerTls(): ServerTls {
-  return {
-    socketOptions: () => ({}),
-    verifyPeer: () => 'TLS is not available',
-    countError: () => undefined,
-    countHandshake: () => undefined,
-  };
+/** Without a factory: TLS contexts on their own secret store (static files and inline values). */
+function standaloneServerTls(ctx: Parameters<ServerTlsFactory>[0]): ServerTlsContext {
+  return new ServerTlsContext(ctx, { store: new SecretStore() });
 }

@@ -233,6 +233,7 @@ export class StatsRegistry {
   readonly listenerSslConnectionError = this.#counter('envoy_listener_ssl_connection_error', 'Downstream TLS handshakes that failed', ['envoy_listener_address'], listener('ssl.connection_error'));
   readonly listenerSslNoCertificate = this.#counter('envoy_listener_ssl_no_certificate', 'Downstream TLS connections without a client certificate', ['envoy_listener_address'], listener('ssl.no_certificate'));
   readonly listenerSslFailVerifyError = this.#counter('envoy_listener_ssl_fail_verify_error', 'Client certificates that failed CA verification', ['envoy_listener_address'], listener('ssl.fail_verify_error'));
+  readonly listenerSslFailVerifyNoCert = this.#counter('envoy_listener_ssl_fail_verify_no_cert', 'Clients without the required certificate', ['envoy_listener_address'], listener('ssl.fail_verify_no_cert'));
   readonly listenerSslFailVerifySan = this.#counter('envoy_listener_ssl_fail_verify_san', 'Client certificates that failed SAN verification', ['envoy_listener_address'], listener('ssl.fail_verify_san'));
   readonly listenerCxOverflow = this.#counter('envoy_listener_downstream_cx_overflow', 'Connections refused by the listener connection limit', ['envoy_listener_address'], listener('downstream_cx_overflow'));
   readonly listenerGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections refused by the global downstream connection limit', ['envoy_listener_address'], listener('downstream_global_cx_overflow'));

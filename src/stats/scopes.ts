@@ -158,6 +158,7 @@ export class ListenerStats {
   readonly sslNoCertificate: CounterChild;
   readonly sslFailVerifyError: CounterChild;
   readonly sslFailVerifySan: CounterChild;
+  readonly sslFailVerifyNoCert: CounterChild;
 
   constructor(prefix: string, registry: StatsRegistry) {
     const l = { envoy_listener_address: prefix };
@@ -169,6 +170,7 @@ export class ListenerStats {
     this.sslNoCertificate = registry.listenerSslNoCertificate.labels(l);
     this.sslFailVerifyError = registry.listenerSslFailVerifyError.labels(l);
     this.sslFailVerifySan = registry.listenerSslFailVerifySan.labels(l);
+    this.sslFailVerifyNoCert = registry.listenerSslFailVerifyNoCert.labels(l);
   }
 }
 

@@ -16,7 +16,7 @@ import { type ResolvedEndpoint, type Resolver, literalEndpoints, resolveEndpoint
 export type { PoolFactory, PoolOptions } from './pool-factory';
 
 /** Turns an UpstreamTlsContext into Node's client TLS options (src/tls); null when it cannot be built yet. */
-export type ClientTlsFactory = (ctx: UpstreamTlsContext, cluster: Cluster) => ConnectionOptions;
+export type ClientTlsFactory = (ctx: UpstreamTlsContext, cluster: Cluster) => ConnectionOptions | null;
 
 export interface ClusterManagerOptions {
   readonly stats: StatsScopes;
@@ -157,7 +157,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       protocol: protocol.kind,
       http2: protocol.kind === 'http1' ? HTTP2_DEFAULTS : protocol.http2,
-      tls: tlsContext ? this.options.clientTls(tlsContext, this.config) : null,
+      tls: tlsContext ? () => this.options.clientTls(tlsContext, this.config) : null,
     });
     const host: Host = {
       address: ep.address,

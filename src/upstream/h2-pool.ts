@@ -45,7 +45,7 @@ export interface Http2PoolOptions {
   /** Requests waiting for a stream; past it dispatch fails with SM_UPSTREAM_QUEUE_FULL. Default 1024. */
   readonly maxPendingRequests?: number;
   /** TLS (with ALPN h2) when set, passed to tls.connect as given; plaintext h2c when null. */
-  readonly tls?: ConnectionOptions | null;
+  readonly tls?: ConnectionOptions | (() => ConnectionOptions | null) | null;
   /** Opens the transport instead of net/tls (tests). */
   readonly createConnection?: ((origin: URL, options: ClientSessionOptions) => Duplex) | null;
 }

@@ -23,7 +23,8 @@ export interface SessionOptions {
   readonly maxSessionMemoryMb: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number;
-  readonly tls: tls.ConnectionOptions | null;
+  /** Options, or a provider read at each connect (certificates rotate; null while not ready). */
+  readonly tls: tls.ConnectionOptions | (() => tls.ConnectionOptions | null) | null;
   readonly createConnection: ((origin: URL, options: http2.ClientSessionOptions) => Duplex) | null;
 }
 
@@ -275,5 +276,20 @@ function openSocket(origin: URL, options: SessionOptions, sessionOptions: http2.
   const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
   if (options.tls === null) return net.connect({ host, port });
-  return tls.connect({ ...options.tls, host, port, ALPNProtocols: ['h2'] });
+  const current = typeof options.tls === 'function' ? options.tls() : options.tls;
+  if (current === null) {
+    // A socket that fails at once, so that the session reports a connect failure the usual way.
+    const failed = new net.Socket();
+    process.nextTick(() => failed.destroy(new TlsNotReadyError()));
+    return failed;
+  }
+  return tls.connect({ ...current, host, port, ALPNProtocols: ['h2'] });
+}
+
+/** The cluster's TLS waits for an SDS secret: the connection fails, as Envoy's does then. */
+class TlsNotReadyError extends Error {
+  readonly code = 'ERR_TLS_CONTEXT_NOT_READY';
+  constructor() {
+    super('upstream TLS context not ready (SDS secret missing)');
+  }
 }

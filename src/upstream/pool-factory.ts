@@ -18,9 +18,11 @@ export interface PoolOptions {
    */
   readonly protocol: 'http1' | 'http2' | 'downstream' | 'auto';
   readonly http2: Http2Settings;
-  /** TLS to the endpoint, built from the cluster's UpstreamTlsContext; null: plaintext. */
-  readonly tls: tls.ConnectionOptions | null;
+  /** TLS to the endpoint, read at each connect (certificates rotate; null while SDS secrets are missing); null: plaintext. */
+  readonly tls: TlsProvider | null;
 }
+
+export type TlsProvider = () => tls.ConnectionOptions | null;
 
 /** Makes the keep-alive pool for one endpoint; tests and bench/ may swap it. */
 export type PoolFactory = (origin: string, options: PoolOptions) => UpstreamPool;
@@ -73,12 +75,19 @@ function http2Pool(origin: string, o: PoolOptions): UpstreamPool {
  * every request carries one fixed name and the connector replaces it with the configured one.
  */
 class TlsPool extends Pool {
-  constructor(origin: string, options: Pool.Options, tlsOptions: tls.ConnectionOptions, timeout: number) {
-    const connector = buildConnector({ ...tlsOptions, timeout } as buildConnector.BuildOptions);
-    const servername = tlsOptions.servername;
+  constructor(origin: string, options: Pool.Options, provider: TlsProvider, timeout: number) {
     super(origin, {
       ...options,
-      connect: (opts, callback) => connector({ ...opts, servername: servername ?? '' }, callback),
+      connect: (opts, callback) => {
+        const current = provider();
+        if (current === null) {
+          callback(Object.assign(new Error('upstream TLS context not ready (SDS secret missing)'), { code: 'ERR_TLS_CONTEXT_NOT_READY' }), null);
+          return;
+        }
+        // Built per connection: it is cheap next to a handshake, and rotated certificates apply.
+        const connector = buildConnector({ ...current, timeout } as buildConnector.BuildOptions);
+        connector({ ...opts, servername: current.servername ?? '' }, callback);
+      },
     });
   }
 
@@ -158,7 +167,9 @@ class ByAlpn extends PoolPair {
   #alpn(): Promise<boolean> {
     const url = new URL(this.origin);
     return new Promise((resolve, reject) => {
-      const socket = tls.connect({ ...this.o.tls, host: url.hostname, port: Number(url.port), ALPNProtocols: ['h2', 'http/1.1'] });
+      const current = this.o.tls?.() ?? null;
+      if (current === null) return reject(new Error('upstream TLS context not ready'));
+      const socket = tls.connect({ ...current, host: url.hostname, port: Number(url.port), ALPNProtocols: ['h2', 'http/1.1'] });
       const timer = setTimeout(() => socket.destroy(new Error('ALPN probe timed out')), this.o.connectTimeoutMs || 5000);
       socket.once('secureConnect', () => {
         clearTimeout(timer);
