@@ -152,6 +152,16 @@ export interface MaxStreamDuration {
   /** null: grpc-timeout is ignored; 0: grpc-timeout is used uncapped; else the cap. */
   readonly grpcTimeoutHeaderMaxMs: number | null;
   readonly grpcTimeoutHeaderOffsetMs: number;
+  /**
+   * false: from max_stream_duration. A gRPC request's grpc-timeout (capped, minus the offset; a
+   * result of 0 or less ends the stream at once) becomes the stream's duration limit, beside the
+   * route timeout, which still applies.
+   * true: from the deprecated max_grpc_timeout/grpc_timeout_offset (only when max_stream_duration
+   * is not set: Envoy then ignores them). For a gRPC request the grpc-timeout header replaces the
+   * route timeout (no header: no timeout, then the cap), and the offset is subtracted only when
+   * the header's value is larger than it. maxStreamDurationMs is 0.
+   */
+  readonly legacy: boolean;
 }
 
 export interface DirectResponseAction {
