@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -233,6 +234,15 @@ describe('DataSource at load', () => {
     expect(issuesOf(withCert({ certificate_chain: { filename: certs.serverCertFile }, private_key: { inline_string: 'garbage' } }))).toEqual([
       `${TC}.private_key: holds no unencrypted PEM private key (an encrypted one needs password)`,
     ]);
+  });
+
+  test('an encrypted key is checked with its password', () => {
+    const encrypted = createPrivateKey(fs.readFileSync(certs.serverKeyFile, 'utf8')).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'pw' }) as string;
+    const cert = { certificate_chain: { filename: certs.serverCertFile }, private_key: { inline_string: encrypted } };
+    const c = load(withCert({ ...cert, password: { inline_string: 'pw' } })).listeners[0]!.filterChains[0]!.tls!.common.tlsCertificates[0]!;
+    expect(c.password).toEqual({ kind: 'inline', bytes: Buffer.from('pw') });
+    expect(issuesOf(withCert({ ...cert, password: { inline_string: 'wrong' } }))).toEqual([`${TC}.private_key: holds no PEM private key that password decrypts`]);
+    expect(issuesOf(withCert(cert))).toEqual([`${TC}.private_key: holds no unencrypted PEM private key (an encrypted one needs password)`]);
   });
 
   test('a trusted_ca that is not a certificate is refused', () => {
