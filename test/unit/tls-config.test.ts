@@ -2,11 +2,12 @@ import { createPrivateKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
 import { ConfigError, type ConfigIssue } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { Bootstrap, Listener } from '../../src/config/model';
-import { messageType } from '../../src/config/proto';
-import { REDACTED, redactedProto3Json } from '../../src/config/redact';
+import { messageType, protoRoot } from '../../src/config/proto';
+import { REDACTED, isSensitive, redactedProto3Json } from '../../src/config/redact';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
 
@@ -118,6 +119,14 @@ describe('filter chains', () => {
       `${L0}.listener_filters[0].name: listener filter "envoy.filters.listener.http_inspector" is not supported by sidemirror (only envoy.filters.listener.tls_inspector is)`,
       `${L0}.listener_filters[1].typed_config: listener filter "${DOWNSTREAM}" is not supported by sidemirror (only envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector is)`,
     ]);
+  });
+
+  test('chains whose filters are refused keep their own matches in the cross-chain checks', () => {
+    const tcp = [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': DOWNSTREAM } }];
+    expect(issuesOf(doc([
+      { filter_chain_match: { server_names: ['a.example'] }, filters: tcp },
+      { filter_chain_match: { server_names: ['b.example'] }, filters: tcp },
+    ]))).toEqual([0, 1].map((i) => `${L0}.filter_chains[${i}].filters[0].typed_config: network filter "${DOWNSTREAM}" is not supported; only envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is`));
   });
 
   test('two chains without a match are identical (Envoy refuses the second)', () => {
@@ -318,6 +327,23 @@ describe('secrets', () => {
     const common = load(withSecrets({ tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {}, resource_api_version: 'V3' } }], validation_context_sds_secret_config: { name: 'ca' } }, secrets(), ads))
       .listeners[0]!.filterChains[0]!.tls!.common;
     expect(common.tlsCertificateSdsSecretConfigs).toEqual([{ name: 'default', source: 'ads' }]);
+  });
+
+  test('the sensitive fields of our protos are the ones Envoy marks (and the mirror filter\'s Redis secrets)', () => {
+    const found: string[] = [];
+    const walk = (ns: protobuf.NamespaceBase): void => {
+      for (const o of ns.nestedArray) {
+        if (o instanceof protobuf.Type) found.push(...o.fieldsArray.filter(isSensitive).map((f) => `${o.fullName.slice(1)}.${f.name}`));
+        if (o instanceof protobuf.Namespace) walk(o);
+      }
+    };
+    walk(protoRoot());
+    expect(found.sort()).toEqual([
+      'envoy.extensions.transport_sockets.tls.v3.TlsCertificate.password',
+      'envoy.extensions.transport_sockets.tls.v3.TlsCertificate.private_key',
+      'sidemirror.filters.http.mirror.v1.RedisConnection.password',
+      'sidemirror.filters.http.mirror.v1.RedisConnection.username',
+    ]);
   });
 
   test('private keys and passwords show as [redacted] in a config dump, certificates and CAs do not', () => {

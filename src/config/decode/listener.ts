@@ -1,4 +1,5 @@
 import type { DownstreamProtocolOptions, FilterChain, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { FilterChainMatch } from '../transport-model';
 import { http2Settings } from './http2';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
 import { type ChainForCheck, checkChainMatches, decodeFilterChainMatch, decodeListenerFilters } from './filter-chain-match';
@@ -21,14 +22,16 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const name = String(l.name ?? '') || `listener_${address.host}_${address.port}`;
   if (l.drain_type === 'MODIFY_ONLY') fail(at(ctx, 'drain_type'), 'MODIFY_ONLY is not supported by sidemirror');
   const chains = (l.filter_chains as Pb[] | undefined) ?? [];
-  const decoded = each(ctx, l, 'filter_chains', decodeFilterChain);
-  checkChainMatches(chains.map((c, i): ChainForCheck => ({
-    name: String(c.name ?? ''),
-    written: c.filter_chain_match as Pb | undefined,
-    match: decoded[i]?.match ?? decodeFilterChainMatch(undefined, ctx),
-    ctx: atIndex(ctx, 'filter_chains', i),
-  })));
-  const filterChains = decoded.filter((c): c is FilterChain => c !== null);
+  const checked = chains.map((c, i): ChainForCheck => {
+    const cctx = atIndex(ctx, 'filter_chains', i);
+    const match = decodeFilterChainMatch(c.filter_chain_match as Pb | undefined, at(cctx, 'filter_chain_match'));
+    return { name: String(c.name ?? ''), written: c.filter_chain_match as Pb | undefined, match, ctx: cctx };
+  });
+  // A chain whose filters cannot be used still takes part: Envoy would refuse its match too.
+  checkChainMatches(checked);
+  const filterChains = chains
+    .map((c, i) => decodeFilterChain(c, checked[i]!.ctx, checked[i]!.match))
+    .filter((c): c is FilterChain => c !== null);
   const defaultFilterChain = l.default_filter_chain ? decodeFilterChain(l.default_filter_chain as Pb, at(ctx, 'default_filter_chain')) : null;
   if (chains.length === 0 && !l.default_filter_chain) fail(at(ctx, 'filter_chains'), 'a filter chain is required');
   return {
@@ -43,8 +46,8 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
   };
 }
 
-function decodeFilterChain(chain: Pb, ctx: Ctx): FilterChain | null {
-  const match = decodeFilterChainMatch(chain.filter_chain_match as Pb | undefined, at(ctx, 'filter_chain_match'));
+function decodeFilterChain(chain: Pb, ctx: Ctx, known?: FilterChainMatch): FilterChain | null {
+  const match = known ?? decodeFilterChainMatch(chain.filter_chain_match as Pb | undefined, at(ctx, 'filter_chain_match'));
   const tls = downstreamTransportSocket(chain.transport_socket as Pb | undefined, at(ctx, 'transport_socket'));
   const hcm = decodeChainFilters(chain, ctx);
   if (!hcm) return null;
