@@ -307,7 +307,11 @@ export interface Listener {
   /** In config order; a connection takes the most specific match (Envoy's rules), else the default. */
   readonly filterChains: readonly FilterChain[];
   readonly defaultFilterChain: FilterChain | null;
-  /** listener_filters has envoy.filters.listener.tls_inspector: SNI and ALPN are known before TLS. */
+  /**
+   * listener_filters has envoy.filters.listener.tls_inspector: SNI and ALPN are known before TLS.
+   * Envoy no longer adds one by itself: without it SNI and ALPN are unknown and the transport
+   * protocol is "raw_buffer", so chains that match on them never match.
+   */
   readonly tlsInspector: boolean;
   readonly perConnectionBufferLimitBytes: number;
   /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */
