@@ -132,7 +132,7 @@ export interface ForwardAction {
   readonly hostRewriteLiteral: string | null;
   readonly hostRewriteHeader: string | null;
   readonly autoHostRewrite: boolean;
-  /** 0 disables the route timeout. */
+  /** 0 disables the route timeout; 0 too whenever max_stream_duration is set (Envoy's router then has none). */
   readonly timeoutMs: number;
   /** RouteAction.idle_timeout: the stream idle timeout once this route is chosen (0: none); null: the HCM's. */
   readonly idleTimeoutMs: number | null;
@@ -153,13 +153,17 @@ export interface MaxStreamDuration {
   readonly grpcTimeoutHeaderMaxMs: number | null;
   readonly grpcTimeoutHeaderOffsetMs: number;
   /**
-   * false: from max_stream_duration. A gRPC request's grpc-timeout (capped, minus the offset; a
-   * result of 0 or less ends the stream at once) becomes the stream's duration limit, beside the
-   * route timeout, which still applies.
-   * true: from the deprecated max_grpc_timeout/grpc_timeout_offset (only when max_stream_duration
-   * is not set: Envoy then ignores them). For a gRPC request the grpc-timeout header replaces the
-   * route timeout (no header: no timeout, then the cap), and the offset is subtracted only when
-   * the header's value is larger than it. maxStreamDurationMs is 0.
+   * false: from max_stream_duration (Envoy's HCM stream timer). A request carrying grpc-timeout,
+   * when grpcTimeoutHeaderMaxMs is not null, is limited to the header's value, capped (a cap of
+   * 0: none), then less the offset (an offset at least as large leaves 0: the stream ends at
+   * once); any other request to maxStreamDurationMs (0: none). The grpc-timeout header is not
+   * rewritten. With max_stream_duration set Envoy's router applies no route timeout at all, so
+   * the decoder sets ForwardAction.timeoutMs to 0.
+   * true: from the deprecated max_grpc_timeout/grpc_timeout_offset, read only when
+   * max_stream_duration is absent (Envoy ignores them otherwise). For a gRPC request
+   * (content-type application/grpc*) the route timeout becomes the header's value (none: no
+   * timeout), less the offset only when the value is larger than it, capped (0: none); the
+   * grpc-timeout sent upstream is rewritten to it. maxStreamDurationMs is 0.
    */
   readonly legacy: boolean;
 }

@@ -177,6 +177,12 @@ describe('gRPC route bits', () => {
     expect(firstRoute(doc()).match.grpc).toBe(false);
   });
 
+  test('max_stream_duration leaves no route timeout, as in Envoy; the legacy fields keep it', () => {
+    expect(forward(doc({ action: { timeout: '5s', max_stream_duration: {} } })).timeoutMs).toBe(0);
+    expect(forward(doc({ action: { timeout: '5s', max_grpc_timeout: '1s' } })).timeoutMs).toBe(5000);
+    expect(forward(doc()).timeoutMs).toBe(15_000);
+  });
+
   test('max_stream_duration decodes; the legacy fields apply only without it (Envoy ignores them then)', () => {
     expect(forward(doc({ action: { max_stream_duration: { max_stream_duration: '30s', grpc_timeout_header_max: '10s', grpc_timeout_header_offset: '0.05s' }, max_grpc_timeout: '1s' } })).maxStreamDuration)
       .toEqual({ maxStreamDurationMs: 30_000, grpcTimeoutHeaderMaxMs: 10_000, grpcTimeoutHeaderOffsetMs: 50, legacy: false });

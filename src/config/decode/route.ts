@@ -225,7 +225,8 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     hostRewriteLiteral: a.host_rewrite_literal ? String(a.host_rewrite_literal) : null,
     hostRewriteHeader: a.host_rewrite_header ? String(a.host_rewrite_header).toLowerCase() : null,
     autoHostRewrite: wrapped(a.auto_host_rewrite, false),
-    timeoutMs: durationMs(a.timeout as Pb | undefined, DEFAULT_ROUTE_TIMEOUT_MS),
+    // A route with max_stream_duration has no router timeout in Envoy (using_new_timeouts_).
+    timeoutMs: a.max_stream_duration ? 0 : durationMs(a.timeout as Pb | undefined, DEFAULT_ROUTE_TIMEOUT_MS),
     idleTimeoutMs: a.idle_timeout ? durationMs(a.idle_timeout as Pb, 0) : null,
     retryPolicy: a.retry_policy ? decodeRetryPolicy(a.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
     mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
