@@ -52,7 +52,8 @@ function messages(ns: protobuf.NamespaceBase, out: protobuf.Type[] = []): protob
 /** Envoy's fields missing from our declaration of each Envoy message, by message full name. */
 export function envoyFieldTable(repo: string): EnvoyFieldTable {
   const ours = path.join(repo, 'proto');
-  const mine = loadRoot([ours], protoFiles(path.join(ours, 'envoy'), ours));
+  // descriptor.proto (extended by udpa.annotations.sensitive) comes from protobufjs, as at run time.
+  const mine = loadRoot([ours, path.dirname(require.resolve('protobufjs/package.json'))], protoFiles(path.join(ours, 'envoy'), ours));
   const real = loadEnvoyRoot(repo);
   const table: EnvoyFieldTable = {};
   for (const t of messages(mine)) {

@@ -132,7 +132,7 @@ export interface ForwardAction {
   readonly hostRewriteLiteral: string | null;
   readonly hostRewriteHeader: string | null;
   readonly autoHostRewrite: boolean;
-  /** 0 disables the route timeout. */
+  /** 0 disables the route timeout; 0 too whenever max_stream_duration is set (Envoy's router then has none). */
   readonly timeoutMs: number;
   /** RouteAction.idle_timeout: the stream idle timeout once this route is chosen (0: none); null: the HCM's. */
   readonly idleTimeoutMs: number | null;
@@ -152,6 +152,20 @@ export interface MaxStreamDuration {
   /** null: grpc-timeout is ignored; 0: grpc-timeout is used uncapped; else the cap. */
   readonly grpcTimeoutHeaderMaxMs: number | null;
   readonly grpcTimeoutHeaderOffsetMs: number;
+  /**
+   * false: from max_stream_duration (Envoy's HCM stream timer). A request carrying grpc-timeout,
+   * when grpcTimeoutHeaderMaxMs is not null, is limited to the header's value, capped (a cap of
+   * 0: none), then less the offset (an offset at least as large leaves 0: the stream ends at
+   * once); any other request to maxStreamDurationMs (0: none). The grpc-timeout header is not
+   * rewritten. With max_stream_duration set Envoy's router applies no route timeout at all, so
+   * the decoder sets ForwardAction.timeoutMs to 0.
+   * true: from the deprecated max_grpc_timeout/grpc_timeout_offset, read only when
+   * max_stream_duration is absent (Envoy ignores them otherwise). For a gRPC request
+   * (content-type application/grpc*) the route timeout becomes the header's value (none: no
+   * timeout), less the offset only when the value is larger than it, capped (0: none); the
+   * grpc-timeout sent upstream is rewritten to it. maxStreamDurationMs is 0.
+   */
+  readonly legacy: boolean;
 }
 
 export interface DirectResponseAction {
@@ -297,7 +311,11 @@ export interface Listener {
   /** In config order; a connection takes the most specific match (Envoy's rules), else the default. */
   readonly filterChains: readonly FilterChain[];
   readonly defaultFilterChain: FilterChain | null;
-  /** listener_filters has envoy.filters.listener.tls_inspector: SNI and ALPN are known before TLS. */
+  /**
+   * listener_filters has envoy.filters.listener.tls_inspector: SNI and ALPN are known before TLS.
+   * Envoy no longer adds one by itself: without it SNI and ALPN are unknown and the transport
+   * protocol is "raw_buffer", so chains that match on them never match.
+   */
   readonly tlsInspector: boolean;
   readonly perConnectionBufferLimitBytes: number;
   /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */

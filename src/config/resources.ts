@@ -3,8 +3,10 @@ import { type LocalReads, type Pb, plain } from './decode/common';
 import { decodeCluster, decodeClusterLoadAssignment } from './decode/cluster';
 import { decodeListener } from './decode/listener';
 import { decodeRouteConfiguration } from './decode/route';
+import { decodeSecret } from './decode/tls';
 import { type ConfigIssue, IssueCollector } from './errors';
 import type { Cluster, ClusterLoadAssignment, Listener, RouteConfiguration } from './model';
+import type { Secret } from './transport-model';
 import { TYPE_URL_PREFIX, messageType } from './proto';
 import { undeclaredWireFields } from './wire-fields';
 
@@ -113,6 +115,43 @@ export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes
   // Envoy fields that decoding skipped (ours does not declare them) reject the resource too.
   const type = resourceMessageType(typeUrl);
   const undeclared = undeclaredWireFields(type, bytes, `${type.name} "${decoded.name}"`);
+  if (undeclared.length === 0) return decoded;
+  return { ok: false, name: decoded.name, issues: [...undeclared, ...(decoded.ok ? [] : decoded.issues)] };
+}
+
+/**
+ * SDS's resource type. It is not one of the four ResourceTypeUrls above (no subscription, cache
+ * or file support takes it yet); these decode one the way decodeResource decodes the others.
+ */
+export const SECRET_TYPE = `${TYPE_URL_PREFIX}envoy.extensions.transport_sockets.tls.v3.Secret`;
+
+export type DecodedSecret =
+  | { readonly ok: true; readonly name: string; readonly value: Secret; readonly message: protobuf.Message }
+  | { readonly ok: false; readonly name: string; readonly issues: readonly ConfigIssue[] };
+
+/** Decodes and validates one Secret; issue paths start with `Secret "name"`. */
+export function decodeSecretResource(message: protobuf.Message, options: DecodeOptions = {}): DecodedSecret {
+  const obj = plain(messageType(SECRET_TYPE.slice(TYPE_URL_PREFIX.length)), message);
+  const name = String(obj.name ?? '');
+  const issues = new IssueCollector();
+  const ctx = { path: `Secret "${name}"`, issues, local: options.local, re2MaxProgramSize: options.re2MaxProgramSize };
+  if (!name) issues.add(ctx.path, 'a resource must have a name');
+  const value = decodeSecret(obj, ctx);
+  if (!issues.ok || !value) return { ok: false, name, issues: issues.issues };
+  return { ok: true, name, value, message };
+}
+
+/** A Secret from the bytes of an Any, with Envoy's fields that proto/ leaves out refused by path. */
+export function decodeSecretResourceBytes(bytes: Uint8Array, options: DecodeOptions = {}): DecodedSecret {
+  const type = messageType(SECRET_TYPE.slice(TYPE_URL_PREFIX.length));
+  let message: protobuf.Message;
+  try {
+    message = type.decode(bytes);
+  } catch (err) {
+    return { ok: false, name: '', issues: [{ path: SECRET_TYPE, message: `cannot decode: ${(err as Error).message}` }] };
+  }
+  const decoded = decodeSecretResource(message, options);
+  const undeclared = undeclaredWireFields(type, bytes, `Secret "${decoded.name}"`);
   if (undeclared.length === 0) return decoded;
   return { ok: false, name: decoded.name, issues: [...undeclared, ...(decoded.ok ? [] : decoded.issues)] };
 }

@@ -3,7 +3,10 @@ import type { StringMatcher } from './matcher-model';
 // The transport half of the model: TLS contexts (Envoy's transport_sockets.tls.v3), secrets,
 // filter chain matching and the HTTP/2 settings of codecs and upstream pools.
 
-/** core.v3.DataSource. Files are read (and watched) by src/tls, never by the decoder. */
+/**
+ * core.v3.DataSource. The runtime (src/tls) reads and watches the files; the sidecar's decoder
+ * reads each once only to refuse a config whose files are missing or not PEM.
+ */
 export type DataSource =
   | { readonly kind: 'filename'; readonly path: string }
   | { readonly kind: 'inline'; readonly bytes: Buffer }
@@ -16,7 +19,7 @@ export interface TlsCertificate {
   readonly password: DataSource | null;
 }
 
-/** tls.v3.SubjectAltNameMatcher. */
+/** tls.v3.SubjectAltNameMatcher (the deprecated untyped match_subject_alt_names become one per type). */
 export interface SanMatcher {
   readonly sanType: 'DNS' | 'URI' | 'IP_ADDRESS' | 'EMAIL';
   readonly matcher: StringMatcher;
@@ -46,7 +49,7 @@ export type TlsVersion = 'TLSv1_0' | 'TLSv1_1' | 'TLSv1_2' | 'TLSv1_3';
 export interface TlsParams {
   readonly minVersion: TlsVersion | null;
   readonly maxVersion: TlsVersion | null;
-  /** OpenSSL cipher names; empty: Envoy's default list. */
+  /** OpenSSL cipher names (BoringSSL's `[A|B]` groups flattened, in order); empty: Envoy's default list. */
   readonly cipherSuites: readonly string[];
   readonly ecdhCurves: readonly string[];
 }

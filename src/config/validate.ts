@@ -1,6 +1,7 @@
 import { IssueCollector, joinPath } from './errors';
 import { chainsWithHcmPath } from './listener-chains';
 import type { Bootstrap, Cluster, ClusterSpecifier, MirrorPolicy, RouteConfiguration } from './model';
+import { validateClusterSecretRefs, validateListenerSecretRefs, validateSecretNames } from './tls-secrets';
 
 // Checks that span resources: names that must be unique, and references that must resolve.
 
@@ -26,6 +27,11 @@ export function validateBootstrap(b: Bootstrap, issues: IssueCollector): void {
   });
   b.clusters.forEach((c, i) => validateMirrorTargets(c.mirrorPolicies, clusters,
     `static_resources.clusters[${i}].typed_extension_protocol_options`, issues));
+  // TLS contexts that name a static secret need it in static_resources.secrets (Envoy: "Unknown static secret").
+  validateSecretNames(b.secrets, 'static_resources.secrets', issues);
+  const scope = { secrets: b.secrets, ads: Boolean(b.dynamicResources?.adsClusterName) };
+  b.listeners.forEach((l, i) => validateListenerSecretRefs(l, scope, `static_resources.listeners[${i}]`, issues));
+  b.clusters.forEach((c, i) => validateClusterSecretRefs(c, scope, `static_resources.clusters[${i}]`, issues));
   const ads = b.dynamicResources?.adsClusterName;
   if (ads && !clusters.has(ads)) {
     issues.add('dynamic_resources.ads_config.grpc_services[0].envoy_grpc.cluster_name', `unknown cluster "${ads}"`);

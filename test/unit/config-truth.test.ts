@@ -60,16 +60,16 @@ describe('one run reports every error', () => {
 });
 
 describe('known Envoy fields that sidemirror leaves out', () => {
-  test('transport_socket, filter_chain_match, access_log, outlier_detection: "not supported by sidemirror" by path', () => {
+  test('filter_chain_match.destination_port, transport_socket_connect_timeout, access_log, outlier_detection: "not supported by sidemirror" by path', () => {
     const d = doc({ hcm: { access_log: [{ name: 'envoy.access_loggers.stdout' }] } });
     const chain = d.static_resources.listeners[0].filter_chains[0];
-    chain.filter_chain_match = { server_names: ['a.example'] };
-    chain.transport_socket = { name: 'envoy.transport_sockets.tls' };
+    chain.filter_chain_match = { server_names: ['a.example'], destination_port: 443 };
+    chain.transport_socket_connect_timeout = '1s';
     d.static_resources.clusters[0].outlierDetection = { consecutive_5xx: 5 }; // the JSON spelling too
     expect(issuesOf(d)).toEqual([
       { path: 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
-      { path: 'static_resources.listeners[0].filter_chains[0].filter_chain_match', message: 'not supported by sidemirror' },
-      { path: 'static_resources.listeners[0].filter_chains[0].transport_socket', message: 'not supported by sidemirror' },
+      { path: 'static_resources.listeners[0].filter_chains[0].filter_chain_match.destination_port', message: 'not supported by sidemirror' },
+      { path: 'static_resources.listeners[0].filter_chains[0].transport_socket_connect_timeout', message: 'not supported by sidemirror' },
       { path: 'static_resources.clusters[0].outlier_detection', message: 'not supported by sidemirror' },
     ]);
   });
@@ -162,7 +162,7 @@ describe('declared fields that sidemirror does not act on are refused by path', 
     hcm.route_config.virtual_hosts[0].require_tls = 'ALL';
     const c0 = 'static_resources.clusters[0]';
     expect(issuesOf(d).map((i) => `${i.path}: ${i.message}`)).toEqual([
-      `${HCM}.route_config.virtual_hosts[0].require_tls: ALL is not supported by sidemirror (no TLS listeners)`,
+      `${HCM}.route_config.virtual_hosts[0].require_tls: ALL is not supported by sidemirror`,
       `${ROUTES}[0].route.request_mirror_policies[0].trace_sampled: not supported by sidemirror (no tracing)`,
       `${HCM}.http_filters[0].typed_config.start_child_span: not supported by sidemirror`,
       `${HCM}.drain_timeout: not supported by sidemirror`,

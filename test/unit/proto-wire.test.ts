@@ -17,6 +17,8 @@ const NEWER = new Set([
   '.envoy.config.route.v3.RouteAction.RequestMirrorPolicy.request_headers_mutations',
   '.envoy.config.route.v3.RouteAction.RequestMirrorPolicy.host_rewrite_literal',
   '.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.request_mirror_policies',
+  '.envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext.auto_host_sni',
+  '.envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext.auto_sni_san_validation',
 ]);
 
 const OPTS: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false };

@@ -32,16 +32,20 @@ test('a plain listener decodes', () => {
   expect(decodeResourceBytes(LISTENER_TYPE, listenerBytes({}, {})).ok).toBe(true);
 });
 
-test('transport_socket, filter_chain_match and an HCM access_log are refused by path', () => {
+test('undeclared fields of filter_chain_match, the TLS context inside transport_socket and the HCM are refused by path', () => {
+  const tlsContext = any('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
+    common_tls_context: { tls_certificates: [{ certificate_chain: { filename: '/etc/c.pem' }, private_key: { filename: '/etc/k.pem' } }] },
+    ocsp_staple_policy: 'MUST_STAPLE',
+  });
   const decoded = decodeResourceBytes(LISTENER_TYPE, listenerBytes(
-    { transport_socket: { name: 'envoy.transport_sockets.tls' }, filter_chain_match: { server_names: ['a.example'] } },
+    { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tlsContext }, filter_chain_match: { server_names: ['a.example'], destination_port: { value: 443 } } },
     { access_log: [{ name: 'envoy.access_loggers.stdout' }] },
   ));
   expect(decoded.ok).toBe(false);
   expect(decoded.ok ? [] : decoded.issues).toEqual([
-    { path: 'Listener "l0".filter_chains[0].filter_chain_match', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].filter_chain_match.destination_port', message: 'not supported by sidemirror' },
     { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
-    { path: 'Listener "l0".filter_chains[0].transport_socket', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].transport_socket.typed_config.ocsp_staple_policy', message: 'not supported by sidemirror' },
   ]);
 });
 

@@ -1,7 +1,9 @@
 import type { Bootstrap, DynamicResources, OverloadManagerConfig, RuntimeLayerConfig } from '../model';
+import type { Secret } from '../transport-model';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
 import { decodeCluster } from './cluster';
 import { decodeListener } from './listener';
+import { decodeSecret } from './tls';
 
 export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const node = (b.node ?? {}) as Pb;
@@ -23,7 +25,7 @@ export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
     runtime,
     dynamicResources: b.dynamic_resources ? decodeDynamicResources(b.dynamic_resources as Pb, at(ctx, 'dynamic_resources')) : null,
     overloadManager: decodeOverloadManager(b.overload_manager as Pb | undefined, at(ctx, 'overload_manager')),
-    secrets: [],
+    secrets: each(srctx, sr, 'secrets', decodeSecret).filter((s): s is Secret => s !== null),
   };
 }
 

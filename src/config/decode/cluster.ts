@@ -10,11 +10,10 @@ import type {
   RingHashConfig,
 } from '../model';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, headerToAdd, refuse, socketAddress, unpackAny, wrapped } from './common';
-import type { UpstreamProtocol } from '../transport-model';
+import type { Http2Settings, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from '../transport-model';
 import { http2Settings } from './http2';
 import { decodeMirrorPolicy } from './route';
-
-const NO_METADATA: ReadonlyMap<string, string> = new Map();
+import { decodeTransportSocketMatch, endpointTransportSocketMatch, upstreamTransportSocket } from './transport-socket';
 
 const CLUSTER_TYPES = new Set<ClusterType>(['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS']);
 const LB_POLICIES = new Set<LbPolicy>(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH']);
@@ -41,6 +40,9 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
   refuse(c, ctx, ['per_connection_buffer_limit_bytes', 'alt_stat_name', 'close_connections_on_host_health_failure', 'ignore_health_on_host_removal', 'respect_dns_ttl']);
   adsConfigSource((c.eds_cluster_config as Pb | undefined)?.eds_config as Pb | undefined, at(at(ctx, 'eds_cluster_config'), 'eds_config'));
   const protocol = httpProtocolOptions(c, ctx);
+  const tls = upstreamTransportSocket(c.transport_socket as Pb | undefined, at(ctx, 'transport_socket'));
+  const transportSocketMatches = each(ctx, c, 'transport_socket_matches', decodeTransportSocketMatch);
+  if (protocol.protocol?.kind === 'auto') checkAlpnSockets(name, tls, transportSocketMatches, c, ctx, protocol.autoPath);
   return {
     name,
     type,
@@ -53,8 +55,8 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
     dnsLookupFamily: String(c.dns_lookup_family ?? 'AUTO') as Cluster['dnsLookupFamily'],
     // The legacy cluster field still selects HTTP/2 (Envoy's own SDS examples use it).
     protocol: protocol.protocol ?? (c.http2_protocol_options ? { kind: 'http2', http2: http2Settings(c.http2_protocol_options as Pb, at(ctx, 'http2_protocol_options')) } : { kind: 'http1' }),
-    tls: null,
-    transportSocketMatches: [],
+    tls,
+    transportSocketMatches,
     maxRequestsPerConnection: wrapped(c.max_requests_per_connection, 0) || protocol.maxRequestsPerConnection,
     idleTimeoutMs: protocol.idleTimeoutMs,
     circuitBreakers: circuitBreakers(c.circuit_breakers as Pb | undefined),
@@ -187,7 +189,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
         weight: wrapped(lb.load_balancing_weight, 1),
         priority,
         healthStatus: String(lb.health_status ?? 'UNKNOWN'),
-        transportSocketMatch: NO_METADATA,
+        transportSocketMatch: endpointTransportSocketMatch(lb.metadata as Pb | undefined, ectx),
       });
     });
   });
@@ -195,8 +197,22 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
   return { clusterName: String(la.cluster_name ?? ''), endpoints };
 }
 
+/**
+ * auto_config picks HTTP/2 or HTTP/1.1 by ALPN, so every socket the cluster can use must be TLS
+ * (Envoy: "ALPN configured for cluster … which has a non-ALPN transport socket").
+ */
+function checkAlpnSockets(name: string, tls: UpstreamTlsContext | null, matches: readonly TransportSocketMatch[], c: Pb, ctx: Ctx, autoPath: Ctx | null): void {
+  const why = `ALPN (auto_config) configured for cluster "${name}"`;
+  if (tls === null) fail(c.transport_socket ? at(ctx, 'transport_socket') : (autoPath ?? ctx), `${why} which has a non-ALPN transport socket (auto_config needs envoy.transport_sockets.tls)`);
+  matches.forEach((m, i) => {
+    if (m.tls === null) fail(at(atIndex(ctx, 'transport_socket_matches', i), 'transport_socket'), `${why} which has a non-ALPN transport socket in transport_socket_matches "${m.name}"`);
+  });
+}
+
 interface ProtocolOptions {
   protocol: UpstreamProtocol | null;
+  /** Where auto_config was set, for the ALPN check's message. */
+  autoPath: Ctx | null;
   idleTimeoutMs: number;
   maxRequestsPerConnection: number;
   mirrorPolicies: Cluster['mirrorPolicies'];
@@ -204,7 +220,7 @@ interface ProtocolOptions {
 
 /** Reads `typed_extension_protocol_options`, where Envoy keeps HTTP/2 and cluster mirror policies. */
 function httpProtocolOptions(c: Pb, ctx: Ctx): ProtocolOptions {
-  const out: ProtocolOptions = { protocol: null, idleTimeoutMs: 3_600_000, maxRequestsPerConnection: 0, mirrorPolicies: [] };
+  const out: ProtocolOptions = { protocol: null, autoPath: null, idleTimeoutMs: 3_600_000, maxRequestsPerConnection: 0, mirrorPolicies: [] };
   const map = c.typed_extension_protocol_options as Pb | undefined;
   if (!map) return out;
   const mctx = at(ctx, 'typed_extension_protocol_options');
@@ -217,19 +233,31 @@ function httpProtocolOptions(c: Pb, ctx: Ctx): ProtocolOptions {
       continue;
     }
     const opts = cfg.value as Pb;
-    refuse(opts, kctx, ['use_downstream_protocol_config', 'auto_config']);
+    refuse(opts.common_http_protocol_options as Pb | undefined, at(kctx, 'common_http_protocol_options'), ['max_headers_count', 'max_connection_duration', 'max_stream_duration']);
     const explicit = opts.explicit_http_config as Pb | undefined;
     const ectx = at(kctx, 'explicit_http_config');
     refuse(explicit?.http_protocol_options as Pb | undefined, at(ectx, 'http_protocol_options'), HTTP1_OPTIONS);
-    refuse(opts.common_http_protocol_options as Pb | undefined, at(kctx, 'common_http_protocol_options'), ['max_headers_count', 'max_connection_duration', 'max_stream_duration']);
     if (explicit?.http2_protocol_options) out.protocol = { kind: 'http2', http2: http2Settings(explicit.http2_protocol_options as Pb, at(ectx, 'http2_protocol_options')) };
     else if (explicit) out.protocol = { kind: 'http1' };
+    for (const [field, kind] of [['use_downstream_protocol_config', 'downstream'], ['auto_config', 'auto']] as const) {
+      const chosen = opts[field] as Pb | undefined;
+      if (!chosen) continue;
+      const fctx = at(kctx, field);
+      out.protocol = { kind, http2: bothVersions(chosen, fctx) };
+      if (kind === 'auto') out.autoPath = fctx;
+    }
     const common = opts.common_http_protocol_options as Pb | undefined;
     out.idleTimeoutMs = durationMs(common?.idle_timeout as Pb | undefined, out.idleTimeoutMs);
     out.maxRequestsPerConnection = wrapped(common?.max_requests_per_connection, 0);
     out.mirrorPolicies = each(kctx, opts, 'request_mirror_policies', decodeMirrorPolicy);
   }
   return out;
+}
+
+/** The HTTP/1.1 and HTTP/2 options of use_downstream_protocol_config and auto_config. */
+function bothVersions(o: Pb, ctx: Ctx): Http2Settings {
+  refuse(o.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), HTTP1_OPTIONS);
+  return http2Settings(o.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options'));
 }
 
 function circuitBreakers(cb: Pb | undefined): CircuitBreakerThresholds {

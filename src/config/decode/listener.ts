@@ -1,6 +1,10 @@
 import type { DownstreamProtocolOptions, FilterChain, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { FilterChainMatch } from '../transport-model';
 import { http2Settings } from './http2';
-import { type Ctx, type Pb, adsConfigSource, at, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { type Ctx, type Pb, adsConfigSource, at, atIndex, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { type ChainForCheck, checkChainMatches, decodeFilterChainMatch, decodeListenerFilters } from './filter-chain-match';
+import { downstreamTransportSocket } from './transport-socket';
+import { upgradeType } from './upgrade';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 
@@ -18,7 +22,16 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const name = String(l.name ?? '') || `listener_${address.host}_${address.port}`;
   if (l.drain_type === 'MODIFY_ONLY') fail(at(ctx, 'drain_type'), 'MODIFY_ONLY is not supported by sidemirror');
   const chains = (l.filter_chains as Pb[] | undefined) ?? [];
-  const filterChains = each(ctx, l, 'filter_chains', decodeFilterChain).filter((c): c is FilterChain => c !== null);
+  const checked = chains.map((c, i): ChainForCheck => {
+    const cctx = atIndex(ctx, 'filter_chains', i);
+    const match = decodeFilterChainMatch(c.filter_chain_match as Pb | undefined, at(cctx, 'filter_chain_match'));
+    return { name: String(c.name ?? ''), written: c.filter_chain_match as Pb | undefined, match, ctx: cctx };
+  });
+  // A chain whose filters cannot be used still takes part: Envoy would refuse its match too.
+  checkChainMatches(checked);
+  const filterChains = chains
+    .map((c, i) => decodeFilterChain(c, checked[i]!.ctx, checked[i]!.match))
+    .filter((c): c is FilterChain => c !== null);
   const defaultFilterChain = l.default_filter_chain ? decodeFilterChain(l.default_filter_chain as Pb, at(ctx, 'default_filter_chain')) : null;
   if (chains.length === 0 && !l.default_filter_chain) fail(at(ctx, 'filter_chains'), 'a filter chain is required');
   return {
@@ -26,20 +39,20 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     address,
     filterChains,
     defaultFilterChain,
-    tlsInspector: false,
+    tlsInspector: decodeListenerFilters(l, ctx),
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
   };
 }
 
-function decodeFilterChain(chain: Pb, ctx: Ctx): FilterChain | null {
+function decodeFilterChain(chain: Pb, ctx: Ctx, known?: FilterChainMatch): FilterChain | null {
+  const match = known ?? decodeFilterChainMatch(chain.filter_chain_match as Pb | undefined, at(ctx, 'filter_chain_match'));
+  const tls = downstreamTransportSocket(chain.transport_socket as Pb | undefined, at(ctx, 'transport_socket'));
   const hcm = decodeChainFilters(chain, ctx);
   if (!hcm) return null;
-  return { name: String(chain.name ?? ''), match: ANY_CHAIN, tls: null, hcm };
+  return { name: String(chain.name ?? ''), match, tls, hcm };
 }
-
-const ANY_CHAIN = { serverNames: [], transportProtocol: null, applicationProtocols: [] };
 
 function decodeChainFilters(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
   const filters = (chain.filters as Pb[] | undefined) ?? [];
@@ -83,10 +96,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     if (wrapped(h.add_user_agent, false)) fail(at(ctx, 'add_user_agent'), 'true is not supported by sidemirror');
     adsConfigSource((h.rds as Pb | undefined)?.config_source as Pb | undefined, at(at(ctx, 'rds'), 'config_source'));
   }
-  if (report && (h.upgrade_configs as Pb[] | undefined)?.length) fail(at(ctx, 'upgrade_configs'), 'upgrades (WebSocket) are not supported yet');
-  const upgradeTypes = ((h.upgrade_configs as Pb[] | undefined) ?? [])
-    .filter((u) => wrapped(u.enabled, true))
-    .map((u) => String(u.upgrade_type ?? '').toLowerCase());
+  const upgradeTypes = decodeUpgradeConfigs(h, ctx, report);
   return {
     statPrefix,
     codecType,
@@ -116,6 +126,27 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     maxRequestHeadersKb: maxRequestHeadersKb(h.max_request_headers_kb as Pb | undefined, at(ctx, 'max_request_headers_kb')),
     commonHttpProtocolOptions: decodeDownstreamProtocolOptions(h.common_http_protocol_options as Pb | undefined, at(ctx, 'common_http_protocol_options')),
   };
+}
+
+/**
+ * upgrade_configs: the upgrade types (lower case) this connection manager allows; a route's own
+ * upgrade_configs can still turn one on or off. Custom upgrade filter chains are refused by name.
+ */
+function decodeUpgradeConfigs(h: Pb, ctx: Ctx, report: boolean): string[] {
+  const seen = new Set<string>();
+  const enabled: string[] = [];
+  each(ctx, h, 'upgrade_configs', (u, uctx) => {
+    const type = upgradeType(u, uctx, report);
+    if (type === null) return;
+    const lower = type.toLowerCase();
+    if (seen.has(lower)) {
+      if (report) fail(at(uctx, 'upgrade_type'), `multiple upgrade configs with the same name: '${type}'`);
+      return;
+    }
+    seen.add(lower);
+    if (wrapped(u.enabled, true)) enabled.push(lower);
+  });
+  return enabled;
 }
 
 /** Envoy's bounds: 1 to 8192 KiB, 60 by default. */

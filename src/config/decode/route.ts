@@ -1,8 +1,10 @@
 import type {
   ClusterSpecifier,
   ExtMirrorPolicy,
+  ForwardAction,
   HashPolicy,
   HeaderMatcher,
+  MaxStreamDuration,
   MirrorPolicy,
   QueryParameterMatcher,
   RetryPolicy,
@@ -34,6 +36,7 @@ import {
   wrapped,
 } from './common';
 import { MIRROR_PER_ROUTE_TYPE, decodeMirrorPerRoute } from './mirror-filter';
+import { upgradeType } from './upgrade';
 
 /** Envoy's default route timeout. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -88,7 +91,7 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
       fail(at(ctx, `domains[${i}]`), `wildcard in "${d}" must be the first or last character`);
     }
   });
-  if (vh.require_tls && vh.require_tls !== 'NONE') fail(at(ctx, 'require_tls'), `${vh.require_tls} is not supported by sidemirror (no TLS listeners)`);
+  if (vh.require_tls && vh.require_tls !== 'NONE') fail(at(ctx, 'require_tls'), `${vh.require_tls} is not supported by sidemirror`);
   return {
     name,
     domains,
@@ -158,7 +161,7 @@ function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
     headers: each(ctx, m, 'headers', decodeHeaderMatcher),
     queryParameters: each(ctx, m, 'query_parameters', decodeQueryParameterMatcher),
     runtimeFraction: runtimeFraction(m.runtime_fraction as Pb | undefined),
-    grpc: false,
+    grpc: m.grpc !== undefined && m.grpc !== null,
   };
 }
 
@@ -222,18 +225,57 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
     hostRewriteLiteral: a.host_rewrite_literal ? String(a.host_rewrite_literal) : null,
     hostRewriteHeader: a.host_rewrite_header ? String(a.host_rewrite_header).toLowerCase() : null,
     autoHostRewrite: wrapped(a.auto_host_rewrite, false),
-    timeoutMs: durationMs(a.timeout as Pb | undefined, DEFAULT_ROUTE_TIMEOUT_MS),
+    // A route with max_stream_duration has no router timeout in Envoy (using_new_timeouts_).
+    timeoutMs: a.max_stream_duration ? 0 : durationMs(a.timeout as Pb | undefined, DEFAULT_ROUTE_TIMEOUT_MS),
     idleTimeoutMs: a.idle_timeout ? durationMs(a.idle_timeout as Pb, 0) : null,
     retryPolicy: a.retry_policy ? decodeRetryPolicy(a.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
     mirrorPolicies: each(ctx, a, 'request_mirror_policies', decodeMirrorPolicy),
     hashPolicy: each(ctx, a, 'hash_policy', decodeHashPolicy).filter((p): p is HashPolicy => p !== null),
-    maxStreamDuration: NO_MAX_STREAM_DURATION,
-    upgradeConfigs: NO_UPGRADES,
+    maxStreamDuration: maxStreamDuration(a),
+    upgradeConfigs: routeUpgradeConfigs(a, ctx),
   };
 }
 
-const NO_MAX_STREAM_DURATION = { maxStreamDurationMs: 0, grpcTimeoutHeaderMaxMs: null, grpcTimeoutHeaderOffsetMs: 0 };
+/**
+ * max_stream_duration, or else the deprecated max_grpc_timeout/grpc_timeout_offset: Envoy reads
+ * the legacy fields only when max_stream_duration is absent (RouteEntryImplBase's
+ * using_new_timeouts_), and so does this.
+ */
+function maxStreamDuration(a: Pb): MaxStreamDuration {
+  const msd = a.max_stream_duration as Pb | undefined;
+  if (msd) {
+    return {
+      maxStreamDurationMs: durationMs(msd.max_stream_duration as Pb | undefined, 0),
+      grpcTimeoutHeaderMaxMs: msd.grpc_timeout_header_max ? durationMs(msd.grpc_timeout_header_max as Pb, 0) : null,
+      grpcTimeoutHeaderOffsetMs: durationMs(msd.grpc_timeout_header_offset as Pb | undefined, 0),
+      legacy: false,
+    };
+  }
+  if (!a.max_grpc_timeout && !a.grpc_timeout_offset) return NO_MAX_STREAM_DURATION;
+  return {
+    maxStreamDurationMs: 0,
+    grpcTimeoutHeaderMaxMs: a.max_grpc_timeout ? durationMs(a.max_grpc_timeout as Pb, 0) : null,
+    grpcTimeoutHeaderOffsetMs: durationMs(a.grpc_timeout_offset as Pb | undefined, 0),
+    legacy: true,
+  };
+}
+
+const NO_MAX_STREAM_DURATION: MaxStreamDuration = { maxStreamDurationMs: 0, grpcTimeoutHeaderMaxMs: null, grpcTimeoutHeaderOffsetMs: 0, legacy: false };
 const NO_UPGRADES: ReadonlyMap<string, boolean> = new Map();
+
+/** upgrade_configs on a route: upgrade type (lower case) → enabled (default true). */
+function routeUpgradeConfigs(a: Pb, ctx: Ctx): ForwardAction['upgradeConfigs'] {
+  if (!(a.upgrade_configs as Pb[] | undefined)?.length) return NO_UPGRADES;
+  const out = new Map<string, boolean>();
+  each(ctx, a, 'upgrade_configs', (u, uctx) => {
+    const type = upgradeType(u, uctx);
+    if (type === null) return;
+    const lower = type.toLowerCase();
+    if (out.has(lower)) fail(at(uctx, 'upgrade_type'), `Duplicate upgrade ${type}`);
+    else out.set(lower, wrapped(u.enabled, true));
+  });
+  return out;
+}
 
 function decodeWeightedClusters(w: Pb, ctx: Ctx): ClusterSpecifier {
   refuse(w, ctx, ['runtime_key_prefix', 'header_name']);
