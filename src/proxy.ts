@@ -18,6 +18,7 @@ import { MirrorResources } from './shadow/resources';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
 import { StatsScopes } from './stats/scopes';
+import { TlsRuntime } from './tls/tls-runtime';
 import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
@@ -73,6 +74,8 @@ export class Proxy {
   readonly shadowWriter: PooledShadowWriter;
   readonly mirror: Mirror;
   readonly logger: Logger;
+  /** Secrets, TLS contexts and their certificates. */
+  readonly tls: TlsRuntime;
   #admin: AdminServer | null = null;
   #loaded: LoadedBootstrap;
   #loadedAt = new Date();
@@ -89,9 +92,13 @@ export class Proxy {
     this.#loaded = options.loaded;
     this.logger = options.logger ?? createLogger();
     this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
-    this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver });
+    this.tls = new TlsRuntime(this.scopes);
+    this.tls.setStaticSecrets(options.loaded.bootstrap.secrets);
+    this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver, clientTls: this.tls.clientOptions });
     const createFailure = this.stats.listenerCreateFailure.labels({});
-    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, { runtime: this.runtime, stats: this.scopes, onCreateFailure: () => createFailure.inc() });
+    this.listeners = new ListenerManager(this.logger, options.drainTimeoutMs ?? 5000, {
+      runtime: this.runtime, stats: this.scopes, onCreateFailure: () => createFailure.inc(), serverTls: this.tls.serverContext,
+    });
     // An option given as undefined (a CLI flag left out) keeps the default.
     const limits = options.shadowLimits ?? {};
     this.shadowWriter = new PooledShadowWriter({
@@ -177,6 +184,7 @@ export class Proxy {
   async #apply(b: Bootstrap): Promise<void> {
     const hookIssues = this.mirrorResources.checkHooks(listenerHooks(b.listeners));
     if (hookIssues.length > 0) throw new ConfigError(hookIssues);
+    this.tls.setStaticSecrets(b.secrets);
     await this.clusters.update([...b.clusters, ...this.#dynamicClusters]);
     await this.#applyListeners(b);
     if (b.dynamicResources && !this.#xds) this.#startXds(b);
@@ -263,6 +271,7 @@ export class Proxy {
     await this.#admin?.close();
     await this.clusters.close();
     await this.mirrorResources.close();
+    this.tls.close();
   }
 
   #adminSources(): ConstructorParameters<typeof AdminServer>[0] {
@@ -278,6 +287,7 @@ export class Proxy {
       commandLine: this.options.commandLine ?? {},
       state: () => this.#state,
       configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
+      certs: async () => this.tls.certificates(),
       quit: () => this.#onQuit(),
     };
   }

@@ -41,6 +41,8 @@ export interface AdminSources {
   workers?(): Promise<Array<{ pid: number; downstream_rq_total: number }>>;
   state(): ServerState;
   configDump(): unknown;
+  /** Envoy's /certs: the TLS contexts' certificates (summed over workers: the first worker's). */
+  certs?(): Promise<unknown>;
   /** POST /quitquitquit. */
   quit(): void;
 }
@@ -76,6 +78,7 @@ export class AdminServer {
       ['/stats', { post: false, help: 'counters and gauges; ?filter=RE, ?format=json|prometheus', handle: (u) => this.#stats(u) }],
       ['/stats/prometheus', { post: false, help: 'Prometheus exposition', handle: () => this.#prometheus() }],
       ['/config_dump', { post: false, help: 'the config in force, as proto3 JSON', handle: () => json(this.src.configDump()) }],
+      ['/certs', { post: false, help: 'TLS certificates in use', handle: async () => json(this.src.certs ? await this.src.certs() : { certificates: [] }) }],
       ['/clusters', { post: false, help: 'clusters and hosts; ?format=json', handle: (u) => this.#clusters(u) }],
       ['/listeners', { post: false, help: 'listeners and addresses; ?format=json', handle: (u) => this.#listeners(u) }],
       ['/runtime', { post: false, help: 'runtime keys and layers', handle: () => this.#runtime() }],

@@ -21,7 +21,7 @@ import {
   plainAddress,
 } from './headers';
 import { type DownstreamRequest, type DownstreamResponse, isHttp2Response } from './downstream';
-import { grpcRouteTimeout, isGrpcContentType, GRPC_STATUS } from './grpc';
+import { GRPC_STATUS, isGrpcContentType, legacyGrpcRouteTimeout, streamDurationMs } from './grpc';
 import type { StreamInfo } from './stream-info';
 import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
@@ -101,7 +101,7 @@ export class ConnectionManager {
     const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
     const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
-    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2' };
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
@@ -202,7 +202,8 @@ export class ConnectionManager {
       syncWait: mirrored?.sync ?? null,
     }, res);
     exchange.start();
-    const streamCap = action.maxStreamDuration.maxStreamDurationMs > 0 ? this.#capStream(request, exchange, action.maxStreamDuration.maxStreamDurationMs, route) : null;
+    const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);
+    const streamCap = streamMs > 0 ? this.#capStream(request, exchange, streamMs - (performance.now() - request.started), route) : null;
 
     if (hasBody) req.once('end', () => exchange.requestComplete());
     else {
@@ -267,11 +268,11 @@ export class ConnectionManager {
   }
 
   /**
-   * Envoy's route timeout, or for a gRPC request on a route that reads grpc-timeout, the header's
-   * (capped); then grpc-timeout carries what the proxy will wait, as Envoy rewrites it.
+   * Envoy's route timeout, or for a gRPC request on a route with the legacy max_grpc_timeout, the
+   * header's (capped); then grpc-timeout carries what the proxy will wait, as Envoy rewrites it.
    */
   #routeTimeout(request: RequestContext, action: ForwardAction, headers: HeaderMap): number {
-    const fromHeader = request.grpc ? grpcRouteTimeout(headers, action.maxStreamDuration) : null;
+    const fromHeader = request.grpc ? legacyGrpcRouteTimeout(headers, action.maxStreamDuration) : null;
     if (fromHeader === null) return action.timeoutMs;
     if (fromHeader > 0) headers['grpc-timeout'] = `${fromHeader}m`;
     return fromHeader;
@@ -279,6 +280,7 @@ export class ConnectionManager {
 
   /** max_stream_duration: the whole stream, from its start; past it a 408 (gRPC: DEADLINE_EXCEEDED), or a reset. */
   #capStream(request: RequestContext, exchange: PrimaryExchange, ms: number, route: CompiledRoute): NodeJS.Timeout {
+    ms = Math.max(ms, 0);
     const timer = setTimeout(() => {
       exchange.downstreamReset();
       if (request.res.headersSent) request.res.destroy();
@@ -358,6 +360,8 @@ interface RequestContext {
   /** content-type application/grpc*: local replies are gRPC errors. */
   readonly grpc: boolean;
   readonly http2: boolean;
+  /** performance.now() when the request's headers came. */
+  readonly started: number;
 }
 
 function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string, scheme: string): string | undefined {

@@ -75,16 +75,32 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
 }
 
 /**
- * Envoy's FilterUtility::finalTimeout for a gRPC request on a route that reads grpc-timeout
- * (max_stream_duration.grpc_timeout_header_max, or the legacy max_grpc_timeout): the header's
- * value less the offset, capped by the maximum (0: no cap); no header means the maximum, and
- * with no maximum, no timeout at all. Null when the route does not read the header.
+ * The route timeout under the deprecated max_grpc_timeout (Envoy's FilterUtility::finalTimeout):
+ * the grpc-timeout header's value, less the offset when larger than it, capped by the maximum
+ * (0: no cap); no header means the maximum, and with no maximum no timeout at all. Null when the
+ * route does not read the header this way.
  */
-export function grpcRouteTimeout(headers: HeaderMap, rule: MaxStreamDuration): number | null {
-  if (rule.grpcTimeoutHeaderMaxMs === null) return null;
+export function legacyGrpcRouteTimeout(headers: HeaderMap, rule: MaxStreamDuration): number | null {
+  if (!rule.legacy || rule.grpcTimeoutHeaderMaxMs === null) return null;
   let timeout = parseGrpcTimeout(headers['grpc-timeout']) ?? 0;
   if (rule.grpcTimeoutHeaderOffsetMs > 0 && timeout > rule.grpcTimeoutHeaderOffsetMs) timeout -= rule.grpcTimeoutHeaderOffsetMs;
   const max = rule.grpcTimeoutHeaderMaxMs;
   if (max !== 0 && (timeout === 0 || timeout > max)) timeout = max;
   return timeout;
+}
+
+/**
+ * The stream's own bound under max_stream_duration (Envoy's HCM stream timer), in ms from the
+ * start of the request (0: none): a gRPC request's grpc-timeout when the route reads it, capped
+ * (0: no cap) and less the offset — at most that leaves nothing, and the stream ends at once —,
+ * else max_stream_duration.
+ */
+export function streamDurationMs(headers: HeaderMap, rule: MaxStreamDuration, grpc: boolean): number {
+  if (rule.legacy) return 0;
+  const header = grpc && rule.grpcTimeoutHeaderMaxMs !== null ? parseGrpcTimeout(headers['grpc-timeout']) : null;
+  if (header === null || header === 0) return rule.maxStreamDurationMs;
+  let t = header;
+  if (rule.grpcTimeoutHeaderMaxMs! > 0 && t > rule.grpcTimeoutHeaderMaxMs!) t = rule.grpcTimeoutHeaderMaxMs!;
+  t -= rule.grpcTimeoutHeaderOffsetMs;
+  return Math.max(t, 1);
 }

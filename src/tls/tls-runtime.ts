@@ -27,13 +27,8 @@ export class TlsRuntime {
   }
 
   readonly serverContext = (ctx: DownstreamTlsContext, listener: Listener): ServerTlsContext => {
-    const context = new ServerTlsContext(ctx, { store: this.store, counters: listenerCounters(this.scopes.listener(listener.statPrefix)) });
+    const context = new TrackedServerContext(ctx, { store: this.store, counters: listenerCounters(this.scopes.listener(listener.statPrefix)) }, this.#servers);
     this.#servers.add(context);
-    const close = context.close.bind(context);
-    context.close = () => {
-      this.#servers.delete(context);
-      close();
-    };
     return context;
   };
 
@@ -77,4 +72,16 @@ function clusterCounters(stats: ClusterStats): SslCounters {
     'ssl.connection_error': stats.sslConnectionError,
   };
   return { inc: (name) => byName[name]?.inc() };
+}
+
+/** A server context that leaves the runtime's list (and /certs) when its chain closes it. */
+class TrackedServerContext extends ServerTlsContext {
+  constructor(ctx: DownstreamTlsContext, options: ConstructorParameters<typeof ServerTlsContext>[1], private readonly owner: Set<ServerTlsContext>) {
+    super(ctx, options);
+  }
+
+  override close(): void {
+    this.owner.delete(this);
+    super.close();
+  }
 }
