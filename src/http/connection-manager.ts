@@ -1,4 +1,6 @@
-import { PassThrough, type Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import { FORBIDDEN } from '../listener/raw-replies';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { HeaderLookup } from '../router/matchers';
@@ -225,6 +227,14 @@ export class ConnectionManager {
         }
       }
     };
+  }
+
+  /** An HTTP/1.1 Upgrade request (WebSocket): see upgrade.ts. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, info: StreamInfo): void {
+    void head;
+    void info;
+    // Not configured (upgrade_configs): Envoy answers 403.
+    socket.end(FORBIDDEN);
   }
 
   /**

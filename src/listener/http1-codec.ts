@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { FilterChain } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import { DownstreamConnection } from './downstream-connection';
-import { BAD_REQUEST, FORBIDDEN, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
+import { BAD_REQUEST, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
 import type { StreamInfo } from '../http/stream-info';
 
 /** What a codec reads of its filter chain at each event (the listener's config may change). */
@@ -48,8 +48,10 @@ export class Http1Codec {
       else socket.destroy();
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
-    // Upgrades (WebSocket) are not configured: Envoy answers 403. CONNECT needs a connect matcher: 404.
-    server.on('upgrade', (_req, socket: Socket) => socket.end(FORBIDDEN));
+    // Upgrades (WebSocket) are the connection manager's: tunnelled where upgrade_configs allow, else 403.
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
+      this.current().connectionManager.upgrade(req, socket, head, this.#info.get(req.socket) ?? PLAIN_HTTP1));
+    // CONNECT needs a connect matcher (not supported): 404, as Envoy answers it.
     server.on('connect', (_req, socket: Socket) => socket.end(NOT_FOUND));
     // Node starts tracking connections (for closeIdleConnections and its request/headers
     // timeouts) when a server starts listening; this one never listens itself.
