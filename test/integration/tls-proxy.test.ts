@@ -119,6 +119,9 @@ describe('TLS listeners and TLS upstreams', () => {
         }),
         upstreamCluster('verified-h2', plainUpstream.port, { common_tls_context: { validation_context: { trusted_ca: { filename: certs.caFile } } } }, { typed_extension_protocol_options: H2 }),
         upstreamCluster('mirror-sni', plainUpstream.port, { sni: 'mirror.internal' }),
+        upstreamCluster('hc-tls', plainUpstream.port, { sni: 'backend.internal' }, {
+          health_checks: [{ timeout: '1s', interval: '0.2s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } }],
+        }),
       ],
     }));
   });
@@ -170,6 +173,11 @@ describe('TLS listeners and TLS upstreams', () => {
     expect(JSON.parse(h2.out)).toMatchObject({ servername: false, version: '2.0' });
     // Unverified (no validation context): a certificate from a CA nobody trusts is accepted, as Envoy does.
     expect((await curl(['-o', '/dev/null', '-w', '%{http_code}', `${base}/anything`])).out).toBe('200');
+  });
+
+  test('active health checks go over the cluster\'s TLS, with its SNI', async () => {
+    await until('a TLS health check passed', async () => (await statValue(p.adminUrl, 'cluster.hc-tls.health_check.success')) >= 1, 5000);
+    expect(plainUpstream.seen.some((s) => s.servername === 'backend.internal')).toBe(true);
   });
 
   test("a mirror cluster's SNI is its own, never the -shadow host", async () => {
