@@ -53,6 +53,12 @@ export function proxyUpgrade(s: UpgradeSettings, req: IncomingMessage, duplex: D
   // Node's server took its listeners off the socket: an error must not end the process.
   socket.on('error', () => undefined);
   const stream = new UpgradeStream(s.stats, s.hcm.serverName, req, socket);
+  // What the codec refuses of a normal request (downstream-connection.ts), refused here too.
+  if (req.rawHeaders.length / 2 > s.hcm.commonHttpProtocolOptions.maxHeadersCount) {
+    s.stats.cxProtocolError.inc();
+    stream.reply(431, 'Request Header Fields Too Large');
+    return;
+  }
   if (!admitRequest(req, stream.res, s.hcm, s.stats)) return;
 
   // Built from the raw list: hop-by-hop headers (Connection, Upgrade among them) are gone, and

@@ -3,11 +3,13 @@
 // tunnelled after the upstream's 101, a refusal is relayed, and upgrades are never mirrored.
 // Real sockets only: a tiny RFC 6455 echo server upstream, Node's HTTP client for the handshake.
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { makeTestCertificates } from '../harness/certs';
 import { startProxy, statValue, type TestProxy } from '../harness/proxy';
 import { closedPort, sleep, startUpstream } from '../harness/upstream';
-import { OPCODE, type WsHandshake, type WsServer, acceptFor, startWsServer, wsConnect } from '../harness/websocket';
+import { FrameReader, OPCODE, type WsHandshake, type WsServer, acceptFor, encodeFrame, startWsServer, wsConnect } from '../harness/websocket';
 
 type Json = Record<string, unknown>;
 
@@ -134,6 +136,45 @@ describe('WebSocket upgrades', () => {
     await writer;
     expect(got.digest('hex')).toBe(sent.digest('hex'));
   }, 60_000);
+
+  test('bytes the client sends right behind its handshake reach the upstream once it has switched', async () => {
+    const ws = await wsServer();
+    const p = await proxy([route('/', 'ws')], [cluster('ws', [ws.port])]);
+    const key = randomBytes(16).toString('base64');
+    const socket = net.connect(p.port, '127.0.0.1');
+    cleanups.push(async () => void socket.destroy());
+    socket.on('error', () => undefined);
+    // 1. The handshake and a first frame in one write, before any answer.
+    socket.write(Buffer.concat([
+      Buffer.from(`GET /early HTTP/1.1\r\nhost: a\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ${key}\r\nsec-websocket-version: 13\r\n\r\n`),
+      encodeFrame(OPCODE.text, Buffer.from('early bird'), true),
+    ]));
+    // 2. The 101, then the echo of that frame.
+    const reader = new FrameReader();
+    const got = await new Promise<{ head: string; frames: string[] }>((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      let head: string | null = null;
+      const frames: string[] = [];
+      const timer = setTimeout(() => reject(new Error('no echo in 5 s')), 5000);
+      socket.on('data', (d: Buffer) => {
+        if (head === null) {
+          buf = Buffer.concat([buf, d]);
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          head = buf.subarray(0, end).toString();
+          d = buf.subarray(end + 4);
+        }
+        for (const f of reader.push(d)) frames.push(f.payload.toString());
+        if (frames.length > 0) {
+          clearTimeout(timer);
+          resolve({ head, frames });
+        }
+      });
+    });
+    expect(got.head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(got.head.toLowerCase()).toContain(`sec-websocket-accept: ${acceptFor(key).toLowerCase()}`);
+    expect(got.frames).toEqual(['early bird']);
+  });
 
   test('a route that disables the type gets 403 (downstream_rq_ws_on_non_ws_route); the upstream sees nothing', async () => {
     const ws = await wsServer();
@@ -282,5 +323,24 @@ describe('WebSocket upgrades', () => {
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
     expect(ws.upgrades).toHaveLength(0);
+  });
+});
+
+describe('WebSocket upgrades to a TLS cluster', () => {
+  test('the upgrade goes over the cluster\'s TLS (its SNI and CA), and echoes', async () => {
+    const certs = makeTestCertificates();
+    cleanups.push(async () => certs.remove());
+    const ws = await wsServer({ tls: { cert: readFileSync(certs.serverCertFile, 'utf8'), key: readFileSync(certs.serverKeyFile, 'utf8') } });
+    const tls = { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      sni: 'localhost',
+      common_tls_context: { validation_context: { trusted_ca: { filename: certs.caFile } } },
+    } } };
+    const p = await proxy([route('/', 'ws')], [cluster('ws', [ws.port], tls)]);
+    const h = upgraded(await wsConnect(p.port, '/secure'));
+    expect(h.headers['sec-websocket-accept']).toBe(acceptFor(h.key));
+    h.client.send('over tls');
+    expect((await h.client.next()).payload.toString()).toBe('over tls');
+    expect(await statValue(p.adminUrl, 'cluster.ws.ssl.handshake')).toBe(1);
   });
 });
