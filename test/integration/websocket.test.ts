@@ -300,6 +300,21 @@ describe('WebSocket upgrades', () => {
     expect(await statValue(p.adminUrl, 'http.ingress_http.downstream_rq_idle_timeout')).toBe(1);
   });
 
+  test('max_stream_duration on the route bounds a busy tunnel', async () => {
+    const ws = await wsServer();
+    const p = await proxy([route('/', 'ws', { max_stream_duration: { max_stream_duration: '0.6s' } })], [cluster('ws', [ws.port])]);
+    const started = Date.now();
+    const h = upgraded(await wsConnect(p.port));
+    // Traffic all along: only the duration can end it.
+    const ticker = setInterval(() => h.client.send('tick'), 50);
+    cleanups.push(async () => clearInterval(ticker));
+    await h.client.closed;
+    clearInterval(ticker);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(Date.now() - started).toBeLessThan(3000);
+    await eventually(() => ws.open.size === 0);
+  });
+
   test('an HTTP/2 cluster is refused with a 503 (no extended CONNECT upstream); nothing is sent', async () => {
     const ws = await wsServer();
     const h2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
