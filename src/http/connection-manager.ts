@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
@@ -30,6 +31,7 @@ import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
 import { proxyUpgrade } from './upgrade';
+import { closingResponse } from './upgrade-response';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -186,6 +188,7 @@ export class ConnectionManager {
       cluster, host, method, path: upstreamPath, headers, body, timeoutMs,
       requestTrailers: () => trailersOf(req),
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
+      suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
       responseHeaders: (_status, raw) => {
         const out = this.#plainResponses(route)
           ? forwardRawResponse(raw, this.#serverOverride())
@@ -231,6 +234,13 @@ export class ConnectionManager {
 
   /** An HTTP/1.1 Upgrade request (WebSocket): see upgrade.ts. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, info: StreamInfo): void {
+    // Envoy ignores `Upgrade: h2c` (no h2c upgrade) and serves the request as HTTP/1.1; Node has
+    // already let go of the connection, so it closes after this one response.
+    if (mapUpgrade(req.rawHeaders) === 'h2c' && !bodyFollows(req.rawHeaders)) {
+      (socket as Socket).on('error', () => undefined);
+      this.handle(req, closingResponse(req, socket as Socket), info);
+      return;
+    }
     const { clusters, logger, hostname } = this.deps;
     proxyUpgrade({ hcm: this.hcm, table: this.routes(), suppressEnvoyHeaders: this.router.suppressEnvoyHeaders, clusters, logger, hostname,
       stats: this.stats, trust: this.#trust }, req, socket, head, info);
@@ -320,6 +330,12 @@ const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], respo
 function addConnectionClose(headers: string[] | HeaderMap): void {
   if (Array.isArray(headers)) headers.push('connection', 'close');
   else headers.connection = 'close';
+}
+
+/** The Upgrade header's value, lower case. */
+function mapUpgrade(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 7 && raw[i]!.toLowerCase() === 'upgrade') return raw[i + 1]!.trim().toLowerCase();
+  return undefined;
 }
 
 /** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
