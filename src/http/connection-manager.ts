@@ -176,7 +176,7 @@ export class ConnectionManager {
     const mirrored = (policies.length === 0 && route.extPolicies.length === 0) || method === 'CONNECT'
       ? null
       : this.deps.mirror.start(policies, route.extPolicies, {
-          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs,
+          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
