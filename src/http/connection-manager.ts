@@ -24,6 +24,7 @@ import {
 } from './headers';
 import { type DownstreamRequest, type DownstreamResponse, isHttp2Response } from './downstream';
 import { GRPC_STATUS, isGrpcContentType, legacyGrpcRouteTimeout, streamDurationMs } from './grpc';
+import { bodyFollows, mapUpgrade, pseudoOrHeader, trailersOf } from './request-head';
 import type { StreamInfo } from './stream-info';
 import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
@@ -332,22 +333,6 @@ function addConnectionClose(headers: string[] | HeaderMap): void {
   else headers.connection = 'close';
 }
 
-/** The Upgrade header's value, lower case. */
-function mapUpgrade(raw: readonly string[]): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 7 && raw[i]!.toLowerCase() === 'upgrade') return raw[i + 1]!.trim().toLowerCase();
-  return undefined;
-}
-
-/** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
-export function bodyFollows(raw: readonly string[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
-    if (name.length === 14 && name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') return true;
-  }
-  return false;
-}
-
 /**
  * Sends the client's body to the primary with its back-pressure, and to each shadow without:
  * shadows take chunks as they come and drop themselves when they fall too far behind.
@@ -365,19 +350,6 @@ function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Read
   return primary;
 }
 
-/** The request's trailers once it has ended (both codecs fill `trailers`), null when it had none. */
-function trailersOf(req: DownstreamRequest): Record<string, string> | null {
-  const t = req.trailers as Record<string, string | string[] | undefined>;
-  let out: Record<string, string> | null = null;
-  for (const name of Object.keys(t)) {
-    const v = t[name];
-    if (v === undefined) continue;
-    out ??= {};
-    out[name] = Array.isArray(v) ? v.join(', ') : v;
-  }
-  return out;
-}
-
 /** One request as the connection manager's phases pass it along. */
 interface RequestContext {
   readonly req: DownstreamRequest;
@@ -387,23 +359,4 @@ interface RequestContext {
   readonly http2: boolean;
   /** performance.now() when the request's headers came. */
   readonly started: number;
-}
-
-function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string, scheme: string): string | undefined {
-  if (name.charCodeAt(0) === 58 /* ':' */) {
-    switch (name) {
-      case ':authority':
-        return authority;
-      case ':path':
-        return path;
-      case ':method':
-        return method;
-      case ':scheme':
-        return scheme;
-      default:
-        return undefined;
-    }
-  }
-  const v = headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
 }
