@@ -45,6 +45,8 @@ export function readPrefix<T>(
     socket.once('end', onEnd);
     socket.once('close', onClose);
     socket.once('error', onClose);
+    // A socket an earlier look paused (with its bytes put back) flows again for this one.
+    socket.resume();
   });
 }
 

@@ -26,6 +26,7 @@ const H2 = {
 };
 
 let certs: TestCertificates;
+const TLS_INSPECTOR = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } };
 
 function serverTls(common: Json = {}, extra: Json = {}, pair = { cert: certs.serverCertFile, key: certs.serverKeyFile }): Json {
   return {
@@ -84,7 +85,7 @@ describe('TLS listeners and TLS upstreams', () => {
     const backend = issueCertificate(certs, 'backend', { san: 'DNS:backend.internal' });
     plainUpstream = await tlsUpstream(backend);
     otherUpstream = await tlsUpstream(issueCertificate(certs, 'foreign', { san: 'DNS:backend.internal', issuer: 'other-ca' }));
-    for (const n of ['tls', 'mtls', 'sni', 'up']) ports[n] = await closedPort();
+    for (const n of ['tls', 'mtls', 'sni', 'up', 'mixed']) ports[n] = await closedPort();
     const upstreamCluster = (name: string, port: number, typed: Json, extra: Json = {}) => cluster(name, [port], { ...upstreamTls(typed), ...extra });
     p = await startProxy(bootstrap({
       listeners: [
@@ -97,7 +98,11 @@ describe('TLS listeners and TLS upstreams', () => {
         tlsListener('sni', ports.sni!, [
           { cluster: 'to-a', chain: { filter_chain_match: { server_names: ['a.example'] }, transport_socket: serverTls({}, {}, { cert: aCert.certFile, key: aCert.keyFile }) } },
           { cluster: 'to-b', chain: { filter_chain_match: { server_names: ['*.example'] }, transport_socket: serverTls({}, {}, { cert: bCert.certFile, key: bCert.keyFile }) } },
-        ], { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }] }),
+        ], { listener_filters: [TLS_INSPECTOR] }),
+        tlsListener('mixed', ports.mixed!, [
+          { cluster: 'to-a', chain: { filter_chain_match: { transport_protocol: 'tls' }, transport_socket: serverTls() } },
+          { cluster: 'to-b', chain: { filter_chain_match: { transport_protocol: 'raw_buffer' } } },
+        ], { listener_filters: [TLS_INSPECTOR] }),
         listener(routeConfig([
           route('/verified', 'verified'),
           route('/wrong-ca', 'wrong-ca'),
@@ -160,6 +165,23 @@ describe('TLS listeners and TLS upstreams', () => {
     // No chain for another name: the connection is closed.
     const none = await curl(['-k', '--resolve', `c.other:${ports.sni}:127.0.0.1`, `https://c.other:${ports.sni}/`]);
     expect(none.code).not.toBe(0);
+  });
+
+  test('one port, TLS and plaintext by transport_protocol: TLS to one chain; HTTP/1.1 and h2c to the other', async () => {
+    const overTls = await curl(['--cacert', certs.caFile, `https://localhost:${ports.mixed}/`]);
+    expect(JSON.parse(overTls.out).servername).toBe('to-a');
+    const h1 = await curl([`http://127.0.0.1:${ports.mixed}/`]);
+    expect(JSON.parse(h1.out).servername).toBe('to-b');
+    const h2c = await curl(['--http2-prior-knowledge', `http://127.0.0.1:${ports.mixed}/`]);
+    expect(JSON.parse(h2c.out).servername).toBe('to-b');
+  });
+
+  test('/certs lists each TLS context with its certificates, as Envoy shows them', async () => {
+    const body = JSON.parse((await run('curl', ['-sS', `${p.adminUrl}/certs`])).stdout) as { certificates: Array<{ cert_chain: Array<{ path: string; subject_alt_names: unknown[]; days_until_expiration: string }> }> };
+    const chains = body.certificates.flatMap((c) => c.cert_chain);
+    const server = chains.find((c) => c.path === certs.serverCertFile)!;
+    expect(server.subject_alt_names).toEqual(expect.arrayContaining([{ dns: 'localhost' }]));
+    expect(Number(server.days_until_expiration)).toBeGreaterThanOrEqual(1);
   });
 
   test('upstream TLS: verified with trusted_ca and sni, refused by a wrong CA or a SAN mismatch (503), h2 by explicit config', async () => {
