@@ -215,7 +215,9 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #abort(reason: PrimaryAbort): void {
     if (this.#finished) return;
     this.#abortUpstream?.(reason);
-    this.fwd.body?.destroy();
+    // An upload still coming stops; a request already read is left alone (on HTTP/2 it is the
+    // stream itself, and destroying it would reset the local reply that follows).
+    if (this.fwd.body && !this.fwd.body.readableEnded) this.fwd.body.destroy();
     this.#fail(reason.failure);
   }
 
