@@ -66,6 +66,7 @@ export class Http1Codec {
     const cm = this.current().connectionManager;
     cm.stats.cxTotal.inc();
     cm.stats.cxActive.inc();
+    cm.stats.cxHttp1Total.inc();
     socket.once('close', () => cm.stats.cxActive.dec());
     this.#info.set(socket, info);
     const conn = new DownstreamConnection(socket, () => ({ hcm: this.current().chain.hcm, stats: this.current().connectionManager.stats }));
