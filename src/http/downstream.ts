@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { CONNECTION_SPECIFIC } from './headers';
 
 // A request stream as the connection manager takes it from any codec: Node's HTTP/1.1 objects,
 // or its HTTP/2 compatibility objects (same shape, one stream of a session each).
@@ -36,4 +37,3 @@ export function withoutConnectionHeaders(headers: ResponseHeaders): ResponseHead
   return out;
 }
 
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);

@@ -8,8 +8,14 @@ import { type InternalAddressMatcher, canonicalAddress, isLoopbackAddress } from
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
 
-/** RFC 9110 connection-specific headers; never forwarded in either direction. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate', 'proxy-authorization']);
+/**
+ * Connection-specific fields (RFC 9110 §7.6.1, RFC 9113 §8.2.2): never forwarded, and forbidden
+ * in HTTP/2, where Node throws on them.
+ */
+export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te']);
+
+/** RFC 9110 hop-by-hop headers; never forwarded in either direction. */
+const HOP_BY_HOP = new Set([...CONNECTION_SPECIFIC, 'trailer', 'proxy-authenticate', 'proxy-authorization']);
 
 /**
  * A header map from Node's or undici's raw list ([name, value, name, value…], strings or

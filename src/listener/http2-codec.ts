@@ -8,6 +8,9 @@ type Hcm = FilterChain['hcm'];
 /** nghttp2 refuses new streams past this much session memory (Node's default is 10 MB). */
 const MIN_SESSION_MEMORY_MB = 32;
 const STREAM_TIMEOUT_BODY = 'stream timeout';
+/** Envoy's overload.premature_reset_total_stream_count and premature_reset_min_stream_lifetime_seconds. */
+const PREMATURE_RESET_MIN_STREAMS = 500;
+const PREMATURE_RESET_MS = 1000;
 const TOO_MANY_HEADERS = 'Request Header Fields Too Large';
 
 /**
@@ -88,6 +91,7 @@ export class Http2Codec {
     });
     let open = 0;
     let served = 0;
+    let premature = 0;
     let idle: NodeJS.Timeout | null = null;
     const armIdle = (): void => {
       if (o.idleTimeoutMs <= 0) return;
@@ -110,7 +114,18 @@ export class Http2Codec {
       served++;
       if (idle) clearTimeout(idle);
       idle = null;
+      const opened = performance.now();
       stream.once('close', () => {
+        // Envoy's premature-reset guard (CVE-2023-44487): a client that resets most of its streams
+        // within a second of opening them loses the connection.
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.sentHeaders && performance.now() - opened < PREMATURE_RESET_MS) {
+          premature++;
+          if (served >= PREMATURE_RESET_MIN_STREAMS && premature * 2 > served) {
+            this.current().connectionManager.stats.cxProtocolError.inc();
+            session.destroy();
+            return;
+          }
+        }
         if (--open === 0 && !session.closed) armIdle();
       });
       if (o.maxRequestsPerConnection > 0 && served === o.maxRequestsPerConnection) {
@@ -126,6 +141,8 @@ export class Http2Codec {
   }
 
   #onRequest(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+    // A stream the client already reset (rapid reset): nothing to answer, nothing to start upstream.
+    if (req.stream.destroyed || req.stream.rstCode !== undefined) return;
     const { chain, connectionManager: cm } = this.current();
     const hcm = chain.hcm;
     const info = this.#info.get(req.stream.session as http2.ServerHttp2Session) ?? PLAIN_HTTP2;

@@ -6,15 +6,15 @@ export type PrefixVerdict<T> = { readonly done: false } | { readonly done: true;
 /**
  * Reads the first bytes of a connection until `decide` has its answer, then puts them back
  * (unshift) for whoever reads the connection next (a TLS socket, an HTTP codec). Bounded in
- * bytes and time; on either bound, on EOF or on an error it resolves with `onLimit()`'s value,
- * or null when the socket is gone. It resolves after the 'data' handler has returned: an HTTP/2
+ * bytes and time; on either bound it resolves with `onLimit()`'s value, and with null when the
+ * socket is gone (closed, failed, or ended before a decision). It resolves after the 'data' handler has returned: an HTTP/2
  * session made on the socket from inside that handler would lose the bytes put back.
  */
 export function readPrefix<T>(
   socket: Socket,
   decide: (seen: Buffer) => PrefixVerdict<T>,
   limits: { readonly maxBytes: number; readonly timeoutMs: number },
-  onLimit: (reason: 'bytes' | 'timeout' | 'end') => T,
+  onLimit: (reason: 'bytes' | 'timeout') => T,
 ): Promise<T | null> {
   return new Promise((resolve) => {
     let seen: Buffer = Buffer.alloc(0);
@@ -28,7 +28,8 @@ export function readPrefix<T>(
       socket.off('close', onClose);
       socket.off('error', onClose);
       socket.pause();
-      if (seen.length > 0 && !socket.destroyed) socket.unshift(seen);
+      // Bytes go back only into a socket that can still be read: unshift after 'end' throws.
+      if (seen.length > 0 && !socket.destroyed && !socket.readableEnded) socket.unshift(seen);
       resolve(value);
     };
     const onData = (chunk: Buffer): void => {
@@ -37,7 +38,12 @@ export function readPrefix<T>(
       if (verdict.done) finish(verdict.value);
       else if (seen.length >= limits.maxBytes) finish(onLimit('bytes'));
     };
-    const onEnd = (): void => finish(onLimit('end'));
+    // The client ended while its first bytes were still undecided (a partial preface or
+    // ClientHello): nothing can come of it.
+    const onEnd = (): void => {
+      finish(null);
+      socket.destroy();
+    };
     const onClose = (): void => finish(null);
     const timer = setTimeout(() => finish(onLimit('timeout')), limits.timeoutMs);
     timer.unref();

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '../http/downstream';
-import type { HeaderMap } from '../http/headers';
+import { CONNECTION_SPECIFIC, type HeaderMap } from '../http/headers';
 import type { UpstreamCluster } from './cluster-manager';
 import { classifyUpstreamError } from './errors';
 import type { Host } from './host';
@@ -133,7 +133,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
         // must leave as one HEADERS frame that ends the stream.
         this.#head = { status: statusCode, headers: out };
         queueMicrotask(() => this.#flushHead());
-      } else writeHead(this.res, statusCode, out);
+      } else this.#writeHead(statusCode, out);
       return true;
     }
     // Hold the response (and stop reading it) until the sync shadows are done.
@@ -152,7 +152,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       if (this.#timeoutLeft !== null && !held.ended) this.#armTimeout(this.#timeoutLeft);
       this.#timeoutLeft = null;
       for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
-      writeHead(this.res, held.status, held.headers);
+      this.#writeHead(held.status, held.headers);
       for (const c of held.chunks) writeBody(this.res, c);
       if (held.ended) this.#complete(held.trailers);
       else resume();
@@ -196,7 +196,16 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     const head = this.#head;
     if (head === null || this.#finished) return;
     this.#head = null;
-    writeHead(this.res, head.status, head.headers);
+    this.#writeHead(head.status, head.headers);
+  }
+
+  /** A head Node refuses to write (a header HTTP/2 forbids, an invalid value) fails the exchange as a protocol error. */
+  #writeHead(status: number, headers: OutgoingHeaders): void {
+    try {
+      writeHead(this.res, status, headers);
+    } catch {
+      this.#abort(new PrimaryAbort('protocol_error'));
+    }
   }
 
   onError(err: Error): void {
@@ -205,8 +214,13 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   }
 
   #complete(trailers: Record<string, string | string[]> | null = null): void {
-    if (trailers !== null) this.res.addTrailers(trailers);
-    this.res.end();
+    try {
+      if (trailers !== null) this.res.addTrailers(trailers);
+      this.res.end();
+    } catch {
+      // Trailers Node refuses to write (an invalid name or value): the client's stream is reset.
+      this.res.destroy();
+    }
     this.#finish();
     this.fwd.cluster.stats.response(this.#status);
     this.fwd.host.counters[this.#status >= 500 ? 'rqError' : 'rqSuccess']++;
@@ -260,7 +274,7 @@ function trailerMap(raw: ReadonlyArray<Buffer | string>): Record<string, string 
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const name = latin1(raw[i]!).toLowerCase();
-    if (name === 'connection' || name === 'transfer-encoding' || name === 'keep-alive' || name === 'upgrade' || name === 'te') continue;
+    if (CONNECTION_SPECIFIC.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
     const value = latin1(raw[i + 1]!);
     const prior = out[name];
     out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
