@@ -217,6 +217,7 @@ export class Proxy {
 
   /** Starts the dynamic config source (the ADS client by default) and applies what it delivers. */
   #startXds(b: Bootstrap): void {
+    let adsSecretNames: ReadonlySet<string> = new Set();
     const sink: DynamicConfigSink = {
       setClusters: async (clusters) => {
         this.#dynamicClusters = clusters;
@@ -229,6 +230,14 @@ export class Proxy {
       setListeners: async (listeners) => {
         this.#dynamicListeners = listeners;
         await this.#applyListeners();
+      },
+      // TLS contexts rebuild on their secrets' change: new handshakes take the new certificate,
+      // open connections keep theirs.
+      setSecrets: (secrets) => {
+        const names = new Set(secrets.map((s) => s.name));
+        this.tls.store.setDynamic(secrets);
+        this.tls.store.removeDynamic([...adsSecretNames].filter((n) => !names.has(n)));
+        adsSecretNames = names;
       },
     };
     const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners));
