@@ -105,7 +105,7 @@ function h1Get(agent: https.Agent, port: number, pathname: string): Promise<{ st
     const req = https.request({ host: '127.0.0.1', port, path: pathname, agent, servername: 'localhost', ca: certs.ca }, (res) => {
       // Read now: at 'end' a keep-alive socket is already back in the agent's pool.
       const socket = res.socket as tls.TLSSocket;
-      const seen = { localPort: socket.localPort ?? 0, serial: socket.getPeerX509Certificate()?.serialNumber ?? '' };
+      const seen = { localPort: socket.localPort ?? 0, serial: socket.getPeerCertificate().serialNumber ?? '' };
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
