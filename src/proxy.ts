@@ -18,6 +18,7 @@ import { MirrorResources } from './shadow/resources';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
 import { StatsScopes } from './stats/scopes';
+import type { SecretStore } from './tls/secret-store';
 import { TlsRuntime } from './tls/tls-runtime';
 import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
@@ -46,9 +47,10 @@ export interface ProxyOptions {
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
-function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager): XdsClient {
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager,
+  secrets: SecretStore): XdsClient {
   return new XdsClient({
-    ...adsConnection(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
+    ...adsConnection(b, secrets), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
     bindListeners: (ls) => listeners.reserve(ls),
   });
 }
@@ -240,7 +242,7 @@ export class Proxy {
         adsSecretNames = names;
       },
     };
-    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners));
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners, this.tls.store));
     this.#xds = factory(b, sink);
     this.#xds.start();
   }
