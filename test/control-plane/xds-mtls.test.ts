@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +14,9 @@ import { silentLogger } from '../../src/log/logger';
 import { Proxy } from '../../src/proxy';
 import { HCM_TYPE, ROUTER_TYPE, xdsSidecarBootstrap } from '../harness/bootstrap';
 import { type TestCertificates, issueCertificate, makeTestCertificates } from '../harness/certs';
+import { CLI, ensureCliBuilt, killCli } from '../harness/cli';
 import { fetchText } from '../harness/proxy';
+import { freePort } from '../harness/redis';
 import { sleep } from '../harness/upstream';
 
 // xDS over TLS and mTLS, for real: our control plane serving ADS on a TLS port (requiring client
@@ -216,4 +219,45 @@ test('new certificate files on the control plane apply to the next handshakes wi
     got = await presented();
   }
   expect(got).toBe(want);
+});
+
+/** A TLS handshake with the control plane: 'ok' once the server accepted it, else the error code. */
+function handshake(port: number, withClientCert: boolean): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect({
+      host: '127.0.0.1', port, servername: 'localhost', ca: certs.ca, ALPNProtocols: ['h2'], maxVersion: 'TLSv1.2',
+      ...(withClientCert ? { cert: fs.readFileSync(certs.clientCertFile), key: fs.readFileSync(certs.clientKeyFile) } : {}),
+    }, () => {
+      // A refused client certificate shows as a close right after the handshake (TLS 1.2: an alert in it).
+      s.once('data', () => undefined);
+      setTimeout(() => { resolve(s.destroyed ? 'closed' : 'ok'); s.destroy(); }, 200);
+    });
+    s.once('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+  });
+}
+
+test('sidemirror control-plane --tls-cert --tls-key --client-ca serves mTLS; its admin API stays plain HTTP', async () => {
+  ensureCliBuilt();
+  const grpcPort = await freePort();
+  let adminPort = await freePort();
+  while (adminPort === grpcPort) adminPort = await freePort();
+  const file = path.join(dir, 'resources.json');
+  fs.writeFileSync(file, RESOURCES);
+  let child: ChildProcess | null = spawn(process.execPath, [CLI, 'control-plane', '-c', file, '--listen', `127.0.0.1:${grpcPort}`, '--admin', `127.0.0.1:${adminPort}`,
+    '--tls-cert', certs.serverCertFile, '--tls-key', certs.serverKeyFile, '--client-ca', certs.caFile, '--log-level', 'error'], { stdio: 'ignore' });
+  try {
+    let ready = 0;
+    for (let i = 0; i < 200 && ready !== 200; i++) {
+      await sleep(100);
+      ready = (await fetchText(`http://127.0.0.1:${adminPort}/ready`).catch(() => ({ status: 0 }))).status;
+    }
+    expect(ready).toBe(200);
+    expect(await handshake(grpcPort, true)).toBe('ok');
+    expect(await handshake(grpcPort, false)).not.toBe('ok');
+    const metrics = (await fetchText(`http://127.0.0.1:${adminPort}/metrics`)).body;
+    expect(metrics).toMatch(/sidemirror_cp_xds_tls_connections_refused_total\{reason="no_client_certificate"\} 1/);
+  } finally {
+    await killCli(child);
+    child = null;
+  }
 });

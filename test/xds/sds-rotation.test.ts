@@ -193,7 +193,7 @@ test('a rewritten Secret rotates the listener certificate; connections opened be
   await until('SDS ACK of the new version', () => nodes().sds?.types.sds?.acked_version === cp!.cache.version);
 });
 
-test('the private key never shows in the control plane log, its admin /snapshot or the sidecar /config_dump', async () => {
+test('the private key never shows in the control plane log or its admin /snapshot and /nodes', async () => {
   await startAll(resources(certA));
   const keyText = fs.readFileSync(certA.keyFile, 'utf8');
   const keyBody = keyText.split('\n')[1]!;
