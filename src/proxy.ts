@@ -241,6 +241,7 @@ export class Proxy {
         this.tls.store.removeDynamic([...adsSecretNames].filter((n) => !names.has(n)));
         adsSecretNames = names;
       },
+      staticResources: () => ({ listeners: this.#loaded.bootstrap.listeners, clusters: this.#loaded.bootstrap.clusters }),
     };
     const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners, this.tls.store));
     this.#xds = factory(b, sink);

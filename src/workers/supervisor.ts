@@ -159,7 +159,11 @@ export class Supervisor {
       node: b.node,
       logger: this.o.logger,
       stats: this.stats,
-      sink: { setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined, setSecrets: () => undefined },
+      sink: {
+        setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined, setSecrets: () => undefined,
+        // The workers' static listeners may name ADS secrets: the one stream asks for them.
+        staticResources: () => ({ listeners: this.#loaded.bootstrap.listeners, clusters: this.#loaded.bootstrap.clusters }),
+      },
       onAccepted: (response) => this.#onAccepted(response),
       check: (t, v) => this.#hooks.checkHooks(resourceHooks(t, v)),
     });

@@ -29,6 +29,8 @@ export interface DynamicConfigSink {
    * before the clusters and listeners waiting for them are applied.
    */
   setSecrets(secrets: readonly Secret[]): void;
+  /** The bootstrap's own listeners and clusters: the ADS secrets they name are asked for too. */
+  staticResources?(): { readonly listeners: readonly Listener[]; readonly clusters: readonly Cluster[] };
 }
 
 /** One accepted resource, with what /config_dump shows of it. */
@@ -57,6 +59,12 @@ export type ResourceCheck = (typeUrl: ResourceTypeUrl, value: ResourceModels[Res
  * be bound (the response is then NACKed and the running listeners stay as they are).
  */
 export type ListenerBinder = (listeners: readonly Listener[]) => Promise<readonly string[]>;
+
+/** A listener or cluster (`Listener "name"`) and one of its references to an ADS secret. */
+interface SecretUse {
+  readonly owner: string;
+  readonly ref: AdsSecretRef;
+}
 
 /**
  * How long a cluster waits for its endpoints and secrets, or a listener for its routes and
@@ -106,6 +114,8 @@ export class DynamicConfig {
     mux.watch(LISTENER_TYPE, null, this.#subscriber(LISTENER_TYPE, (v, r) => this.#onListeners(v, r)));
     mux.watch(ROUTE_TYPE, [], this.#subscriber(ROUTE_TYPE, (v, r) => this.#onRoutes(v, r)));
     mux.watch(SECRET_TYPE, [], this.#subscriber(SECRET_TYPE, (v, r) => this.#onSecrets(v, r)));
+    // Static listeners and clusters may name ADS secrets: those go out with the first requests.
+    this.#subscribeSecrets();
   }
 
   /** Decodes a whole response; any bad or duplicated resource rejects all of it. */
@@ -117,6 +127,9 @@ export class DynamicConfig {
         const records: Array<ResourceRecord<ResourceModels[T]>> = [];
         const seen = new Set<string>();
         const now = new Date();
+        // Who refers to which secret, computed once per response and only if a secret needs it.
+        let users: Map<string, SecretUse[]> | null = null;
+        const usersOf = (name: string): readonly SecretUse[] => (users ??= this.#secretUsers()).get(name) ?? [];
         for (const any of resources) {
           if (any.type_url !== typeUrl) {
             problems.push(`resource of type ${any.type_url} in a ${typeUrl} response`);
@@ -129,7 +142,7 @@ export class DynamicConfig {
           }
           const checked = this.check(typeUrl, decoded.value);
           if (checked.length > 0) problems.push(formatIssues(checked));
-          problems.push(...this.#secretKindProblems(typeUrl, decoded.name, decoded.value));
+          problems.push(...this.#secretKindProblems(typeUrl, decoded.name, decoded.value, usersOf));
           if (seen.has(decoded.name)) problems.push(`duplicate resource "${decoded.name}"`);
           seen.add(decoded.name);
           records.push({ name: decoded.name, version, lastUpdated: now, value: decoded.value, message: decoded.message });
@@ -211,18 +224,24 @@ export class DynamicConfig {
     this.#tryApplyListeners();
   }
 
-  /** Every ADS secret reference of the accepted and the running clusters and listeners, with its owner. */
-  #secretRefs(): Array<{ readonly owner: string; readonly ref: AdsSecretRef }> {
-    const out: Array<{ owner: string; ref: AdsSecretRef }> = [];
-    const clusters = new Set([...[...this.clusters.values()].map((r) => r.value), ...this.#appliedClusters]);
-    const listeners = new Set([...[...this.listeners.values()].map((r) => r.value), ...this.#appliedListeners]);
-    for (const c of clusters) for (const ref of clusterAdsSecretRefs(c)) out.push({ owner: `Cluster "${c.name}"`, ref });
-    for (const l of listeners) for (const ref of listenerAdsSecretRefs(l)) out.push({ owner: `Listener "${l.name}"`, ref });
+  /** The ADS secret references of the accepted and the running clusters and listeners, by secret name. */
+  #secretUsers(): Map<string, SecretUse[]> {
+    const out = new Map<string, SecretUse[]>();
+    const add = (owner: string, ref: AdsSecretRef): void => {
+      let list = out.get(ref.name);
+      if (!list) out.set(ref.name, (list = []));
+      list.push({ owner, ref });
+    };
+    const boot = this.sink.staticResources?.() ?? { listeners: [], clusters: [] };
+    const clusters = new Set([...boot.clusters, ...[...this.clusters.values()].map((r) => r.value), ...this.#appliedClusters]);
+    const listeners = new Set([...boot.listeners, ...[...this.listeners.values()].map((r) => r.value), ...this.#appliedListeners]);
+    for (const c of clusters) for (const ref of clusterAdsSecretRefs(c)) add(`Cluster "${c.name}"`, ref);
+    for (const l of listeners) for (const ref of listenerAdsSecretRefs(l)) add(`Listener "${l.name}"`, ref);
     return out;
   }
 
   #wantedSecretNames(): Set<string> {
-    return new Set(this.#secretRefs().map((r) => r.ref.name));
+    return new Set(this.#secretUsers().keys());
   }
 
   /** Asks for the secrets in use, and forgets those no longer used. */
@@ -242,15 +261,16 @@ export class DynamicConfig {
    * One name is one secret on the ADS stream: a secret must be of the kind every reference to
    * it needs (a certificate, or a validation context), checked whichever of them comes second.
    */
-  #secretKindProblems(typeUrl: ResourceTypeUrl, name: string, value: ResourceModels[ResourceTypeUrl]): string[] {
+  #secretKindProblems(typeUrl: ResourceTypeUrl, name: string, value: ResourceModels[ResourceTypeUrl], usersOf: (name: string) => readonly SecretUse[]): string[] {
     if (typeUrl === SECRET_TYPE) {
       const kind = (value as Secret).kind;
-      return this.#secretRefs().filter((r) => r.ref.name === name).flatMap(({ owner, ref }) => {
+      return usersOf(name).flatMap(({ owner, ref }) => {
         const problem = secretKindProblem(ref, kind);
         return problem ? [`Secret "${name}": ${owner}.${ref.path}: ${problem}`] : [];
       });
     }
-    const refs = typeUrl === CLUSTER_TYPE ? clusterAdsSecretRefs(value as Cluster) : typeUrl === LISTENER_TYPE ? listenerAdsSecretRefs(value as Listener) : [];
+    if (typeUrl !== CLUSTER_TYPE && typeUrl !== LISTENER_TYPE) return [];
+    const refs = typeUrl === CLUSTER_TYPE ? clusterAdsSecretRefs(value as Cluster) : listenerAdsSecretRefs(value as Listener);
     const owner = `${typeUrl === CLUSTER_TYPE ? 'Cluster' : 'Listener'} "${name}"`;
     return refs.flatMap((ref) => {
       const held = this.secrets.get(ref.name);
