@@ -150,3 +150,18 @@ test('a listener moving to another secret keeps serving on the old one until the
   expect([...p.xds!.config.secrets.keys()]).toEqual(['cert_b']);
   expect(p.listenerPort(LISTENER)).toBe(port);
 });
+
+test('a static listener of the bootstrap naming an ADS secret gets it over the stream', async () => {
+  const b = JSON.parse(xdsSidecarBootstrap({ nodeId: 'boot', cpPort: ads.port })) as { static_resources: { listeners?: Json[]; clusters: Json[] } };
+  const { '@type': _t, ...staticListener } = tlsListener('boot_cert');
+  b.static_resources.listeners = [staticListener];
+  b.static_resources.clusters.push(cluster('backend', [upstream.port]));
+  sidecar = await Proxy.start({ loaded: loadBootstrapText(JSON.stringify(b)), logger: silentLogger(), initialFetchTimeoutMs: 50, drainTimeoutMs: 200 });
+  const p = sidecar;
+  // Asked for with the stream's first requests, before any CDS or LDS response.
+  await ads.waitFor((r) => isSds(r) && names(r) === 'boot_cert');
+  expect(ads.requests.some((r) => r.response_nonce !== '')).toBe(false);
+  const port = p.listenerPort(LISTENER);
+  ads.push(SECRET_TYPE, 's1', [certSecret('boot_cert', first)]);
+  await until('the static listener presenting the secret', async () => (await presentedSerial(port).catch(() => '')) === serial(first));
+});
