@@ -10,6 +10,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v openssl >/dev/null || need+=(openssl)
+# curl (with HTTP/2) is the client of the h2c and TLS listener tests.
+command -v curl >/dev/null || need+=(curl ca-certificates)
 # Debian's own interpreter: a python3 earlier on PATH (pyenv) may lack the Debian module.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
 command -v h2load >/dev/null || need+=(nghttp2-client)

@@ -19,6 +19,8 @@ export type ServerTlsFactory = (ctx: DownstreamTlsContext, listener: Listener) =
 const LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 /** Envoy's tls_inspector reads at most this much ClientHello (its default and its maximum). */
 const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
+/** How long a TLS handshake may take. */
+const HANDSHAKE_TIMEOUT_MS = 15_000;
 /** Long enough for any client to send its first bytes; an idle connection is then HTTP/1's to time out. */
 const PREFACE_TIMEOUT_MS = 15_000;
 
@@ -105,11 +107,6 @@ export class ListenerChains {
     }
   }
 
-  /** The first stats scope, for connections refused before any chain is chosen. */
-  get stats(): ChainSpec['connectionManager']['stats'] {
-    return (this.#chains[0] ?? this.#default)!.spec.connectionManager.stats;
-  }
-
   accept(socket: Socket): void {
     void this.#accept(socket).catch(() => socket.destroy());
   }
@@ -162,7 +159,12 @@ export class ListenerChains {
   }
 
   #terminateTls(socket: Socket, running: RunningChain, serverTls: ServerTlsContext, offeredAlpn: readonly string[] | null): void {
+    // A handshake that never completes must not hold the connection (Node's tls.Server has 120 s).
+    const handshake = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
+    handshake.unref();
+    socket.once('close', () => clearTimeout(handshake));
     serverTls.accept(socket, (secure) => {
+      clearTimeout(handshake);
       // Node's tls.Server marks its sockets connected once secure; a TLSSocket made on its own
       // stays "secureConnecting", and an HTTP/2 session would wait for it forever.
       (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;

@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
@@ -56,6 +57,9 @@ describe('gRPC through the proxy, mirrored', () => {
         route('/', 'primary', mirrorTo('dead'), { headers: [{ name: 'x-target', string_match: { exact: 'dead-mirror' } }] }),
         route('/', 'primary', mirrorTo('resetting'), { headers: [{ name: 'x-target', string_match: { exact: 'reset-mirror' } }] }),
         route('/', 'primary', mirrorTo('stalling'), { headers: [{ name: 'x-target', string_match: { exact: 'slow-mirror' } }] }),
+        route('/', 'primary', { timeout: '1s' }, { headers: [{ name: 'x-target', string_match: { exact: 'short-timeout' } }] }),
+        route('/', 'stalling', { timeout: '1s' }, { headers: [{ name: 'x-target', string_match: { exact: 'short-timeout-stall' } }] }),
+        route('/', 'stalling', { max_stream_duration: { grpc_timeout_header_max: '0.3s' } }, { headers: [{ name: 'x-target', string_match: { exact: 'grpc-deadline' } }], grpc: {} }),
       ]))],
       clusters: [
         cluster('primary', [primary.port], H2),
@@ -152,6 +156,32 @@ describe('gRPC through the proxy, mirrored', () => {
     await until(counter, async () => (await statValue(p.adminUrl, counter)) >= 2, 5000);
   });
 
+  test('route timeout 1 s: a bidi call still sending after 1.6 s is not cut (the timer starts when the request ends); a slower unary answer is (UNAVAILABLE)', async () => {
+    const call = client.raw.Bidi(meta({ 'x-target': 'short-timeout' }));
+    const replies: string[] = [];
+    call.on('data', (r: { message: string }) => replies.push(r.message));
+    const status = new Promise<{ code: number }>((resolve) => call.on('status', resolve));
+    call.on('error', () => undefined);
+    for (const m of ['a', 'b', 'c', 'd', 'e']) {
+      call.write({ message: m });
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    call.end();
+    expect((await status).code).toBe(0);
+    expect(replies).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // An upstream that sends nothing: the proxy's 504 becomes a gRPC UNAVAILABLE.
+    const slow = await client.unary({ message: 'late' }, { metadata: { 'x-target': 'short-timeout-stall' } });
+    expect(slow.status.code).toBe(14);
+    expect(slow.status.details).toBe('upstream request timeout');
+  });
+
+  test('max_stream_duration.grpc_timeout_header_max caps the grpc-timeout the client sent: DEADLINE_EXCEEDED from the proxy', async () => {
+    const started = Date.now();
+    const r = await client.unary({ message: 'x' }, { metadata: { 'x-target': 'grpc-deadline' }, deadlineMs: 10_000 });
+    expect({ code: r.status.code, details: r.status.details }).toEqual({ code: 4, details: 'downstream duration timeout' });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
   test('a mirror that never reads nor answers adds no wait: a 2 MB upload and bidi calls complete at once', async () => {
     const metadata = { 'x-target': 'slow-mirror' };
     const started = Date.now();
@@ -177,4 +207,10 @@ function h2Server(onStream: (stream: http2.ServerHttp2Stream) => void): Promise<
 
 function port(server: http2.Http2Server): number {
   return (server.address() as AddressInfo).port;
+}
+
+function meta(values: Record<string, string>): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(values)) md.set(k, v);
+  return md;
 }

@@ -26,6 +26,7 @@ const H2 = {
 };
 
 let certs: TestCertificates;
+const TLS_INSPECTOR = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } };
 
 function serverTls(common: Json = {}, extra: Json = {}, pair = { cert: certs.serverCertFile, key: certs.serverKeyFile }): Json {
   return {
@@ -84,7 +85,7 @@ describe('TLS listeners and TLS upstreams', () => {
     const backend = issueCertificate(certs, 'backend', { san: 'DNS:backend.internal' });
     plainUpstream = await tlsUpstream(backend);
     otherUpstream = await tlsUpstream(issueCertificate(certs, 'foreign', { san: 'DNS:backend.internal', issuer: 'other-ca' }));
-    for (const n of ['tls', 'mtls', 'sni', 'up']) ports[n] = await closedPort();
+    for (const n of ['tls', 'mtls', 'sni', 'up', 'mixed']) ports[n] = await closedPort();
     const upstreamCluster = (name: string, port: number, typed: Json, extra: Json = {}) => cluster(name, [port], { ...upstreamTls(typed), ...extra });
     p = await startProxy(bootstrap({
       listeners: [
@@ -97,7 +98,11 @@ describe('TLS listeners and TLS upstreams', () => {
         tlsListener('sni', ports.sni!, [
           { cluster: 'to-a', chain: { filter_chain_match: { server_names: ['a.example'] }, transport_socket: serverTls({}, {}, { cert: aCert.certFile, key: aCert.keyFile }) } },
           { cluster: 'to-b', chain: { filter_chain_match: { server_names: ['*.example'] }, transport_socket: serverTls({}, {}, { cert: bCert.certFile, key: bCert.keyFile }) } },
-        ], { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }] }),
+        ], { listener_filters: [TLS_INSPECTOR] }),
+        tlsListener('mixed', ports.mixed!, [
+          { cluster: 'to-a', chain: { filter_chain_match: { transport_protocol: 'tls' }, transport_socket: serverTls() } },
+          { cluster: 'to-b', chain: { filter_chain_match: { transport_protocol: 'raw_buffer' } } },
+        ], { listener_filters: [TLS_INSPECTOR] }),
         listener(routeConfig([
           route('/verified', 'verified'),
           route('/wrong-ca', 'wrong-ca'),
@@ -119,6 +124,9 @@ describe('TLS listeners and TLS upstreams', () => {
         }),
         upstreamCluster('verified-h2', plainUpstream.port, { common_tls_context: { validation_context: { trusted_ca: { filename: certs.caFile } } } }, { typed_extension_protocol_options: H2 }),
         upstreamCluster('mirror-sni', plainUpstream.port, { sni: 'mirror.internal' }),
+        upstreamCluster('hc-tls', plainUpstream.port, { sni: 'backend.internal' }, {
+          health_checks: [{ timeout: '1s', interval: '0.2s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } }],
+        }),
       ],
     }));
   });
@@ -159,6 +167,23 @@ describe('TLS listeners and TLS upstreams', () => {
     expect(none.code).not.toBe(0);
   });
 
+  test('one port, TLS and plaintext by transport_protocol: TLS to one chain; HTTP/1.1 and h2c to the other', async () => {
+    const overTls = await curl(['--cacert', certs.caFile, `https://localhost:${ports.mixed}/`]);
+    expect(JSON.parse(overTls.out).servername).toBe('to-a');
+    const h1 = await curl([`http://127.0.0.1:${ports.mixed}/`]);
+    expect(JSON.parse(h1.out).servername).toBe('to-b');
+    const h2c = await curl(['--http2-prior-knowledge', `http://127.0.0.1:${ports.mixed}/`]);
+    expect(JSON.parse(h2c.out).servername).toBe('to-b');
+  });
+
+  test('/certs lists each TLS context with its certificates, as Envoy shows them', async () => {
+    const body = JSON.parse((await run('curl', ['-sS', `${p.adminUrl}/certs`])).stdout) as { certificates: Array<{ cert_chain: Array<{ path: string; subject_alt_names: unknown[]; days_until_expiration: string }> }> };
+    const chains = body.certificates.flatMap((c) => c.cert_chain);
+    const server = chains.find((c) => c.path === certs.serverCertFile)!;
+    expect(server.subject_alt_names).toEqual(expect.arrayContaining([{ dns: 'localhost' }]));
+    expect(Number(server.days_until_expiration)).toBeGreaterThanOrEqual(1);
+  });
+
   test('upstream TLS: verified with trusted_ca and sni, refused by a wrong CA or a SAN mismatch (503), h2 by explicit config', async () => {
     const base = `http://127.0.0.1:${ports.up}`;
     const ok = await curl([`${base}/verified`]);
@@ -170,6 +195,11 @@ describe('TLS listeners and TLS upstreams', () => {
     expect(JSON.parse(h2.out)).toMatchObject({ servername: false, version: '2.0' });
     // Unverified (no validation context): a certificate from a CA nobody trusts is accepted, as Envoy does.
     expect((await curl(['-o', '/dev/null', '-w', '%{http_code}', `${base}/anything`])).out).toBe('200');
+  });
+
+  test('active health checks go over the cluster\'s TLS, with its SNI', async () => {
+    await until('a TLS health check passed', async () => (await statValue(p.adminUrl, 'cluster.hc-tls.health_check.success')) >= 1, 5000);
+    expect(plainUpstream.seen.some((s) => s.servername === 'backend.internal')).toBe(true);
   });
 
   test("a mirror cluster's SNI is its own, never the -shadow host", async () => {
