@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors';
 import { type ControlPlane, parseHostPort, startControlPlane } from './control-plane/main';
+import { type XdsTlsFiles, readXdsTls } from './control-plane/server/xds-tls';
 import { loadBootstrapFile } from './config/load';
 import * as os from 'node:os';
 import { type Logger, createLogger, silentLogger } from './log/logger';
@@ -26,10 +27,14 @@ Usage:
                    [--shadow-max-total-inflight 10000] [--shadow-max-total-buffer-bytes 67108864]
   sidemirror control-plane -c resources.yaml [--listen 127.0.0.1:18000] [--admin 127.0.0.1:18001]
                    [--admin-token-file FILE] [--xds-token-file FILE] [--max-message-bytes 4194304]
+                   [--tls-cert FILE --tls-key FILE [--client-ca FILE]]
   sidemirror validate -c envoy.yaml [--hooks-dir DIR]...
 
   --hooks-dir DIR   mirror hook modules may be loaded from DIR (repeatable); without it, a
                     configuration naming any hook is refused
+  --tls-cert FILE --tls-key FILE
+                    the control plane serves xDS over TLS with this PEM certificate and key
+  --client-ca FILE  and requires every xDS client to present a certificate this CA verifies
   sidemirror --version
 `;
 
@@ -63,6 +68,9 @@ async function main(argv: string[]): Promise<number> {
         'admin-token-file': { type: 'string' },
         'xds-token-file': { type: 'string' },
         'max-message-bytes': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -193,7 +201,7 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
 async function runControlPlane(file: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   const logger = createLogger(String(values['log-level']));
   let cp: ControlPlane;
-  let security: { adminToken?: BearerToken; xdsToken?: BearerToken; maxMessageBytes?: number };
+  let security: { adminToken?: BearerToken; xdsToken?: BearerToken; maxMessageBytes?: number; xdsTls?: XdsTlsFiles };
   try {
     const adminTokenFile = values['admin-token-file'] as string | undefined;
     const xdsTokenFile = values['xds-token-file'] as string | undefined;
@@ -201,6 +209,7 @@ async function runControlPlane(file: string, values: Record<string, string | boo
       adminToken: adminTokenFile !== undefined ? BearerToken.fromFile(adminTokenFile, '--admin-token-file') : undefined,
       xdsToken: xdsTokenFile !== undefined ? BearerToken.fromFile(xdsTokenFile, '--xds-token-file') : undefined,
       maxMessageBytes: positiveInt(values['max-message-bytes'], 'max-message-bytes'),
+      xdsTls: xdsTlsFlags(values),
     };
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
@@ -223,6 +232,22 @@ async function runControlPlane(file: string, values: Record<string, string | boo
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+/** --tls-cert, --tls-key and --client-ca, checked (files read, key fits the certificate); undefined without them. */
+function xdsTlsFlags(values: Record<string, unknown>): XdsTlsFiles | undefined {
+  const certFile = values['tls-cert'] as string | undefined;
+  const keyFile = values['tls-key'] as string | undefined;
+  const clientCaFile = values['client-ca'] as string | undefined;
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new Error('--client-ca needs --tls-cert and --tls-key');
+    return undefined;
+  }
+  if (certFile === undefined) throw new Error('--tls-key needs --tls-cert');
+  if (keyFile === undefined) throw new Error('--tls-cert needs --tls-key');
+  const files: XdsTlsFiles = { certFile, keyFile, ...(clientCaFile !== undefined ? { clientCaFile } : {}) };
+  readXdsTls(files);
+  return files;
 }
 
 /** `--concurrency N`: this process supervises N workers that share the listeners. */

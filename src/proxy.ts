@@ -18,6 +18,7 @@ import { MirrorResources } from './shadow/resources';
 import { compileListeners } from './snapshot/compile';
 import { StatsRegistry } from './stats/registry';
 import { StatsScopes } from './stats/scopes';
+import type { SecretStore } from './tls/secret-store';
 import { TlsRuntime } from './tls/tls-runtime';
 import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
@@ -46,9 +47,10 @@ export interface ProxyOptions {
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
-function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager): XdsClient {
+function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager,
+  secrets: SecretStore): XdsClient {
   return new XdsClient({
-    ...adsConnection(b), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
+    ...adsConnection(b, secrets), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
     bindListeners: (ls) => listeners.reserve(ls),
   });
 }
@@ -217,6 +219,7 @@ export class Proxy {
 
   /** Starts the dynamic config source (the ADS client by default) and applies what it delivers. */
   #startXds(b: Bootstrap): void {
+    let adsSecretNames: ReadonlySet<string> = new Set();
     const sink: DynamicConfigSink = {
       setClusters: async (clusters) => {
         this.#dynamicClusters = clusters;
@@ -230,8 +233,17 @@ export class Proxy {
         this.#dynamicListeners = listeners;
         await this.#applyListeners();
       },
+      // TLS contexts rebuild on their secrets' change: new handshakes take the new certificate,
+      // open connections keep theirs.
+      setSecrets: (secrets) => {
+        const names = new Set(secrets.map((s) => s.name));
+        this.tls.store.setDynamic(secrets);
+        this.tls.store.removeDynamic([...adsSecretNames].filter((n) => !names.has(n)));
+        adsSecretNames = names;
+      },
+      staticResources: () => ({ listeners: this.#loaded.bootstrap.listeners, clusters: this.#loaded.bootstrap.clusters }),
     };
-    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners));
+    const factory = this.options.dynamicSource ?? ((boot, s) => adsClient(boot, s, this.logger, this.stats, this.mirrorResources, this.listeners, this.tls.store));
     this.#xds = factory(b, sink);
     this.#xds.start();
   }

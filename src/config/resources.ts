@@ -10,7 +10,7 @@ import type { Secret } from './transport-model';
 import { TYPE_URL_PREFIX, messageType } from './proto';
 import { undeclaredWireFields } from './wire-fields';
 
-// The four xDS resource types, shared by the sidecar's xDS client and the control plane: one
+// The five xDS resource types, shared by the sidecar's xDS client and the control plane: one
 // place that knows each type's URL, message, name field and decoder (grpc-js-xds's
 // XdsResourceType, in our model's terms).
 
@@ -18,18 +18,28 @@ export const LISTENER_TYPE = `${TYPE_URL_PREFIX}envoy.config.listener.v3.Listene
 export const ROUTE_TYPE = `${TYPE_URL_PREFIX}envoy.config.route.v3.RouteConfiguration`;
 export const CLUSTER_TYPE = `${TYPE_URL_PREFIX}envoy.config.cluster.v3.Cluster`;
 export const ENDPOINT_TYPE = `${TYPE_URL_PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`;
+/** SDS: TLS certificates and validation contexts that listeners and clusters name with `sds_config: { ads: {} }`. */
+export const SECRET_TYPE = `${TYPE_URL_PREFIX}envoy.extensions.transport_sockets.tls.v3.Secret`;
 
 export interface ResourceModels {
   [LISTENER_TYPE]: Listener;
   [ROUTE_TYPE]: RouteConfiguration;
   [CLUSTER_TYPE]: Cluster;
   [ENDPOINT_TYPE]: ClusterLoadAssignment;
+  [SECRET_TYPE]: Secret;
 }
 
 export type ResourceTypeUrl = keyof ResourceModels;
 
-/** Make-before-break order of Envoy's ADS: clusters, endpoints, listeners, routes. */
-export const TYPE_ORDER: readonly ResourceTypeUrl[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+/**
+ * Make-before-break order of Envoy's ADS: clusters, endpoints, listeners, routes, with secrets
+ * first. SDS is subscribed by name and the names come from clusters and listeners: Envoy pauses
+ * SDS while it applies a CDS or LDS response (cds_api_helper.cc, lds_api.cc), so the requests
+ * for newly named secrets follow that ACK and the cluster or listener warms until they arrive.
+ * A secret already subscribed is pushed before the resources that use it, so a rotated CA or
+ * certificate is in place before a changed cluster or listener starts using it.
+ */
+export const TYPE_ORDER: readonly ResourceTypeUrl[] = [SECRET_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 
 /** Short names for logs and stats. */
 export const TYPE_SHORT: Readonly<Record<ResourceTypeUrl, string>> = {
@@ -37,6 +47,7 @@ export const TYPE_SHORT: Readonly<Record<ResourceTypeUrl, string>> = {
   [ROUTE_TYPE]: 'rds',
   [CLUSTER_TYPE]: 'cds',
   [ENDPOINT_TYPE]: 'eds',
+  [SECRET_TYPE]: 'sds',
 };
 
 /** Wildcard types carry the full state in every response (absence means deletion). */
@@ -45,7 +56,7 @@ export function isWildcardType(typeUrl: ResourceTypeUrl): boolean {
 }
 
 export function isResourceType(typeUrl: string): typeUrl is ResourceTypeUrl {
-  return typeUrl === LISTENER_TYPE || typeUrl === ROUTE_TYPE || typeUrl === CLUSTER_TYPE || typeUrl === ENDPOINT_TYPE;
+  return typeUrl === LISTENER_TYPE || typeUrl === ROUTE_TYPE || typeUrl === CLUSTER_TYPE || typeUrl === ENDPOINT_TYPE || typeUrl === SECRET_TYPE;
 }
 
 export function resourceMessageType(typeUrl: ResourceTypeUrl): protobuf.Type {
@@ -98,6 +109,9 @@ export function decodeResource<T extends ResourceTypeUrl>(typeUrl: T, message: p
     case ENDPOINT_TYPE:
       value = decodeClusterLoadAssignment(obj, ctx);
       break;
+    case SECRET_TYPE:
+      value = decodeSecret(obj, ctx);
+      break;
   }
   if (!issues.ok) return { ok: false, name, issues: issues.issues };
   return { ok: true, name, value: value as ResourceModels[T], message };
@@ -119,41 +133,16 @@ export function decodeResourceBytes<T extends ResourceTypeUrl>(typeUrl: T, bytes
   return { ok: false, name: decoded.name, issues: [...undeclared, ...(decoded.ok ? [] : decoded.issues)] };
 }
 
-/**
- * SDS's resource type. It is not one of the four ResourceTypeUrls above (no subscription, cache
- * or file support takes it yet); these decode one the way decodeResource decodes the others.
- */
-export const SECRET_TYPE = `${TYPE_URL_PREFIX}envoy.extensions.transport_sockets.tls.v3.Secret`;
-
-export type DecodedSecret =
-  | { readonly ok: true; readonly name: string; readonly value: Secret; readonly message: protobuf.Message }
-  | { readonly ok: false; readonly name: string; readonly issues: readonly ConfigIssue[] };
+export type DecodedSecret = DecodedResource<typeof SECRET_TYPE>;
 
 /** Decodes and validates one Secret; issue paths start with `Secret "name"`. */
 export function decodeSecretResource(message: protobuf.Message, options: DecodeOptions = {}): DecodedSecret {
-  const obj = plain(messageType(SECRET_TYPE.slice(TYPE_URL_PREFIX.length)), message);
-  const name = String(obj.name ?? '');
-  const issues = new IssueCollector();
-  const ctx = { path: `Secret "${name}"`, issues, local: options.local, re2MaxProgramSize: options.re2MaxProgramSize };
-  if (!name) issues.add(ctx.path, 'a resource must have a name');
-  const value = decodeSecret(obj, ctx);
-  if (!issues.ok || !value) return { ok: false, name, issues: issues.issues };
-  return { ok: true, name, value, message };
+  return decodeResource(SECRET_TYPE, message, options);
 }
 
 /** A Secret from the bytes of an Any, with Envoy's fields that proto/ leaves out refused by path. */
 export function decodeSecretResourceBytes(bytes: Uint8Array, options: DecodeOptions = {}): DecodedSecret {
-  const type = messageType(SECRET_TYPE.slice(TYPE_URL_PREFIX.length));
-  let message: protobuf.Message;
-  try {
-    message = type.decode(bytes);
-  } catch (err) {
-    return { ok: false, name: '', issues: [{ path: SECRET_TYPE, message: `cannot decode: ${(err as Error).message}` }] };
-  }
-  const decoded = decodeSecretResource(message, options);
-  const undeclared = undeclaredWireFields(type, bytes, `Secret "${decoded.name}"`);
-  if (undeclared.length === 0) return decoded;
-  return { ok: false, name: decoded.name, issues: [...undeclared, ...(decoded.ok ? [] : decoded.issues)] };
+  return decodeResourceBytes(SECRET_TYPE, bytes, options);
 }
 
 /**

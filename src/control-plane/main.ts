@@ -8,6 +8,7 @@ import { SnapshotCache } from './cache/snapshot-cache';
 import { ControlPlaneMetrics } from './metrics';
 import { AdsServer } from './server/ads-server';
 import { NodeStatusRegistry } from './server/node-status';
+import type { XdsTlsFiles } from './server/xds-tls';
 import { ResourceApplier } from './sources/apply';
 import { FileSource } from './sources/file-source';
 
@@ -37,6 +38,12 @@ export interface ControlPlaneOptions {
   readonly xdsToken?: BearerToken;
   /** Largest gRPC message either way and largest PUT /snapshot body; 4 MiB (grpc-js's default) by default. */
   readonly maxMessageBytes?: number;
+  /**
+   * Serve xDS over TLS with this certificate and key (--tls-cert, --tls-key); with a client CA
+   * (--client-ca) every client must present a certificate it verifies. Plaintext without.
+   * The admin API is not affected.
+   */
+  readonly xdsTls?: XdsTlsFiles;
 }
 
 export interface ControlPlane {
@@ -82,7 +89,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   }
 
   let closing = false;
-  const ads = new AdsServer({ cache, status, metrics, logger, token: o.xdsToken ?? null, maxMessageBytes });
+  const ads = new AdsServer({ cache, status, metrics, logger, token: o.xdsToken ?? null, maxMessageBytes, tls: o.xdsTls });
   let admin: AdminApi | null = null;
   let port: number;
   try {
@@ -96,9 +103,10 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     await ads.close(0);
     throw err;
   }
-  logger.info({ grpc: `${o.listen.host}:${port}`, admin: admin ? `${o.admin!.host}:${admin.port}` : null, version: cache.version, max_message_bytes: maxMessageBytes }, 'control plane listening');
-  if (!o.xdsToken) {
-    logger.warn({ grpc: `${o.listen.host}:${port}` }, 'xDS is unauthenticated: any client that reaches this port gets any node\'s config (use --xds-token-file)');
+  const transport = !o.xdsTls ? 'plaintext' : o.xdsTls.clientCaFile !== undefined ? 'mtls' : 'tls';
+  logger.info({ grpc: `${o.listen.host}:${port}`, transport, admin: admin ? `${o.admin!.host}:${admin.port}` : null, version: cache.version, max_message_bytes: maxMessageBytes }, 'control plane listening');
+  if (!o.xdsToken && o.xdsTls?.clientCaFile === undefined) {
+    logger.warn({ grpc: `${o.listen.host}:${port}` }, 'xDS is unauthenticated: any client that reaches this port gets any node\'s config (use --xds-token-file or --client-ca)');
   }
   if (admin && !o.adminToken) logger.warn({ admin: `${o.admin!.host}:${admin.port}` }, 'admin API is unauthenticated and bound to loopback only (use --admin-token-file to require a token)');
 

@@ -39,6 +39,12 @@ export class ControlPlaneMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly tlsConnectionsRefused = new Counter({
+    name: 'sidemirror_cp_xds_tls_connections_refused_total',
+    help: 'xDS connections refused by TLS: no_client_certificate, bad_client_certificate, no_h2_alpn, handshake (any other failure)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly nodeRecordsForgotten = new Counter({
     name: 'sidemirror_cp_node_records_forgotten_total',
     help: 'Records of disconnected nodes dropped to stay under the count or bytes cap',

@@ -12,8 +12,8 @@ import {
 } from '../config/resources';
 
 // The control plane's input: Envoy's file-subscription shape (a DiscoveryResponse written as
-// YAML: `version_info` and a `resources:` list whose items carry `@type`), mixing the four xDS
-// types in one list, plus sidemirror's `node_overrides` for per-node differences. Everything is
+// YAML: `version_info` and a `resources:` list whose items carry `@type`), mixing the five xDS
+// types (secrets included) in one list, plus sidemirror's `node_overrides` for per-node differences. Everything is
 // decoded and validated here, once, so the cache and the server only ever see good resources.
 
 /** One decoded resource, with its wire bytes computed once for every response that carries it. */
@@ -170,7 +170,7 @@ function decodeOne(item: unknown, path: string, issues: IssueCollector): Resourc
   }
   if (!isResourceType(typeUrl)) {
     issues.add(joinPath(path, '@type'),
-      `unsupported type "${typeUrl}" (Listener, RouteConfiguration, Cluster and ClusterLoadAssignment under type.googleapis.com/envoy.config.*.v3 are)`);
+      `unsupported type "${typeUrl}" (Listener, RouteConfiguration, Cluster and ClusterLoadAssignment under type.googleapis.com/envoy.config.*.v3, and type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret, are)`);
     return null;
   }
   const type = resourceMessageType(typeUrl);

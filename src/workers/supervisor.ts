@@ -6,7 +6,7 @@ import { AdminServer, type ServerState, type StatsView } from '../admin/server';
 import { ConfigError } from '../config/errors';
 import { listenerHooks, resourceHooks } from '../config/hook-refs';
 import { type LoadedBootstrap, loadBootstrapText } from '../config/load';
-import { type ResourceTypeUrl, TYPE_ORDER, isResourceType, isWildcardType, resourceMessageType, resourceName } from '../config/resources';
+import { type ResourceTypeUrl, SECRET_TYPE, TYPE_ORDER, isResourceType, isWildcardType, resourceMessageType, resourceName } from '../config/resources';
 import type { Logger } from '../log/logger';
 import { LayeredRuntime } from '../runtime/runtime';
 import { HookDirs } from '../shadow/hook-dirs';
@@ -159,7 +159,11 @@ export class Supervisor {
       node: b.node,
       logger: this.o.logger,
       stats: this.stats,
-      sink: { setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined },
+      sink: {
+        setClusters: async () => undefined, setLoadAssignment: () => undefined, setRoutes: () => undefined, setListeners: async () => undefined, setSecrets: () => undefined,
+        // The workers' static listeners may name ADS secrets: the one stream asks for them.
+        staticResources: () => ({ listeners: this.#loaded.bootstrap.listeners, clusters: this.#loaded.bootstrap.clusters }),
+      },
       onAccepted: (response) => this.#onAccepted(response),
       check: (t, v) => this.#hooks.checkHooks(resourceHooks(t, v)),
     });
@@ -180,9 +184,14 @@ export class Supervisor {
     this.#broadcast({ t: 'xds', typeUrl, version: response.version_info, resources });
   }
 
-  /** The accepted state as one response per type, in make-before-break order. */
+  /**
+   * The accepted state as one response per type, in make-before-break order, except that
+   * secrets come last: a worker keeps only the secrets its clusters and listeners name, so it
+   * must know them first (on the live stream SDS follows them anyway, being asked for by name).
+   */
   #replay(): XdsPush[] {
-    return TYPE_ORDER.filter((t) => this.#accepted.has(t)).map((t) => {
+    const order: ResourceTypeUrl[] = [...TYPE_ORDER.filter((t) => t !== SECRET_TYPE), SECRET_TYPE];
+    return order.filter((t) => this.#accepted.has(t)).map((t) => {
       const held = this.#accepted.get(t)!;
       return { t: 'xds', typeUrl: t, version: held.version, resources: [...held.resources.values()] };
     });

@@ -47,13 +47,36 @@ export interface BackoffOptions {
   readonly stableAfterMs?: number;
 }
 
+/** Credentials for a new channel, and the channel options they need (SNI). */
+export interface AdsChannelSecurity {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly options: grpc.ChannelOptions;
+}
+
+/** TLS to the management server, kept current: what a rotated certificate changes applies to the next stream. */
+export interface AdsChannelCredentials {
+  /** From the current certificates; a string says why there are none (the stream then waits and retries). */
+  current(): AdsChannelSecurity | string;
+  /** Calls `listener` after the certificates changed; returns the function that stops it. */
+  onUpdate(listener: () => void): () => void;
+  close(): void;
+}
+
 /** What goes on the channel beside the target (from the bootstrap's ADS GrpcService). */
 export interface AdsChannelOptions {
   /** `initial_metadata`, sent with every stream (e.g. `authorization: Bearer …`). */
   readonly metadata?: ReadonlyArray<{ readonly key: string; readonly value: string }>;
   /** Largest message accepted; 0 is unlimited (Envoy's meaning); 4 MiB by default. */
   readonly maxReceiveMessageBytes?: number | null;
+  /** TLS from the ADS cluster's transport_socket (the stream owns and closes it); absent: plaintext. */
+  readonly credentials?: AdsChannelCredentials;
 }
+
+const PLAINTEXT: AdsChannelCredentials = {
+  current: () => ({ credentials: grpc.credentials.createInsecure(), options: {} }),
+  onUpdate: () => () => undefined,
+  close: () => undefined,
+};
 
 const DEFAULT_STABLE_AFTER_MS = 10_000;
 
@@ -64,7 +87,12 @@ export function nextBackoff(attempt: number, o: BackoffOptions, random: () => nu
 }
 
 export class AdsStream {
-  readonly #client: grpc.Client;
+  #client: grpc.Client | null = null;
+  /** The credentials changed since #client was made: the next stream gets a new channel. */
+  #stale = false;
+  readonly #credentials: AdsChannelCredentials;
+  readonly #unwatchCredentials: () => void;
+  readonly #channelOptions: grpc.ChannelOptions;
   readonly #requestType: protobuf.Type;
   readonly #responseType: protobuf.Type;
   #call: grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | null = null;
@@ -75,18 +103,20 @@ export class AdsStream {
   readonly #metadata: grpc.Metadata;
 
   constructor(
-    target: string,
+    private readonly target: string,
     private readonly handlers: AdsStreamHandlers,
     private readonly backoff: BackoffOptions = { baseMs: 500, maxMs: 30_000 },
     channel: AdsChannelOptions = {},
   ) {
     const max = channel.maxReceiveMessageBytes ?? DEFAULT_MAX_XDS_MESSAGE_BYTES;
-    this.#client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+    this.#channelOptions = {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.initial_reconnect_backoff_ms': backoff.baseMs,
       'grpc.max_reconnect_backoff_ms': backoff.maxMs,
       'grpc.max_receive_message_length': max === 0 ? -1 : max,
-    });
+    };
+    this.#credentials = channel.credentials ?? PLAINTEXT;
+    this.#unwatchCredentials = this.#credentials.onUpdate(() => (this.#stale = true));
     this.#metadata = new grpc.Metadata();
     for (const { key, value } of channel.metadata ?? []) this.#metadata.add(key, value);
     this.#requestType = messageType('envoy.service.discovery.v3.DiscoveryRequest');
@@ -109,12 +139,32 @@ export class AdsStream {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#call?.cancel();
-    this.#client.close();
+    this.#client?.close();
+    this.#unwatchCredentials();
+    this.#credentials.close();
+  }
+
+  /** The channel for a new stream: the current one, or a new one when the credentials changed. */
+  #channel(): grpc.Client | string {
+    if (this.#client && !this.#stale) return this.#client;
+    const security = this.#credentials.current();
+    if (typeof security === 'string') return security;
+    // Only between streams: the stream that ran on the old channel has ended.
+    this.#client?.close();
+    this.#client = new grpc.Client(this.target, security.credentials, { ...this.#channelOptions, ...security.options });
+    this.#stale = false;
+    return this.#client;
   }
 
   #open(): void {
     if (this.#closed) return;
-    const call = this.#client.makeBidiStreamRequest<DiscoveryRequest, DiscoveryResponse>(
+    const client = this.#channel();
+    if (typeof client === 'string') {
+      this.handlers.onClose(client);
+      this.#scheduleReopen();
+      return;
+    }
+    const call = client.makeBidiStreamRequest<DiscoveryRequest, DiscoveryResponse>(
       ADS_METHOD,
       (req) => Buffer.from(this.#requestType.encode(this.#requestType.fromObject(req)).finish()),
       (buf) => this.#responseType.toObject(this.#responseType.decode(buf), { longs: String, defaults: true, arrays: true }) as DiscoveryResponse,

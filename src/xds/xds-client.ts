@@ -15,7 +15,7 @@ export interface XdsClientOptions {
   readonly logger: Logger;
   readonly stats: StatsRegistry;
   readonly backoff?: BackoffOptions;
-  /** initial_metadata and the receive limit, from the bootstrap (ads-target.ts adsConnection). */
+  /** initial_metadata, the receive limit and TLS, from the bootstrap (ads-target.ts adsConnection). */
   readonly channel?: AdsChannelOptions;
   /** Every accepted response, as received (the supervisor forwards them to its workers). */
   readonly onAccepted?: (response: DiscoveryResponse) => void;

@@ -1,13 +1,15 @@
 import { type ConfigIssue, IssueCollector, joinPath } from '../../config/errors';
 import { chainsWithHcmPath } from '../../config/listener-chains';
 import type { RouteConfiguration } from '../../config/model';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type ResourceTypeUrl } from '../../config/resources';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type ResourceTypeUrl } from '../../config/resources';
+import { type AdsSecretRef, clusterAdsSecretRefs, listenerAdsSecretRefs, secretKindProblem } from '../../config/sds-refs';
 import { type NameSet, validateClusterMirrorTargets, validateRouteClusters } from '../../config/validate';
 import type { ResourceEntry, ResourceMap, ResourceSet } from '../resources-file';
 
 // A snapshot is consistent when everything it references is in it: a client that gets a route to
-// a cluster it was never sent serves 503s, and an EDS cluster or RDS listener without its
-// resource never finishes warming. go-control-plane checks this before SetSnapshot; so do we.
+// a cluster it was never sent serves 503s, and an EDS cluster, an RDS listener or a TLS context
+// on an SDS secret without its resource never finishes warming. go-control-plane checks this
+// before SetSnapshot; so do we.
 
 
 function entries<T extends ResourceTypeUrl>(resources: ResourceMap, type: T): Array<ResourceEntry<T>> {
@@ -19,6 +21,28 @@ function entries<T extends ResourceTypeUrl>(resources: ResourceMap, type: T): Ar
 function visibleNames(layers: readonly ResourceMap[], type: ResourceTypeUrl): NameSet {
   if (layers.length === 1) return layers[0]!.get(type) ?? new Map();
   return { has: (name) => layers.some((l) => l.get(type)?.has(name) ?? false) };
+}
+
+/** The entry a node sees under `name` through `layers` (the first layer holding it wins). */
+function visibleEntry(layers: readonly ResourceMap[], type: ResourceTypeUrl, name: string): ResourceEntry | undefined {
+  for (const l of layers) {
+    const e = l.get(type)?.get(name);
+    if (e) return e;
+  }
+  return undefined;
+}
+
+/** Each `sds_config: { ads: {} }` reference must name a Secret of the snapshot, of the kind it needs. */
+function checkSecretRefs(owner: string, path: string, refs: readonly AdsSecretRef[], layers: readonly ResourceMap[], issues: IssueCollector): void {
+  for (const ref of refs) {
+    const secret = visibleEntry(layers, SECRET_TYPE, ref.name) as ResourceEntry<typeof SECRET_TYPE> | undefined;
+    const at = joinPath(path, ref.path);
+    if (!secret) issues.add(at, `${owner} uses Secret "${ref.name}" (sds_config: { ads: {} }), which does not exist`);
+    else {
+      const problem = secretKindProblem(ref, secret.model.kind);
+      if (problem) issues.add(at, `${owner}: ${problem} (${secret.path})`);
+    }
+  }
 }
 
 /** Checks one node's resolved resources; issue paths point at the offending field in the file. */
@@ -34,6 +58,7 @@ function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], i
 
   for (const c of entries(toCheck, CLUSTER_TYPE)) {
     validateClusterMirrorTargets(c.model, clusterNames, c.path, issues);
+    checkSecretRefs(`cluster "${c.name}"`, c.path, clusterAdsSecretRefs(c.model), layers, issues);
     if (c.model.type !== 'EDS') continue;
     // Envoy asks EDS for service_name when set, else for the cluster's own name.
     const wanted = c.model.edsServiceName ?? c.name;
@@ -44,6 +69,7 @@ function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], i
   }
   for (const rc of entries(toCheck, ROUTE_TYPE)) checkRoutes(rc.model, clusterNames, rc.path, issues);
   for (const l of entries(toCheck, LISTENER_TYPE)) {
+    checkSecretRefs(`listener "${l.name}"`, l.path, listenerAdsSecretRefs(l.model), layers, issues);
     for (const { chain, hcmPath: relative } of chainsWithHcmPath(l.model)) {
       const hcmPath = joinPath(l.path, relative);
       const rds = chain.hcm.rdsRouteConfigName;
@@ -51,6 +77,20 @@ function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], i
         issues.add(joinPath(hcmPath, 'rds.route_config_name'), `listener "${l.name}" uses RouteConfiguration "${rds}", which does not exist`);
       }
       if (chain.hcm.routeConfig) checkRoutes(chain.hcm.routeConfig, clusterNames, joinPath(hcmPath, 'route_config'), issues);
+    }
+  }
+}
+
+/** Every Secret of one name, in the base and in each override, is of one kind. */
+function checkSecretKinds(set: ResourceSet, issues: IssueCollector): void {
+  const first = new Map<string, ResourceEntry<typeof SECRET_TYPE>>();
+  for (const map of [set.base, ...set.overrides.map((o) => o.resources)]) {
+    for (const e of entries(map, SECRET_TYPE)) {
+      const seen = first.get(e.name);
+      if (!seen) first.set(e.name, e);
+      else if (seen.model.kind !== e.model.kind) {
+        issues.add(e.path, `Secret "${e.name}" is a ${e.model.kind} here but a ${seen.model.kind} at ${seen.path}: a secret name keeps one kind in every node's view`);
+      }
     }
   }
 }
@@ -68,7 +108,9 @@ function checkRoutes(rc: RouteConfiguration, clusters: NameSet, path: string, is
  * view holding that entry as the winner: the base for base entries, base + O for O's entries.
  * A node matching a cluster override and an id override therefore needs no check of its own
  * (its issues are among those of its two single-override views), and each override is checked
- * on its own entries only, looking names up through the override and then the base. An issue
+ * on its own entries only, looking names up through the override and then the base. A secret's
+ * kind is the one thing an overlay could change under a reference it does not hold, so a secret
+ * name keeps one kind everywhere in the set (checkSecretKinds), and every view agrees. An issue
  * found only under an override says which override; the same issue is reported once.
  */
 export function checkResourceSet(set: ResourceSet): ConfigIssue[] {
@@ -83,6 +125,7 @@ export function checkResourceSet(set: ResourceSet): ConfigIssue[] {
     }
   };
   const base = new IssueCollector();
+  checkSecretKinds(set, base);
   checkReferences(set.base, [set.base], base);
   report(base.issues, '');
   for (const o of set.overrides) {

@@ -9,10 +9,12 @@ import type { ControlPlaneMetrics } from '../metrics';
 import { discoveryResponse, readDiscoveryRequest, serviceDefinition } from './codec';
 import { ADS_SERVICE, addIntrospection } from './introspection';
 import type { NodeStatusRegistry } from './node-status';
+import { type XdsTlsFiles, XdsTlsFront } from './xds-tls';
 import { StreamError, XdsStream } from './xds-stream';
 
 // The gRPC face of the control plane: ADS and the four per-type services on one grpc-js server,
-// each stream driven by an XdsStream, every open stream pushed to when the cache changes.
+// each stream driven by an XdsStream, every open stream pushed to when the cache changes. With
+// TLS files the port is a TLS listener of ours (xds-tls.ts) feeding grpc-js its connections.
 // Delta xDS is not implemented yet (DESIGN §4) and answers UNIMPLEMENTED.
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,6 +38,8 @@ export interface AdsServerOptions {
   readonly token: BearerToken | null;
   /** grpc max receive and send message length (bytes). */
   readonly maxMessageBytes: number;
+  /** Serve xDS over TLS (mutual with a client CA); plaintext without. */
+  readonly tls?: XdsTlsFiles;
 }
 
 export class AdsServer {
@@ -45,6 +49,7 @@ export class AdsServer {
   private readonly perNode = new Map<string, number>();
   private readonly health: HealthImplementation;
   private readonly unwatch: () => void;
+  private tlsFront: XdsTlsFront | null = null;
 
   constructor(private readonly o: AdsServerOptions) {
     // One limit both ways: a NACK bigger than this is refused by grpc-js before we see it, and a
@@ -68,7 +73,7 @@ export class AdsServer {
       });
     }
     this.health = addIntrospection(this.server, [ADS_SERVICE, ...PER_TYPE_SERVICES.map(([s]) => s)]);
-    // One cache change → every stream re-checks its types (in CDS, EDS, LDS, RDS order).
+    // One cache change → every stream re-checks its types (in SDS, CDS, EDS, LDS, RDS order).
     this.unwatch = o.cache.watch(() => {
       for (const stream of this.streams.values()) stream.push();
     });
@@ -76,10 +81,23 @@ export class AdsServer {
 
   /** Binds host:port (port 0 picks a free one) and resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
+    if (this.o.tls) return this.listenTls(host, port, this.o.tls);
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     return new Promise((resolve, reject) => {
       this.server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
     });
+  }
+
+  /** TLS is ours; what passed it reaches grpc-js as an already secured connection. */
+  private listenTls(host: string, port: number, files: XdsTlsFiles): Promise<number> {
+    const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.tlsFront = new XdsTlsFront({
+      files,
+      logger: this.o.logger,
+      onSecure: (socket) => injector.injectConnection(socket),
+      onRefused: (reason) => this.o.metrics.tlsConnectionsRefused.inc({ reason }),
+    });
+    return this.tlsFront.listen(host, port);
   }
 
   /** Open xDS streams right now. */
@@ -100,6 +118,7 @@ export class AdsServer {
       timer.unref();
       this.server.tryShutdown(() => {
         clearTimeout(timer);
+        this.tlsFront?.close();
         resolve();
       });
     });

@@ -20,7 +20,7 @@ export interface StreamDeps {
   readonly logger: Logger;
   /** Writes one DiscoveryResponse (plain object) on the wire. */
   readonly send: (response: Record<string, unknown>) => void;
-  /** The type of a per-type service (StreamClusters…); null for ADS, which carries all four. */
+  /** The type of a per-type service (StreamClusters…); null for ADS, which carries all five. */
   readonly fixedType: ResourceTypeUrl | null;
 }
 
@@ -76,7 +76,7 @@ export class XdsStream {
       throw new StreamError(GrpcStatus.INVALID_ARGUMENT, `this service serves ${this.deps.fixedType}, not ${typeUrl}`);
     }
     if (!isResourceType(typeUrl)) {
-      // SDS, RTDS…: we hold none, and SotW has no "does not exist" answer, so stay silent.
+      // RTDS, ECDS…: we hold none, and SotW has no "does not exist" answer, so stay silent.
       this.deps.logger.debug({ node: this.node.id, type_url: typeUrl }, 'request for a type this control plane does not serve');
       return;
     }
@@ -96,7 +96,7 @@ export class XdsStream {
     this.respond(typeUrl, state);
   }
 
-  /** After a snapshot change: answers every subscribed type whose version moved, in CDS, EDS, LDS, RDS order. */
+  /** After a snapshot change: answers every subscribed type whose version moved, in SDS, CDS, EDS, LDS, RDS order. */
   push(): void {
     if (!this.node) return;
     for (const type of TYPE_ORDER) {
