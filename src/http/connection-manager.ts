@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
-import { FORBIDDEN } from '../listener/raw-replies';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { HeaderLookup } from '../router/matchers';
@@ -30,6 +29,7 @@ import { requestHashKey } from './hash-policy';
 import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
+import { proxyUpgrade } from './upgrade';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -231,10 +231,9 @@ export class ConnectionManager {
 
   /** An HTTP/1.1 Upgrade request (WebSocket): see upgrade.ts. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, info: StreamInfo): void {
-    void head;
-    void info;
-    // Not configured (upgrade_configs): Envoy answers 403.
-    socket.end(FORBIDDEN);
+    const { clusters, logger, hostname } = this.deps;
+    proxyUpgrade({ hcm: this.hcm, table: this.routes(), suppressEnvoyHeaders: this.router.suppressEnvoyHeaders, clusters, logger, hostname,
+      stats: this.stats, trust: this.#trust }, req, socket, head, info);
   }
 
   /**

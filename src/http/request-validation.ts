@@ -17,6 +17,8 @@ export interface RequestHead {
   readonly httpVersion: string;
   readonly rawHeaders: readonly string[];
   readonly headers?: { readonly 'content-type'?: string | undefined };
+  /** Present on a stream of an HTTP/2 connection (Node's compatibility request). */
+  readonly stream?: unknown;
 }
 
 export interface ValidationSettings {
@@ -70,8 +72,9 @@ export function checkRequest(req: RequestHead, s: ValidationSettings): Admission
 
   // Anything but HTTP/1.1 is handled as HTTP/1.0, as Envoy does: HTTP/0.9 (a request line
   // without a version, which Node reports as 0.9) and odd versions included.
-  // HTTP/2 reaches here with its pseudo headers already turned into a path and a Host.
-  if (req.httpVersion !== '1.1' && req.httpVersion !== '2.0') {
+  // HTTP/2 reaches here with its pseudo headers already turned into a path and a Host; an
+  // HTTP/1 request line claiming 2.0 is handled as anything but 1.1 is.
+  if (req.httpVersion !== '1.1' && !(req.httpVersion === '2.0' && req.stream !== undefined)) {
     if (!s.http1.acceptHttp10) return codecError(426, 'Upgrade Required');
     if (authority === undefined && s.http1.defaultHostForHttp10 !== '') authority = s.http1.defaultHostForHttp10;
   }

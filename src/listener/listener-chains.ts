@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import type * as tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Listener } from '../config/model';
 import type { DownstreamTlsContext } from '../config/transport-model';
 import type { StreamInfo } from '../http/stream-info';
@@ -163,6 +163,9 @@ export class ListenerChains {
 
   #terminateTls(socket: Socket, running: RunningChain, serverTls: ServerTlsContext, offeredAlpn: readonly string[] | null): void {
     serverTls.accept(socket, (secure) => {
+      // Node's tls.Server marks its sockets connected once secure; a TLSSocket made on its own
+      // stays "secureConnecting", and an HTTP/2 session would wait for it forever.
+      (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       // Later errors (a reset mid-stream) belong to the codec now; none may go unhandled.
       secure.on('error', () => undefined);
       running.spec.connectionManager.stats.cxSslTotal.inc();
@@ -208,7 +211,7 @@ function helloVerdict(seen: Buffer): PrefixVerdict<ClientHelloSeen> {
   return { done: true, value: { serverName: hello.serverName, transportProtocol: 'tls', alpn: hello.alpn } };
 }
 
-function peerSans(socket: tls.TLSSocket): string {
+function peerSans(socket: TLSSocket): string {
   const cert = socket.getPeerCertificate();
   return cert && typeof cert.subjectaltname === 'string' ? cert.subjectaltname : '';
 }

@@ -237,6 +237,10 @@ export class StatsRegistry {
   readonly listenerSslFailVerifySan = this.#counter('envoy_listener_ssl_fail_verify_san', 'Client certificates that failed SAN verification', ['envoy_listener_address'], listener('ssl.fail_verify_san'));
   readonly listenerCxOverflow = this.#counter('envoy_listener_downstream_cx_overflow', 'Connections refused by the listener connection limit', ['envoy_listener_address'], listener('downstream_cx_overflow'));
   readonly listenerGlobalCxOverflow = this.#counter('envoy_listener_downstream_global_cx_overflow', 'Connections refused by the global downstream connection limit', ['envoy_listener_address'], listener('downstream_global_cx_overflow'));
+  readonly httpCxUpgradesTotal = this.#counter('envoy_http_downstream_cx_upgrades_total', 'Upgrades (WebSocket) allowed by upgrade_configs', ['envoy_http_conn_manager_prefix'], http('downstream_cx_upgrades_total'));
+  readonly httpCxUpgradesActive = this.#gauge('envoy_http_downstream_cx_upgrades_active', 'Upgraded streams open', ['envoy_http_conn_manager_prefix'], http('downstream_cx_upgrades_active'));
+  readonly httpRqWsOnNonWsRoute = this.#counter('envoy_http_downstream_rq_ws_on_non_ws_route', 'Upgrade requests refused by upgrade_configs (403)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_ws_on_non_ws_route'));
+  readonly httpUpgradesFailed = this.#counter('sidemirror_http_upgrades_failed_total', 'Allowed upgrades that never became a tunnel (refused upstream, upstream failure, local reply)', ['envoy_http_conn_manager_prefix'], http('upgrades_failed'));
   readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));
 
   readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],

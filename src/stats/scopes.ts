@@ -111,6 +111,11 @@ export class HttpStats {
   readonly nonRelativePath: CounterChild;
   readonly noCluster: CounterChild;
   readonly directResponse: CounterChild;
+  readonly cxUpgradesTotal: CounterChild;
+  readonly cxUpgradesActive: GaugeChild;
+  readonly rqWsOnNonWsRoute: CounterChild;
+  /** Allowed upgrades that never became a tunnel (ours; Envoy has no such counter). */
+  readonly upgradesFailed: CounterChild;
   readonly rqTime: HistogramChild;
   readonly #byClass: CounterChild[];
 
@@ -139,6 +144,10 @@ export class HttpStats {
     this.nonRelativePath = registry.httpNonRelativePath.labels(l);
     this.noCluster = registry.httpNoCluster.labels(l);
     this.directResponse = registry.httpDirectResponse.labels(l);
+    this.cxUpgradesTotal = registry.httpCxUpgradesTotal.labels(l);
+    this.cxUpgradesActive = registry.httpCxUpgradesActive.labels(l);
+    this.rqWsOnNonWsRoute = registry.httpRqWsOnNonWsRoute.labels(l);
+    this.upgradesFailed = registry.httpUpgradesFailed.labels(l);
     this.rqTime = registry.httpRqTime.labels(l);
     this.#byClass = [1, 2, 3, 4, 5].map((c) => registry.httpRqClass.labels({ ...l, envoy_response_code_class: String(c) }));
   }

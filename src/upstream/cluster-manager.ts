@@ -150,6 +150,7 @@ export class UpstreamCluster {
     const cb = this.config.circuitBreakers;
     const tlsContext = transportSocketFor(this.config, ep);
     const protocol = this.config.protocol;
+    const tls = tlsContext ? () => this.options.clientTls(tlsContext, this.config) : null;
     const pool = this.options.poolFactory(`${tlsContext ? 'https' : 'http'}://${addressPort}`, {
       connectTimeoutMs: this.config.connectTimeoutMs,
       maxConnections: cb.maxConnections,
@@ -157,7 +158,7 @@ export class UpstreamCluster {
       maxRequestsPerConnection: this.config.maxRequestsPerConnection,
       protocol: protocol.kind,
       http2: protocol.kind === 'http1' ? HTTP2_DEFAULTS : protocol.http2,
-      tls: tlsContext ? () => this.options.clientTls(tlsContext, this.config) : null,
+      tls,
     });
     const host: Host = {
       address: ep.address,
@@ -166,6 +167,7 @@ export class UpstreamCluster {
       hostname: ep.hostname,
       weight: ep.weight,
       pool,
+      tls,
       healthy: ep.healthy,
       active: 0,
       counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },

@@ -1,4 +1,5 @@
 import { Client } from 'undici';
+import { tlsConnector } from './pool-factory';
 import type { HealthCheckConfig } from '../config/model';
 import { type HeaderMap, applyHeadersToAdd, removeHeaders } from '../http/headers';
 import type { HealthCheckStats } from '../stats/scopes';
@@ -193,8 +194,10 @@ class HostSession {
 
   #dispatcher(): Client {
     if (this.#client === null) {
-      this.#client = new Client(`http://${this.host.addressPort}`, {
-        connect: { timeout: this.options.config.timeoutMs },
+      // Over the endpoint's own transport socket, as Envoy's checks are.
+      const tls = this.host.tls;
+      this.#client = new Client(`${tls ? 'https' : 'http'}://${this.host.addressPort}`, {
+        connect: tls ? tlsConnector(tls, this.options.config.timeoutMs) : { timeout: this.options.config.timeoutMs },
         pipelining: 1,
       });
       this.#client.on('connectionError', () => undefined);

@@ -1,4 +1,4 @@
-import type { UpstreamPool } from './pool-factory';
+import type { TlsProvider, UpstreamPool } from './pool-factory';
 
 /** One upstream endpoint, resolved to an address, with its own keep-alive pool. */
 export interface Host {
@@ -10,6 +10,8 @@ export interface Host {
   readonly hostname: string;
   readonly weight: number;
   readonly pool: UpstreamPool;
+  /** The endpoint's TLS (its transport socket), for health checks; null: plaintext. */
+  readonly tls: TlsProvider | null;
   healthy: boolean;
   /** Requests in flight, for least-request balancing and /clusters. */
   active: number;

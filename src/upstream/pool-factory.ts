@@ -76,19 +76,7 @@ function http2Pool(origin: string, o: PoolOptions): UpstreamPool {
  */
 class TlsPool extends Pool {
   constructor(origin: string, options: Pool.Options, provider: TlsProvider, timeout: number) {
-    super(origin, {
-      ...options,
-      connect: (opts, callback) => {
-        const current = provider();
-        if (current === null) {
-          callback(Object.assign(new Error('upstream TLS context not ready (SDS secret missing)'), { code: 'ERR_TLS_CONTEXT_NOT_READY' }), null);
-          return;
-        }
-        // Built per connection: it is cheap next to a handshake, and rotated certificates apply.
-        const connector = buildConnector({ ...current, timeout } as buildConnector.BuildOptions);
-        connector({ ...opts, servername: current.servername ?? '' }, callback);
-      },
-    });
+    super(origin, { ...options, connect: tlsConnector(provider, timeout) });
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -97,6 +85,22 @@ class TlsPool extends Pool {
 }
 
 const FIXED_SERVERNAME = 'sidemirror.upstream';
+
+/**
+ * undici's connect option for a TLS endpoint: the options current at each connect (built per
+ * connection: cheap next to a handshake, and rotated certificates apply), SNI only as configured.
+ */
+export function tlsConnector(provider: TlsProvider, timeout: number): buildConnector.connector {
+  return (opts, callback) => {
+    const current = provider();
+    if (current === null) {
+      callback(Object.assign(new Error('upstream TLS context not ready (SDS secret missing)'), { code: 'ERR_TLS_CONTEXT_NOT_READY' }), null);
+      return;
+    }
+    const connector = buildConnector({ ...current, timeout } as buildConnector.BuildOptions);
+    connector({ ...opts, servername: current.servername ?? '' }, callback);
+  };
+}
 
 /** Forwards the pool events of whichever pools it made. */
 abstract class PoolPair extends EventEmitter implements UpstreamPool {
