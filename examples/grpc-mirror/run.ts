@@ -141,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
   const client = greeterClient(p.proxy, { authority, tls: stack.caFile ? { ca: fs.readFileSync(stack.caFile), servername: 'localhost' } : undefined });
   let code = 0;
   try {
-    out(`\nClient → ${o.tls ? 'https' : 'http'}://127.0.0.1:${p.proxy} (:authority ${authority}${o.tls ? ', verifying the certificate against the example CA' : ''}):`);
+    out(`\nClient → ${o.tls ? 'https' : 'http'}://127.0.0.1:${p.proxy} (:authority ${authority}${o.tls ? `, verifying the certificate against the example CA ${stack.caFile}` : ''}):`);
     const work = runCalls(client, printCall);
     const first = await Promise.race([work, whenInterrupted, stack.exited]);
     if (first === 'interrupted') return 130;
