@@ -1,4 +1,6 @@
+import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 import type { StringMatcher } from './matcher-model';
+import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -18,40 +20,6 @@ export interface AdminConfig {
   readonly address: SocketAddress;
 }
 
-/** Envoy's HeaderValueOption, with `append` folded into `appendAction`. */
-export interface HeaderToAdd {
-  readonly key: string;
-  readonly value: string;
-  readonly appendAction:
-    | 'APPEND_IF_EXISTS_OR_ADD'
-    | 'ADD_IF_ABSENT'
-    | 'OVERWRITE_IF_EXISTS_OR_ADD'
-    | 'OVERWRITE_IF_EXISTS';
-  readonly keepEmptyValue: boolean;
-}
-
-export type HeaderMutation =
-  | { readonly kind: 'remove'; readonly name: string }
-  | { readonly kind: 'append'; readonly header: HeaderToAdd };
-
-export interface HeaderEdits {
-  readonly requestHeadersToAdd: readonly HeaderToAdd[];
-  readonly requestHeadersToRemove: readonly string[];
-  readonly responseHeadersToAdd: readonly HeaderToAdd[];
-  readonly responseHeadersToRemove: readonly string[];
-}
-
-export interface FractionalPercent {
-  readonly numerator: number;
-  readonly denominator: number; // 100, 10_000 or 1_000_000
-}
-
-export interface RuntimeFraction {
-  readonly defaultValue: FractionalPercent;
-  /** Empty when the fraction cannot be overridden at run time. */
-  readonly runtimeKey: string;
-}
-
 /** Envoy's RouteAction.RequestMirrorPolicy. Exactly one of cluster and clusterHeader is set. */
 export interface MirrorPolicy {
   readonly cluster: string | null;
@@ -65,6 +33,8 @@ export interface MirrorPolicy {
 }
 
 export type { StringMatcher } from './matcher-model';
+export type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
+export type * from './mirror-ext-model';
 
 export type HeaderMatch =
   | { readonly kind: 'string'; readonly matcher: StringMatcher }
@@ -438,108 +408,4 @@ export interface DynamicResources {
   readonly cdsViaAds: boolean;
   /** How long serving waits for the first CDS and LDS responses (Infinity: until they come). */
   readonly initialFetchTimeoutMs: number;
-}
-
-// ── sidemirror's mirror filter (sidemirror.filters.http.mirror.v1) ────────────────────────────
-
-export interface RedisServerAddress {
-  readonly host: string;
-  readonly port: number;
-}
-
-/**
- * Redis over TLS. The PEM texts are read from the files the config names; null when not given,
- * and always null where the config is only checked (the control plane reads no sidecar's files).
- */
-export interface RedisTlsModel {
-  readonly ca: string | null;
-  readonly cert: string | null;
-  readonly key: string | null;
-  readonly serverName: string | null;
-}
-
-/** How a connection authenticates and protects itself. */
-export interface RedisConnectionSecurity {
-  /**
-   * The password, from the config, a file or an environment variable; null: none, or (where the
-   * config is only checked: the control plane) given by file or variable and not read.
-   */
-  readonly password: string | null;
-  /** Redis 6 ACL user; null: the default user. */
-  readonly username: string | null;
-  readonly tls: RedisTlsModel | null;
-}
-
-export type RedisConnectionModel = RedisConnectionSecurity & (
-  | { readonly kind: 'single'; readonly server: RedisServerAddress; readonly database: number; readonly timeoutMs: number }
-  | { readonly kind: 'cluster'; readonly nodes: readonly RedisServerAddress[]; readonly name: string; readonly timeoutMs: number });
-
-/** The filter's typed_config in http_filters. */
-export interface MirrorFilterConfig {
-  readonly redis: ReadonlyMap<string, RedisConnectionModel>;
-  readonly maxInflightPerCluster: number | null;
-}
-
-export type MirrorTarget =
-  | { readonly kind: 'cluster'; readonly name: string }
-  | { readonly kind: 'cluster_header'; readonly header: string; readonly allowed: AllowedClusters }
-  /** A URL with no cluster defined; the proxy makes the pool itself. */
-  | { readonly kind: 'host'; readonly url: string; readonly host: string; readonly port: number };
-
-/** The clusters a cluster_header target may name: exact names, or names starting with a prefix. */
-export interface AllowedClusters {
-  readonly names: ReadonlySet<string>;
-  readonly prefixes: readonly string[];
-}
-
-export type MirrorSampling =
-  | { readonly kind: 'all' }
-  | { readonly kind: 'random'; readonly fraction: RuntimeFraction }
-  | { readonly kind: 'every_nth'; readonly n: number }
-  | {
-      readonly kind: 'consistent';
-      readonly fraction: FractionalPercent;
-      readonly key: { readonly kind: 'header' | 'cookie'; readonly name: string } | { readonly kind: 'source_ip' };
-    };
-
-export interface MirrorLimit {
-  readonly count: number;
-  readonly windowMs: number;
-  readonly store: 'local' | 'redis';
-  /** Set when store is redis: the connection, resolved or named (resolved against the filter config). */
-  readonly redis: RedisConnectionModel | { readonly kind: 'named'; readonly name: string } | null;
-  readonly onRedisError: 'skip' | 'allow';
-  readonly key: string;
-}
-
-/** One extended mirror policy (MirrorPerRoute.policies[i]). */
-export interface ExtMirrorPolicy {
-  readonly name: string;
-  readonly target: MirrorTarget;
-  readonly sampling: MirrorSampling;
-  readonly limit: MirrorLimit | null;
-  readonly mode: 'async' | 'sync';
-  readonly syncTimeoutMs: number;
-  readonly forwardBody: boolean;
-  /** 0: no limit beyond the shadow buffer cap. */
-  readonly maxBodyBytes: number;
-  readonly timeouts: { readonly connectMs: number; readonly sendMs: number; readonly readMs: number };
-  readonly retry: { readonly count: number; readonly onConnectFailure: boolean; readonly onReset: boolean; readonly on5xx: boolean } | null;
-  readonly path: { readonly value: string; readonly mode: 'replace' | 'prefix' } | null;
-  readonly requestHeadersMutations: readonly HeaderMutation[];
-  readonly markerHeader: string | null;
-  /** null: every method. */
-  readonly methods: ReadonlySet<string> | null;
-  readonly hooks: MirrorHooksConfig | null;
-  readonly disableShadowHostSuffixAppend: boolean;
-  readonly hostRewriteLiteral: string | null;
-}
-
-export interface MirrorHooksConfig {
-  /** As written in config; located in an allowed --hooks-dir when the policy is compiled. */
-  readonly module: string;
-  readonly timeoutMs: number;
-  readonly maxResponseBodyBytes: number;
-  /** Field path of the hooks message, for errors found when the module is loaded. */
-  readonly path: string;
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
@@ -23,6 +24,7 @@ import {
 } from './headers';
 import { type DownstreamRequest, type DownstreamResponse, isHttp2Response } from './downstream';
 import { GRPC_STATUS, isGrpcContentType, legacyGrpcRouteTimeout, streamDurationMs } from './grpc';
+import { bodyFollows, mapUpgrade, pseudoOrHeader, trailersOf } from './request-head';
 import type { StreamInfo } from './stream-info';
 import { DELAYED_CLOSE_MS, LOCAL_REPLY_DRAIN_BYTES, awaitRequestEnd, bodyPending, lingeringClose } from './early-response';
 import { requestHashKey } from './hash-policy';
@@ -30,6 +32,7 @@ import { internalAddressMatcher, nodeAddress } from './internal-address';
 import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
 import { proxyUpgrade } from './upgrade';
+import { closingResponse } from './upgrade-response';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -174,7 +177,7 @@ export class ConnectionManager {
     const mirrored = (policies.length === 0 && route.extPolicies.length === 0) || method === 'CONNECT'
       ? null
       : this.deps.mirror.start(policies, route.extPolicies, {
-          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs,
+          method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
@@ -186,6 +189,7 @@ export class ConnectionManager {
       cluster, host, method, path: upstreamPath, headers, body, timeoutMs,
       requestTrailers: () => trailersOf(req),
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
+      suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
       responseHeaders: (_status, raw) => {
         const out = this.#plainResponses(route)
           ? forwardRawResponse(raw, this.#serverOverride())
@@ -231,6 +235,13 @@ export class ConnectionManager {
 
   /** An HTTP/1.1 Upgrade request (WebSocket): see upgrade.ts. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, info: StreamInfo): void {
+    // Envoy ignores `Upgrade: h2c` (no h2c upgrade) and serves the request as HTTP/1.1; Node has
+    // already let go of the connection, so it closes after this one response.
+    if (mapUpgrade(req.rawHeaders) === 'h2c' && !bodyFollows(req.rawHeaders)) {
+      (socket as Socket).on('error', () => undefined);
+      this.handle(req, closingResponse(req, socket as Socket), info);
+      return;
+    }
     const { clusters, logger, hostname } = this.deps;
     proxyUpgrade({ hcm: this.hcm, table: this.routes(), suppressEnvoyHeaders: this.router.suppressEnvoyHeaders, clusters, logger, hostname,
       stats: this.stats, trust: this.#trust }, req, socket, head, info);
@@ -322,16 +333,6 @@ function addConnectionClose(headers: string[] | HeaderMap): void {
   else headers.connection = 'close';
 }
 
-/** HTTP/1.1 has a body when it is chunked or declares a non-zero length. */
-export function bodyFollows(raw: readonly string[]): boolean {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
-    if (name.length === 14 && name.toLowerCase() === 'content-length' && raw[i + 1]!.trim() !== '0') return true;
-  }
-  return false;
-}
-
 /**
  * Sends the client's body to the primary with its back-pressure, and to each shadow without:
  * shadows take chunks as they come and drop themselves when they fall too far behind.
@@ -349,19 +350,6 @@ function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Read
   return primary;
 }
 
-/** The request's trailers once it has ended (both codecs fill `trailers`), null when it had none. */
-function trailersOf(req: DownstreamRequest): Record<string, string> | null {
-  const t = req.trailers as Record<string, string | string[] | undefined>;
-  let out: Record<string, string> | null = null;
-  for (const name of Object.keys(t)) {
-    const v = t[name];
-    if (v === undefined) continue;
-    out ??= {};
-    out[name] = Array.isArray(v) ? v.join(', ') : v;
-  }
-  return out;
-}
-
 /** One request as the connection manager's phases pass it along. */
 interface RequestContext {
   readonly req: DownstreamRequest;
@@ -371,23 +359,4 @@ interface RequestContext {
   readonly http2: boolean;
   /** performance.now() when the request's headers came. */
   readonly started: number;
-}
-
-function pseudoOrHeader(name: string, headers: HeaderMap, authority: string, path: string, method: string, scheme: string): string | undefined {
-  if (name.charCodeAt(0) === 58 /* ':' */) {
-    switch (name) {
-      case ':authority':
-        return authority;
-      case ':path':
-        return path;
-      case ':method':
-        return method;
-      case ':scheme':
-        return scheme;
-      default:
-        return undefined;
-    }
-  }
-  const v = headers[name];
-  return Array.isArray(v) ? v.join(',') : v;
 }

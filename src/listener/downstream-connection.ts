@@ -112,6 +112,11 @@ export class DownstreamConnection {
     this.drain();
   }
 
+  /** The connection became a tunnel (an upgrade): busy until it closes. */
+  upgraded(): void {
+    this.#active++;
+  }
+
   /** The listener drains (or the connection reached its max duration). */
   drain(): void {
     if (this.socket.destroyed) return;

@@ -49,8 +49,11 @@ export class Http1Codec {
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
     // Upgrades (WebSocket) are the connection manager's: tunnelled where upgrade_configs allow, else 403.
-    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
-      this.current().connectionManager.upgrade(req, socket, head, this.#info.get(req.socket) ?? PLAIN_HTTP1));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      // A tunnel is a stream in flight until its socket closes: a drain must not cut it.
+      this.#connections.get(socket)?.upgraded();
+      this.current().connectionManager.upgrade(req, socket, head, this.#info.get(req.socket) ?? PLAIN_HTTP1);
+    });
     // CONNECT needs a connect matcher (not supported): 404, as Envoy answers it.
     server.on('connect', (_req, socket: Socket) => socket.end(NOT_FOUND));
     // Node starts tracking connections (for closeIdleConnections and its request/headers

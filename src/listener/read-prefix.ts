@@ -7,7 +7,8 @@ export type PrefixVerdict<T> = { readonly done: false } | { readonly done: true;
  * Reads the first bytes of a connection until `decide` has its answer, then puts them back
  * (unshift) for whoever reads the connection next (a TLS socket, an HTTP codec). Bounded in
  * bytes and time; on either bound, on EOF or on an error it resolves with `onLimit()`'s value,
- * or null when the socket is gone.
+ * or null when the socket is gone. It resolves after the 'data' handler has returned: an HTTP/2
+ * session made on the socket from inside that handler would lose the bytes put back.
  */
 export function readPrefix<T>(
   socket: Socket,

@@ -92,6 +92,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
         bodyTimeout: 0,
         // Read by the HTTP/2 pool once the body has ended (undici's HTTP/1 cannot send trailers).
         requestTrailers: () => this.#trailers,
+        downstreamProtocol: request.downstreamProtocol,
       } as Dispatcher.DispatchOptions,
       this.#attempt,
     );

@@ -184,6 +184,7 @@ export class CompiledExtPolicy {
       maxInFlight: this.#maxInFlight,
     };
     const stream = this.deps.writer.start({
+      downstreamProtocol: p.downstreamProtocol,
       cluster: target,
       stats: counters,
       method: req.method,

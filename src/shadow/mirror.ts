@@ -21,6 +21,8 @@ export interface PrimaryRequest {
   /** Reads the downstream request's headers (for cluster_header). */
   readonly header: HeaderLookup;
   readonly hasBody: boolean;
+  /** What the client spoke, for mirror clusters with use_downstream_protocol_config. */
+  readonly downstreamProtocol?: 'HTTP/1.1' | 'HTTP/2';
   readonly timeoutMs: number;
   /** The proxy's own address on this connection, appended to the shadow's x-forwarded-for. */
   readonly proxyAddress: string;
@@ -95,6 +97,7 @@ export class Mirror {
       headers: shadowHeaders(primary.headers, policy, primary.proxyAddress, primary.format),
       hasBody: primary.hasBody,
       timeoutMs: primary.timeoutMs,
+      downstreamProtocol: primary.downstreamProtocol,
       options: ENVOY_SHADOW,
     });
     if (stream !== null && !primary.hasBody) {

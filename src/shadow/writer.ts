@@ -58,6 +58,8 @@ export interface ShadowRequest {
   /** Envoy gives a shadow the route's timeout; 0 means none. */
   readonly timeoutMs: number;
   readonly options: ShadowOptions;
+  /** The client's protocol, for clusters that follow it (use_downstream_protocol_config). */
+  readonly downstreamProtocol?: 'HTTP/1.1' | 'HTTP/2';
 }
 
 /** Where the request body goes for one shadow. Never blocks and never throws. */

@@ -17,6 +17,8 @@ export interface PrimaryForward {
   readonly path: string;
   readonly headers: HeaderMap;
   readonly body: Readable | null;
+  /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time on the response. */
+  readonly suppressEnvoyHeaders: boolean;
   /** What the request came in on, for clusters with use_downstream_protocol_config. */
   readonly downstreamProtocol: 'HTTP/1.1' | 'HTTP/2';
   /** The request's trailers, read once its body has ended (HTTP/2 upstreams send them). */
@@ -124,7 +126,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     this.#resume = resume;
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
-    addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
+    if (!this.fwd.suppressEnvoyHeaders) addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
     if (this.fwd.syncWait === null) {
       if (isHttp2Response(this.res)) {
         // Held until the next event: a response that ends right away (gRPC's Trailers-Only)

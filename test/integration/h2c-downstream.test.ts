@@ -81,4 +81,12 @@ describe('h2c downstream', () => {
     const viaH2 = await run('curl', ['-sS', '--http2-prior-knowledge', '-w', ' %{http_version}', `${h2only}/only`]);
     expect(viaH2.stdout).toBe('primary 2');
   });
+
+  test('curl --http2 over cleartext (Upgrade: h2c) is served as HTTP/1.1, as Envoy does, not refused', async () => {
+    const { stdout } = await run('curl', ['-sS', '--http2', '-w', ' %{http_version} %{http_code}', `${p.url}/upgrade`]);
+    expect(stdout).toBe('primary 1.1 200');
+    const up = primary.requests.find((r) => r.url === '/upgrade')!;
+    expect(up.headers.upgrade).toBeUndefined();
+    expect(up.headers['http2-settings']).toBeUndefined();
+  });
 });
