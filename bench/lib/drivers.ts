@@ -15,6 +15,8 @@ export interface LoadResult {
   p99Ms: number | null;
   non2xx: number;
   socketErrors: number;
+  /** What the errors were, in the tool's words, when there were any. */
+  errorDetail?: string;
 }
 
 export interface LoadDriver {
@@ -26,6 +28,8 @@ export interface LoadDriver {
   check(port: number): Promise<void>;
   /** About `seconds` of load; a null result when the tool failed (`output` says how). */
   run(port: number, seconds: number): Promise<{ result: LoadResult | null; output: string }>;
+  /** Load for `seconds` before the rounds (a JIT warms up; h2load also learns the rate). */
+  warmUp(port: number, seconds: number): Promise<void>;
 }
 
 export function wrkDriver(conns: number, cpus?: string): LoadDriver {
@@ -35,6 +39,7 @@ export function wrkDriver(conns: number, cpus?: string): LoadDriver {
     streams: 1,
     check: async () => undefined,
     run: (port, seconds) => runWrk({ port, conns, seconds, cpus }),
+    warmUp: async (port, seconds) => void (await runWrk({ port, conns, seconds, cpus })),
   };
 }
 
@@ -61,21 +66,32 @@ export function h2loadDriver(o: H2DriverOptions): LoadDriver {
     if (r.result && r.result.rps > 0) rate = r.result.rps;
     return r;
   };
+  const run = async (port: number, seconds: number) => {
+    if (rate === null) {
+      // A first, fixed-size run tells the rate; when it alone lasted `seconds`, it was the load.
+      const probe = await once(port, Math.max(PROBE_REQUESTS, inFlight), seconds + 15);
+      if (!probe.result || probe.result.rps <= 0 || probe.result.requests / probe.result.rps >= seconds) return probe;
+    }
+    const perSecond = rate ?? 0;
+    const requests = Math.min(MAX_REQUESTS, Math.max(inFlight, Math.round(perSecond * seconds)));
+    // Three times the planned time: a peer that slows down that much mid-run is not measured.
+    return once(port, requests, seconds * 3 + 15);
+  };
   return {
     protocol: o.protocol,
     conns: o.conns,
     streams: o.streams,
     check: (port) => preflight(port, o.request),
-    async run(port, seconds) {
-      if (rate === null) {
-        // A first, fixed-size run tells the rate; when it alone lasted `seconds`, it was the load.
-        const probe = await once(port, Math.max(PROBE_REQUESTS, inFlight), seconds + 15);
-        if (!probe.result || probe.result.rps <= 0 || probe.result.requests / probe.result.rps >= seconds) return probe;
-      }
-      const perSecond = rate ?? 0;
-      const requests = Math.min(MAX_REQUESTS, Math.max(inFlight, Math.round(perSecond * seconds)));
-      // Three times the planned time: a peer that slows down that much mid-run is not measured.
-      return once(port, requests, seconds * 3 + 15);
+    run,
+    async warmUp(port, seconds) {
+      // Runs until the time is spent: a peer still warming up answers faster each run, so one
+      // run sized from the probe's rate would end early.
+      const until = performance.now() + seconds * 1000;
+      do {
+        const left = Math.max(0.25, (until - performance.now()) / 1000);
+        const r = await run(port, left);
+        if (!r.result) return;
+      } while (performance.now() < until - 100);
     },
   };
 }

@@ -15,8 +15,10 @@ export interface H2loadResult {
   p99Ms: number | null;
   /** 4xx and 5xx responses (wrk's "Non-2xx or 3xx" counts the same ones). */
   non2xx: number;
-  /** Streams that failed, errored or timed out. */
+  /** Streams that failed (reset, refused, cut by a closed connection, timed out). */
   socketErrors: number;
+  /** h2load's own breakdown, when there were errors. */
+  errorDetail?: string;
 }
 
 const UNIT_S: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1 };
@@ -28,12 +30,16 @@ export function parseH2load(out: string): Omit<H2loadResult, 'p50Ms' | 'p99Ms'> 
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   if (!finished || !reqs || !codes) return null;
   const n = (m: RegExpExecArray, i: number): number => Number(m[i]);
+  // A failed stream is counted as failed and again as errored (and timeout, if it timed out).
+  const socketErrors = n(reqs, 5);
+  const non2xx = n(codes, 3) + n(codes, 4);
   return {
     requests: n(reqs, 4),
     seconds: Number(finished[1]) * (UNIT_S[finished[2] as string] as number),
     rps: Number(finished[3]),
-    non2xx: n(codes, 3) + n(codes, 4),
-    socketErrors: n(reqs, 5) + n(reqs, 6) + n(reqs, 7),
+    non2xx,
+    socketErrors,
+    ...(socketErrors + non2xx > 0 ? { errorDetail: `${reqs[0]}; ${codes[0]}` } : {}),
   };
 }
 

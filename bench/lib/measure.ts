@@ -94,7 +94,24 @@ async function round(s: MeasureSettings, peer: PeerDef, running: RunningPeer, lo
     loadCoreBusy: coreBusy(cores0, cores1, `cpu${s.loadCore}`),
     non2xx: result.non2xx,
     socketErrors: result.socketErrors,
+    ...(result.errorDetail !== undefined ? { errorDetail: result.errorDetail } : {}),
   };
+}
+
+/**
+ * Waits (at most 5 s) until PRIMARY and the shadow have stopped counting: a peer that fell
+ * behind with its mirrors (nginx's) must not hand its backlog, and its load, to the next row.
+ */
+async function quiesce(up: Upstreams): Promise<void> {
+  const read = async (): Promise<string> => (await Promise.all([up.primary.read(), up.shadow.read()])).join('/');
+  const deadline = Date.now() + 5000;
+  let last = await read().catch(() => '');
+  while (Date.now() < deadline) {
+    await sleep(SETTLE_MS);
+    const now = await read().catch(() => '');
+    if (now === last) return;
+    last = now;
+  }
 }
 
 /** Fresh peer → check → warm-up → rounds → peak RSS → stop. Failures become null rows, never aborts. */
@@ -119,7 +136,7 @@ export async function measure(s: MeasureSettings, scenario: string, peer: PeerDe
       s.progress(`${label}: ${row.error}; not measured`);
       return row;
     }
-    await load.run(running.port, s.warmup);
+    await load.warmUp(running.port, s.warmup);
     await sleep(SETTLE_MS);
     for (let i = 1; i <= s.rounds; i++) {
       let r: RoundResult;
@@ -145,6 +162,7 @@ export async function measure(s: MeasureSettings, scenario: string, peer: PeerDe
   } finally {
     await running.stop();
     row.median = medians(row.rounds);
+    await quiesce(up);
   }
   return row;
 }

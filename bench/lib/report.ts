@@ -20,6 +20,8 @@ export interface RoundResult {
   mirrorRatio: number | null;
   non2xx: number | null;
   socketErrors: number | null;
+  /** The load tool's words about the errors, when there were any (h2load). */
+  errorDetail?: string;
   error?: string;
 }
 
@@ -70,9 +72,10 @@ const ratio = (a: number | null, b: number | null): number | null => (a === null
 export function table(rows: Row[]): string {
   const find = (r: Row, peer: string): Row | undefined =>
     rows.find((x) => x.scenario === r.scenario && x.protocol === r.protocol && x.peer === peer && x.conns === r.conns && x.streams === r.streams);
-  // The same peer over HTTP/1.1 with as many requests in flight (h2c 16×4 against h1 c=64).
+  // The same peer over HTTP/1.1 with as many requests in flight (h2c 16×4 against h1 c=64). Not
+  // for gRPC's direct row: its upstream is grpc-js, not nginx.
   const h1Twin = (r: Row): Row | undefined =>
-    r.protocol === 'h1' ? undefined : rows.find((x) => x.scenario === 'fast-shadow' && x.protocol === 'h1' && x.peer === r.peer && x.conns === r.conns * r.streams);
+    r.protocol === 'h1' || (r.protocol === 'grpc' && r.peer === 'direct') ? undefined : rows.find((x) => x.scenario === 'fast-shadow' && x.protocol === 'h1' && x.peer === r.peer && x.conns === r.conns * r.streams);
   const head = ['scenario', 'proto', 'peer', 'conns', 'streams', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'mirror', 'rps/ngx-mir', 'rps/direct', 'cpu/ngx-mir', 'rps/h1'];
   const lines = rows.map((r) => {
     const nm = find(r, 'nginx-mirror')?.median;
