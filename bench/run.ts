@@ -32,8 +32,9 @@ const USAGE = `Usage: node dist/bench/run.js [options]
                        BENCH_WITH_CONCURRENCY=1 does the same
   --protocols h1,h2c,grpc  which rows to run (default all three; h2c and grpc need h2load:
                        apt-get install -y nghttp2-client, and are skipped with a note without it)
-  --h2-load 16x1,16x4  h2load connections x streams per connection for the h2c and grpc rows
-                       (default 16x1,16x4: as many in flight as wrk's c=16 and c=64)
+  --h2-load 16x1       h2load connections x streams per connection for the h2c and grpc rows,
+                       comma-separated (default 16x1: as many connections and requests in
+                       flight as wrk's c=16; 16x4 multiplexes as many as wrk's c=64)
 `;
 
 const NOISE_LIMIT = 0.1; // share of the peer's core used by others before a round is flagged
@@ -71,7 +72,7 @@ function parseSettings(): Settings {
       'empty-shadow-body': { type: 'boolean', default: false },
       'with-concurrency': { type: 'boolean', default: false },
       protocols: { type: 'string', default: PROTOCOLS.join(',') },
-      'h2-load': { type: 'string', default: '16x1,16x4' },
+      'h2-load': { type: 'string', default: '16x1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });

@@ -104,7 +104,8 @@ export function table(rows: Row[]): string {
   const out = [pad(head), width.map((w) => '-'.repeat(w)).join('  '), ...lines.map(pad)];
   if (rows.some(hadErrors)) out.push('* some responses were non-2xx/3xx or hit socket errors (see the JSON)');
   if (rows.some((r) => r.protocol !== 'h1')) {
-    out.push('rps/h1: against the same peer over HTTP/1.1 (fast shadow) with as many requests in flight (conns × streams)');
+    out.push('rps/h1: against the same peer over HTTP/1.1 (fast shadow) with as many requests in flight (conns × streams);');
+    out.push('  gRPC rows have a grpc-js upstream (their direct row) where the HTTP/1.1 and h2c rows have nginx');
   }
   return out.join('\n');
 }
