@@ -4,17 +4,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { h2loadDriver, type LoadDriver, type Protocol, wrkDriver } from './lib/drivers';
+import { grpcUnaryRequest, H2C_GET } from './lib/h2-requests';
+import { measure, type MeasureSettings, SETTLE_MS } from './lib/measure';
 import * as peers from './lib/peers';
-import type { PeerDef, PeerEnv, RunningPeer } from './lib/peers';
-import { treeCpuSeconds, treePeakRssMb } from './lib/proc';
-import { cleanupAll, firstLine, sleep, which } from './lib/processes';
-import { medians, table, type RoundResult, type Row } from './lib/report';
-import { startNginxShadow, startPrimary, startSlowShadow, type Shadow, type Upstream } from './lib/upstreams';
-import { coreBusy, coreIrq, readCoreTimes } from './lib/cores';
-import { runWrk } from './lib/wrk';
+import type { PeerDef, PeerEnv } from './lib/peers';
+import { cleanupAll, firstLine, makeTempDir, which } from './lib/processes';
+import { table, type Row } from './lib/report';
+import { startGrpcUpstream, startH2cUpstream, startNginxShadow, startPrimary, startSlowShadow, type Upstream } from './lib/upstreams';
 
 // `npm run bench`: sidemirror against nginx and node-http-proxy, with and without mirroring, with
-// a fast and a slow (2 s) shadow. Peers run on core 0; wrk and the upstreams on core 1.
+// a fast and a slow (2 s) shadow, over HTTP/1.1 (wrk); then h2c GET and gRPC unary (h2load) with
+// a fast shadow. Peers run on core 0; the load generator and the upstreams on core 1.
 
 const USAGE = `Usage: node dist/bench/run.js [options]
   --rounds N           measured rounds per peer and connection count (default 3)
@@ -29,17 +30,17 @@ const USAGE = `Usage: node dist/bench/run.js [options]
                        keep shadow connections alive when the response has no body)
   --with-concurrency   also run sidemirror-mirror-c2 (sidemirror --concurrency 2);
                        BENCH_WITH_CONCURRENCY=1 does the same
+  --protocols h1,h2c,grpc  which rows to run (default all three; h2c and grpc need h2load:
+                       apt-get install -y nghttp2-client, and are skipped with a note without it)
+  --h2-load 16x1       h2load connections x streams per connection for the h2c and grpc rows,
+                       comma-separated (default 16x1: as many connections and requests in
+                       flight as wrk's c=16; 16x4 multiplexes as many as wrk's c=64)
 `;
 
-const SETTLE_MS = 300; // after each wrk run, so mirrored requests still in flight are counted
 const NOISE_LIMIT = 0.1; // share of the peer's core used by others before a round is flagged
 const PEER_CORE = '0';
-const LOAD_CORE = '1'; // wrk, PRIMARY, the shadows
-
-interface Upstreams {
-  primary: Upstream;
-  shadow: Shadow;
-}
+const LOAD_CORE = '1'; // wrk, h2load, PRIMARY, the shadows
+const PROTOCOLS: readonly Protocol[] = ['h1', 'h2c', 'grpc'];
 
 interface Settings {
   rounds: number;
@@ -52,6 +53,8 @@ interface Settings {
   slow: boolean;
   emptyShadowBody: boolean;
   withConcurrency: boolean;
+  protocols: Protocol[];
+  h2Load: { conns: number; streams: number }[];
   pinned: boolean;
 }
 
@@ -68,6 +71,8 @@ function parseSettings(): Settings {
       'no-slow': { type: 'boolean', default: false },
       'empty-shadow-body': { type: 'boolean', default: false },
       'with-concurrency': { type: 'boolean', default: false },
+      protocols: { type: 'string', default: PROTOCOLS.join(',') },
+      'h2-load': { type: 'string', default: '16x1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -80,6 +85,13 @@ function parseSettings(): Settings {
     if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, not "${v}"`);
     return n;
   };
+  const protocols = values.protocols.split(',').map((p) => p.trim());
+  for (const p of protocols) if (!PROTOCOLS.includes(p as Protocol)) throw new Error(`--protocols takes ${PROTOCOLS.join(', ')}, not "${p}"`);
+  const h2Load = values['h2-load'].split(',').map((spec) => {
+    const m = /^(\d+)x(\d+)$/.exec(spec.trim());
+    if (!m) throw new Error(`--h2-load takes CONNSxSTREAMS (16x4), not "${spec}"`);
+    return { conns: int('h2-load', m[1] as string), streams: int('h2-load', m[2] as string) };
+  });
   const pinned = which('taskset') && os.cpus().length >= 2;
   return {
     rounds: int('rounds', values.rounds),
@@ -92,6 +104,8 @@ function parseSettings(): Settings {
     slow: !values['no-slow'],
     emptyShadowBody: values['empty-shadow-body'],
     withConcurrency: values['with-concurrency'] || process.env.BENCH_WITH_CONCURRENCY === '1',
+    protocols: protocols as Protocol[],
+    h2Load,
     pinned,
   };
 }
@@ -102,116 +116,27 @@ function progress(msg: string): void {
   process.stdout.write(`[${s}s] ${msg}\n`);
 }
 
-const fmt = (v: number | null, d = 0): string => (v === null ? '-' : v.toFixed(d));
-const pct = (v: number | null): string => (v === null ? '-' : `${Math.round(v * 100)}%`);
-
-function emptyRound(error: string): RoundResult {
-  return {
-    rps: null,
-    requests: null,
-    p50Ms: null,
-    p99Ms: null,
-    cpuSeconds: null,
-    cpuUsPerReq: null,
-    primaryRequests: null,
-    shadowRequests: null,
-    mirrorRatio: null,
-    peerCoreBusy: null,
-    peerCoreIrq: null,
-    otherOnPeerCore: null,
-    loadCoreBusy: null,
-    non2xx: null,
-    socketErrors: null,
-    error,
-  };
-}
-
 /**
- * One measured round: wrk for `duration` s; around it, the CPU time of the peer's process tree,
- * the requests PRIMARY and the shadow received (read after a settle pause, so mirrored requests
- * still in flight when wrk stops are counted) and how busy both cores were.
+ * The rows of one HTTP/2 protocol: its own PRIMARY and shadow (on the load core), each peer at
+ * each h2load load point, a fresh peer per row as for HTTP/1.1.
  */
-async function round(s: Settings, peer: PeerDef, running: RunningPeer, conns: number, up: Upstreams): Promise<RoundResult> {
-  const cpu0 = treeCpuSeconds(running.pid);
-  const [primary0, shadow0] = await Promise.all([up.primary.read(), up.shadow.read()]);
-  const cores0 = readCoreTimes();
-  const t0 = performance.now();
-  const { result, output } = await runWrk({ port: running.port, conns, seconds: s.duration, cpus: s.pinned ? LOAD_CORE : undefined });
-  const cores1 = readCoreTimes();
-  const wrkWindow = (performance.now() - t0) / 1000;
-  const cpuDuringWrk = treeCpuSeconds(running.pid) - cpu0;
-  await sleep(SETTLE_MS);
-  const cpu = treeCpuSeconds(running.pid) - cpu0;
-  const [primary1, shadow1] = await Promise.all([up.primary.read(), up.shadow.read()]);
-  if (!result) return emptyRound(`wrk failed: ${output.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
-  if (result.rps === 0 || result.requests === 0) return emptyRound('0 requests/sec');
-  const primaryRequests = up.primary.delta(primary0, primary1);
-  const shadowRequests = up.shadow.delta(shadow0, shadow1);
-  const peerCoreBusy = coreBusy(cores0, cores1, `cpu${PEER_CORE}`);
-  const peerCoreIrq = coreIrq(cores0, cores1, `cpu${PEER_CORE}`);
-  // What the peer's core spent on neither the peer nor the network stack: other work (noise).
-  const ownShare = (peer.onPeerCore === false ? 0 : cpuDuringWrk / wrkWindow) + (peerCoreIrq ?? 0);
-  const otherOnPeerCore = peerCoreBusy === null || !s.pinned ? null : Math.max(0, peerCoreBusy - ownShare);
-  return {
-    rps: result.rps,
-    requests: result.requests,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    cpuSeconds: cpu,
-    cpuUsPerReq: (cpu * 1e6) / result.requests,
-    primaryRequests,
-    shadowRequests,
-    mirrorRatio: peer.mirror && primaryRequests > 0 ? shadowRequests / primaryRequests : null,
-    peerCoreBusy,
-    peerCoreIrq,
-    otherOnPeerCore,
-    loadCoreBusy: coreBusy(cores0, cores1, `cpu${LOAD_CORE}`),
-    non2xx: result.non2xx,
-    socketErrors: result.socketErrors,
-  };
-}
-
-/** Fresh peer → warm-up → rounds → peak RSS → stop. Failures become null rows, never aborts. */
-async function measure(s: Settings, scenario: string, peer: PeerDef, conns: number, env: PeerEnv, up: Upstreams): Promise<Row> {
-  const row: Row = { scenario, peer: peer.name, conns, mirror: peer.mirror, rounds: [], median: medians([]), peakRssMb: null, loadavg1m: os.loadavg()[0] ?? 0 };
-  progress(`${scenario} ${peer.name} c=${conns}: start`);
-  let running: RunningPeer;
+async function fastShadowRows(protocol: Protocol, list: readonly PeerDef[], drivers: () => LoadDriver[], start: (label: string) => Promise<Upstream>,
+  ms: MeasureSettings, peerCpus: string | undefined): Promise<Row[]> {
+  if (list.length === 0) return [];
+  const rows: Row[] = [];
+  const primary = await start(`${protocol}-primary`);
+  let shadow: Upstream | undefined;
   try {
-    running = await peer.start(env);
-  } catch (err) {
-    row.error = `start failed: ${(err as Error).message}`;
-    progress(`${scenario} ${peer.name} c=${conns}: ${row.error}`);
-    return row;
-  }
-  try {
-    await runWrk({ port: running.port, conns, seconds: s.warmup, cpus: s.pinned ? LOAD_CORE : undefined });
-    await sleep(SETTLE_MS);
-    for (let i = 1; i <= s.rounds; i++) {
-      let r: RoundResult;
-      try {
-        r = await round(s, peer, running, conns, up);
-      } catch (err) {
-        r = emptyRound((err as Error).message);
-      }
-      row.rounds.push(r);
-      const errs = (r.non2xx ?? 0) + (r.socketErrors ?? 0);
-      progress(
-        `${scenario} ${peer.name} c=${conns} round ${i}/${s.rounds}: ` +
-          (r.error !== undefined
-            ? `null (${r.error})`
-            : `${fmt(r.rps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ` +
-              `${fmt(r.cpuUsPerReq, 1)} CPU µs/req` +
-              (peer.mirror ? `, mirror ${fmt(r.mirrorRatio, 3)}` : '') +
-              `; core ${PEER_CORE} ${pct(r.peerCoreBusy)} busy (${pct(r.peerCoreIrq)} irq, ${pct(r.otherOnPeerCore)} others), core ${LOAD_CORE} ${pct(r.loadCoreBusy)}` +
-              (errs > 0 ? `, ${r.non2xx} non-2xx, ${r.socketErrors} socket errors` : '')),
-      );
+    shadow = await start(`${protocol}-shadow`);
+    progress(`${protocol} upstreams: primary :${primary.port}, shadow :${shadow.port}`);
+    const env: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: shadow.port, cpus: peerCpus };
+    for (const peer of list) {
+      for (const driver of drivers()) rows.push(await measure(ms, 'fast-shadow', peer, driver, env, { primary, shadow }));
     }
-    row.peakRssMb = treePeakRssMb(running.pid);
   } finally {
-    await running.stop();
+    await Promise.all([primary.stop(), shadow?.stop()]);
   }
-  row.median = medians(row.rounds);
-  return row;
+  return rows;
 }
 
 function resultsDir(): string {
@@ -220,10 +145,6 @@ function resultsDir(): string {
 }
 
 async function main(): Promise<number> {
-  if (!which('nginx') || !which('wrk')) {
-    process.stderr.write('nginx and wrk are needed: apt-get install -y nginx wrk\n');
-    return 2;
-  }
   let s: Settings;
   try {
     s = parseSettings();
@@ -231,40 +152,63 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  if (!which('nginx') || (s.protocols.includes('h1') && !which('wrk'))) {
+    process.stderr.write('nginx and wrk are needed: apt-get install -y nginx wrk\n');
+    return 2;
+  }
   if (!s.pinned) progress('warning: taskset or a second core is missing; nothing is pinned');
   const load = s.pinned ? LOAD_CORE : undefined;
   const peerCpus = s.pinned ? PEER_CORE : undefined;
+  const ms: MeasureSettings = { rounds: s.rounds, duration: s.duration, warmup: s.warmup, pinned: s.pinned, peerCore: PEER_CORE, loadCore: LOAD_CORE, progress };
   const want = (p: PeerDef): boolean => s.only === undefined || s.only.includes(p.name);
+  const h1 = s.protocols.includes('h1');
   const c2 = s.withConcurrency ? [peers.sidemirrorMirrorC2] : [];
-  const fastPeers = [peers.direct, peers.nginxProxy, peers.nginxMirror, peers.httpProxyMirror, peers.sidemirror, peers.sidemirrorMirror, ...c2].filter(want);
-  const slowPeers = s.slow ? [peers.nginxMirror, peers.httpProxyMirror, peers.sidemirrorMirror, ...c2].filter(want) : [];
+  const fastPeers = h1 ? [peers.direct, peers.nginxProxy, peers.nginxMirror, peers.httpProxyMirror, peers.sidemirror, peers.sidemirrorMirror, ...c2].filter(want) : [];
+  const slowPeers = h1 && s.slow ? [peers.nginxMirror, peers.httpProxyMirror, peers.sidemirrorMirror, ...c2].filter(want) : [];
+  const notes: string[] = [];
+  const h2Wanted = s.protocols.filter((p) => p !== 'h1');
+  const h2Protocols = which('h2load') ? h2Wanted : [];
+  if (h2Wanted.length > h2Protocols.length) notes.push(`${h2Wanted.join(' and ')} rows skipped: h2load is missing (apt-get install -y nghttp2-client)`);
+  for (const n of notes) progress(`note: ${n}`);
 
-  progress(`settings: ${s.rounds} round(s) x ${s.duration} s, warm-up ${s.warmup} s, conns ${s.conns.join(',')}; slow shadow ${s.slowDelayMs} ms at c=${s.slowConns}`);
-  const primary = await startPrimary(load);
-  const fast = await startNginxShadow(load, s.emptyShadowBody);
-  const slow = s.slow ? await startSlowShadow(s.slowDelayMs, load, s.emptyShadowBody) : undefined;
-  progress(`upstreams: primary :${primary.port}, shadow :${fast.port}${slow ? `, slow shadow :${slow.port}` : ''}`);
-
+  progress(`settings: ${s.rounds} round(s) x ${s.duration} s, warm-up ${s.warmup} s, conns ${s.conns.join(',')}; slow shadow ${s.slowDelayMs} ms at c=${s.slowConns}; ` +
+    `protocols ${s.protocols.join(',')}, h2load ${s.h2Load.map((l) => `${l.conns}x${l.streams}`).join(',')}`);
   const rows: Row[] = [];
+  const h1Upstreams: Upstream[] = [];
   try {
-    const fastEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: fast.port, cpus: peerCpus };
-    for (const peer of fastPeers) {
+    const primary = h1 ? await startPrimary(load) : undefined;
+    const fast = h1 ? await startNginxShadow(load, s.emptyShadowBody) : undefined;
+    const slow = h1 && s.slow ? await startSlowShadow(s.slowDelayMs, load, s.emptyShadowBody) : undefined;
+    for (const u of [primary, fast, slow]) if (u) h1Upstreams.push(u);
+    if (primary && fast) {
+      progress(`upstreams: primary :${primary.port}, shadow :${fast.port}${slow ? `, slow shadow :${slow.port}` : ''}`);
+      const fastEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: fast.port, cpus: peerCpus };
       // direct is PRIMARY itself, which lives on the load core: its CPU is measured there.
-      for (const conns of s.conns) rows.push(await measure(s, 'fast-shadow', peer, conns, fastEnv, { primary, shadow: fast }));
+      for (const peer of fastPeers) {
+        for (const conns of s.conns) rows.push(await measure(ms, 'fast-shadow', peer, wrkDriver(conns, load), fastEnv, { primary, shadow: fast }));
+      }
     }
-    if (slow) {
-      const slowEnv: PeerEnv = { ...fastEnv, shadowPort: slow.port };
-      for (const peer of slowPeers) rows.push(await measure(s, 'slow-shadow', peer, s.slowConns, slowEnv, { primary, shadow: slow }));
+    const logDir = h2Protocols.length > 0 ? makeTempDir('h2load') : '';
+    for (const protocol of h2Protocols) {
+      const h2 = protocol === 'h2c'
+        ? { peers: peers.h2cPeers, request: H2C_GET, start: startH2cUpstream }
+        : { peers: peers.grpcPeers, request: grpcUnaryRequest(logDir), start: startGrpcUpstream };
+      const drivers = (): LoadDriver[] => s.h2Load.map((l) => h2loadDriver({ protocol, request: h2.request, ...l, logDir, cpus: load }));
+      rows.push(...(await fastShadowRows(protocol, h2.peers.filter(want), drivers, (label) => h2.start(label, load), ms, peerCpus)));
+    }
+    if (primary && slow) {
+      const slowEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: slow.port, cpus: peerCpus };
+      for (const peer of slowPeers) rows.push(await measure(ms, 'slow-shadow', peer, wrkDriver(s.slowConns, load), slowEnv, { primary, shadow: slow }));
     }
   } finally {
-    await Promise.all([primary.stop(), fast.stop(), slow?.stop()]);
+    await Promise.all(h1Upstreams.map((u) => u.stop()));
   }
 
-  process.stdout.write(`\n${table(rows)}\n\n`);
+  process.stdout.write(`\n${table(rows)}\n${notes.map((n) => `note: ${n}\n`).join('')}\n`);
   // The cost of one config regex match on the hot path (RE2 semantics, linear time), in-process.
   const regex = runRegexBench(false, progress);
   process.stdout.write(`regex match cost (RE2 via re2js vs JavaScript RegExp):\n${regex.table}\n\n`);
-  const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.peer} c=${r.conns}`);
+  const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.protocol} ${r.peer} c=${r.conns}${r.protocol === 'h1' ? '' : ` m=${r.streams}`}`);
   if (noisy.length > 0) {
     process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
   }
@@ -276,6 +220,7 @@ async function main(): Promise<number> {
       node: process.version,
       nginx: firstLine('nginx', ['-v']),
       wrk: firstLine('wrk', ['-v']),
+      h2load: h2Protocols.length > 0 ? firstLine('h2load', ['--version']) : null,
       os: `${os.type()} ${os.release()}`,
     },
     date: new Date().toISOString(),
@@ -284,7 +229,9 @@ async function main(): Promise<number> {
       settleMs: SETTLE_MS,
       pinning: s.pinned ? { peer: `core ${PEER_CORE}`, wrkAndUpstreams: `core ${LOAD_CORE}` } : 'none',
       wrk: `wrk -t1 -c{conns} -d{duration}s --timeout 10s --latency`,
+      h2load: 'h2load -t 1 -c {conns} -m {streams} -n {rate of the previous run x duration} --log-file … [gRPC: -H content-type: application/grpc -H te: trailers -d <framed message>] http://127.0.0.1:{port}{path}',
     },
+    notes,
     rows,
     regex: { settings: regex.settings, rows: regex.rows },
     totalSeconds: (Date.now() - started) / 1000,

@@ -29,9 +29,9 @@ function httpHeader(prefix: string): string {
 
 /**
  * A fast upstream answering `ok\n` on `/` (an empty 200 with `emptyBody`); with `statusPort`, also
- * stub_status on that port.
+ * stub_status on that port. With `http2`, the port speaks h2c only (prior knowledge, no upgrade).
  */
-export function upstreamConf(prefix: string, port: number, statusPort?: number, emptyBody = false): string {
+export function upstreamConf(prefix: string, port: number, statusPort?: number, emptyBody = false, http2 = false): string {
   const status =
     statusPort === undefined
       ? ''
@@ -42,7 +42,7 @@ export function upstreamConf(prefix: string, port: number, statusPort?: number, 
 `;
   return `${header(prefix)}http {
 ${httpHeader(prefix)}  server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port}${http2 ? ' http2' : ''} backlog=4096;
     location / { return 200 "${emptyBody ? '' : 'ok\\n'}"; }
   }
 ${status}}
@@ -85,6 +85,36 @@ ${httpHeader(prefix)}${upstreamBlock('primary_upstream', primaryPort)}${shadowPo
     location / {
 ${mirror}      proxy_pass http://primary_upstream;
 ${keepalive}    }
+${mirrorLocation}  }
+}
+`;
+}
+
+/**
+ * gRPC through nginx: h2c downstream, `grpc_pass` to `primaryPort` over keep-alive; with
+ * `shadowPort`, every call is also mirrored there. nginx's grpc module gives each upstream
+ * connection one stream at a time (no multiplexing), and a mirror subrequest carries its own URI
+ * (`/mirror`) as :path, so the mirror location rewrites it back to the call's path.
+ */
+export function grpcProxyConf(prefix: string, port: number, primaryPort: number, shadowPort?: number): string {
+  const mirror = shadowPort === undefined ? '' : `      mirror /mirror;
+      mirror_request_body on;
+`;
+  const mirrorLocation =
+    shadowPort === undefined
+      ? ''
+      : `    location = /mirror {
+      internal;
+      rewrite ^ $request_uri break;
+      grpc_pass grpc://shadow_grpc;
+    }
+`;
+  return `${header(prefix)}http {
+${httpHeader(prefix)}${upstreamBlock('primary_grpc', primaryPort)}${shadowPort === undefined ? '' : upstreamBlock('shadow_grpc', shadowPort)}  server {
+    listen 127.0.0.1:${port} http2 backlog=4096;
+    location / {
+${mirror}      grpc_pass grpc://primary_grpc;
+    }
 ${mirrorLocation}  }
 }
 `;

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { proxyConf, startNginx } from './nginx';
+import { grpcProxyConf, proxyConf, startNginx } from './nginx';
 import { freePort, startServer } from './processes';
 import { proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
 // PRIMARY upstream and (for mirror peers) the given shadow, and returns the pid whose process
-// tree is measured.
+// tree is measured. The HTTP/2 rows use peers of the same names (`h2cPeers`, `grpcPeers`), so
+// the table lines them up with the HTTP/1.1 ones.
 
 export interface PeerEnv {
   primaryPort: number;
@@ -56,7 +57,21 @@ function nginxPeer(name: string, mirror: boolean): PeerDef {
   };
 }
 
-function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef {
+function nginxGrpcPeer(name: string, mirror: boolean): PeerDef {
+  return {
+    name,
+    mirror,
+    async start(env) {
+      const port = await freePort();
+      const conf = (prefix: string): string => grpcProxyConf(prefix, port, env.primaryPort, mirror ? env.shadowPort : undefined);
+      const n = await startNginx(`grpc-${name}`, conf, port, env.cpus);
+      return { port, pid: n.proc.pid, stop: () => n.stop() };
+    },
+  };
+}
+
+/** `http2`: the clusters speak HTTP/2 (h2c) to the upstreams; downstream is AUTO either way. */
+function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1, http2 = false): PeerDef {
   return {
     name,
     mirror,
@@ -67,7 +82,7 @@ function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1): PeerDef
         cli,
         (port, dir) => {
           const file = path.join(dir, 'bootstrap.json');
-          fs.writeFileSync(file, sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined));
+          fs.writeFileSync(file, sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined, http2));
           const args = ['proxy', '-c', file, '--log-level', 'warn'];
           if (concurrency > 1) args.push('--concurrency', String(concurrency));
           return args;
@@ -106,3 +121,15 @@ export const httpProxyMirror: PeerDef = {
       env.cpus,
     ),
 };
+
+const sidemirrorH2 = sidemirrorPeer('sidemirror', false, 1, true);
+const sidemirrorMirrorH2 = sidemirrorPeer('sidemirror-mirror', true, 1, true);
+
+/**
+ * h2c GET: direct to nginx on h2c, through sidemirror (h2c both sides) with and without a mirror.
+ * No nginx peer: nginx proxies to HTTP/2 upstreams only with grpc_pass.
+ */
+export const h2cPeers: readonly PeerDef[] = [direct, sidemirrorH2, sidemirrorMirrorH2];
+
+/** gRPC unary: direct to grpc-js, nginx grpc_pass (and its mirror), sidemirror without and with a mirror. */
+export const grpcPeers: readonly PeerDef[] = [direct, nginxGrpcPeer('nginx-proxy', false), nginxGrpcPeer('nginx-mirror', true), sidemirrorH2, sidemirrorMirrorH2];

@@ -20,6 +20,8 @@ export interface RoundResult {
   mirrorRatio: number | null;
   non2xx: number | null;
   socketErrors: number | null;
+  /** The load tool's words about the errors, when there were any (h2load). */
+  errorDetail?: string;
   error?: string;
 }
 
@@ -33,8 +35,12 @@ export interface Medians {
 
 export interface Row {
   scenario: string;
+  /** h1 (wrk), h2c or grpc (h2load). */
+  protocol: string;
   peer: string;
   conns: number;
+  /** Requests in flight per connection: 1 for HTTP/1.1, h2load's -m for HTTP/2. */
+  streams: number;
   mirror: boolean;
   rounds: RoundResult[];
   median: Medians;
@@ -64,16 +70,22 @@ const fmt = (v: number | null, digits: number): string => (v === null ? '-' : v.
 const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b);
 
 export function table(rows: Row[]): string {
-  const find = (scenario: string, peer: string, conns: number): Row | undefined =>
-    rows.find((r) => r.scenario === scenario && r.peer === peer && r.conns === conns);
-  const head = ['scenario', 'peer', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'mirror', 'rps/ngx-mir', 'rps/direct', 'cpu/ngx-mir'];
+  const find = (r: Row, peer: string): Row | undefined =>
+    rows.find((x) => x.scenario === r.scenario && x.protocol === r.protocol && x.peer === peer && x.conns === r.conns && x.streams === r.streams);
+  // The same peer over HTTP/1.1 with as many requests in flight (h2c 16×4 against h1 c=64). Not
+  // for gRPC's direct row: its upstream is grpc-js, not nginx.
+  const h1Twin = (r: Row): Row | undefined =>
+    r.protocol === 'h1' || (r.protocol === 'grpc' && r.peer === 'direct') ? undefined : rows.find((x) => x.scenario === 'fast-shadow' && x.protocol === 'h1' && x.peer === r.peer && x.conns === r.conns * r.streams);
+  const head = ['scenario', 'proto', 'peer', 'conns', 'streams', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'peak RSS MB', 'mirror', 'rps/ngx-mir', 'rps/direct', 'cpu/ngx-mir', 'rps/h1'];
   const lines = rows.map((r) => {
-    const nm = find(r.scenario, 'nginx-mirror', r.conns)?.median;
-    const d = (find(r.scenario, 'direct', r.conns) ?? find('fast-shadow', 'direct', r.conns))?.median;
+    const nm = find(r, 'nginx-mirror')?.median;
+    const d = (find(r, 'direct') ?? find({ ...r, scenario: 'fast-shadow' }, 'direct'))?.median;
     return [
       r.scenario,
+      r.protocol,
       hadErrors(r) ? `${r.peer}*` : r.peer,
       String(r.conns),
+      String(r.streams),
       fmt(r.median.rps, 0),
       fmt(r.median.p50Ms, 2),
       fmt(r.median.p99Ms, 2),
@@ -83,12 +95,17 @@ export function table(rows: Row[]): string {
       fmt(ratio(r.median.rps, nm?.rps ?? null), 2),
       fmt(ratio(r.median.rps, d?.rps ?? null), 2),
       fmt(ratio(r.median.cpuUsPerReq, nm?.cpuUsPerReq ?? null), 2),
+      fmt(ratio(r.median.rps, h1Twin(r)?.median.rps ?? null), 2),
     ];
   });
   const all = [head, ...lines];
   const width = head.map((_, i) => Math.max(...all.map((l) => (l[i] as string).length)));
-  const pad = (l: string[]): string => l.map((c, i) => (i < 2 ? c.padEnd(width[i] as number) : c.padStart(width[i] as number))).join('  ');
+  const pad = (l: string[]): string => l.map((c, i) => (i < 3 ? c.padEnd(width[i] as number) : c.padStart(width[i] as number))).join('  ');
   const out = [pad(head), width.map((w) => '-'.repeat(w)).join('  '), ...lines.map(pad)];
   if (rows.some(hadErrors)) out.push('* some responses were non-2xx/3xx or hit socket errors (see the JSON)');
+  if (rows.some((r) => r.protocol !== 'h1')) {
+    out.push('rps/h1: against the same peer over HTTP/1.1 (fast shadow) with as many requests in flight (conns × streams);');
+    out.push('  gRPC rows have a grpc-js upstream (their direct row) where the HTTP/1.1 and h2c rows have nginx');
+  }
   return out.join('\n');
 }

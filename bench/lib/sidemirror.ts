@@ -1,11 +1,23 @@
-// The sidemirror bootstrap for the bench: one listener, everything to the `primary` cluster and,
-// with `shadowPort`, mirrored to the `shadow` cluster (Envoy's request_mirror_policies).
+// The sidemirror bootstrap for the bench: one listener (codec AUTO: HTTP/1.1 and h2c on one
+// port), everything to the `primary` cluster and, with `shadowPort`, mirrored to the `shadow`
+// cluster (Envoy's request_mirror_policies). With `http2`, both clusters speak HTTP/2 (h2c).
 
-function staticCluster(name: string, port: number): unknown {
+/** Envoy's way of saying "this cluster speaks HTTP/2". */
+const HTTP2_UPSTREAM = {
+  typed_extension_protocol_options: {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  },
+};
+
+function staticCluster(name: string, port: number, http2: boolean): unknown {
   return {
     name,
     type: 'STATIC',
     connect_timeout: '1s',
+    ...(http2 ? HTTP2_UPSTREAM : {}),
     load_assignment: {
       cluster_name: name,
       endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }],
@@ -13,11 +25,11 @@ function staticCluster(name: string, port: number): unknown {
   };
 }
 
-export function sidemirrorBootstrap(port: number, primaryPort: number, shadowPort?: number): string {
+export function sidemirrorBootstrap(port: number, primaryPort: number, shadowPort?: number, http2 = false): string {
   const route: Record<string, unknown> = { cluster: 'primary' };
   if (shadowPort !== undefined) route.request_mirror_policies = [{ cluster: 'shadow' }];
-  const clusters = [staticCluster('primary', primaryPort)];
-  if (shadowPort !== undefined) clusters.push(staticCluster('shadow', shadowPort));
+  const clusters = [staticCluster('primary', primaryPort, http2)];
+  if (shadowPort !== undefined) clusters.push(staticCluster('shadow', shadowPort, http2));
   const bootstrap = {
     static_resources: {
       listeners: [

@@ -3,7 +3,8 @@ import { startNginx, parseStubRequests, upstreamConf, type NginxInstance } from 
 import { freePort, httpGetText, startServer } from './processes';
 
 // The upstreams every peer talks to: PRIMARY and SHADOW (nginx, `ok\n`) and the SLOW shadow
-// (node, answers after 2 s). Each shadow can say how many requests reached it.
+// (node, answers after 2 s); for the HTTP/2 rows the same nginx on h2c and a grpc-js echo server
+// (bench/peers/grpc-echo.ts). Each upstream can say how many requests reached it.
 
 /** An upstream that counts the requests reaching it. */
 export interface Upstream {
@@ -17,10 +18,10 @@ export interface Upstream {
 export type Shadow = Upstream;
 
 /** nginx answering `ok\n` (or an empty 200), with stub_status on a second port to count requests. */
-async function countedNginx(label: string, cpus?: string, emptyBody = false): Promise<Upstream> {
+async function countedNginx(label: string, cpus?: string, emptyBody = false, http2 = false): Promise<Upstream> {
   const port = await freePort();
   const statusPort = await freePort();
-  const n: NginxInstance = await startNginx(label, (prefix) => upstreamConf(prefix, port, statusPort, emptyBody), port, cpus);
+  const n: NginxInstance = await startNginx(label, (prefix) => upstreamConf(prefix, port, statusPort, emptyBody, http2), port, cpus);
   return {
     port,
     pid: n.proc.pid,
@@ -33,6 +34,25 @@ async function countedNginx(label: string, cpus?: string, emptyBody = false): Pr
 
 export const startPrimary = (cpus?: string): Promise<Upstream> => countedNginx('primary', cpus);
 export const startNginxShadow = (cpus?: string, emptyBody = false): Promise<Shadow> => countedNginx('shadow', cpus, emptyBody);
+
+/** nginx answering `ok\n` over h2c (prior knowledge), counted like the HTTP/1.1 ones. */
+export const startH2cUpstream = (label: string, cpus?: string): Promise<Upstream> => countedNginx(label, cpus, false, true);
+
+/** A grpc-js server echoing unary calls, counting the calls it answered. */
+export async function startGrpcUpstream(label: string, cpus?: string): Promise<Upstream> {
+  const port = await freePort();
+  const countPort = await freePort();
+  const script = path.join(__dirname, '..', 'peers', 'grpc-echo.js');
+  const args = [script, '--port', String(port), '--count-port', String(countPort)];
+  const { proc, stop } = await startServer({ label, port, cpus, logs: ['out.log'], command: () => ({ cmd: process.execPath, args }) });
+  return {
+    port,
+    pid: proc.pid,
+    read: async () => Number((await httpGetText(countPort, '/__bench_count')).trim()),
+    delta: (before, after) => after - before,
+    stop,
+  };
+}
 
 export async function startSlowShadow(delayMs: number, cpus?: string, emptyBody = false): Promise<Shadow> {
   const port = await freePort();
