@@ -118,7 +118,7 @@ export class Http2Codec {
       stream.once('close', () => {
         // Envoy's premature-reset guard (CVE-2023-44487): a client that resets most of its streams
         // within a second of opening them loses the connection.
-        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.sentHeaders && performance.now() - opened < PREMATURE_RESET_MS) {
+        if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !stream.sentHeaders && performance.now() - opened < PREMATURE_RESET_MS) {
           premature++;
           if (served >= PREMATURE_RESET_MIN_STREAMS && premature * 2 > served) {
             this.current().connectionManager.stats.cxProtocolError.inc();
@@ -142,7 +142,7 @@ export class Http2Codec {
 
   #onRequest(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
     // A stream the client already reset (rapid reset): nothing to answer, nothing to start upstream.
-    if (req.stream.destroyed || req.stream.rstCode !== undefined) return;
+    if (req.stream.destroyed || req.stream.closed) return;
     const { chain, connectionManager: cm } = this.current();
     const hcm = chain.hcm;
     const info = this.#info.get(req.stream.session as http2.ServerHttp2Session) ?? PLAIN_HTTP2;
