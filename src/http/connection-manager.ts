@@ -218,7 +218,9 @@ export class ConnectionManager {
     }
     return () => {
       if (streamCap) clearTimeout(streamCap);
-      if (!res.writableFinished) exchange.downstreamReset();
+      // A no-op once the exchange completed; HTTP/2 marks a reset stream's response finished, so
+      // the response's own state cannot tell a reset from a completed answer.
+      exchange.downstreamReset();
       // The shadows got the body through 'data' and 'end': without 'end' theirs is incomplete (even when
       // Node parsed it all, it may still sit unread in a request the client has left), so abort them.
       if (!req.readableEnded) {
