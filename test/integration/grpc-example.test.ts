@@ -38,12 +38,26 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** --port, --admin-port and --service-port (which takes N and N+1), all free a moment ago. */
+/** True when 127.0.0.1:port can be bound now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * --port, --admin-port and --service-port (which takes N and N+1), all free a moment ago. The
+ * pair N, N+1 comes from below Linux's ephemeral range (32768 and up), where no other test's
+ * outgoing connection can take N+1 between the check and the example's bind.
+ */
 async function examplePorts(): Promise<{ proxy: number; admin: number; service: number; all: number[] }> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const [proxy, admin, service] = [await freePort(), await freePort(), await freePort()] as [number, number, number];
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const [proxy, admin] = [await freePort(), await freePort()] as [number, number];
+    const service = 20_000 + Math.floor(Math.random() * 12_000);
     const all = [proxy, admin, service, service + 1];
-    if (new Set(all).size === 4 && service < 65535 && !(await listening(service + 1))) return { proxy, admin, service, all };
+    if (new Set(all).size === 4 && (await bindable(service)) && (await bindable(service + 1))) return { proxy, admin, service, all };
   }
   throw new Error('no free ports');
 }
