@@ -9,7 +9,7 @@ import { inspectClientHello } from './client-hello';
 import { selectFilterChain } from './filter-chain-match';
 import { type CodecChain, Http1Codec } from './http1-codec';
 import { Http2Codec } from './http2-codec';
-import type { ChainSpec, ListenerSpec } from './listener-manager';
+import type { ChainSpec, ListenerSpec } from './listener-spec';
 import { type PrefixVerdict, readPrefix, sniffHttp2Preface } from './read-prefix';
 
 /** Builds a filter chain's TLS; a chain whose TLS config is unchanged keeps its context. */

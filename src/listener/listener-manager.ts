@@ -1,8 +1,7 @@
 import cluster from 'node:cluster';
 import * as net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
-import type { FilterChain, Listener } from '../config/model';
-import type { ConnectionManager } from '../http/connection-manager';
+import type { Listener } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
 import type { StatsScopes } from '../stats/scopes';
@@ -11,19 +10,9 @@ import { SecretStore } from '../tls/secret-store';
 import { ServerTlsContext } from '../tls/server-context';
 import { ListenerChains, type ServerTlsFactory } from './listener-chains';
 
-/** A listener as the manager runs it: its config and the connection manager that serves it. */
-export interface ListenerSpec {
-  readonly listener: Listener;
-  /** One per filter chain, in the listener's order. */
-  readonly chains: readonly ChainSpec[];
-  readonly defaultChain: ChainSpec | null;
-}
+import type { ListenerSpec } from './listener-spec';
 
-/** A filter chain as the manager runs it. */
-export interface ChainSpec {
-  readonly chain: FilterChain;
-  readonly connectionManager: ConnectionManager;
-}
+export type { ChainSpec, ListenerSpec } from './listener-spec';
 
 interface RunningListener {
   spec: ListenerSpec;
