@@ -5,6 +5,8 @@ import type { Logger } from '../log/logger';
 import { NoAdminLayerError, type RuntimeEntry } from '../runtime/runtime';
 import { RE2_MAX_MEM_PROGRAM_SIZE, compileRe2, expansionBound } from '../util/re2';
 import { foreignRequestReason, isStateChanging, ownHostNames } from '../util/request-origin';
+import { type CompareSource, compareRoutes } from './compare-routes';
+import { type AdminRoute, type Reply, json, requestParams, text } from './route';
 
 /** The stats pages' view: one process's registry, or the workers' aggregated. */
 export interface StatsView {
@@ -45,22 +47,9 @@ export interface AdminSources {
   certs?(): Promise<unknown>;
   /** POST /quitquitquit. */
   quit(): void;
+  /** Response comparison results: with it, the /mirror/compare pages are served. */
+  readonly compare?: CompareSource;
 }
-
-type Handler = (url: URL, req: http.IncomingMessage) => Promise<Reply> | Reply;
-interface AdminRoute {
-  readonly post: boolean;
-  readonly help: string;
-  readonly handle: Handler;
-}
-interface Reply {
-  status?: number;
-  type?: string;
-  body: string;
-}
-
-const json = (value: unknown): Reply => ({ type: 'application/json', body: JSON.stringify(value, null, 2) + '\n' });
-const text = (body: string, status = 200): Reply => ({ status, type: 'text/plain; charset=UTF-8', body });
 
 /** Envoy's admin interface, on its own port (loopback unless the bootstrap says otherwise). */
 export class AdminServer {
@@ -85,6 +74,7 @@ export class AdminServer {
       ['/runtime_modify', { post: true, help: 'POST ?key=value sets admin-layer runtime values', handle: (u, r) => this.#runtimeModify(u, r) }],
       ['/reset_counters', { post: true, help: 'POST: zero every stat', handle: () => this.#resetCounters() }],
       ['/quitquitquit', { post: true, help: 'POST: drain and exit', handle: () => this.#quit() }],
+      ...(src.compare ? compareRoutes(src.compare) : []),
     ]);
     this.#server = http.createServer((req, res) => void this.#handle(req, res));
   }
@@ -121,7 +111,7 @@ export class AdminServer {
       this.logger.error({ err: (err as Error).message, path: url.pathname }, 'admin handler failed');
       reply = text(`${(err as Error).message}\n`, 500);
     }
-    res.writeHead(reply.status ?? 200, { 'content-type': reply.type ?? 'text/plain', 'cache-control': 'no-cache, max-age=0' });
+    res.writeHead(reply.status ?? 200, { ...reply.headers, 'content-type': reply.type ?? 'text/plain', 'cache-control': 'no-cache, max-age=0' });
     res.end(reply.body);
   }
 
@@ -192,11 +182,7 @@ export class AdminServer {
   }
 
   async #runtimeModify(url: URL, req: http.IncomingMessage): Promise<Reply> {
-    const params = new URLSearchParams(url.search);
-    const body = await readBody(req, 64 * 1024);
-    if (body && (req.headers['content-type'] ?? '').includes('application/x-www-form-urlencoded')) {
-      for (const [k, v] of new URLSearchParams(body)) params.append(k, v);
-    }
+    const params = await requestParams(url, req);
     if ([...params.keys()].length === 0) return text('usage: /runtime_modify?key1=value1&key2=value2&keyN=valueN\n', 400);
     try {
       for (const [k, v] of params) this.src.runtime.modify(k, v);
@@ -261,15 +247,4 @@ function unicodeClasses(pattern: string): number {
 
 function formatAddress(a: AddressInfo): string {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-}
-
-async function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
