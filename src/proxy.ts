@@ -9,6 +9,7 @@ import type { Bootstrap, Cluster, HttpConnectionManager, Listener, RouteConfigur
 import { ListenerManager } from './listener/listener-manager';
 import { type Logger, createLogger } from './log/logger';
 import { LayeredRuntime } from './runtime/runtime';
+import { CompareHub } from './compare/hub';
 import { Mirror } from './shadow/mirror';
 import { DEFAULT_SHADOW_LIMITS, PooledShadowWriter, type ShadowLimits } from './shadow/writer';
 import { type ExtPolicyCompiler, RouteTable } from './router/route-table';
@@ -89,6 +90,8 @@ export class Proxy {
   #dynamicListeners: readonly Listener[] = [];
   #routeConfigs = new Map<string, RouteConfiguration>();
   readonly mirrorResources: MirrorResources;
+  /** Shadow comparison results (/mirror/compare). */
+  readonly compare: CompareHub;
 
   private constructor(private readonly options: ProxyOptions) {
     this.#loaded = options.loaded;
@@ -111,6 +114,8 @@ export class Proxy {
     });
     this.mirror = new Mirror(this.clusters, this.shadowWriter, this.runtime, this.scopes);
     this.mirrorResources = new MirrorResources(this.logger, options.hookDirs);
+    const node = options.loaded.bootstrap.node;
+    this.compare = new CompareHub(this.logger, `${node.id || os.hostname()}/${process.pid}`);
   }
 
   static async start(options: ProxyOptions): Promise<Proxy> {
@@ -255,7 +260,7 @@ export class Proxy {
     const deps = {
       clusters: this.clusters, writer: this.shadowWriter, runtime: this.runtime, stats: this.scopes,
       resources: this.mirrorResources, logger: this.logger, maxBufferedBodyBytes: this.shadowWriter.limits.maxBufferedBodyBytes,
-      maxInFlightPerCluster: this.shadowWriter.limits.maxInFlightPerCluster,
+      maxInFlightPerCluster: this.shadowWriter.limits.maxInFlightPerCluster, compare: this.compare,
     };
     return {
       filterName: filter.name,
@@ -283,6 +288,7 @@ export class Proxy {
     await this.#admin?.close();
     await this.clusters.close();
     await this.mirrorResources.close();
+    await this.compare.close();
     this.tls.close();
   }
 
@@ -301,6 +307,15 @@ export class Proxy {
       configDump: () => configDump(this.#loaded.message, this.#loadedAt, this.#xds?.config ?? null),
       certs: async () => this.tls.certificates(),
       quit: () => this.#onQuit(),
+      compare: {
+        report: () => this.compare.registry.report(),
+        samples: (policy, endpoint, field) => this.compare.registry.samples(policy, endpoint, field),
+        markNoise: (policy, path) => this.compare.registry.markNoise(policy, path),
+        unmarkNoise: (policy, path) => this.compare.registry.unmarkNoise(policy, path),
+        reset: (policy) => this.compare.registry.reset(policy),
+        exportYaml: (policy) => this.compare.registry.exportYaml(policy),
+        fleetReport: () => this.compare.fleetReport(),
+      },
     };
   }
 }

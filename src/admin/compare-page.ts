@@ -14,7 +14,7 @@ export type { SampleSelection } from './compare-sample-view';
 
 const PAGE = '/mirror/compare';
 
-export function renderComparePage(report: CompareReport, selection: SampleSelection | null, nonce: string): string {
+export function renderComparePage(report: CompareReport, selection: SampleSelection | null, nonce: string, fleet = false): string {
   const back = selection === null ? PAGE : href(PAGE, { policy: selection.policy, endpoint: selection.endpoint, field: selection.field });
   const m = report.memory;
   const policies = report.policies.length === 0 ? html`<p class="muted">No policy compares responses.</p>` : report.policies.map((p) => policySection(p, back));
@@ -23,7 +23,8 @@ export function renderComparePage(report: CompareReport, selection: SampleSelect
 <title>sidemirror: response comparison</title>
 <style nonce="${nonce}">${raw(COMPARE_CSS)}</style></head>
 <body>
-<header><h1>Response comparison</h1>
+<header><h1>Response comparison${fleet ? ' (fleet)' : ''}</h1>
+<p class="muted">${fleet ? html`Counts summed over every sidecar publishing to Redis (policies with <code>fleet</code>); samples are this sidecar's own. <a href="${PAGE}">This sidecar only</a>` : html`This sidecar's counts. <a href="${href(PAGE, { scope: 'fleet' })}">Fleet view</a>`}</p>
 <p class="muted">Store: ${m.bytes} of ${m.max_bytes} bytes (estimated), ${m.evicted} evicted · <a href="${href(PAGE, { format: 'json' })}">JSON</a> · <a href="${PAGE}">refresh</a></p>
 <p id="status" role="status"></p></header>
 ${selection === null ? '' : renderSampleView(selection, PAGE)}

@@ -15,13 +15,15 @@ export interface CompareSource {
   unmarkNoise(policy: string, path: string): RuleChange;
   reset(policy?: string): boolean;
   exportYaml(policy: string): string | null;
+  /** The fleet's sum (sidecars publishing through Redis), for ?scope=fleet; absent: this sidecar only. */
+  fleetReport?(): Promise<CompareReport>;
 }
 
 export const COMPARE_PAGE = '/mirror/compare';
 
 export function compareRoutes(src: CompareSource): Array<[string, AdminRoute]> {
   return [
-    [COMPARE_PAGE, { post: false, help: 'response comparison report (HTML); ?format=json', handle: (u) => page(src, u) }],
+    [COMPARE_PAGE, { post: false, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
     [`${COMPARE_PAGE}/samples`, { post: false, help: 'a field\'s samples: ?policy=&endpoint=&field=', handle: (u) => samples(src, u) }],
     [`${COMPARE_PAGE}/noise`, { post: true, help: 'POST policy=&path=: ignore a field path at run time ("mark as noise")', handle: (u, r) => ruleChange(u, r, (p, path) => src.markNoise(p, path)) }],
     [`${COMPARE_PAGE}/unnoise`, { post: true, help: 'POST policy=&path=: drop a runtime ignore rule', handle: (u, r) => ruleChange(u, r, (p, path) => src.unmarkNoise(p, path)) }],
@@ -30,8 +32,9 @@ export function compareRoutes(src: CompareSource): Array<[string, AdminRoute]> {
   ];
 }
 
-function page(src: CompareSource, url: URL): Reply {
-  const report = src.report();
+async function page(src: CompareSource, url: URL): Promise<Reply> {
+  const fleet = url.searchParams.get('scope') === 'fleet' && src.fleetReport !== undefined;
+  const report = fleet ? await src.fleetReport!() : src.report();
   if (url.searchParams.get('format') === 'json') return json(report);
   const q = url.searchParams;
   let selection: SampleSelection | null = null;
@@ -52,7 +55,7 @@ function page(src: CompareSource, url: URL): Reply {
       // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the page's own form posts, which the admin's origin check refuses.
       'referrer-policy': 'same-origin',
     },
-    body: renderComparePage(report, selection, nonce),
+    body: renderComparePage(report, selection, nonce, fleet),
   };
 }
 

@@ -93,6 +93,40 @@ export interface ExtMirrorPolicy {
   readonly hooks: MirrorHooksConfig | null;
   readonly disableShadowHostSuffixAppend: boolean;
   readonly hostRewriteLiteral: string | null;
+  readonly compare: CompareConfig | null;
+}
+
+/** A policy's `compare`: shadow testing against the primary (src/compare). */
+export interface CompareConfig {
+  readonly referenceCluster: string | null;
+  readonly methods: ReadonlySet<string>;
+  readonly sampling: FractionalPercent | null;
+  readonly headers: { readonly ignoreAll: boolean; readonly volatile: readonly string[]; readonly compare: readonly string[] };
+  readonly body: {
+    readonly format: 'auto' | 'json' | 'text' | 'bytes';
+    readonly unorderedArrays: readonly string[];
+    readonly numberTolerance: number;
+    readonly maxCaptureBytes: number;
+    readonly maxBytes: number;
+  };
+  /** Field path rules (path-pattern.ts), checked when decoded. */
+  readonly ignore: readonly string[];
+  readonly thresholds: { readonly relative: number; readonly absolute: number };
+  readonly timeoutMs: number;
+  readonly maxPending: number;
+  readonly store: {
+    readonly maxBytes: number;
+    readonly samplesPerField: number;
+    readonly sampleBodyBytes: number;
+    readonly redactHeaders: readonly string[];
+    readonly redactBodyPaths: readonly string[];
+  };
+  readonly fleet: {
+    /** Resolved against the filter's `redis` map, or named until it is. */
+    readonly redis: RedisConnectionModel | { readonly kind: 'named'; readonly name: string };
+    readonly intervalMs: number;
+    readonly keyPrefix: string;
+  } | null;
 }
 
 export interface MirrorHooksConfig {

@@ -178,7 +178,7 @@ export class ConnectionManager {
       ? null
       : this.deps.mirror.start(policies, route.extPolicies, {
           method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
-          proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format,
+          proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format, routeName: route.route.name,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
@@ -206,6 +206,7 @@ export class ConnectionManager {
         else reply();
       },
       syncWait: mirrored?.sync ?? null,
+      tap: mirrored?.tap ?? null,
     }, res);
     exchange.start();
     const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
+import { Attempt, type AttemptOwner } from './attempt';
 import type { BufferHolder, ShadowBufferBudget } from './buffer-budget';
 import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from './writer';
 
@@ -31,7 +32,7 @@ class ShadowAbort extends Error {
  * One shadow in flight: feeds its body, discards (or, for afterMirror, samples) its response,
  * retries when its policy says so, and counts how it ended.
  */
-export class ShadowExchange implements ShadowStream, BufferHolder {
+export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner {
   #body: Readable | null;
   /** The whole body, kept only when a retry may need to send it again. */
   #copy: Buffer[] | null;
@@ -76,7 +77,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
     request.cluster.stats.rqTotal.inc();
     this.#host.active++;
     this.#host.counters.rqTotal++;
-    this.#attempt = new Attempt(this, this.#host, o, o.captureBodyBytes + this.responseDrainBytes);
+    // A compared response is read whole (its capture bounds it); any other past the drain budget is cut.
+    this.#attempt = new Attempt(this, this.#host, o, o.capture ? Infinity : o.captureBodyBytes + this.responseDrainBytes);
     this.#host.pool.dispatch(
       {
         path: request.path,
@@ -160,12 +162,15 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
       this.request.stats.retried();
       this.#host = this.request.cluster.pick() ?? this.#host;
       this.#body = this.#copy ? newBody(this.#copy, this.#bodyEnded) : null;
+      this.request.options.capture?.restart();
       this.#send();
       return;
     }
     this.#finish();
     const { stats, cluster } = this.request;
+    const capture = this.request.options.capture;
     if (err === null) {
+      capture?.end();
       stats.succeeded(status);
       if (attempt.cut) stats.responseTruncated();
       cluster.stats.response(status);
@@ -174,6 +179,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
       return;
     }
     this.#host.counters.rqError++;
+    capture?.fail(isTimeout(err) ? 'timeout' : 'error');
     if (isTimeout(err)) {
       stats.timedOut();
       cluster.stats.rqTimeout.inc();
@@ -205,6 +211,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
       stats.dropped(reason.reason);
     }
     cluster.stats.rqReset.inc();
+    const r = reason.reason;
+    this.request.options.capture?.fail(r === 'timeout' ? 'timeout' : r === 'body_cap' || r === 'total_body_cap' ? 'dropped' : 'error');
     this.#attempt?.abort(reason);
     this.#body?.destroy(reason);
     this.request.options.onDone?.(FAILED);
@@ -229,157 +237,6 @@ export class ShadowExchange implements ShadowStream, BufferHolder {
   }
 }
 
-/**
- * One try of a shadow on one host: the undici handler, in undici's native protocol so that a
- * discarded response costs no header parsing.
- */
-class Attempt implements Dispatcher.DispatchHandler {
-  #abortUpstream: ((err: Error) => void) | null = null;
-  #status = 0;
-  #rawHeaders: readonly Buffer[] | null = null;
-  #captured: Buffer[] | null;
-  #capturedBytes = 0;
-  #truncated = false;
-  #connectTimer: NodeJS.Timeout | null = null;
-  #sendTimer: NodeJS.Timeout | null = null;
-  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
-  #readTimer: NodeJS.Timeout | null = null;
-  #ended = false;
-  /** Response body bytes seen so far, kept or not. */
-  #bodyBytes = 0;
-  /** The response went past `readBytes` and its connection was closed instead of read to the end. */
-  cut = false;
-
-  constructor(
-    private readonly exchange: ShadowExchange,
-    readonly host: Host,
-    private readonly o: ShadowOptions,
-    /** Response body bytes this attempt reads at most; the rest is never read. */
-    private readonly readBytes: number,
-  ) {
-    this.#captured = o.captureBodyBytes > 0 ? [] : null;
-    if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.#abortUpstream = abort;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    if (this.#ended) {
-      abort(new ShadowAbort('client_aborted'));
-      return;
-    }
-    if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
-      this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
-    }
-  }
-
-  onRequestSent(): void {
-    this.#clearSend();
-    this.#armRead();
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
-    this.#armRead();
-    if (statusCode < 200) return true;
-    this.#status = statusCode;
-    if (this.#captured) this.#rawHeaders = rawHeaders;
-    // A declared length past the budget, with nothing to keep: none of the body is worth reading.
-    if (this.#captured === null && declaredLength(rawHeaders) > this.readBytes) this.#cut();
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.#ended) return true;
-    this.#readTimer?.refresh();
-    this.#bodyBytes += chunk.length;
-    this.#keep(chunk);
-    if (this.#bodyBytes > this.readBytes) this.#cut();
-    return true;
-  }
-
-  #keep(chunk: Buffer): void {
-    // Discarded, unless afterMirror wants a look: then the first bytes only.
-    const captured = this.#captured;
-    if (captured === null || this.#truncated) return;
-    const room = this.o.captureBodyBytes - this.#capturedBytes;
-    if (chunk.length > room) {
-      captured.push(chunk.subarray(0, room));
-      this.#capturedBytes += room;
-      this.#truncated = true;
-    } else {
-      captured.push(chunk);
-      this.#capturedBytes += chunk.length;
-    }
-  }
-
-  /**
-   * Ends the attempt with what it has (status, headers, kept bytes) and closes the connection
-   * rather than read the rest: the shadow answered, which is all a shadow owes us.
-   */
-  #cut(): void {
-    this.cut = true;
-    this.#truncated = true;
-    this.#end();
-    this.exchange.attemptEnded(this, this.#status, null);
-    // undici reports the abort back through onError at once; the exchange has already ended.
-    this.#abortUpstream?.(new Error('shadow response past its read budget'));
-  }
-
-  onComplete(): void {
-    this.#end();
-    this.exchange.attemptEnded(this, this.#status, null);
-  }
-
-  onError(err: Error): void {
-    this.#end();
-    this.exchange.attemptEnded(this, this.#status, err);
-  }
-
-  abort(reason: Error): void {
-    this.#end();
-    this.#abortUpstream?.(reason);
-  }
-
-  result(durationMs: number): ShadowResult {
-    const headers: Record<string, string | string[]> = {};
-    const raw = this.#rawHeaders ?? [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
-      const value = raw[i + 1]!.toString('latin1');
-      const prior = headers[name];
-      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-    }
-    return {
-      ok: true,
-      status: this.#status,
-      headers,
-      body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
-      truncated: this.#truncated,
-      durationMs,
-    };
-  }
-
-  #end(): void {
-    this.#ended = true;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    if (this.#readTimer) clearTimeout(this.#readTimer);
-    this.#readTimer = null;
-    this.#clearSend();
-  }
-
-  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
-  #armRead(): void {
-    if (this.#ended || this.o.readTimeoutMs <= 0) return;
-    if (this.#readTimer) this.#readTimer.refresh();
-    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
-  }
-
-  #clearSend(): void {
-    if (this.#sendTimer) clearTimeout(this.#sendTimer);
-    this.#sendTimer = null;
-  }
-}
-
 /** A body stream that chunks are pushed into as they arrive; undici pulls from it. */
 function newBody(chunks?: readonly Buffer[], ended = false): Readable {
   const body = new Readable({ read() {} });
@@ -389,23 +246,7 @@ function newBody(chunks?: readonly Buffer[], ended = false): Readable {
   return body;
 }
 
-function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return t;
-}
 
-/** The response's content-length, or -1 when it has none (chunked, or until close). */
-function declaredLength(raw: readonly Buffer[]): number {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
-      const n = Number(raw[i + 1]!.toString('latin1'));
-      return Number.isFinite(n) ? n : -1;
-    }
-  }
-  return -1;
-}
 
 function isTimeout(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code;

@@ -1,4 +1,8 @@
-import type { ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
+import type { ResponseTap } from '../compare/capture';
+import { type CompareSink, ComparePolicy } from '../compare/compare-policy';
+import { endpointName } from '../compare/endpoint';
+import type { CompareSession } from '../compare/session';
+import type { CompareConfig, ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
 import { firstListValue, firstValue } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
@@ -13,16 +17,23 @@ import type { PrimaryRequest } from './mirror';
 import type { MirrorResources } from './resources';
 import { consistentSample } from './sample';
 import { clusterAllowed, headerStatsName } from './select';
-import type { ShadowOptions, ShadowResult, ShadowStream, ShadowWriter } from './writer';
+import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream, ShadowWriter } from './writer';
 
 /** What starting one extended policy gives back to the mirror. */
 export interface ExtStart {
   readonly stream: ShadowStream | null;
   /** Sync mode: resolves with the headers afterMirror adds to the primary's response, never later than sync_timeout. */
   readonly sync: Promise<Record<string, string>> | null;
+  /** A compared request: what the primary's response must be shown to as it streams. */
+  readonly tap?: ResponseTap | null;
 }
 
 const NOTHING: ExtStart = { stream: null, sync: null };
+
+/** The process's comparison results, which each comparing policy registers with (src/compare/hub.ts). */
+export interface CompareHub extends CompareSink {
+  configure(policy: string, config: CompareConfig, filter: MirrorFilterConfig | null): void;
+}
 const NO_HEADERS: Record<string, string> = {};
 
 export interface ExtPolicyDeps {
@@ -34,6 +45,8 @@ export interface ExtPolicyDeps {
   readonly logger: Logger;
   readonly maxBufferedBodyBytes: number;
   readonly maxInFlightPerCluster: number;
+  /** Where comparing policies put their results; null: `compare` cannot run here. */
+  readonly compare?: CompareHub | null;
 }
 
 /**
@@ -54,6 +67,7 @@ export class CompiledExtPolicy {
   #hostReady = true;
 
   readonly #maxInFlight: number;
+  readonly #compare: ComparePolicy | null = null;
 
   constructor(
     readonly policy: ExtMirrorPolicy,
@@ -65,6 +79,11 @@ export class CompiledExtPolicy {
     this.#limiter = policy.limit ? deps.resources.limiter(policy.limit, filter) : null;
     const h = policy.hooks;
     this.#hooks = h ? deps.resources.hooks(policy.name, h.module, h.timeoutMs, (hook, outcome) => this.stats.hook(hook, outcome)) : null;
+    if (policy.compare) {
+      if (!deps.compare) throw new Error('compare needs the comparison store, which this process has not');
+      deps.compare.configure(policy.name, policy.compare, filter);
+      this.#compare = new ComparePolicy(policy.name, policy.compare, deps.compare, this.stats);
+    }
     const t = policy.target;
     if (t.kind === 'host') {
       this.#hostCluster = deps.clusters.hostCluster(t.url, t.host, t.port);
@@ -86,28 +105,35 @@ export class CompiledExtPolicy {
       this.#statsFor(target.name).skipped('sampling');
       return NOTHING;
     }
+    const session = this.#compare?.begin(p.method, endpointName(p.routeName ?? '', p.method, p.path), performance.now()) ?? null;
+    const tap = session?.primary ?? null;
     const decideLater = !this.#hostReady || this.#limiter !== null || this.#hooks?.hasBefore === true || this.#hooks?.hasRewrite === true;
-    if (!decideLater) return this.#send(p, target, null, null);
+    if (!decideLater) return { ...this.#send(p, target, null, null, undefined, session), tap };
 
     const counters = this.#statsFor(target.name);
     // Shadows waiting for a hook or a budget hold body too: they count against the in-flight cap.
     if (this.#deciding >= (this.#maxInFlight || this.deps.maxInFlightPerCluster)) {
       counters.dropped('inflight_cap');
+      session?.skip();
       return NOTHING;
     }
     const cap = this.#bodyCap();
     const deferred = new DeferredShadowStream(cap.bytes, () => counters.dropped(cap.reason));
     this.#deciding++;
-    const sync = this.#decide(p, target, deferred);
-    void sync.finally(() => this.#deciding--);
-    return { stream: deferred, sync: policy.mode === 'sync' ? this.#bounded(sync) : null };
+    const sync = this.#decide(p, target, deferred, session);
+    void sync.finally(() => {
+      this.#deciding--;
+      // Not sent after all (a hook or the budget said no, the body overflowed): nothing to compare.
+      session?.cancel();
+    });
+    return { stream: deferred, sync: policy.mode === 'sync' ? this.#bounded(sync) : null, tap };
   }
 
   /** Shadows of this policy that went the slow way and have not ended yet (deciding or in flight). */
   #deciding = 0;
 
   /** The slow path: hooks and the budget may answer asynchronously; the body waits in `deferred`. */
-  async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream): Promise<Record<string, string>> {
+  async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream, session: CompareSession | null): Promise<Record<string, string>> {
     const counters = this.#statsFor(target.name);
     // A host named by DNS: the first shadows wait for its first resolution instead of finding no host.
     if (!this.#hostReady) await this.#hostCluster!.ready;
@@ -141,7 +167,7 @@ export class CompiledExtPolicy {
     if (!deferred.usable) return NO_HEADERS;
     return new Promise((resolve) => {
       // The writer reports every end, skips and drops included, through onDone: `resolve` always runs.
-      const started = this.#send(p, target, rewritten, resolve, ctx);
+      const started = this.#send(p, target, rewritten, resolve, ctx, session);
       if (started.stream) deferred.attach(started.stream);
       else deferred.discard();
     });
@@ -152,7 +178,7 @@ export class CompiledExtPolicy {
    * mirrorRewrite hook ran. `settle` receives the headers for the primary (sync mode).
    */
   #send(p: PrimaryRequest, target: UpstreamCluster, rewritten: HookRequest | null,
-    settle: ((h: Record<string, string>) => void) | null, ctx?: HookContext): ExtStart {
+    settle: ((h: Record<string, string>) => void) | null, ctx?: HookContext, session: CompareSession | null = null): ExtStart {
     const policy = this.policy;
     const counters = this.#statsFor(target.name);
     const req = rewritten ?? this.#request(p);
@@ -182,19 +208,22 @@ export class CompiledExtPolicy {
       captureBodyBytes: hooks?.hasAfter ? policy.hooks!.maxResponseBodyBytes : 0,
       onDone,
       maxInFlight: this.#maxInFlight,
+      capture: session?.candidate ?? null,
     };
-    const stream = this.deps.writer.start({
+    const shadow = {
       downstreamProtocol: p.downstreamProtocol,
-      cluster: target,
-      stats: counters,
       method: req.method,
       path: req.path,
       headers: req.headers,
       hasBody,
       // The policy's own timeouts replace the route's when it sets any.
       timeoutMs: t.connectMs || t.sendMs || t.readMs ? 0 : p.timeoutMs,
-      options,
-    });
+    };
+    session?.start({ method: req.method, path: req.path, headers: flatHeaders(req.headers) });
+    const candidate = this.deps.writer.start({ ...shadow, cluster: target, stats: counters, options });
+    // Diffy's secondary: the same request (body, headers) to a copy of the primary's version.
+    const reference = session?.reference ? this.#startReference(shadow, options, session) : null;
+    const stream = candidate && reference ? fanOut([candidate, reference]) : candidate ?? reference;
     if (stream && explicitBody !== null) {
       if (explicitBody.length > 0) stream.write(explicitBody);
       stream.end();
@@ -205,6 +234,18 @@ export class CompiledExtPolicy {
       return { stream: null, sync };
     }
     return { stream, sync };
+  }
+
+  #startReference(shadow: Omit<ShadowRequest, 'cluster' | 'stats' | 'options'>, options: ShadowOptions, session: CompareSession): ShadowStream | null {
+    const name = this.policy.compare!.referenceCluster!;
+    const cluster = this.deps.clusters.get(name);
+    if (!cluster) {
+      this.#statsFor(name).skipped('unknown_cluster');
+      session.reference!.fail('error');
+      return null;
+    }
+    // Never the candidate's hooks or sync wait: the reference exists only to be compared.
+    return this.deps.writer.start({ ...shadow, cluster, stats: this.#statsFor(name), options: { ...options, onDone: null, captureBodyBytes: 0, capture: session.reference } });
   }
 
   async #after(result: ShadowResult, hooks: HookRunner | null, ctx: HookContext, settle: ((h: Record<string, string>) => void) | null): Promise<void> {
@@ -318,6 +359,24 @@ export class CompiledExtPolicy {
     if (!s) this.#byCluster.set(cluster, (s = new PolicyClusterStats(this.deps.stats.shadow(cluster), this.stats)));
     return s;
   }
+}
+
+/** Several shadows fed the one request body. */
+function fanOut(streams: readonly ShadowStream[]): ShadowStream {
+  return {
+    write: (chunk) => { for (const s of streams) s.write(chunk); },
+    end: (trailers) => { for (const s of streams) s.end(trailers); },
+    abort: () => { for (const s of streams) s.abort(); },
+  };
+}
+
+function flatHeaders(h: Readonly<Record<string, string | string[]>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(h)) {
+    const v = h[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
 }
 
 function cookie(header: string | undefined, name: string): string | undefined {

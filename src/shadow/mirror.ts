@@ -1,3 +1,4 @@
+import { type ResponseTap, fanOutTap } from '../compare/capture';
 import type { MirrorPolicy } from '../config/model';
 import type { HeaderMap } from '../http/headers';
 import type { HeaderLookup } from '../router/matchers';
@@ -29,6 +30,8 @@ export interface PrimaryRequest {
   /** The client's address (consistent sampling by source IP). */
   readonly remoteAddress: string;
   readonly format: (value: string) => string;
+  /** The route's name: compared requests are grouped by it (else by method and path). */
+  readonly routeName?: string;
 }
 
 /** The shadows started for one request. */
@@ -37,6 +40,8 @@ export interface MirrorStart {
   readonly streams: readonly ShadowStream[];
   /** Sync-mode policies: headers to add to the primary's response, once they are done (bounded). */
   readonly sync: Promise<Record<string, string>> | null;
+  /** Comparing policies: the primary's response is shown to this as it streams to the client. */
+  readonly tap?: ResponseTap | null;
 }
 
 const NONE: MirrorStart = { streams: [], sync: null };
@@ -59,6 +64,7 @@ export class Mirror {
   start(policies: readonly MirrorPolicy[], ext: readonly CompiledExtPolicy[], primary: PrimaryRequest): MirrorStart {
     let streams: ShadowStream[] | null = null;
     let syncs: Array<Promise<Record<string, string>>> | null = null;
+    let taps: ResponseTap[] | null = null;
     for (const policy of policies) {
       const stream = this.#startEnvoy(policy, primary);
       if (stream !== null) (streams ??= []).push(stream);
@@ -67,9 +73,10 @@ export class Mirror {
       const started = policy.start(primary);
       if (started.stream !== null) (streams ??= []).push(started.stream);
       if (started.sync !== null) (syncs ??= []).push(started.sync);
+      if (started.tap) (taps ??= []).push(started.tap);
     }
-    if (streams === null && syncs === null) return NONE;
-    return { streams: streams ?? [], sync: syncs === null ? null : mergeHeaders(syncs) };
+    if (streams === null && syncs === null && taps === null) return NONE;
+    return { streams: streams ?? [], sync: syncs === null ? null : mergeHeaders(syncs), tap: taps === null ? null : fanOutTap(taps) };
   }
 
   #startEnvoy(policy: MirrorPolicy, primary: PrimaryRequest): ShadowStream | null {

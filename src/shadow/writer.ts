@@ -1,3 +1,4 @@
+import type { ResponseTap } from '../compare/capture';
 import type { HeaderMap } from '../http/headers';
 import type { ShadowCounters } from '../stats/scopes';
 import type { UpstreamCluster } from '../upstream/cluster-manager';
@@ -33,6 +34,13 @@ export interface ShadowOptions {
   readonly onDone: ((result: ShadowResult) => void) | null;
   /** Shadows in flight per cluster before this one is dropped (0: the writer's limit). */
   readonly maxInFlight: number;
+  /** A compared shadow: its response is read whole into this (see src/compare), not cut at the drain budget. */
+  readonly capture?: ShadowCapture | null;
+}
+
+/** A compared shadow's response capture; a retry starts it over. */
+export interface ShadowCapture extends ResponseTap {
+  restart(): void;
 }
 
 export const ENVOY_SHADOW: ShadowOptions = {
@@ -128,11 +136,13 @@ export class PooledShadowWriter implements ShadowWriter {
     const inFlight = this.#inFlight.get(name) ?? 0;
     if (inFlight >= (request.options.maxInFlight || this.limits.maxInFlightPerCluster)) {
       request.stats.dropped('inflight_cap');
+      request.options.capture?.fail('dropped');
       request.options.onDone?.(FAILED);
       return null;
     }
     if (this.#inFlightTotal >= this.limits.maxInFlightTotal) {
       request.stats.dropped('total_inflight_cap');
+      request.options.capture?.fail('dropped');
       request.options.onDone?.(FAILED);
       return null;
     }
@@ -140,6 +150,7 @@ export class PooledShadowWriter implements ShadowWriter {
     if (host === null) {
       request.cluster.stats.noneHealthy.inc();
       request.stats.skipped('no_healthy_host');
+      request.options.capture?.fail('error');
       request.options.onDone?.(FAILED);
       return null;
     }

@@ -249,6 +249,10 @@ export class StatsRegistry {
     (l) => `mirror_policy.${l.policy}.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
   readonly policyHooks = this.#counter('sidemirror_mirror_policy_hook_total', 'Mirror hook calls by outcome', ['policy', 'hook', 'outcome'],
     (l) => `mirror_policy.${l.policy}.hook.${l.hook}.${l.outcome}`);
+  readonly compareOutcomes = this.#counter('sidemirror_mirror_compare_total', 'Shadow comparisons by outcome, one per compared request', ['policy', 'outcome'],
+    (l) => `mirror_policy.${l.policy}.compare.${l.outcome}`);
+  readonly compareTime = this.#histogram('sidemirror_mirror_compare_response_time', 'Response time of the compared legs (ms): primary, candidate, reference', ['policy', 'leg'],
+    (l) => `mirror_policy.${l.policy}.compare.${l.leg}_time`);
   readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
 

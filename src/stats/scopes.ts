@@ -261,6 +261,16 @@ export class PolicyStats extends OutcomeCounter {
   hook(hook: string, outcome: string): void {
     this.registry.policyHooks.labels({ policy: this.policy, hook, outcome }).inc();
   }
+
+  /** One compared request's outcome (src/compare). */
+  compared(outcome: string): void {
+    this.registry.compareOutcomes.labels({ policy: this.policy, outcome }).inc();
+  }
+
+  /** How long one leg of a compared request took to answer in full. */
+  compareTime(leg: 'primary' | 'candidate' | 'reference', ms: number): void {
+    this.registry.compareTime.labels({ policy: this.policy, leg }).observe(ms);
+  }
 }
 
 /** A policy's shadows to one cluster: every outcome counted for both. */

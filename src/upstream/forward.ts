@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { ResponseTap } from '../compare/capture';
 import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '../http/downstream';
 import { CONNECTION_SPECIFIC, type HeaderMap } from '../http/headers';
 import type { UpstreamCluster } from './cluster-manager';
@@ -34,6 +35,8 @@ export interface PrimaryForward {
    * sync_timeout), then sent with the headers it yields added.
    */
   readonly syncWait: Promise<Record<string, string>> | null;
+  /** A compared request: shown the upstream's response as it streams on to the client. */
+  readonly tap?: ResponseTap | null;
 }
 
 /** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
@@ -75,13 +78,17 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #held: HeldResponse | null = null;
   /** An HTTP/2 response head not written yet (see onHeaders). */
   #head: { readonly status: number; readonly headers: OutgoingHeaders } | null = null;
+  /** Set while the comparison still wants the response's bytes. */
+  #tap: ResponseTap | null;
   readonly #started = performance.now();
   readonly #onDrain = (): void => this.#resume?.();
 
   constructor(
     private readonly fwd: PrimaryForward,
     private readonly res: DownstreamResponse,
-  ) {}
+  ) {
+    this.#tap = fwd.tap ?? null;
+  }
 
   start(): void {
     const { fwd } = this;
@@ -125,6 +132,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.#finished) return true;
     this.#status = statusCode;
     this.#resume = resume;
+    this.#tap?.head(statusCode, rawHeaders);
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
     if (!this.fwd.suppressEnvoyHeaders) addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
     if (this.fwd.syncWait === null) {
@@ -162,6 +170,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#finished) return true;
+    if (this.#tap !== null && !this.#tap.data(chunk)) this.#tap = null;
     this.#flushHead();
     if (this.#held !== null) {
       this.#held.chunks.push(chunk);
@@ -175,6 +184,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   // undici types raw trailers as strings; it hands Buffers, as the HTTP/2 pool does.
   onComplete(trailers: string[] | null): void {
     if (this.#finished) return;
+    this.#tap?.end();
     const t = trailers && trailers.length > 0 ? trailerMap(trailers) : null;
     if (this.#held !== null) {
       this.#held.ended = true;
@@ -238,6 +248,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #fail(failure: PrimaryFailure): void {
     // Aborting undici reports the error back through onError synchronously: count it once.
     if (this.#finished) return;
+    this.#tap?.fail(failure === 'timeout' ? 'timeout' : 'error');
     const { cluster, host } = this.fwd;
     host.counters.rqError++;
     if (failure === 'timeout') {

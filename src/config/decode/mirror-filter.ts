@@ -8,6 +8,7 @@ import type {
   RedisConnectionModel,
 } from '../model';
 import { type Ctx, type Pb, at, atKey, durationMs, each, fail, fractionalPercent, headerMutation, runtimeFraction, wrapped } from './common';
+import { decodeCompare } from './compare';
 import { decodeRedisConnection } from './redis-connection';
 
 // sidemirror.filters.http.mirror.v1: the filter's typed_config and MirrorPerRoute, into the model.
@@ -51,9 +52,10 @@ function decodeExtPolicy(p: Pb, ctx: Ctx): ExtMirrorPolicy {
   const marker = p.marker_header ? String(p.marker_header).toLowerCase() : null;
   if (marker !== null && !TOKEN.test(marker)) fail(at(ctx, 'marker_header'), `"${marker}" is not a valid header name`);
   const hostRewriteLiteral = p.host_rewrite_literal ? String(p.host_rewrite_literal) : null;
+  const target = decodeTarget(p, ctx);
   return {
     name,
-    target: decodeTarget(p, ctx),
+    target,
     sampling: p.sampling ? decodeSampling(p.sampling as Pb, at(ctx, 'sampling')) : { kind: 'all' },
     limit: p.limit ? decodeLimit(p.limit as Pb, at(ctx, 'limit'), name) : null,
     mode,
@@ -73,6 +75,7 @@ function decodeExtPolicy(p: Pb, ctx: Ctx): ExtMirrorPolicy {
     hooks: p.hooks ? decodeHooks(p.hooks as Pb, at(ctx, 'hooks')) : null,
     disableShadowHostSuffixAppend: Boolean(p.disable_shadow_host_suffix_append) || hostRewriteLiteral !== null,
     hostRewriteLiteral,
+    compare: p.compare ? decodeCompare(p.compare as Pb, at(ctx, 'compare'), target.kind === 'cluster' ? target.name : null) : null,
   };
 }
 

@@ -1,0 +1,185 @@
+import type { Dispatcher } from 'undici';
+import type { Host } from '../upstream/host';
+import type { ShadowOptions, ShadowResult } from './writer';
+
+// One try of a shadow on one host (see exchange.ts for the shadow as a whole).
+
+/** What an attempt reports to its shadow. */
+export interface AttemptOwner {
+  /** A connect, send or read timeout ended the attempt. */
+  timeout(): void;
+  attemptEnded(attempt: Attempt, status: number, err: Error | null): void;
+  /** The request body was taken whole by the connection (for the send timeout). */
+  bodyConsumed(): boolean;
+}
+
+/**
+ * One try of a shadow on one host: the undici handler, in undici's native protocol so that a
+ * discarded response costs no header parsing.
+ */
+export class Attempt implements Dispatcher.DispatchHandler {
+  #abortUpstream: ((err: Error) => void) | null = null;
+  #status = 0;
+  #rawHeaders: readonly Buffer[] | null = null;
+  #captured: Buffer[] | null;
+  #capturedBytes = 0;
+  #truncated = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #sendTimer: NodeJS.Timeout | null = null;
+  /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
+  #readTimer: NodeJS.Timeout | null = null;
+  #ended = false;
+  /** Response body bytes seen so far, kept or not. */
+  #bodyBytes = 0;
+  /** The response went past `readBytes` and its connection was closed instead of read to the end. */
+  cut = false;
+
+  constructor(
+    private readonly exchange: AttemptOwner,
+    readonly host: Host,
+    private readonly o: ShadowOptions,
+    /** Response body bytes this attempt reads at most; the rest is never read. */
+    private readonly readBytes: number,
+  ) {
+    this.#captured = o.captureBodyBytes > 0 ? [] : null;
+    if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abortUpstream = abort;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#ended) {
+      abort(new Error('shadow aborted: client_aborted'));
+      return;
+    }
+    if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
+      this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
+    }
+  }
+
+  onRequestSent(): void {
+    this.#clearSend();
+    this.#armRead();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.#armRead();
+    if (statusCode < 200) return true;
+    this.#status = statusCode;
+    if (this.#captured) this.#rawHeaders = rawHeaders;
+    this.o.capture?.head(statusCode, rawHeaders);
+    // A declared length past the budget, with nothing to keep: none of the body is worth reading.
+    if (this.#captured === null && declaredLength(rawHeaders) > this.readBytes) this.#cut();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#ended) return true;
+    this.#readTimer?.refresh();
+    this.#bodyBytes += chunk.length;
+    this.#keep(chunk);
+    // A capture past its bounds has already counted the comparison as too_large.
+    if (this.#bodyBytes > this.readBytes || this.o.capture?.data(chunk) === false) this.#cut();
+    return true;
+  }
+
+  #keep(chunk: Buffer): void {
+    // Discarded, unless afterMirror wants a look: then the first bytes only.
+    const captured = this.#captured;
+    if (captured === null || this.#truncated) return;
+    const room = this.o.captureBodyBytes - this.#capturedBytes;
+    if (chunk.length > room) {
+      captured.push(chunk.subarray(0, room));
+      this.#capturedBytes += room;
+      this.#truncated = true;
+    } else {
+      captured.push(chunk);
+      this.#capturedBytes += chunk.length;
+    }
+  }
+
+  /**
+   * Ends the attempt with what it has (status, headers, kept bytes) and closes the connection
+   * rather than read the rest: the shadow answered, which is all a shadow owes us.
+   */
+  #cut(): void {
+    this.cut = true;
+    this.#truncated = true;
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, null);
+    // undici reports the abort back through onError at once; the exchange has already ended.
+    this.#abortUpstream?.(new Error('shadow response past its read budget'));
+  }
+
+  onComplete(): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, null);
+  }
+
+  onError(err: Error): void {
+    this.#end();
+    this.exchange.attemptEnded(this, this.#status, err);
+  }
+
+  abort(reason: Error): void {
+    this.#end();
+    this.#abortUpstream?.(reason);
+  }
+
+  result(durationMs: number): ShadowResult {
+    const headers: Record<string, string | string[]> = {};
+    const raw = this.#rawHeaders ?? [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1').toLowerCase();
+      const value = raw[i + 1]!.toString('latin1');
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+    }
+    return {
+      ok: true,
+      status: this.#status,
+      headers,
+      body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
+      truncated: this.#truncated,
+      durationMs,
+    };
+  }
+
+  #end(): void {
+    this.#ended = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    if (this.#readTimer) clearTimeout(this.#readTimer);
+    this.#readTimer = null;
+    this.#clearSend();
+  }
+
+  /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
+  #armRead(): void {
+    if (this.#ended || this.o.readTimeoutMs <= 0) return;
+    if (this.#readTimer) this.#readTimer.refresh();
+    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
+  }
+
+  #clearSend(): void {
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    this.#sendTimer = null;
+  }
+}
+
+function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return t;
+}
+
+/** The response's content-length, or -1 when it has none (chunked, or until close). */
+function declaredLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]!.toString('latin1'));
+      return Number.isFinite(n) ? n : -1;
+    }
+  }
+  return -1;
+}
