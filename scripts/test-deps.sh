@@ -3,7 +3,8 @@
 # redis-server (the Redis-backed mirror budgets are tested against a real one, also over TLS),
 # docker-compose (validates docker-compose.yml; no Docker engine is needed), openssl
 # (certificates made at test time), python3-grpcio (a gRPC C-core peer, which unlike grpc-js
-# refuses requests without `te: trailers`) and nghttp2-client (h2load, for bench). Does nothing
+# refuses requests without `te: trailers`), nghttp2-client (h2load, for bench) and chromium (the
+# report page's test). Does nothing
 # when they are already there.
 set -euo pipefail
 need=()
@@ -15,6 +16,8 @@ command -v curl >/dev/null || need+=(curl ca-certificates)
 # Debian's own interpreter: a python3 earlier on PATH (pyenv) may lack the Debian module.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
 command -v h2load >/dev/null || need+=(nghttp2-client)
+# A real headless browser checks the comparison report page (driven over the DevTools protocol).
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)
