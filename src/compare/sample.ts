@@ -46,7 +46,7 @@ export function buildSample(id: number, time: Date, r: ComparedRequest, redactor
 }
 
 function storedResponse(res: CapturedResponse, redactor: SampleRedactor): StoredResponse {
-  return { status: res.status, headers: redactor.responseHeaders(res.headers), body: redactor.body(res), durationMs: res.durationMs };
+  return { status: res.status, headers: redactor.responseHeaders(res.headers), body: redactor.body(res), durationMs: Math.round(res.durationMs * 100) / 100 };
 }
 
 /** What the estimate charges for any one object, array, map entry or string beyond its characters. */
