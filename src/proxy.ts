@@ -199,7 +199,10 @@ export class Proxy {
 
   async #applyListeners(b: Bootstrap = this.#loaded.bootstrap): Promise<void> {
     this.listeners.setGlobalConnectionLimit(b.overloadManager.maxActiveDownstreamConnections);
-    const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
+    const deps = {
+      clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname(), runtime: this.runtime,
+      draining: () => this.#state === 'DRAINING',
+    };
     const routesFor = (l: Listener, hcm: HttpConnectionManager): (() => RouteTable | null) => {
       if (hcm.routeConfig) {
         const table = new RouteTable(hcm.routeConfig, this.runtime, this.#extCompiler(l, hcm));

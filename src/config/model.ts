@@ -1,5 +1,6 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 import type { StringMatcher } from './matcher-model';
+import type { PerFilterConfigs } from './filter-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
@@ -161,7 +162,7 @@ export interface Route extends HeaderEdits {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteActionModel;
-  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  readonly perFilter: PerFilterConfigs;
   /** sidemirror mirror policies by the name of the filter they are configured for. */
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
 }
@@ -172,7 +173,7 @@ export interface VirtualHost extends HeaderEdits {
   readonly routes: readonly Route[];
   readonly mirrorPolicies: readonly MirrorPolicy[];
   readonly retryPolicy: RetryPolicy | null;
-  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  readonly perFilter: PerFilterConfigs;
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
 }
 
@@ -183,6 +184,7 @@ export interface RouteConfiguration extends HeaderEdits {
   readonly validateClusters: boolean | null;
   /** Lowercase names removed from every request that is not internal, before routing. */
   readonly internalOnlyHeaders: readonly string[];
+  readonly perFilter: PerFilterConfigs;
 }
 
 /** An Any we understood: its type URL and the decoded message as a plain object. */
@@ -195,6 +197,10 @@ export interface HttpFilter {
   readonly name: string;
   readonly config: TypedConfig | null;
   readonly isOptional: boolean;
+  /** Off unless a route's typed_per_filter_config names it. */
+  readonly disabled: boolean;
+  /** The filter's own model, decoded by its module (src/http/filters); undefined for the router and mirror filter. */
+  readonly settings: unknown;
 }
 
 export interface HttpConnectionManager {

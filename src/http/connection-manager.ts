@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
+import type { Runtime } from '../runtime/runtime';
 import type { HeaderLookup } from '../router/matchers';
 import { type CompiledRoute, type RouteTable, randomUint32 } from '../router/route-table';
 import { applyRequestHeaderEdits, applyResponseHeaderEdits, chooseCluster, redirectLocation, rewriteHost, rewritePath } from '../router/router';
@@ -33,6 +34,8 @@ import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
 import { proxyUpgrade } from './upgrade';
 import { closingResponse } from './upgrade-response';
+import { type ActiveFilters, type FilterReply, HttpFilterChain } from './filters/chain';
+import type { RequestMarks } from './filters/types';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -40,6 +43,9 @@ export interface ConnectionManagerDeps {
   readonly stats: StatsScopes;
   readonly logger: Logger;
   readonly hostname: string;
+  readonly runtime: Runtime;
+  /** True once the proxy drains: the health_check filter then fails checks. */
+  readonly draining: () => boolean;
 }
 
 /** The router filter's settings that change what the router adds to requests and responses. */
@@ -67,6 +73,7 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
 export class ConnectionManager {
   readonly stats: HttpStats;
   readonly #trust: TrustSettings;
+  readonly #filters: HttpFilterChain;
 
   constructor(
     readonly hcm: HttpConnectionManager,
@@ -76,6 +83,9 @@ export class ConnectionManager {
   ) {
     this.stats = deps.stats.http(hcm.statPrefix);
     this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
+    this.#filters = new HttpFilterChain(hcm.httpFilters, {
+      statPrefix: hcm.statPrefix, stats: deps.stats, runtime: deps.runtime, clusters: deps.clusters, logger: deps.logger, draining: deps.draining,
+    });
   }
 
   handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
@@ -84,13 +94,15 @@ export class ConnectionManager {
     stats.rqTotal.inc();
     (info.protocol === 'HTTP/2' ? stats.rqHttp2Total : stats.rqHttp1Total).inc();
     stats.rqActive.inc();
-    // One close listener per request: the stats, plus what the forwarding path must do then.
+    // One close listener per request: the stats, plus what the forwarding path and filters must do then.
     let onClose: (() => void) | null = null;
+    let filters: ActiveFilters | null = null;
     res.once('close', () => {
       stats.rqActive.dec();
       stats.response(res.statusCode);
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
+      filters?.done();
     });
     // Local replies to gRPC requests are gRPC errors (Envoy's rule), decided on the client's content-type.
     const grpc = isGrpcContentType(req.headers['content-type']);
@@ -106,7 +118,7 @@ export class ConnectionManager {
     const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
     const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
-    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started };
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started, marks: { healthCheck: false }, filters: null };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
@@ -114,33 +126,71 @@ export class ConnectionManager {
     const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method, info.scheme);
 
     const route = table?.match({ authority, path, header: lookup }) ?? null;
+    // Weighted clusters are picked once, here, so that filters (fault's upstream_cluster) and the
+    // router agree on the cluster, as in Envoy where the route entry picks it.
+    const action = route?.route.action;
+    const clusterName = action?.kind === 'forward' ? chooseCluster(action.cluster, lookup, randomUint32()) || null : null;
+    const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : bodyFollows(req.rawHeaders);
+    const next = (): void => {
+      onClose = this.#route(request, route, clusterName, headers, down, lookup, table, hasBody);
+    };
+    filters = this.#filters.empty ? null : this.#filters.start({
+      method, path, authority, scheme: info.scheme, protocol: info.protocol, headers, remoteAddress: down.remoteAddress,
+      directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, tls: info.tls, grpc,
+      route, hasBody, clusterName, marks: request.marks,
+    });
+    if (filters === null) return next();
+    request.filters = filters;
+    const active = filters;
+    const decoded = active.decodeHeaders();
+    if (!(decoded instanceof Promise)) return this.#afterFilters(request, decoded, route, next);
+    // A filter that waits (a fault delay): the body stays unread meanwhile, and the client may leave.
+    decoded.then((r) => {
+      if (!active.finished && !res.destroyed) this.#afterFilters(request, r, route, next);
+    }, (err: unknown) => {
+      this.deps.logger.error({ err: (err as Error).message }, 'HTTP filter failed');
+      if (!res.destroyed) this.#reply(request, 500, '', route ?? undefined);
+    });
+  }
+
+  /** The filters said their word: a local reply, or on to the router. */
+  #afterFilters(request: RequestContext, decoded: FilterReply | null, route: CompiledRoute | null, next: () => void): void {
+    if (decoded === null) return next();
+    const { reply, index } = decoded;
+    const extra: HeaderMap = { ...reply.headers };
+    request.filters?.encodeHeaders(reply.status, extra, index);
+    this.#reply(request, reply.status, reply.body ?? '', route ?? undefined, flatHeaders(extra), reply.grpcStatus, true);
+  }
+
+  /** Route action: 404 without a route, a direct response or redirect, else the primary and its shadows. */
+  #route(request: RequestContext, route: CompiledRoute | null, clusterName: string | null, headers: HeaderMap, down: DownstreamInfo,
+    lookup: HeaderLookup, table: RouteTable | null, hasBody: boolean): (() => void) | null {
+    const { stats } = this;
     if (route === null) {
       stats.noRoute.inc();
       this.#reply(request, 404, '');
-      return;
+      return null;
     }
     const action = route.route.action;
     if (action.kind === 'direct_response') {
       stats.directResponse.inc();
       this.#reply(request, action.status, action.body ?? '', route);
-      return;
+      return null;
     }
     if (action.kind === 'redirect') {
-      const location = redirectLocation(action, route, host, path, down.scheme);
+      const path = request.req.url ?? '/';
+      const location = redirectLocation(action, route, firstValue(headers.host) ?? '', path, down.scheme);
       this.#reply(request, action.responseCode, '', route, { location });
-      return;
+      return null;
     }
-    // HTTP/2 says it on the HEADERS frame (END_STREAM); HTTP/1.1 in its framing headers.
-    const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : bodyFollows(req.rawHeaders);
-    onClose = this.#forward(request, route, action, headers, down, lookup, table!, hasBody);
+    return this.#forward(request, route, action, clusterName, headers, down, lookup, table!, hasBody);
   }
 
-  #forward(request: RequestContext, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
+  #forward(request: RequestContext, route: CompiledRoute, action: ForwardAction, clusterName: string | null, headers: HeaderMap,
     down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): (() => void) | null {
     const { req, res } = request;
     // The route's idle_timeout replaces stream_idle_timeout for the rest of the stream (0: none).
     if (action.idleTimeoutMs !== null) req.setTimeout(action.idleTimeoutMs);
-    const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
@@ -190,10 +240,12 @@ export class ConnectionManager {
       requestTrailers: () => trailersOf(req),
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
       suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
-      responseHeaders: (_status, raw) => {
-        const out = this.#plainResponses(route)
+      responseHeaders: (status, raw) => {
+        const filters = request.filters?.hasEncoders ? request.filters : null;
+        const out = this.#plainResponses(route) && filters === null
           ? forwardRawResponse(raw, this.#serverOverride())
           : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
+        if (filters !== null) filters.encodeHeaders(status, out as HeaderMap);
         if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
       },
@@ -313,8 +365,14 @@ export class ConnectionManager {
     return timer;
   }
 
-  #reply(request: RequestContext, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>, grpcStatus?: number): void {
+  /** A local reply; `encoded` when the filters before the one that answered have seen its headers already. */
+  #reply(request: RequestContext, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>, grpcStatus?: number, encoded = false): void {
     const { req, res } = request;
+    if (!encoded && request.filters?.hasEncoders) {
+      const headers: HeaderMap = { ...extra };
+      request.filters.encodeHeaders(status, headers);
+      extra = flatHeaders(headers);
+    }
     if (route && (route.route.responseHeadersToAdd.length > 0 || route.vhost.responseHeadersToAdd.length > 0)) {
       const headers: HeaderMap = { ...extra };
       applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
@@ -353,6 +411,16 @@ function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Read
   return primary;
 }
 
+/** A header map as local replies take extra headers: one string per name. */
+function flatHeaders(headers: HeaderMap): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(headers)) {
+    const v = headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}
+
 /** One request as the connection manager's phases pass it along. */
 interface RequestContext {
   readonly req: DownstreamRequest;
@@ -362,4 +430,7 @@ interface RequestContext {
   readonly http2: boolean;
   /** performance.now() when the request's headers came. */
   readonly started: number;
+  readonly marks: RequestMarks;
+  /** The HTTP filters taking part in this request, once they are started. */
+  filters: ActiveFilters | null;
 }

@@ -3,10 +3,10 @@ import * as prom from 'prom-client';
 // The only importer of prom-client. Metric names follow Envoy's Prometheus export
 // (`envoy_cluster_upstream_rq_total{envoy_cluster_name="…"}`); ours start with `sidemirror_`.
 
-type LabelValues = Partial<Record<string, string | number>>;
+export type LabelValues = Partial<Record<string, string | number>>;
 
 /** How one metric prints on /stats: Envoy's dotted name, built from the labels. */
-type TextName = (labels: LabelValues) => string;
+export type TextName = (labels: LabelValues) => string;
 
 const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
 const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
@@ -261,6 +261,18 @@ export class StatsRegistry {
     () => 'listener_manager.listener_create_failure');
   readonly xdsUpdates = this.#counter('sidemirror_xds_updates_total', 'xDS responses by type and result', ['xds_type', 'result'],
     (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
+
+  readonly #extra = new Map<string, CellFamily>();
+
+  /**
+   * A counter or gauge family registered on first use, for modules (HTTP filters) that keep
+   * their own stats: one name, one family, however many connection managers ask for it.
+   */
+  family(kind: 'counter' | 'gauge', name: string, help: string, labelNames: string[], text: TextName): CellFamily {
+    let family = this.#extra.get(name);
+    if (!family) this.#extra.set(name, (family = kind === 'counter' ? this.#counter(name, help, labelNames, text) : this.#gauge(name, help, labelNames, text)));
+    return family;
+  }
 
   #counter(name: string, help: string, labelNames: string[], text: TextName): CellFamily {
     TEXT_NAMES.set(name, text);

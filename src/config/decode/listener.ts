@@ -7,14 +7,12 @@ import { downstreamTransportSocket } from './transport-socket';
 import { upgradeType } from './upgrade';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
+import { filterKind } from '../../http/filters/registry';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
 const ESCAPED_SLASHES_ACTIONS = new Set(['KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
-
-/** HTTP filters we know, by the message type their typed_config carries. */
-const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE, MIRROR_FILTER_TYPE]);
 
 export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
@@ -204,18 +202,27 @@ function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
   const name = String(f.name ?? '');
   if (!name) fail(at(ctx, 'name'), 'name is required');
   const isOptional = Boolean(f.is_optional);
-  const config = unpackAny(f.typed_config as Pb | undefined, at(ctx, 'typed_config'), isOptional);
-  if (config && !KNOWN_HTTP_FILTERS.has(typeUrlName(config.typeUrl)) && !isOptional) {
-    fail(at(ctx, 'typed_config'), `HTTP filter "${config.typeUrl}" is not supported`);
-  }
-  if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
-  if (config && typeUrlName(config.typeUrl) === ROUTER_TYPE) {
+  const disabled = Boolean(f.disabled);
+  const tctx = at(ctx, 'typed_config');
+  const config = unpackAny(f.typed_config as Pb | undefined, tctx, isOptional);
+  if (!f.typed_config && name !== 'envoy.filters.http.router') fail(tctx, 'typed_config is required');
+  if (!config) return { name, config, isOptional, disabled, settings: undefined };
+  const type = typeUrlName(config.typeUrl);
+  const kind = filterKind(type);
+  if (kind) return { name, config, isOptional, disabled, settings: kind.decode(config.value as Pb, tctx) };
+  if (type === ROUTER_TYPE) {
     const r = config.value as Pb;
     // The router always keeps per-cluster stats (dynamic_stats) and has no tracing or expected-timeout header.
-    refuse(r, at(ctx, 'typed_config'), ['start_child_span', 'respect_expected_rq_timeout']);
-    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(at(ctx, 'typed_config'), 'dynamic_stats'), 'false is not supported by sidemirror');
+    refuse(r, tctx, ['start_child_span', 'respect_expected_rq_timeout']);
+    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(tctx, 'dynamic_stats'), 'false is not supported by sidemirror');
+    if (disabled) fail(at(ctx, 'disabled'), 'the router cannot be disabled');
+  } else if (type === MIRROR_FILTER_TYPE) {
+    if (disabled) fail(at(ctx, 'disabled'), 'not supported for the mirror filter: turn mirroring off per route with its own config');
+  } else if (!isOptional) {
+    fail(tctx, `HTTP filter "${config.typeUrl}" is not supported by sidemirror`);
   }
-  return { name, config, isOptional };
+  // An optional filter sidemirror does not run is left out, as Envoy leaves out one it does not know.
+  return { name, config: type === ROUTER_TYPE || type === MIRROR_FILTER_TYPE ? config : null, isOptional, disabled, settings: undefined };
 }
 
 /** The sidemirror mirror filter entry, decoded; at most one per connection manager. */

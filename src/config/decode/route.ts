@@ -3,7 +3,6 @@ import type {
   ExtMirrorPolicy,
   ForwardAction,
   HashPolicy,
-  HeaderMatcher,
   MaxStreamDuration,
   MirrorPolicy,
   QueryParameterMatcher,
@@ -35,7 +34,8 @@ import {
   typeUrlName,
   wrapped,
 } from './common';
-import { MIRROR_PER_ROUTE_TYPE, decodeMirrorPerRoute } from './mirror-filter';
+import { decodeHeaderMatcher } from './header-matcher';
+import { decodePerFilterConfig } from './per-filter';
 import { upgradeType } from './upgrade';
 
 /** Envoy's default route timeout. */
@@ -50,6 +50,7 @@ export function decodeRouteConfiguration(rc: Pb, ctx: Ctx): RouteConfiguration {
     mirrorPolicies: each(ctx, rc, 'request_mirror_policies', decodeMirrorPolicy),
     validateClusters: rc.validate_clusters === undefined ? null : wrapped(rc.validate_clusters, false),
     internalOnlyHeaders: internalOnlyHeaders(rc, ctx),
+    perFilter: decodePerFilterConfig(rc.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')).perFilter,
     ...headerEdits(rc, ctx),
   };
 }
@@ -98,19 +99,9 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
     routes: each(ctx, vh, 'routes', decodeRoute),
     mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
     retryPolicy: vh.retry_policy ? unsupported(at(ctx, 'retry_policy')) : null,
-    ...perFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...decodePerFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(vh, ctx),
   };
-}
-
-/** typed_per_filter_config, with sidemirror's MirrorPerRoute entries decoded into policies. */
-function perFilterConfig(obj: Pb | undefined, ctx: Ctx): Pick<Route, 'typedPerFilterConfig' | 'extMirrorPolicies'> {
-  const typedPerFilterConfig = typedConfigMap(obj, ctx);
-  const extMirrorPolicies = new Map<string, ExtMirrorPolicy[]>();
-  for (const [name, cfg] of typedPerFilterConfig) {
-    if (typeUrlName(cfg.typeUrl) === MIRROR_PER_ROUTE_TYPE) extMirrorPolicies.set(name, decodeMirrorPerRoute(cfg.value as Pb, atKey(ctx, name)));
-  }
-  return { typedPerFilterConfig, extMirrorPolicies };
 }
 
 function unsupported(ctx: Ctx): null {
@@ -135,7 +126,7 @@ export function decodeRoute(r: Pb, ctx: Ctx): Route {
     name: String(r.name ?? ''),
     match: decodeRouteMatch((r.match ?? {}) as Pb, at(ctx, 'match')),
     action,
-    ...perFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...decodePerFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(r, ctx),
   };
 }
@@ -163,28 +154,6 @@ function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
     runtimeFraction: runtimeFraction(m.runtime_fraction as Pb | undefined),
     grpc: m.grpc !== undefined && m.grpc !== null,
   };
-}
-
-export function decodeHeaderMatcher(h: Pb, ctx: Ctx): HeaderMatcher {
-  const name = String(h.name ?? '').toLowerCase();
-  if (!name) fail(at(ctx, 'name'), 'name is required');
-  const base = { name, invert: Boolean(h.invert_match), treatMissingAsEmpty: Boolean(h.treat_missing_header_as_empty) };
-  if (h.string_match) return { ...base, match: { kind: 'string', matcher: stringMatcher(h.string_match as Pb, at(ctx, 'string_match')) } };
-  if (h.present_match !== undefined) return { ...base, match: { kind: 'present', present: Boolean(h.present_match) } };
-  if (h.range_match) {
-    const r = h.range_match as Pb;
-    return { ...base, match: { kind: 'range', start: Number(r.start ?? 0), end: Number(r.end ?? 0) } };
-  }
-  // The deprecated spellings still appear in many configs; they map onto the string matcher.
-  for (const [field, kind] of [['exact_match', 'exact'], ['prefix_match', 'prefix'], ['suffix_match', 'suffix'], ['contains_match', 'contains']] as const) {
-    if (h[field] !== undefined) return { ...base, match: { kind: 'string', matcher: { kind, value: String(h[field]), ignoreCase: false } } };
-  }
-  if (h.safe_regex_match) {
-    const value = regexMatcher(h.safe_regex_match as Pb, at(ctx, 'safe_regex_match'));
-    return { ...base, match: { kind: 'string', matcher: { kind: 'regex', value, ignoreCase: false } } };
-  }
-  // No match specifier: Envoy treats this as "header present".
-  return { ...base, match: { kind: 'present', present: true } };
 }
 
 function decodeQueryParameterMatcher(q: Pb, ctx: Ctx): QueryParameterMatcher {
