@@ -298,6 +298,8 @@ export interface Listener {
   readonly statPrefix: string;
   /** Not counted against the overload manager's global downstream connection limit. */
   readonly ignoreGlobalConnLimit: boolean;
+  /** Envoy reads it for tracing only; sidemirror, which has no tracing, keeps it for /config_dump. */
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
 }
 
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';

@@ -75,6 +75,14 @@ describe('loadBootstrapText rejects with exact field paths', () => {
     expectOneIssue(b, 'static_resources.clusters[0].lb_policy', /unknown value "FASTEST".*ROUND_ROBIN/);
   });
 
+  test('enum names in lower case are read as Envoy reads them (case-insensitive enum parsing)', () => {
+    const b = base();
+    b.static_resources.clusters[0].lb_policy = 'round_robin';
+    expect(loadBootstrapText(JSON.stringify(b)).bootstrap.clusters[0]!.lbPolicy).toBe('ROUND_ROBIN');
+    b.static_resources.clusters[0].lb_policy = 'fastest';
+    expectOneIssue(b, 'static_resources.clusters[0].lb_policy', /unknown value "fastest"/);
+  });
+
   test('a mirror policy with both cluster and cluster_header', () => {
     const b = base();
     routeOf(b).request_mirror_policies = [{ cluster: 'mirror', cluster_header: 'x-mirror' }];
@@ -166,6 +174,12 @@ describe('loadBootstrapText rejects with exact field paths', () => {
 });
 
 describe('loadBootstrapText accepts what Envoy accepts', () => {
+  test('traffic_direction on a listener, in either case', () => {
+    const b = base();
+    (b.static_resources.listeners[0] as Record<string, unknown>).traffic_direction = 'outbound';
+    expect(loadBootstrapText(JSON.stringify(b)).bootstrap.listeners[0]!.trafficDirection).toBe('OUTBOUND');
+  });
+
   test('camelCase field names (statPrefix, portValue, lbPolicy…)', () => {
     const yaml = `
 staticResources:

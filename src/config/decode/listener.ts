@@ -41,6 +41,7 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
+    trafficDirection: String(l.traffic_direction ?? 'UNSPECIFIED') as Listener['trafficDirection'],
   };
 }
 
