@@ -136,7 +136,7 @@ export class ConnectionManager {
     };
     filters = this.#filters.empty ? null : this.#filters.start({
       method, path, authority, scheme: info.scheme, protocol: info.protocol, headers, remoteAddress: down.remoteAddress,
-      directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, tls: info.tls, grpc,
+      directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, localPort: req.socket.localPort ?? 0, tls: info.tls, grpc,
       route, hasBody, clusterName, marks: request.marks,
     });
     if (filters === null) return next();

@@ -247,3 +247,54 @@ describe('config errors name their paths', () => {
 });
 
 void HCM_TYPE;
+
+describe('rbac filter', () => {
+  const RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+  const RBAC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
+  const rbac = (config: Json): Json => ({ name: 'envoy.filters.http.rbac', typed_config: { '@type': RBAC, ...config } });
+  const policy = (permissions: Json[], principals: Json[] = [{ any: true }]): Json => ({ permissions, principals });
+
+  test('ALLOW: only what a policy matches (method and path) gets through; the rest gets 403; counted', async () => {
+    const p = await proxyWith([rbac({
+      rules: { action: 'ALLOW', policies: { reads: policy([{ and_rules: { rules: [{ header: { name: ':method', string_match: { exact: 'GET' } } }, { url_path: { path: { prefix: '/public' } } }] } }]) } },
+    })]);
+    expect((await fetchText(`${p.url}/public/a?x=1`)).status).toBe(200);
+    const denied = await fetchText(`${p.url}/private`);
+    expect(denied.status).toBe(403);
+    expect(denied.body).toBe('RBAC: access denied');
+    expect((await fetchText(`${p.url}/public/a`, { method: 'POST', body: 'x' })).status).toBe(403);
+    expect(await statValue(p.adminUrl, 'http.ingress_http.rbac.allowed')).toBe(1);
+    expect(await statValue(p.adminUrl, 'http.ingress_http.rbac.denied')).toBe(2);
+  });
+
+  test('DENY by source IP and by header; not_rule; shadow rules only count', async () => {
+    const p = await proxyWith([rbac({
+      rules: { action: 'DENY', policies: { loopback: policy([{ not_rule: { url_path: { path: { exact: '/open' } } } }], [{ direct_remote_ip: { address_prefix: '127.0.0.0', prefix_len: 8 } }]) } },
+      shadow_rules: { action: 'DENY', policies: { bots: policy([{ any: true }], [{ header: { name: 'user-agent', string_match: { contains: 'bot' } } }]) } },
+      shadow_rules_stat_prefix: 'audit_',
+    })]);
+    expect((await fetchText(`${p.url}/closed`)).status).toBe(403);
+    expect((await fetchText(`${p.url}/open`, { headers: { 'user-agent': 'a-bot' } })).status).toBe(200);
+    expect(await statValue(p.adminUrl, 'http.ingress_http.rbac.audit_shadow_denied')).toBe(1);
+    expect(await statValue(p.adminUrl, 'http.ingress_http.rbac.audit_shadow_allowed')).toBe(1);
+  });
+
+  test('destination port, and an RBACPerRoute without rbac turns the filter off for its route', async () => {
+    const p = await proxyWith([rbac({ rules: { action: 'ALLOW', policies: { none: policy([{ destination_port: 1 }]) } } })], [
+      { ...route('/free', 'backend'), typed_per_filter_config: { 'envoy.filters.http.rbac': { '@type': RBAC_PER_ROUTE } } },
+      route('/', 'backend'),
+    ]);
+    expect((await fetchText(`${p.url}/`)).status).toBe(403);
+    expect((await fetchText(`${p.url}/free`)).status).toBe(200);
+  });
+
+  test('an authenticated principal never matches on plaintext', async () => {
+    const p = await proxyWith([rbac({ rules: { action: 'ALLOW', policies: { mtls: policy([{ any: true }], [{ authenticated: {} }]) } } })]);
+    expect((await fetchText(`${p.url}/`)).status).toBe(403);
+  });
+
+  test('a policy without principals is refused by path', () => {
+    const errors = configErrors([rbac({ rules: { policies: { p: { permissions: [{ any: true }] } } } })]);
+    expect(errors).toEqual(['static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.rules.policies["p"].principals: at least one of principals is required']);
+  });
+});

@@ -1,5 +1,6 @@
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
+import { rbacFilter } from './rbac';
 import type { HttpFilterKind } from './types';
 
 // Every HTTP filter sidemirror runs besides the router and the mirror filter (which the
@@ -7,6 +8,7 @@ import type { HttpFilterKind } from './types';
 const KINDS: readonly HttpFilterKind<never, never>[] = [
   faultFilter,
   healthCheckFilter,
+  rbacFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));

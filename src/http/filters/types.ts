@@ -64,6 +64,7 @@ export interface FilterRequest {
   /** The peer of the TCP connection itself. */
   readonly directRemoteAddress: string;
   readonly localAddress: string;
+  readonly localPort: number;
   /** The downstream TLS session (SNI, ALPN, the client certificate's SANs), null on plaintext. */
   readonly tls: DownstreamTlsInfo | null;
   readonly grpc: boolean;
