@@ -1,6 +1,7 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 import type { StringMatcher } from './matcher-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
+import type { OutlierDetectionConfig } from './outlier-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -343,6 +344,9 @@ export interface Cluster {
   readonly ringHash: RingHashConfig | null;
   /** Active health checking (the cluster's one http_health_check), or null. */
   readonly healthCheck: HealthCheckConfig | null;
+  /** outlier_detection with Envoy's defaults, or null; and common_lb_config.healthy_panic_threshold (percent). */
+  readonly outlierDetection: OutlierDetectionConfig | null;
+  readonly healthyPanicThreshold: number;
 }
 
 export interface RingHashConfig {
