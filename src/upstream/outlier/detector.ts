@@ -160,12 +160,19 @@ export class OutlierDetector implements MonitorOwner {
   }
 
   #arm(): void {
-    this.#timer = setTimeout(() => this.#onInterval(), this.config.intervalMs);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.sweep();
+      if (!this.#stopped) this.#arm();
+    }, this.config.intervalMs);
     this.#timer.unref();
   }
 
-  #onInterval(): void {
-    this.#timer = null;
+  /**
+   * The work of one interval (its timer calls it; tests may too): hosts whose time is up come
+   * back, success-rate and failure-percentage ejections run, ejection multipliers decay.
+   */
+  sweep(): void {
     if (this.#stopped) return;
     const { config } = this;
     const now = this.#now();
@@ -186,7 +193,6 @@ export class OutlierDetector implements MonitorOwner {
       if (!m.ejected && m.lastUnejectionMs !== null && now - m.lastUnejectionMs >= config.intervalMs && m.ejectTimeBackoff > 0) m.ejectTimeBackoff--;
     }
     if (changed) this.options.onChange();
-    this.#arm();
   }
 
   /** Envoy's processSuccessRateEjections for one origin: success rate against the cluster, then failure percentage. */
