@@ -92,6 +92,13 @@ describe('consecutive errors on the primary path', () => {
         expect(await stat(p, 'cluster.backend.outlier_detection.ejections_detected_consecutive_5xx')).toBe(1);
         expect(await stat(p, 'cluster.backend.outlier_detection.ejections_enforced_consecutive_5xx')).toBe(1);
         expect(await stat(p, 'cluster.backend.outlier_detection.ejections_enforced_total')).toBe(1);
+        // Envoy's /clusters lines for a cluster with outlier detection (no success rate computed: too few hosts).
+        const text = (await fetchText(`${p.adminUrl}/clusters`)).body.split('\n');
+        expect(text.filter((l) => l.startsWith('backend::outlier::'))).toEqual([
+          'backend::outlier::success_rate_average::-1', 'backend::outlier::success_rate_ejection_threshold::-1',
+          'backend::outlier::local_origin_success_rate_average::-1', 'backend::outlier::local_origin_success_rate_ejection_threshold::-1',
+        ]);
+        expect(text.indexOf('backend::outlier::success_rate_average::-1')).toBe(text.indexOf('backend::observability_name::backend') + 1);
         const json = JSON.parse((await fetchText(`${p.adminUrl}/clusters?format=json`)).body) as {
           cluster_statuses: Array<{ host_statuses: Array<{ address: { socket_address: { port_value: number } }; health_status: Json }> }>;
         };
@@ -156,6 +163,30 @@ describe('consecutive errors on the primary path', () => {
         const seen = out.traffic().length;
         await getMany(`${p.url}/y`, 6);
         expect(out.traffic()).toHaveLength(seen);
+      });
+    } finally {
+      await closeAll(ups);
+    }
+  });
+});
+
+describe('success rate', () => {
+  test('a host far below the others\' success rate is ejected at an interval (consecutive 5xx out of the way)', async () => {
+    const ups = await Promise.all(['bad', 'g1', 'g2', 'g3', 'g4'].map((n) => named(n, () => (n === 'bad' ? 500 : 200))));
+    try {
+      const od = outlier({
+        consecutive_5xx: 100_000, interval: '0.5s', max_ejection_percent: 20, base_ejection_time: '30s',
+        success_rate_minimum_hosts: 5, success_rate_request_volume: 5,
+      });
+      await withProxy([cluster('backend', ups.map((u) => u.port), od)], [route('/', 'backend')], async (p) => {
+        // Traffic until one interval has held 5 requests per host (bounded: 40 rounds of 25).
+        for (let round = 0; round < 40 && (await healthFlags(p, 'backend', ups[0]!.port)) !== '/failed_outlier_check'; round++) {
+          await getMany(`${p.url}/x`, 25);
+        }
+        expect(await healthFlags(p, 'backend', ups[0]!.port)).toBe('/failed_outlier_check');
+        for (const g of ups.slice(1)) expect(await healthFlags(p, 'backend', g.port)).toBe('healthy');
+        expect(await stat(p, 'cluster.backend.outlier_detection.ejections_enforced_success_rate')).toBe(1);
+        expect(await stat(p, 'cluster.backend.outlier_detection.ejections_detected_consecutive_5xx')).toBe(0);
       });
     } finally {
       await closeAll(ups);
