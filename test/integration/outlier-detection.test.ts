@@ -170,6 +170,25 @@ describe('consecutive errors on the primary path', () => {
   });
 });
 
+describe('every balancer leaves ejected hosts out', () => {
+  test.each(['ROUND_ROBIN', 'RANDOM', 'LEAST_REQUEST', 'RING_HASH'])('%s', async (lbPolicy) => {
+    const a = await named('a', () => 500);
+    const b = await named('b');
+    try {
+      const od = outlier({ consecutive_5xx: 1, base_ejection_time: '30s' });
+      await withProxy([cluster('backend', [a.port, b.port], { lb_policy: lbPolicy, ...od })], [route('/', 'backend')], async (p) => {
+        // 30 requests: a is picked at some point (all but surely), answers its one 5xx and is out.
+        const bodies = (await getMany(`${p.url}/x`, 30)).map((r) => r.body);
+        expect(bodies.filter((x) => x === 'a')).toHaveLength(1);
+        expect(bodies.slice(bodies.indexOf('a') + 1).every((x) => x === 'b')).toBe(true);
+        expect(await healthFlags(p, 'backend', a.port)).toBe('/failed_outlier_check');
+      });
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+});
+
 describe('success rate', () => {
   test('a host far below the others\' success rate is ejected at an interval (consecutive 5xx out of the way)', async () => {
     const ups = await Promise.all(['bad', 'g1', 'g2', 'g3', 'g4'].map((n) => named(n, () => (n === 'bad' ? 500 : 200))));
