@@ -2,6 +2,7 @@ import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, Runti
 import type { StringMatcher } from './matcher-model';
 import type { PerFilterConfigs } from './filter-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
+import type { OutlierDetectionConfig } from './outlier-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -351,6 +352,9 @@ export interface Cluster {
   readonly ringHash: RingHashConfig | null;
   /** Active health checking (the cluster's one http_health_check), or null. */
   readonly healthCheck: HealthCheckConfig | null;
+  /** outlier_detection with Envoy's defaults, or null; and common_lb_config.healthy_panic_threshold (percent). */
+  readonly outlierDetection: OutlierDetectionConfig | null;
+  readonly healthyPanicThreshold: number;
 }
 
 export interface RingHashConfig {

@@ -20,6 +20,21 @@ const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1000
 /** Envoy dotted name of each metric, by Prometheus name; the same for every registry. */
 const TEXT_NAMES = new Map<string, TextName>();
 
+/** The ways Envoy's outlier detector ejects a host (its OutlierEjectionType, as stat names spell it). */
+export const OUTLIER_EJECTION_TYPES = [
+  'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure',
+  'success_rate', 'local_origin_success_rate', 'failure_percentage', 'local_origin_failure_percentage',
+] as const;
+export type OutlierEjectionType = (typeof OUTLIER_EJECTION_TYPES)[number];
+
+/** Envoy's cluster.<name>.outlier_detection.* counters (ejections_total and the two undetailed ones are Envoy's deprecated ones). */
+const OUTLIER_COUNTERS = [
+  'ejections_enforced_total', 'ejections_overflow', 'ejections_total', 'ejections_consecutive_5xx', 'ejections_success_rate',
+  ...OUTLIER_EJECTION_TYPES.map((t) => `ejections_detected_${t}` as const),
+  ...OUTLIER_EJECTION_TYPES.map((t) => `ejections_enforced_${t}` as const),
+] as const;
+export type OutlierCounter = (typeof OUTLIER_COUNTERS)[number];
+
 export type MetricsJson = Awaited<ReturnType<prom.Registry['getMetricsAsJSON']>>;
 
 /**
@@ -202,6 +217,12 @@ export class StatsRegistry {
   readonly clusterHcFailure = this.#counter('envoy_cluster_health_check_failure', 'Active health checks failed (any reason)', ['envoy_cluster_name'], cluster('health_check.failure'));
   readonly clusterHcNetworkFailure = this.#counter('envoy_cluster_health_check_network_failure', 'Active health checks failed by connection error or timeout', ['envoy_cluster_name'], cluster('health_check.network_failure'));
   readonly clusterHcHealthy = this.#gauge('envoy_cluster_health_check_healthy', 'Hosts passing active health checks', ['envoy_cluster_name'], cluster('health_check.healthy'));
+  readonly clusterOutlier = Object.fromEntries(OUTLIER_COUNTERS.map((s) => [s, this.#counter(`envoy_cluster_outlier_detection_${s}`,
+    `Outlier detection: ${s.replace(/_/g, ' ')}`, ['envoy_cluster_name'], cluster(`outlier_detection.${s}`))])) as Record<OutlierCounter, CellFamily>;
+  readonly clusterOutlierActive = this.#gauge('envoy_cluster_outlier_detection_ejections_active', 'Hosts ejected by outlier detection now', ['envoy_cluster_name'],
+    cluster('outlier_detection.ejections_active'));
+  readonly clusterLbHealthyPanic = this.#counter('envoy_cluster_lb_healthy_panic', 'Hosts chosen from all hosts because too few were healthy (panic mode)', ['envoy_cluster_name'],
+    cluster('lb_healthy_panic'));
 
   readonly httpRqTotal = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_total'));
   readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);

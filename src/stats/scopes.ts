@@ -1,3 +1,4 @@
+import { OutlierStats } from './outlier-stats';
 import type { Cell, HistogramCell, StatsRegistry } from './registry';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
@@ -19,6 +20,7 @@ export class ClusterStats {
   readonly sslHandshake: CounterChild;
   readonly sslConnectionError: CounterChild;
   readonly noneHealthy: CounterChild;
+  readonly lbHealthyPanic: CounterChild;
   readonly pendingOverflow: CounterChild;
   readonly rqActive: GaugeChild;
   readonly members: GaugeChild;
@@ -26,6 +28,7 @@ export class ClusterStats {
   readonly #byCode = new Map<number, CounterChild>();
   readonly #byClass: CounterChild[];
   #healthCheck: HealthCheckStats | null = null;
+  #outlier: OutlierStats | null = null;
 
   constructor(readonly name: string, private readonly registry: StatsRegistry) {
     const l = { envoy_cluster_name: name };
@@ -40,6 +43,7 @@ export class ClusterStats {
     this.sslHandshake = registry.clusterSslHandshake.labels(l);
     this.sslConnectionError = registry.clusterSslConnectionError.labels(l);
     this.noneHealthy = registry.clusterNoneHealthy.labels(l);
+    this.lbHealthyPanic = registry.clusterLbHealthyPanic.labels(l);
     this.pendingOverflow = registry.clusterPendingOverflow.labels(l);
     this.rqActive = registry.clusterRqActive.labels(l);
     this.members = registry.clusterMembers.labels(l);
@@ -53,6 +57,11 @@ export class ClusterStats {
    */
   get healthCheck(): HealthCheckStats {
     return (this.#healthCheck ??= new HealthCheckStats(this.name, this.registry));
+  }
+
+  /** `cluster.<name>.outlier_detection.*`, bound on first use: only clusters with outlier detection print them. */
+  get outlierDetection(): OutlierStats {
+    return (this.#outlier ??= new OutlierStats(this.name, this.registry));
   }
 
   /** Counts a response by its code and its class, as Envoy does. */
@@ -189,6 +198,7 @@ export type ShadowSkipReason =
   | 'cluster_not_allowed'
   | 'unknown_cluster'
   | 'no_healthy_host'
+  | 'all_hosts_ejected'
   | 'method'
   | 'hook'
   | 'limited'

@@ -6,6 +6,7 @@ import { CONNECTION_SPECIFIC, type HeaderMap } from '../http/headers';
 import type { UpstreamCluster } from './cluster-manager';
 import { classifyUpstreamError } from './errors';
 import type { Host } from './host';
+import { reportConnected, reportFailure, reportResponseHead } from './outlier/report';
 
 /** How the primary exchange ended, for the connection manager to answer or log. */
 export type PrimaryFailure = 'connect_failure' | 'reset' | 'timeout' | 'protocol_error' | 'downstream_reset';
@@ -126,11 +127,13 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abortUpstream = abort;
     if (this.#finished) abort(new PrimaryAbort('downstream_reset'));
+    else reportConnected(this.fwd.host);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200 || this.#finished) return true;
     this.#status = statusCode;
+    reportResponseHead(this.fwd.host, statusCode, rawHeaders);
     this.#resume = resume;
     this.#tap?.head(statusCode, rawHeaders);
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
@@ -259,6 +262,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     }
     this.#finish();
     if (failure === 'downstream_reset') return;
+    reportFailure(host, failure, this.#status !== 0);
     if (!this.res.headersSent) this.fwd.localReply(failure);
     else this.res.destroy(); // The client already has part of a response: reset it, as Envoy does.
   }

@@ -13,7 +13,7 @@ function host(addressPort: string, weight = 1): Host {
   const [address, port] = addressPort.split(':');
   return {
     address: address!, port: Number(port), addressPort, hostname: address!, weight, pool: null as never, tls: null, healthy: true, active: 0,
-    counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },
+    counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 }, outlier: null,
   };
 }
 
