@@ -40,6 +40,8 @@ export class UpstreamCluster {
   #closed = false;
   /** Requests in flight across hosts, checked against the max_requests circuit breaker. */
   active = 0;
+  /** Retries under way (decided, not yet answered), checked against the max_retries circuit breaker. */
+  retriesActive = 0;
   /** Resolves once the first resolution (DNS) has been applied. */
   readonly ready: Promise<void>;
 
@@ -83,10 +85,10 @@ export class UpstreamCluster {
 
   /**
    * The host for the next request, or null when none is healthy. `hashKey` is the request's
-   * hash (route hash_policy) for RING_HASH; other balancers ignore it.
+   * hash (route hash_policy) for RING_HASH; other balancers ignore it. `attempt`: see LoadBalancer.pick.
    */
-  pick(hashKey?: HashKey): Host | null {
-    return this.#lb.pick(this.#healthy, hashKey);
+  pick(hashKey?: HashKey, attempt = 0): Host | null {
+    return this.#lb.pick(this.#healthy, hashKey, attempt);
   }
 
   /** True while `host` fails active health checks (or has not passed its first one yet). */
