@@ -36,6 +36,12 @@ export class BodyReplay {
     return s;
   }
 
+  /** The attempt that had the body is gone: its stream gets nothing more, and the client's body flows on. */
+  dropCurrent(): void {
+    const current = this.#current;
+    if (current !== null) current.destroy();
+  }
+
   /** No retry will come: stop keeping the body (the attempt under way still gets the rest). */
   release(): void {
     this.#kept = null;

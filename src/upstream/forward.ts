@@ -302,6 +302,8 @@ export class PrimaryExchange implements AttemptOwner {
     attempt.host.counters.rqError++;
     this.#release(attempt);
     this.#attempt = null;
+    // Neither pool destroys a body it gave up on: left attached, it would hold the client's upload paused.
+    this.#replay?.dropCurrent();
     this.#backoff = setTimeout(() => {
       this.#backoff = null;
       if (this.#finished) return;
@@ -391,6 +393,7 @@ export class PrimaryExchange implements AttemptOwner {
       cluster.stats.rqReset.inc();
     }
     this.#finish();
+    this.#replay?.dropCurrent();
     if (failure === 'downstream_reset') return;
     if (!this.res.headersSent) this.fwd.localReply(failure, this.#replyHeaders());
     else this.res.destroy(); // The client already has part of a response: reset it, as Envoy does.
