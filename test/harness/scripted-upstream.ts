@@ -9,7 +9,9 @@ export type Step =
   /** Destroy the connection after this many body bytes arrived (before answering). */
   | { readonly resetAfterBodyBytes: number }
   /** Send 200 headers and part of a body, then destroy the connection. */
-  | { readonly resetMidResponse: true };
+  | { readonly resetMidResponse: true }
+  /** Send 200 headers and part of a body, then nothing more (the connection stays open). */
+  | { readonly stallMidResponse: true };
 
 /** A request as the scripted upstream saw it. */
 export interface SeenRequest {
@@ -48,11 +50,10 @@ export async function startScriptedUpstream(script: (n: number, headers: http.In
     req.on('end', () => {
       rec.sha256 = hash.digest('hex');
       if ('resetAfterBodyBytes' in step) return;
-      if ('resetMidResponse' in step) {
+      if ('resetMidResponse' in step || 'stallMidResponse' in step) {
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
         res.write('partial');
-        const t = setTimeout(() => res.socket?.destroy(), 50);
-        timers.add(t);
+        if ('resetMidResponse' in step) timers.add(setTimeout(() => res.socket?.destroy(), 50));
         return;
       }
       const answer = (): void => {

@@ -336,6 +336,31 @@ describe('timeouts', () => {
     expect(await stat(p, 'cluster.primary.upstream_rq_retry')).toBe(1);
   });
 
+  // Proves: per_try_idle_timeout cuts an attempt that goes quiet: before its response, a retry
+  // follows (under reset); once the response is streaming, the client's stream is reset (never a
+  // retry then). Counted as upstream_rq_per_try_idle_timeout.
+  test('per_try_idle_timeout: retried before the response, a reset after it started', async () => {
+    const up = await scripted((n, h) => (h['x-path'] === '/quiet-body' ? { stallMidResponse: true } : n === 1 ? { status: 200, delayMs: 3000 } : { status: 200 }));
+    const p = await proxy({
+      routes: [route('/', 'primary', { timeout: '10s', retry_policy: { retry_on: 'reset', per_try_idle_timeout: '0.3s', retry_back_off: FAST } })],
+      clusters: [cluster('primary', [up.port])],
+    });
+    const retried = await fetchText(`${p.url}/quiet-head`, { headers: { 'x-path': '/quiet-head' } });
+    expect(retried.status).toBe(200);
+    expect(retried.body).toBe('attempt 2: 200');
+    const outcome = await new Promise<string>((resolve) => {
+      http.get(`${p.url}/quiet-body`, { agent: false, headers: { 'x-path': '/quiet-body' } }, (res) => {
+        res.on('data', () => undefined);
+        res.on('end', () => resolve(`ended ${res.statusCode}`));
+        res.on('error', () => resolve(`reset after ${res.statusCode}`));
+      }).on('error', (e) => resolve(`error ${e.message}`));
+    });
+    expect(outcome).toBe('reset after 200');
+    expect(up.seen).toHaveLength(3);
+    expect(await stat(p, 'cluster.primary.upstream_rq_per_try_idle_timeout')).toBe(2);
+    expect(await stat(p, 'cluster.primary.upstream_rq_retry')).toBe(1);
+  });
+
   // Proves: the route timeout covers every attempt with its back-offs: a 503 upstream retried
   // with 2 s back-offs meets the 0.5 s route timeout (504) long before num_retries is used up.
   test('the route timeout includes all retries', async () => {
