@@ -57,6 +57,7 @@ const FAILURE_REPLIES: Record<Exclude<ForwardFailure, 'downstream_reset'>, [numb
   timeout: [504, LOCAL_REPLY_BODIES.timeout],
   no_healthy_upstream: [503, LOCAL_REPLY_BODIES.noHealthyUpstream],
   retry_buffer_overflow: [507, LOCAL_REPLY_BODIES.retryBufferOverflow],
+  overflow: [503, LOCAL_REPLY_BODIES.overflow],
 };
 
 /**

@@ -1,58 +1,14 @@
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ResponseTap } from '../compare/capture';
 import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '../http/downstream';
-import { CONNECTION_SPECIFIC, type HeaderMap } from '../http/headers';
 import { type AttemptOwner, AttemptCancelled, UpstreamAttempt, attemptFailure } from './attempt';
 import { BodyReplay } from './body-replay';
-import type { UpstreamCluster } from './cluster-manager';
 import { classifyUpstreamError } from './errors';
+import type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
 import type { Host } from './host';
-import type { ResponseView } from './retry-conditions';
-import type { RetryPlan } from './retry-plan';
+import { addHeader, responseView, setHeaders, trailerMap } from './response-head';
 
-/** How the primary exchange ended, for the connection manager to answer or log. */
-export type PrimaryFailure = 'connect_failure' | 'reset' | 'timeout' | 'protocol_error' | 'downstream_reset';
-
-/**
- * What a primary exchange with retries can also end in: no healthy host left for a retry (503),
- * or a body that outgrew the buffer while a retry waited (Envoy's 507).
- */
-export type ForwardFailure = PrimaryFailure | 'no_healthy_upstream' | 'retry_buffer_overflow';
-
-/** What the connection manager hands the forwarder for one primary request. */
-export interface PrimaryForward {
-  readonly cluster: UpstreamCluster;
-  readonly host: Host;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: HeaderMap;
-  readonly body: Readable | null;
-  /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time on the response. */
-  readonly suppressEnvoyHeaders: boolean;
-  /** What the request came in on, for clusters with use_downstream_protocol_config. */
-  readonly downstreamProtocol: 'HTTP/1.1' | 'HTTP/2';
-  /** The request's trailers, read once its body has ended (HTTP/2 upstreams send them). */
-  readonly requestTrailers: () => Record<string, string> | null;
-  /** Envoy's route timeout (0: none), counted from the end of the downstream request. */
-  readonly timeoutMs: number;
-  /** The headers to send the client, from the upstream's raw header list (hop-by-hop out, route edits in). */
-  readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
-  /** Called when the exchange fails before any response byte reached the client; `headers` go on the reply. */
-  readonly localReply: (failure: ForwardFailure, headers?: Record<string, string>) => void;
-  /**
-   * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
-   * sync_timeout), then sent with the headers it yields added.
-   */
-  readonly syncWait: Promise<Record<string, string>> | null;
-  /** A compared request: shown the upstream's response as it streams on to the client. */
-  readonly tap?: ResponseTap | null;
-  /** Retries, per-try timeouts and attempt headers (retry-plan.ts); null: one plain attempt. */
-  readonly retry?: RetryPlan | null;
-}
-
-/** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
-export type OutgoingHeaders = string[] | HeaderMap;
+export type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
 
 /** A response waiting for sync shadows before it may go to the client. */
 interface HeldResponse {
@@ -70,6 +26,7 @@ class PrimaryAbort extends Error {
 }
 
 const CANCELLED_FOR_RETRY = new AttemptCancelled();
+const OVERLOADED = { 'x-envoy-overloaded': 'true' };
 
 /**
  * Streams one request to the primary upstream and its response back to the client, with
@@ -307,11 +264,18 @@ export class PrimaryExchange implements AttemptOwner {
     this.#backoff = setTimeout(() => {
       this.#backoff = null;
       if (this.#finished) return;
+      const { cluster } = this.fwd;
+      // A retry is a request like any other to the max_requests circuit breaker (Envoy's pool overflow).
+      if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
+        cluster.stats.pendingOverflow.inc();
+        this.#fail('overflow');
+        return;
+      }
       const elapsed = this.#requestEnded > 0 ? performance.now() - this.#requestEnded : 0;
       const host = this.fwd.retry!.nextAttempt(this.#attempts + 1, timeoutRetry, elapsed);
       if (host !== null) this.#startAttempt(host);
       else {
-        this.fwd.cluster.stats.noneHealthy.inc();
+        cluster.stats.noneHealthy.inc();
         this.#fail('no_healthy_upstream');
       }
     }, delayMs);
@@ -395,13 +359,15 @@ export class PrimaryExchange implements AttemptOwner {
     this.#finish();
     this.#replay?.dropCurrent();
     if (failure === 'downstream_reset') return;
-    if (!this.res.headersSent) this.fwd.localReply(failure, this.#replyHeaders());
+    if (!this.res.headersSent) this.fwd.localReply(failure, this.#replyHeaders(failure));
     else this.res.destroy(); // The client already has part of a response: reset it, as Envoy does.
   }
 
-  /** x-envoy-attempt-count on a local reply, when the virtual host asks for it and an attempt was made. */
-  #replyHeaders(): Record<string, string> | undefined {
-    return this.fwd.retry?.attemptCountInResponse && this.#attempts > 0 ? { 'x-envoy-attempt-count': String(this.#attempts) } : undefined;
+  /** x-envoy-attempt-count on a local reply, when the virtual host asks for it; x-envoy-overloaded on an overflow. */
+  #replyHeaders(failure: ForwardFailure): Record<string, string> | undefined {
+    const count = this.fwd.retry?.attemptCountInResponse && this.#attempts > 0 ? String(this.#attempts) : null;
+    if (failure === 'overflow') return count === null ? OVERLOADED : { ...OVERLOADED, 'x-envoy-attempt-count': count };
+    return count === null ? undefined : { 'x-envoy-attempt-count': count };
   }
 
   #finish(): void {
@@ -413,61 +379,4 @@ export class PrimaryExchange implements AttemptOwner {
     this.#replay?.release();
     this.fwd.cluster.stats.rqTime.observe(performance.now() - this.#started);
   }
-}
-
-/** The retry state's view of a response head, its header index built only if a condition reads one. */
-function responseView(status: number, raw: readonly Buffer[]): ResponseView {
-  let index: Map<string, string> | null = null;
-  return {
-    status,
-    header: (name) => {
-      if (index === null) {
-        index = new Map();
-        for (let i = 0; i < raw.length; i += 2) {
-          const n = latin1(raw[i]!).toLowerCase();
-          const v = latin1(raw[i + 1]!);
-          const prior = index.get(n);
-          index.set(n, prior === undefined ? v : `${prior},${v}`);
-        }
-      }
-      return index.get(name);
-    },
-  };
-}
-
-/** Adds a header to either form, replacing it in the object form. */
-function addHeader(headers: OutgoingHeaders, name: string, value: string): void {
-  if (Array.isArray(headers)) headers.push(name, value);
-  else headers[name] = value;
-}
-
-/** Trailers from a raw [name, value, …] list; connection-specific names never pass (HTTP/2 forbids them). */
-function trailerMap(raw: ReadonlyArray<Buffer | string>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = latin1(raw[i]!).toLowerCase();
-    if (CONNECTION_SPECIFIC.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
-    const value = latin1(raw[i + 1]!);
-    const prior = out[name];
-    out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-  }
-  return out;
-}
-
-/** Response headers set on the response (not written), from either form. */
-function setHeaders(res: DownstreamResponse, headers: OutgoingHeaders): void {
-  if (Array.isArray(headers)) {
-    const grouped: Record<string, string[]> = {};
-    for (let i = 0; i < headers.length; i += 2) (grouped[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
-    for (const name of Object.keys(grouped)) res.setHeader(name, grouped[name]!.length === 1 ? grouped[name]![0]! : grouped[name]!);
-    return;
-  }
-  for (const name of Object.keys(headers)) {
-    const v = headers[name];
-    if (v !== undefined) res.setHeader(name, v);
-  }
-}
-
-function latin1(v: Buffer | string): string {
-  return typeof v === 'string' ? v : v.toString('latin1');
 }
