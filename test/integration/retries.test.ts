@@ -5,6 +5,8 @@
 // are sent once whatever the primary's retries do.
 import { createHash, randomBytes } from 'node:crypto';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { type TestProxy, fetchText, startProxy, statValue } from '../harness/proxy';
 import { type ScriptedUpstream, type Step, startScriptedUpstream, waitFor } from '../harness/scripted-upstream';
@@ -229,6 +231,36 @@ describe('the request body', () => {
     expect(up.seen[2]!.bytes).toBe(body.length);
     expect(up.seen[2]!.sha256).toBe(sha(body));
     expect(up.seen.every((s) => s.method === 'POST')).toBe(true);
+  });
+
+  // Proves: the same replay over an HTTP/2 (h2c) cluster: the retry's stream carries the body
+  // byte for byte, on the same connection.
+  test('replayed identically over HTTP/2 upstream streams', async () => {
+    const body = randomBytes(200 * 1024);
+    const got: Array<{ sha: string; session: unknown }> = [];
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      const hash = createHash('sha256');
+      stream.on('data', (c: Buffer) => hash.update(c));
+      stream.on('end', () => {
+        got.push({ sha: hash.digest('hex'), session: stream.session });
+        stream.respond({ ':status': got.length === 1 ? 503 : 200 });
+        stream.end(`stream ${got.length}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const h2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
+    const p = await proxy({
+      routes: [route('/', 'primary', { retry_policy: { retry_on: '5xx', retry_back_off: FAST } })],
+      clusters: [cluster('primary', [(server.address() as AddressInfo).port], h2)],
+    });
+    const res = await post(`${p.url}/h2`, body, { chunks: 10, gapMs: 2 });
+    expect([res.status, res.body]).toEqual([200, 'stream 2']);
+    expect(got.map((g) => g.sha)).toEqual([sha(body), sha(body)]);
+    expect(got[1]!.session).toBe(got[0]!.session);
+    expect(await stat(p, 'cluster.primary.upstream_rq_retry_success')).toBe(1);
   });
 
   // Proves: a body over per_request_buffer_limit_bytes (route's) is not kept: the 503 goes to

@@ -71,6 +71,13 @@ test('every field decoded: durations, back-off (max defaults to 10× base; sub-m
   expect(vh.attemptHeaders).toEqual({ inRequest: true, inResponse: true, timeoutRetry: true });
 });
 
+test('previous_hosts by its typed_config alone', () => {
+  const vh = vhostOf(text([route('/', 'primary', { retry_policy: { retry_on: 'reset', retry_host_predicate: [{
+    name: 'anything', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' },
+  }] } })]));
+  expect((vh.routes[0]!.action as ForwardAction).retryPolicy!.previousHosts).toBe(true);
+});
+
 test('every retry error, by path, in one report; what sidemirror lacks is refused by name', () => {
   const RP = `${VHOST}.routes[0].route.retry_policy`;
   const issues = issuesOf(text([
