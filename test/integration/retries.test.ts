@@ -289,27 +289,28 @@ describe('the request body', () => {
 
   // Proves: when the body passes the limit while a retry waits for its back-off, there is no
   // attempt to carry it: Envoy's 507 "exceeded request buffer limit while retrying upstream".
-  // (The back-off is made long by fixing the random draw; the first attempt fails at once.)
+  // (The back-off is made long by fixing the random draw.)
   test('passing the limit during the back-off: 507', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0.99);
     const p = await proxy({
       routes: [{ ...route('/', 'primary', { retry_policy: { retry_on: 'connect-failure', retry_back_off: { base_interval: '3s' } } }), per_request_buffer_limit_bytes: 32 * 1024 }],
       clusters: [cluster('primary', [await closedPort()])],
     });
-    // The first 4 KiB go at once (the connect fails meanwhile); the rest 300 ms later, in the back-off.
+    // The first 4 KiB go at once; the rest once the refused attempt's retry is waiting.
     const body = randomBytes(64 * 1024);
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(`${p.url}/`, { method: 'POST', agent: false }, (r) => {
+    let req: http.ClientRequest | null = null;
+    const res = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req = http.request(`${p.url}/`, { method: 'POST', agent: false }, (r) => {
         let text = '';
         r.on('data', (c: Buffer) => (text += c.toString()));
         r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
       });
       req.on('error', reject);
       req.write(body.subarray(0, 4096));
-      setTimeout(() => req.end(body.subarray(4096)), 300);
     });
-    expect(res.status).toBe(507);
-    expect(res.body).toBe('exceeded request buffer limit while retrying upstream');
+    for (let i = 0; i < 200 && (await stat(p, 'cluster.primary.upstream_rq_retry')) === 0; i++) await sleep(10);
+    req!.end(body.subarray(4096));
+    expect(await res).toEqual({ status: 507, body: 'exceeded request buffer limit while retrying upstream' });
     expect(await stat(p, 'cluster.primary.retry_or_shadow_abandoned')).toBe(1);
   });
 
@@ -415,8 +416,8 @@ describe('limits and trust', () => {
   // first one's retry is still under way is not retried (its 503 goes to the client) and is
   // counted as upstream_rq_retry_overflow; the first request's retry still succeeds.
   test('the max_retries circuit breaker: overflow', async () => {
-    // First attempts fail at once; retries answer after 1.5 s, holding the breaker's one slot.
-    const up = await scripted((_n, h) => (h['x-envoy-attempt-count'] === '1' ? { status: 503 } : { status: 200, delayMs: 1500 }));
+    // First attempts fail at once; retries answer after 5 s, holding the breaker's one slot.
+    const up = await scripted((_n, h) => (h['x-envoy-attempt-count'] === '1' ? { status: 503 } : { status: 200, delayMs: 5000 }));
     const p = await proxy({
       routes: [route('/', 'primary', { retry_policy: { retry_on: '5xx', retry_back_off: FAST } })],
       clusters: [cluster('primary', [up.port], { circuit_breakers: { thresholds: [{ max_retries: 1 }] } })],
