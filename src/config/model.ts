@@ -1,8 +1,9 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
-import type { StringMatcher } from './matcher-model';
+import type { HeaderMatcher, StringMatcher } from './matcher-model';
 import type { PerFilterConfigs } from './filter-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { OutlierDetectionConfig } from './outlier-model';
+import type { AttemptHeaders, RetryPolicy } from './retry-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -34,21 +35,10 @@ export interface MirrorPolicy {
   readonly hostRewriteLiteral: string | null;
 }
 
-export type { StringMatcher } from './matcher-model';
+export type { HeaderMatch, HeaderMatcher, StringMatcher } from './matcher-model';
 export type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 export type * from './mirror-ext-model';
-
-export type HeaderMatch =
-  | { readonly kind: 'string'; readonly matcher: StringMatcher }
-  | { readonly kind: 'present'; readonly present: boolean }
-  | { readonly kind: 'range'; readonly start: number; readonly end: number };
-
-export interface HeaderMatcher {
-  readonly name: string;
-  readonly match: HeaderMatch;
-  readonly invert: boolean;
-  readonly treatMissingAsEmpty: boolean;
-}
+export type * from './retry-model';
 
 export interface QueryParameterMatcher {
   readonly name: string;
@@ -80,13 +70,6 @@ export type ClusterSpecifier =
   | { readonly kind: 'cluster'; readonly name: string }
   | { readonly kind: 'cluster_header'; readonly header: string }
   | { readonly kind: 'weighted_clusters'; readonly clusters: readonly WeightedClusterEntry[]; readonly totalWeight: number };
-
-export interface RetryPolicy {
-  readonly retryOn: readonly string[];
-  readonly numRetries: number;
-  readonly perTryTimeoutMs: number;
-  readonly retriableStatusCodes: readonly number[];
-}
 
 export type HashPolicy =
   | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
@@ -166,6 +149,8 @@ export interface Route extends HeaderEdits {
   readonly perFilter: PerFilterConfigs;
   /** sidemirror mirror policies by the name of the filter they are configured for. */
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
+  /** per_request_buffer_limit_bytes: the body kept for retries (null: the virtual host's). */
+  readonly perRequestBufferLimitBytes: number | null;
 }
 
 export interface VirtualHost extends HeaderEdits {
@@ -176,6 +161,9 @@ export interface VirtualHost extends HeaderEdits {
   readonly retryPolicy: RetryPolicy | null;
   readonly perFilter: PerFilterConfigs;
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
+  /** per_request_buffer_limit_bytes (null: the listener's per_connection_buffer_limit_bytes). */
+  readonly perRequestBufferLimitBytes: number | null;
+  readonly attemptHeaders: AttemptHeaders;
 }
 
 export interface RouteConfiguration extends HeaderEdits {

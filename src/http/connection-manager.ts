@@ -11,7 +11,8 @@ import type { Mirror } from '../shadow/mirror';
 import type { ShadowStream } from '../shadow/writer';
 import type { HttpStats, StatsScopes } from '../stats/scopes';
 import type { ClusterManager } from '../upstream/cluster-manager';
-import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
+import { type ForwardFailure, PrimaryExchange } from '../upstream/forward';
+import { RetryPlan } from '../upstream/retry-plan';
 import {
   type DownstreamInfo,
   type HeaderMap,
@@ -51,13 +52,18 @@ export interface ConnectionManagerDeps {
 /** The router filter's settings that change what the router adds to requests and responses. */
 export interface RouterSettings {
   readonly suppressEnvoyHeaders: boolean;
+  /** The listener's per_connection_buffer_limit_bytes: the body kept for retries unless the route says (default 1 MiB). */
+  readonly bufferLimitBytes?: number;
 }
 
-const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [number, string]> = {
+const FAILURE_REPLIES: Record<Exclude<ForwardFailure, 'downstream_reset'>, [number, string]> = {
   connect_failure: [503, LOCAL_REPLY_BODIES.connectFailure],
   reset: [503, LOCAL_REPLY_BODIES.reset],
   protocol_error: [503, LOCAL_REPLY_BODIES.protocolError],
   timeout: [504, LOCAL_REPLY_BODIES.timeout],
+  no_healthy_upstream: [503, LOCAL_REPLY_BODIES.noHealthyUpstream],
+  retry_buffer_overflow: [507, LOCAL_REPLY_BODIES.retryBufferOverflow],
+  overflow: [503, LOCAL_REPLY_BODIES.overflow],
 };
 
 /**
@@ -219,6 +225,9 @@ export class ConnectionManager {
       return null;
     }
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
+    // Before the shadows copy the headers: the x-envoy-retry-* ones are the primary's alone.
+    const retry = RetryPlan.create({ route, action, cluster, headers, lookup, hashKey, weightedHostLiteral: weighted?.hostRewriteLiteral ?? null,
+      routeTimeoutMs: timeoutMs, suppressEnvoyHeaders: this.router.suppressEnvoyHeaders, listenerBufferLimitBytes: this.router.bufferLimitBytes ?? 1024 * 1024 });
     const upstreamPath = rewritePath(action, route, req.url ?? '/');
     const method = req.method ?? 'GET';
 
@@ -249,16 +258,18 @@ export class ConnectionManager {
         if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
       },
-      localReply: (failure) => {
+      localReply: (failure, replyHeaders) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
         const reply = (): void => {
-          if (!res.destroyed) this.#reply(request, status, text, route, this.#closesEarly(request, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+          const close = this.#closesEarly(request, hasBody, socket);
+          if (!res.destroyed) this.#reply(request, status, text, route, replyHeaders ? { ...replyHeaders, ...(close ? CONNECTION_CLOSE : {}) } : close ? CONNECTION_CLOSE : undefined);
         };
         if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
         else reply();
       },
       syncWait: mirrored?.sync ?? null,
       tap: mirrored?.tap ?? null,
+      retry,
     }, res);
     exchange.start();
     const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);

@@ -23,7 +23,8 @@ export function compileListeners(
 ): ListenerSpec[] {
   const chainSpec = (listener: Listener, chain: FilterChain): ChainSpec => ({
     chain,
-    connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm), routerSettings(chain.hcm), deps),
+    connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm),
+      { ...routerSettings(chain.hcm), bufferLimitBytes: listener.perConnectionBufferLimitBytes }, deps),
   });
   return listeners.map((listener) => ({
     listener,

@@ -224,6 +224,27 @@ export class StatsRegistry {
   readonly clusterLbHealthyPanic = this.#counter('envoy_cluster_lb_healthy_panic', 'Hosts chosen from all hosts because too few were healthy (panic mode)', ['envoy_cluster_name'],
     cluster('lb_healthy_panic'));
 
+  // Retries (src/stats/retry-stats.ts binds them per cluster).
+  readonly clusterRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Request retries', ['envoy_cluster_name'], cluster('upstream_rq_retry'));
+  readonly clusterRqRetrySuccess = this.#counter('envoy_cluster_upstream_rq_retry_success', 'Request retry successes', ['envoy_cluster_name'], cluster('upstream_rq_retry_success'));
+  readonly clusterRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Requests not retried because of the max_retries circuit breaker',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_overflow'));
+  readonly clusterRqRetryLimitExceeded = this.#counter('envoy_cluster_upstream_rq_retry_limit_exceeded', 'Requests not retried because their retries were used up',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_limit_exceeded'));
+  readonly clusterRqRetryBackoffExponential = this.#counter('envoy_cluster_upstream_rq_retry_backoff_exponential', 'Retries that waited the exponential back-off',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_backoff_exponential'));
+  readonly clusterRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Attempts cut by per_try_timeout', ['envoy_cluster_name'], cluster('upstream_rq_per_try_timeout'));
+  readonly clusterRqPerTryIdleTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_idle_timeout', 'Attempts cut by per_try_idle_timeout',
+    ['envoy_cluster_name'], cluster('upstream_rq_per_try_idle_timeout'));
+  readonly clusterRetryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Requests whose retries were given up because the body passed the buffer limit',
+    ['envoy_cluster_name'], cluster('retry_or_shadow_abandoned'));
+  readonly clusterRetryRqCode = this.#counter('envoy_cluster_retry_upstream_rq', 'Retried-away upstream responses by code', ['envoy_response_code', 'envoy_cluster_name'],
+    (l) => `cluster.${l.envoy_cluster_name}.retry.upstream_rq_${l.envoy_response_code}`);
+  readonly clusterRetryRqClass = this.#counter('envoy_cluster_retry_upstream_rq_xx', 'Retried-away upstream responses by class', ['envoy_response_code_class', 'envoy_cluster_name'],
+    (l) => `cluster.${l.envoy_cluster_name}.retry.upstream_rq_${l.envoy_response_code_class}xx`);
+  readonly clusterRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', 'Whether the max_retries circuit breaker is full (1) or not (0)',
+    ['envoy_cluster_name'], cluster('circuit_breakers.default.rq_retry_open'));
+
   readonly httpRqTotal = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_total'));
   readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);
   readonly httpRqActive = this.#gauge('envoy_http_downstream_rq_active', 'Downstream requests in flight', ['envoy_http_conn_manager_prefix'], http('downstream_rq_active'));

@@ -1,5 +1,6 @@
 import { OutlierStats } from './outlier-stats';
 import type { Cell, HistogramCell, StatsRegistry } from './registry';
+import { RetryStats } from './retry-stats';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
@@ -25,6 +26,7 @@ export class ClusterStats {
   readonly rqActive: GaugeChild;
   readonly members: GaugeChild;
   readonly rqTime: HistogramChild;
+  readonly retry: RetryStats;
   readonly #byCode = new Map<number, CounterChild>();
   readonly #byClass: CounterChild[];
   #healthCheck: HealthCheckStats | null = null;
@@ -48,6 +50,7 @@ export class ClusterStats {
     this.rqActive = registry.clusterRqActive.labels(l);
     this.members = registry.clusterMembers.labels(l);
     this.rqTime = registry.clusterRqTime.labels(l);
+    this.retry = new RetryStats(name, registry);
     this.#byClass = [1, 2, 3, 4, 5].map((c) => registry.clusterRqClass.labels({ ...l, envoy_response_code_class: String(c) }));
   }
 

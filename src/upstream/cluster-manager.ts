@@ -49,6 +49,8 @@ export class UpstreamCluster {
   #closed = false;
   /** Requests in flight across hosts, checked against the max_requests circuit breaker. */
   active = 0;
+  /** Retries under way (decided, not yet answered), checked against the max_retries circuit breaker. */
+  retriesActive = 0;
   /** Resolves once the first resolution (DNS) has been applied. */
   readonly ready: Promise<void>;
 
@@ -97,14 +99,14 @@ export class UpstreamCluster {
   /**
    * The host for the next request: among the healthy ones, or in panic mode among all; null
    * when there is none. `hashKey` is the request's hash (route hash_policy) for RING_HASH;
-   * other balancers ignore it.
+   * other balancers ignore it. `attempt`: see LoadBalancer.pick.
    */
-  pick(hashKey?: HashKey): Host | null {
+  pick(hashKey?: HashKey, attempt = 0): Host | null {
     if (this.#panic) {
       this.stats.lbHealthyPanic.inc();
-      return this.#lb.pick(this.#hosts, hashKey);
+      return this.#lb.pick(this.#hosts, hashKey, attempt);
     }
-    return this.#lb.pick(this.#healthy, hashKey);
+    return this.#lb.pick(this.#healthy, hashKey, attempt);
   }
 
   /** Whether a healthy, non-ejected host exists, and if not, why (for shadows, which skip at once). */

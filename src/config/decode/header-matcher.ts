@@ -1,7 +1,7 @@
 import type { HeaderMatcher } from '../model';
 import { type Ctx, type Pb, at, fail, regexMatcher, stringMatcher } from './common';
 
-/** Envoy's route HeaderMatcher (routes, the fault and health_check filters, rbac). */
+/** Envoy's route HeaderMatcher (routes, retry policies, the fault, health_check and rbac filters). */
 export function decodeHeaderMatcher(h: Pb, ctx: Ctx): HeaderMatcher {
   const name = String(h.name ?? '').toLowerCase();
   if (!name) fail(at(ctx, 'name'), 'name is required');

@@ -6,7 +6,6 @@ import type {
   MaxStreamDuration,
   MirrorPolicy,
   QueryParameterMatcher,
-  RetryPolicy,
   Route,
   RouteActionModel,
   RouteConfiguration,
@@ -36,6 +35,7 @@ import {
 } from './common';
 import { decodeHeaderMatcher } from './header-matcher';
 import { decodePerFilterConfig } from './per-filter';
+import { attemptHeaders, bufferLimit, decodeRetryPolicy } from './retry';
 import { upgradeType } from './upgrade';
 
 /** Envoy's default route timeout. */
@@ -98,16 +98,15 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
     domains,
     routes: each(ctx, vh, 'routes', decodeRoute),
     mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
-    retryPolicy: vh.retry_policy ? unsupported(at(ctx, 'retry_policy')) : null,
+    retryPolicy: vh.retry_policy ? decodeRetryPolicy(vh.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
     ...decodePerFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(vh, ctx),
+    perRequestBufferLimitBytes: bufferLimit(vh),
+    attemptHeaders: attemptHeaders(vh),
   };
 }
 
-function unsupported(ctx: Ctx): null {
-  fail(ctx, 'not supported yet');
-  return null;
-}
+export { decodeHeaderMatcher } from './header-matcher';
 
 export function decodeRoute(r: Pb, ctx: Ctx): Route {
   const actions = ['route', 'redirect', 'direct_response'].filter((k) => r[k] !== undefined);
@@ -128,6 +127,7 @@ export function decodeRoute(r: Pb, ctx: Ctx): Route {
     action,
     ...decodePerFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(r, ctx),
+    perRequestBufferLimitBytes: bufferLimit(r),
   };
 }
 
@@ -179,10 +179,6 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
   const regexRewrite = a.regex_rewrite ? regexMatchAndSubstitute(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
-  for (const unsupported of ['retry_policy'] as const) {
-    const v = a[unsupported];
-    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
-  }
   const hostRewrites = ['host_rewrite_literal', 'auto_host_rewrite', 'host_rewrite_header'].filter((k) => a[k] !== undefined);
   if (hostRewrites.length > 1) fail(ctx, `only one of ${hostRewrites.join(', ')} may be set`);
   return {
@@ -294,20 +290,6 @@ function decodeRedirect(r: Pb, ctx: Ctx): RouteActionModel {
     prefixRewrite: r.prefix_rewrite !== undefined ? String(r.prefix_rewrite) : null,
     responseCode: REDIRECT_CODES[String(r.response_code ?? 'MOVED_PERMANENTLY')] ?? 301,
     stripQuery: Boolean(r.strip_query),
-  };
-}
-
-function decodeRetryPolicy(r: Pb, ctx: Ctx): RetryPolicy {
-  const retryOn = String(r.retry_on ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const known = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream', 'retriable-4xx', 'envoy-ratelimited', 'reset-before-request', 'http3-post-connect-failure', 'retriable-headers']);
-  retryOn.forEach((c) => {
-    if (!known.has(c)) fail(at(ctx, 'retry_on'), `unknown retry condition "${c}"`);
-  });
-  return {
-    retryOn,
-    numRetries: wrapped(r.num_retries, 1),
-    perTryTimeoutMs: durationMs(r.per_try_timeout as Pb | undefined, 0),
-    retriableStatusCodes: ((r.retriable_status_codes as number[] | undefined) ?? []).map(Number),
   };
 }
 
