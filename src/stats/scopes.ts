@@ -1,4 +1,5 @@
 import type { Cell, HistogramCell, StatsRegistry } from './registry';
+import { ClusterConnectionStats, TcpStats } from './tcp-stats';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
@@ -26,6 +27,7 @@ export class ClusterStats {
   readonly #byCode = new Map<number, CounterChild>();
   readonly #byClass: CounterChild[];
   #healthCheck: HealthCheckStats | null = null;
+  #connections: ClusterConnectionStats | null = null;
 
   constructor(readonly name: string, private readonly registry: StatsRegistry) {
     const l = { envoy_cluster_name: name };
@@ -53,6 +55,11 @@ export class ClusterStats {
    */
   get healthCheck(): HealthCheckStats {
     return (this.#healthCheck ??= new HealthCheckStats(this.name, this.registry));
+  }
+
+  /** `cluster.<name>.upstream_cx_*` of raw TCP connections (the TCP proxy), bound on first use. */
+  get connections(): ClusterConnectionStats {
+    return (this.#connections ??= new ClusterConnectionStats(this.name, this.registry));
   }
 
   /** Counts a response by its code and its class, as Envoy does. */
@@ -311,6 +318,7 @@ export class StatsScopes {
   readonly #shadows = new Map<string, ShadowStats>();
   readonly #policies = new Map<string, PolicyStats>();
   readonly #listeners = new Map<string, ListenerStats>();
+  readonly #tcp = new Map<string, TcpStats>();
 
   constructor(readonly registry: StatsRegistry) {}
 
@@ -329,6 +337,12 @@ export class StatsScopes {
   listener(prefix: string): ListenerStats {
     let s = this.#listeners.get(prefix);
     if (!s) this.#listeners.set(prefix, (s = new ListenerStats(prefix, this.registry)));
+    return s;
+  }
+
+  tcp(prefix: string): TcpStats {
+    let s = this.#tcp.get(prefix);
+    if (!s) this.#tcp.set(prefix, (s = new TcpStats(prefix, this.registry)));
     return s;
   }
 

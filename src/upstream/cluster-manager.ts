@@ -40,6 +40,8 @@ export class UpstreamCluster {
   #closed = false;
   /** Requests in flight across hosts, checked against the max_requests circuit breaker. */
   active = 0;
+  /** Upstream connections the TCP proxy holds (connecting or open), checked against max_connections. */
+  tcpConnections = 0;
   /** Resolves once the first resolution (DNS) has been applied. */
   readonly ready: Promise<void>;
 

@@ -3,6 +3,7 @@ import { ConfigError } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
+import { hcmOf } from '../harness/model';
 
 // The shapes of Envoy's sandboxes tls/, tls-sni/ and websocket/ (envoyproxy/examples), written
 // here by hand with this test's own certificates: TLS termination, origination and both; SNI
@@ -136,11 +137,11 @@ describe("Envoy's websocket sandbox", () => {
 
   test('ws on the connection manager, ws on one route, wss with TLS both ways', () => {
     const ws = loadBootstrapText(config(chain(hcm('ingress_ws_to_ws', toCluster('service_ws'), upgrade)), cluster('service_ws', 80, null))).bootstrap;
-    expect(ws.listeners[0]!.filterChains[0]!.hcm.upgradeTypes).toEqual(['websocket']);
+    expect(hcmOf(ws.listeners[0]!.filterChains[0]).upgradeTypes).toEqual(['websocket']);
 
     const routes = `- match: { prefix: "/ws" }\n  route:\n    cluster: service_ws\n${indent(upgrade, 4)}\n- match: { prefix: "/" }\n  direct_response: { status: 200, body: { inline_string: "not a websocket" } }`;
     const perRoute = loadBootstrapText(config(chain(hcm('ingress_ws_to_ws', routes)), cluster('service_ws', 80, null))).bootstrap;
-    const action = perRoute.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmOf(perRoute.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect([...action.upgradeConfigs]).toEqual([['websocket', true]]);
 
     const wssText = config(chain(hcm('ingress_wss_to_wss', toCluster('service_wss'), upgrade), serverTls(true)), cluster('service_wss', 443, ''));
