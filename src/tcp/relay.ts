@@ -38,9 +38,12 @@ export class Relay {
   start(): void {
     const { from, to } = this;
     from.on('data', this.#onData);
-    from.once('end', () => {
+    const passEnd = (): void => {
       if (!to.destroyed && !to.writableEnded) to.end();
-    });
+    };
+    // A source that sent nothing before its end has already said so (Node emits 'end' unread).
+    if (from.readableEnded) passEnd();
+    else from.once('end', passEnd);
     // A destination gone while the source waits for room: read on, so that the source (whose
     // other direction may still be flushing) is never stuck behind bytes nobody will take.
     to.once('close', () => {
