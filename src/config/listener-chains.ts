@@ -1,4 +1,4 @@
-import type { FilterChain, HttpConnectionManager, HttpFilterChain, Listener } from './model';
+import type { FilterChain, HttpConnectionManager, HttpFilterChain, Listener, TcpProxyFilterChain } from './model';
 
 /** Every filter chain of a listener, the default one last. */
 export function listenerChains(l: Listener): readonly FilterChain[] {
@@ -22,5 +22,15 @@ export function chainsWithHcmPath(l: Listener): Array<{ readonly chain: HttpFilt
     if (chain.kind === 'http') out.push({ chain, hcmPath: `filter_chains[${i}].filters[0].typed_config` });
   });
   if (l.defaultFilterChain?.kind === 'http') out.push({ chain: l.defaultFilterChain, hcmPath: 'default_filter_chain.filters[0].typed_config' });
+  return out;
+}
+
+/** Each TCP proxy chain with where its TcpProxy sits, relative to the listener (for issue paths). */
+export function chainsWithTcpProxyPath(l: Listener): Array<{ readonly chain: TcpProxyFilterChain; readonly tcpPath: string }> {
+  const out: Array<{ readonly chain: TcpProxyFilterChain; readonly tcpPath: string }> = [];
+  l.filterChains.forEach((chain, i) => {
+    if (chain.kind === 'tcp_proxy') out.push({ chain, tcpPath: `filter_chains[${i}].filters[0].typed_config` });
+  });
+  if (l.defaultFilterChain?.kind === 'tcp_proxy') out.push({ chain: l.defaultFilterChain, tcpPath: 'default_filter_chain.filters[0].typed_config' });
   return out;
 }

@@ -110,7 +110,7 @@ describe("Envoy's tls sandbox", () => {
 });
 
 describe("Envoy's tls-sni sandbox", () => {
-  test('the proxy: SNI chains with a tls_inspector; its TCP proxy chain is refused by type', () => {
+  test('the proxy: SNI chains with a tls_inspector, and its TCP proxy chain (passthrough for domain3)', () => {
     const sniChain = (name: string, clusterName: string): string => chain(hcm('ingress_http', toCluster(clusterName)), `filter_chain_match:\n  server_names: [${name}]\n${serverTls(false)}`);
     const tcpProxy = `- filter_chain_match:\n    server_names: [domain3.example.com]\n  filters:\n  - name: envoy.filters.network.tcp_proxy\n    typed_config:\n      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n      cluster: proxy-domain3\n      stat_prefix: ingress_domain3`;
     const inspector = 'listener_filters:\n- name: envoy.filters.listener.tls_inspector\n  typed_config:\n    "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
@@ -119,8 +119,11 @@ describe("Envoy's tls-sni sandbox", () => {
     const l = loadBootstrapText(config(two, clusters, inspector)).bootstrap.listeners[0]!;
     expect(l.tlsInspector).toBe(true);
     expect(l.filterChains.map((c) => c.match.serverNames)).toEqual([['domain1.example.com'], ['domain2.example.com']]);
-    expect(issues(config(`${two}\n${tcpProxy}`, clusters, inspector))).toEqual([
-      'static_resources.listeners[0].filter_chains[2].filters[0].typed_config.@type: unknown type "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"',
+    const all = loadBootstrapText(config(`${two}\n${tcpProxy}`, clusters, inspector)).bootstrap.listeners[0]!;
+    expect(all.filterChains.map((c) => [c.kind, c.match.serverNames, c.tls === null])).toEqual([
+      ['http', ['domain1.example.com'], false],
+      ['http', ['domain2.example.com'], false],
+      ['tcp_proxy', ['domain3.example.com'], true],
     ]);
   });
 

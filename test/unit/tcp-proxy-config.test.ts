@@ -1,6 +1,9 @@
 import { ConfigError, type ConfigIssue } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { Listener } from '../../src/config/model';
+import { LISTENER_TYPE, CLUSTER_TYPE } from '../../src/config/resources';
+import { checkResourceSet } from '../../src/control-plane/cache/consistency';
+import { parseResourcesText } from '../../src/control-plane/resources-file';
 import { pickCluster } from '../../src/tcp/tcp-proxy';
 import { HCM_TYPE, bootstrap, cluster, listener, routeConfig } from '../harness/bootstrap';
 import { tcpListener, tcpProxyFilter } from '../harness/tcp';
@@ -144,5 +147,17 @@ describe('weighted pick', () => {
 
   test('each cluster takes the share of [0, 1) its weight gives it', () => {
     expect([0, 0.24, 0.25, 0.5, 0.99].map((r) => pickCluster(spec, () => r))).toEqual(['a', 'a', 'b', 'b', 'b']);
+  });
+});
+
+describe('the control plane\'s consistency check', () => {
+  test('a TCP proxy\'s clusters must exist in the snapshot', () => {
+    const l = { '@type': LISTENER_TYPE, ...tcpListener('tcp', 10000, { stat_prefix: 'x', weighted_clusters: { clusters: [{ name: 'c', weight: 1 }, { name: 'gone', weight: 1 }] } }) };
+    const set = parseResourcesText(JSON.stringify({ version_info: 'v1', resources: [l, { '@type': CLUSTER_TYPE, ...cluster('c', [9000]) }] }));
+    if (set instanceof Error) throw set;
+    expect(checkResourceSet(set)).toEqual([{
+      path: 'resources[0].filter_chains[0].filters[0].typed_config.weighted_clusters.clusters[1].name',
+      message: 'listener "tcp" proxies TCP to cluster "gone", which does not exist',
+    }]);
   });
 });
