@@ -188,7 +188,7 @@ export class TcpSession {
     if (!up || up.destroyed) return this.#finishIfDone();
     // Envoy closes the upstream after flushing what the downstream sent (FlushWrite); a flush
     // still owed to the upstream is counted and held until it is done or the idle timer fires.
-    if (up.writableLength > 0 && !up.writableEnded) {
+    if (up.writableLength > 0) {
       this.#flushing = true;
       this.ctx.stats.upstreamFlushTotal.inc();
       this.ctx.stats.upstreamFlushActive.inc();

@@ -206,7 +206,9 @@ describe('TCP proxy: bulk transfers under back-pressure', () => {
   let p: TestProxy;
   let sink: TcpServer;
   let source: TcpServer;
+  let lateSink: TcpServer;
   const sinkState = { socket: null as net.Socket | null, bytes: 0, hash: createHash('sha256') };
+  const lateState = { socket: null as net.Socket | null, bytes: 0, ended: false };
 
   beforeAll(async () => {
     // Reads nothing until told to, then hashes everything.
@@ -231,12 +233,26 @@ describe('TCP proxy: bulk transfers under back-pressure', () => {
       };
       pump();
     });
+    // Says goodbye at once (its end included) and reads nothing until told to, then trickles:
+    // one read every 10 ms.
+    lateSink = await startTcpServer((s) => {
+      lateState.socket = s;
+      s.pause();
+      s.end('bye\n');
+      s.on('data', (d: Buffer) => {
+        lateState.bytes += d.length;
+        s.pause();
+        setTimeout(() => s.resume(), 10);
+      });
+      s.on('end', () => (lateState.ended = true));
+    });
     p = await startProxy(bootstrap({
       listeners: [
         tcpListener('upload', await closedPort(), { stat_prefix: 'upload', cluster: 'sink' }),
         tcpListener('download', await closedPort(), { stat_prefix: 'download', cluster: 'source' }),
+        tcpListener('flush', await closedPort(), { stat_prefix: 'flush', cluster: 'late-sink' }),
       ],
-      clusters: [cluster('sink', [sink.port]), cluster('source', [source.port])],
+      clusters: [cluster('sink', [sink.port]), cluster('source', [source.port]), cluster('late-sink', [lateSink.port])],
     }));
   });
 
@@ -244,6 +260,7 @@ describe('TCP proxy: bulk transfers under back-pressure', () => {
     await p?.stop();
     await sink?.close();
     await source?.close();
+    await lateSink?.close();
   });
 
   test('upload: a stalled upstream stops the proxy reading the client; every byte arrives once it reads', async () => {
@@ -297,6 +314,32 @@ describe('TCP proxy: bulk transfers under back-pressure', () => {
     for (let n = 0; n < TOTAL; n += block.length) expected.update(block);
     expect(hash.digest('hex')).toBe(expected.digest('hex'));
     client.destroy();
+  });
+
+  test('the client closes while the upstream still owes bytes: an upstream flush, and every byte arrives', async () => {
+    const client = net.connect({ host: '127.0.0.1', port: portOf(p, 'flush') });
+    client.on('error', () => undefined);
+    let reply = '';
+    client.on('data', (d: Buffer) => (reply += d.toString()));
+    const closed = new Promise<void>((r) => client.once('close', () => r()));
+    const block = pattern(1024 * 1024);
+    client.once('connect', () => {
+      for (let i = 0; i < 16; i++) client.write(block);
+      client.end();
+    });
+    // 1. The upstream said goodbye and stalls: the client has its answer and its end, the proxy
+    //    stops reading it, so the client's end waits behind its bytes.
+    await until('flow control paused reading', async () => ((await allStats(p.adminUrl)).get('tcp.flush.downstream_flow_control_paused_reading_total') ?? 0) >= 1, 10_000);
+    expect(reply).toBe('bye\n');
+    // 2. The upstream trickles: the client's end reaches the proxy while bytes for the upstream
+    //    are still waiting, so the client's connection closes first and the upstream is flushed.
+    lateState.socket!.resume();
+    await closed;
+    await until('flushed and ended', () => lateState.ended, 20_000);
+    const s = await allStats(p.adminUrl);
+    expect([lateState.bytes, s.get('tcp.flush.downstream_cx_rx_bytes_total'), s.get('cluster.late-sink.upstream_cx_tx_bytes_total')]).toEqual([16 * 1024 * 1024, 16 * 1024 * 1024, 16 * 1024 * 1024]);
+    expect(s.get('tcp.flush.upstream_flush_total')).toBe(1);
+    await until('flush over', async () => ((await allStats(p.adminUrl)).get('tcp.flush.upstream_flush_active') ?? -1) === 0);
   });
 });
 
