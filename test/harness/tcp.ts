@@ -4,7 +4,8 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { fetchText } from './proxy';
+import { type TestProxy, fetchText } from './proxy';
+import { sleep } from './upstream';
 
 type Json = Record<string, unknown>;
 
@@ -134,4 +135,36 @@ export async function allStats(adminUrl: string): Promise<Map<string, number>> {
     if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 2)));
   }
   return out;
+}
+
+/** The bound port of one of the proxy's listeners, by name. */
+export function portOf(p: TestProxy, name: string): number {
+  const found = p.proxy.listeners.listeners().find((l) => l.name === name);
+  if (!found) throw new Error(`no listener ${name}`);
+  return found.address.port;
+}
+
+/** Pseudo-random bytes (fixed), so that a reordering or a lost chunk changes a hash. */
+export function pattern(size: number): Buffer {
+  const out = Buffer.alloc(size);
+  let x = 0x2545f491;
+  for (let i = 0; i < size; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out.writeUInt32LE(x >>> 0, i);
+  }
+  return out;
+}
+
+/** A stat's value once it stopped moving for 300 ms (bounded: 10 s). */
+export async function settledStat(p: TestProxy, name: string): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 33; i++) {
+    const now = (await allStats(p.adminUrl)).get(name) ?? 0;
+    if (now === last) return now;
+    last = now;
+    await sleep(300);
+  }
+  throw new Error(`${name} still moving after 10 s`);
 }
