@@ -70,6 +70,8 @@ export const ENVOY_UNDECLARED_FIELDS: Readonly<Record<string, Readonly<Record<st
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager': { tracing: 7, access_log: 13, forward_client_cert_details: 16, set_current_client_cert_details: 17, proxy_100_continue: 18, represent_ipv4_remote_address_as_ipv4_mapped_ipv6: 20, delayed_close_timeout: 26, scoped_routes: 31, request_id_extension: 36, local_reply_config: 38, strip_matching_host_port: 39, stream_error_on_invalid_http_message: 40, strip_any_host_port: 42, http3_protocol_options: 44, original_ip_detection_extensions: 46, strip_trailing_host_dot: 47, scheme_header_transformation: 48, proxy_status_config: 49, typed_header_validation_config: 50, append_x_forwarded_port: 51, early_header_mutation_extensions: 52, add_proxy_protocol_connection_state: 53, access_log_flush_interval: 54, flush_access_log_on_new_request: 55, access_log_options: 56, append_local_overload: 57 },
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig': { filters: 2 },
   'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter': { config_discovery: 5 },
+  'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy': { downstream_idle_timeout: 3, upstream_idle_timeout: 4, metadata_match: 9, tunneling_config: 12, on_demand: 14, access_log_flush_interval: 15, flush_access_log_on_connected: 16, access_log_options: 17 },
+  'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight': { metadata_match: 3 },
   'envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext': { verify_certificate_hash: 2, verify_certificate_spki: 3, require_signed_certificate_timestamp: 6, crl: 7, trust_chain_verification: 10, watched_directory: 11, custom_validator_config: 12, ca_certificate_provider_instance: 13, only_verify_leaf_cert_crl: 14, max_verify_depth: 16, system_root_certs: 17 },
   'envoy.extensions.transport_sockets.tls.v3.CommonTlsContext': { tls_certificate_certificate_provider: 9, validation_context_certificate_provider: 10, tls_certificate_certificate_provider_instance: 11, validation_context_certificate_provider_instance: 12, custom_handshaker: 13, tls_certificate_provider_instance: 14, key_log: 15 },
   'envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext': { validation_context_certificate_provider: 3, validation_context_certificate_provider_instance: 4 },
@@ -85,4 +87,5 @@ export const ENVOY_UNDECLARED_FIELDS: Readonly<Record<string, Readonly<Record<st
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig': { http3_protocol_options: 3 },
   'envoy.type.http.v3.PathTransformation': { operations: 1 },
   'envoy.type.matcher.v3.StringMatcher': { custom: 8 },
+  'envoy.type.v3.HashPolicy': { filter_state: 2 },
 };

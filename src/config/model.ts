@@ -4,6 +4,7 @@ import type { PerFilterConfigs } from './filter-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { OutlierDetectionConfig } from './outlier-model';
 import type { AttemptHeaders, RetryPolicy } from './retry-model';
+import type { TcpProxyConfig } from './tcp-proxy-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -39,6 +40,7 @@ export type { HeaderMatch, HeaderMatcher, StringMatcher } from './matcher-model'
 export type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 export type * from './mirror-ext-model';
 export type * from './retry-model';
+export type * from './tcp-proxy-model';
 
 export interface QueryParameterMatcher {
   readonly name: string;
@@ -262,12 +264,25 @@ export interface DownstreamProtocolOptions {
   readonly maxRequestsPerConnection: number;
 }
 
-/** A filter chain: what it matches, its TLS (null: plaintext) and its connection manager. */
-export interface FilterChain {
+/** A filter chain: what it matches, its TLS (null: plaintext) and its terminal network filter. */
+export type FilterChain = HttpFilterChain | TcpProxyFilterChain;
+
+interface FilterChainBase {
   readonly name: string;
   readonly match: FilterChainMatch;
   readonly tls: DownstreamTlsContext | null;
+}
+
+/** A chain ending in the HTTP connection manager. */
+export interface HttpFilterChain extends FilterChainBase {
+  readonly kind: 'http';
   readonly hcm: HttpConnectionManager;
+}
+
+/** A chain ending in the TCP proxy: the connection's bytes go to an upstream cluster as they are. */
+export interface TcpProxyFilterChain extends FilterChainBase {
+  readonly kind: 'tcp_proxy';
+  readonly tcpProxy: TcpProxyConfig;
 }
 
 export interface Listener {

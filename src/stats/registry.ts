@@ -11,6 +11,7 @@ export type TextName = (labels: LabelValues) => string;
 const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
 const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
 const listener = (suffix: string): TextName => (l) => `listener.${l.envoy_listener_address}.${suffix}`;
+const tcp = (suffix: string): TextName => (l) => `tcp.${l.envoy_tcp_prefix}.${suffix}`;
 
 /** Where Envoy prints each subscription's update counters. */
 const XDS_TEXT_PREFIX: Record<string, string> = { cds: 'cluster_manager.cds', lds: 'listener_manager.lds', rds: 'rds', eds: 'eds' };
@@ -284,6 +285,32 @@ export class StatsRegistry {
   readonly httpRqWsOnNonWsRoute = this.#counter('envoy_http_downstream_rq_ws_on_non_ws_route', 'Upgrade requests refused by upgrade_configs (403)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_ws_on_non_ws_route'));
   readonly httpUpgradesFailed = this.#counter('sidemirror_http_upgrades_failed_total', 'Allowed upgrades that never became a tunnel (refused upstream, upstream failure, local reply)', ['envoy_http_conn_manager_prefix'], http('upgrades_failed'));
   readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));
+
+  // The TCP proxy's `tcp.<stat_prefix>.*` and the connection-level cluster stats it keeps.
+  readonly tcpCxTotal = this.#counter('envoy_tcp_downstream_cx_total', 'Connections handled by the TCP proxy', ['envoy_tcp_prefix'], tcp('downstream_cx_total'));
+  readonly tcpCxNoRoute = this.#counter('envoy_tcp_downstream_cx_no_route', 'Connections whose cluster does not exist', ['envoy_tcp_prefix'], tcp('downstream_cx_no_route'));
+  readonly tcpCxRxBytes = this.#counter('envoy_tcp_downstream_cx_rx_bytes_total', 'Bytes read from downstream connections', ['envoy_tcp_prefix'], tcp('downstream_cx_rx_bytes_total'));
+  readonly tcpCxTxBytes = this.#counter('envoy_tcp_downstream_cx_tx_bytes_total', 'Bytes written to downstream connections', ['envoy_tcp_prefix'], tcp('downstream_cx_tx_bytes_total'));
+  readonly tcpPausedReading = this.#counter('envoy_tcp_downstream_flow_control_paused_reading_total', 'Times reading from downstream paused for a full upstream', ['envoy_tcp_prefix'],
+    tcp('downstream_flow_control_paused_reading_total'));
+  readonly tcpResumedReading = this.#counter('envoy_tcp_downstream_flow_control_resumed_reading_total', 'Times reading from downstream resumed', ['envoy_tcp_prefix'],
+    tcp('downstream_flow_control_resumed_reading_total'));
+  readonly tcpIdleTimeout = this.#counter('envoy_tcp_idle_timeout', 'Connections closed by idle_timeout', ['envoy_tcp_prefix'], tcp('idle_timeout'));
+  readonly tcpMaxDuration = this.#counter('envoy_tcp_max_downstream_connection_duration', 'Connections closed by max_downstream_connection_duration', ['envoy_tcp_prefix'],
+    tcp('max_downstream_connection_duration'));
+  readonly tcpUpstreamFlushTotal = this.#counter('envoy_tcp_upstream_flush_total', 'Upstream connections that kept flushing after the downstream closed', ['envoy_tcp_prefix'], tcp('upstream_flush_total'));
+  readonly tcpUpstreamFlushActive = this.#gauge('envoy_tcp_upstream_flush_active', 'Upstream connections flushing after the downstream closed', ['envoy_tcp_prefix'], tcp('upstream_flush_active'));
+  readonly clusterCxActive = this.#gauge('envoy_cluster_upstream_cx_active', 'Upstream TCP proxy connections open', ['envoy_cluster_name'], cluster('upstream_cx_active'));
+  readonly clusterCxConnectTimeout = this.#counter('envoy_cluster_upstream_cx_connect_timeout', 'Upstream connections that timed out connecting', ['envoy_cluster_name'], cluster('upstream_cx_connect_timeout'));
+  readonly clusterCxOverflow = this.#counter('envoy_cluster_upstream_cx_overflow', 'Connections refused by the max_connections circuit breaker', ['envoy_cluster_name'], cluster('upstream_cx_overflow'));
+  readonly clusterCxAttemptsExceeded = this.#counter('envoy_cluster_upstream_cx_connect_attempts_exceeded', 'Connections closed after max_connect_attempts failed', ['envoy_cluster_name'],
+    cluster('upstream_cx_connect_attempts_exceeded'));
+  readonly clusterCxRxBytes = this.#counter('envoy_cluster_upstream_cx_rx_bytes_total', 'Bytes read from upstream TCP proxy connections', ['envoy_cluster_name'], cluster('upstream_cx_rx_bytes_total'));
+  readonly clusterCxTxBytes = this.#counter('envoy_cluster_upstream_cx_tx_bytes_total', 'Bytes written to upstream TCP proxy connections', ['envoy_cluster_name'], cluster('upstream_cx_tx_bytes_total'));
+  readonly clusterPausedReading = this.#counter('envoy_cluster_upstream_flow_control_paused_reading_total', 'Times reading from upstream paused for a full downstream', ['envoy_cluster_name'],
+    cluster('upstream_flow_control_paused_reading_total'));
+  readonly clusterResumedReading = this.#counter('envoy_cluster_upstream_flow_control_resumed_reading_total', 'Times reading from upstream resumed', ['envoy_cluster_name'],
+    cluster('upstream_flow_control_resumed_reading_total'));
 
   readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],
     (l) => `cluster.${l.envoy_cluster_name}.shadow.${l.outcome}${l.reason ? '.' + l.reason : ''}`);

@@ -1,6 +1,7 @@
 import { OutlierStats } from './outlier-stats';
 import type { Cell, HistogramCell, StatsRegistry } from './registry';
 import { RetryStats } from './retry-stats';
+import { ClusterConnectionStats, TcpStats } from './tcp-stats';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
@@ -31,6 +32,7 @@ export class ClusterStats {
   readonly #byClass: CounterChild[];
   #healthCheck: HealthCheckStats | null = null;
   #outlier: OutlierStats | null = null;
+  #connections: ClusterConnectionStats | null = null;
 
   constructor(readonly name: string, private readonly registry: StatsRegistry) {
     const l = { envoy_cluster_name: name };
@@ -65,6 +67,11 @@ export class ClusterStats {
   /** `cluster.<name>.outlier_detection.*`, bound on first use: only clusters with outlier detection print them. */
   get outlierDetection(): OutlierStats {
     return (this.#outlier ??= new OutlierStats(this.name, this.registry));
+  }
+
+  /** `cluster.<name>.upstream_cx_*` of raw TCP connections (the TCP proxy), bound on first use. */
+  get connections(): ClusterConnectionStats {
+    return (this.#connections ??= new ClusterConnectionStats(this.name, this.registry));
   }
 
   /** Counts a response by its code and its class, as Envoy does. */
@@ -324,6 +331,7 @@ export class StatsScopes {
   readonly #shadows = new Map<string, ShadowStats>();
   readonly #policies = new Map<string, PolicyStats>();
   readonly #listeners = new Map<string, ListenerStats>();
+  readonly #tcp = new Map<string, TcpStats>();
 
   constructor(readonly registry: StatsRegistry) {}
 
@@ -342,6 +350,12 @@ export class StatsScopes {
   listener(prefix: string): ListenerStats {
     let s = this.#listeners.get(prefix);
     if (!s) this.#listeners.set(prefix, (s = new ListenerStats(prefix, this.registry)));
+    return s;
+  }
+
+  tcp(prefix: string): TcpStats {
+    let s = this.#tcp.get(prefix);
+    if (!s) this.#tcp.set(prefix, (s = new TcpStats(prefix, this.registry)));
     return s;
   }
 

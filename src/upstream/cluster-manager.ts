@@ -51,6 +51,8 @@ export class UpstreamCluster {
   active = 0;
   /** Retries under way (decided, not yet answered), checked against the max_retries circuit breaker. */
   retriesActive = 0;
+  /** Upstream connections the TCP proxy holds (connecting or open), checked against max_connections. */
+  tcpConnections = 0;
   /** Resolves once the first resolution (DNS) has been applied. */
   readonly ready: Promise<void>;
 

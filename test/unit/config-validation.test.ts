@@ -8,6 +8,7 @@ import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { closedPort } from '../harness/upstream';
+import { hcmOf as hcmModelOf } from '../harness/model';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -212,11 +213,11 @@ staticResources:
 `;
     const { bootstrap: b } = loadBootstrapText(yaml);
     expect(b.listeners[0]!.address).toEqual({ host: '127.0.0.1', port: 10000 });
-    expect(b.listeners[0]!.filterChains[0]!.hcm.statPrefix).toBe('camel_http');
+    expect(hcmModelOf(b.listeners[0]!.filterChains[0]).statPrefix).toBe('camel_http');
     expect(b.clusters[0]!.lbPolicy).toBe('LEAST_REQUEST');
     expect(b.clusters[0]!.connectTimeoutMs).toBe(500);
     expect(b.clusters[0]!.loadAssignment!.endpoints[0]!.address.port).toBe(8080);
-    const action = b.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmModelOf(b.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.mirrorPolicies[0]!.clusterHeader).toBe('x-mirror');
   });
 
@@ -235,12 +236,12 @@ staticResources:
     c.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight = 3;
     const { bootstrap: m } = loadBootstrapText(JSON.stringify(b));
     const l = m.listeners[0]!;
-    const action = l.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmModelOf(l.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.timeoutMs).toBe(250);
     expect(action.mirrorPolicies[0]!.disableShadowHostSuffixAppend).toBe(true);
-    expect(l.filterChains[0]!.hcm.useRemoteAddress).toBe(true);
-    expect(l.filterChains[0]!.hcm.generateRequestId).toBe(false);
-    expect(l.filterChains[0]!.hcm.routeConfig!.validateClusters).toBe(false);
+    expect(hcmModelOf(l.filterChains[0]).useRemoteAddress).toBe(true);
+    expect(hcmModelOf(l.filterChains[0]).generateRequestId).toBe(false);
+    expect(hcmModelOf(l.filterChains[0]).routeConfig!.validateClusters).toBe(false);
     expect(l.perConnectionBufferLimitBytes).toBe(32768);
     expect(m.clusters[0]!.connectTimeoutMs).toBe(1500);
     expect(m.clusters[0]!.circuitBreakers.maxRequests).toBe(7);

@@ -2,6 +2,7 @@ import { ConfigError, type ConfigIssue } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { hcmOf } from '../harness/model';
 
 // RetryPolicy as the decoder reads it: Envoy's defaults, and every error by its path in one report.
 
@@ -24,7 +25,7 @@ function issuesOf(doc: string): readonly ConfigIssue[] {
 }
 
 function vhostOf(doc: string) {
-  return loadBootstrapText(doc).bootstrap.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!;
+  return hcmOf(loadBootstrapText(doc).bootstrap.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!;
 }
 
 test("Envoy's defaults: one retry, 25 ms back-off up to ten times that, one more host pick, no per-try timeout", () => {

@@ -1,4 +1,5 @@
 import type { DownstreamProtocolOptions, FilterChain, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { TcpProxyConfig } from '../tcp-proxy-model';
 import type { FilterChainMatch } from '../transport-model';
 import { http2Settings } from './http2';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
@@ -8,6 +9,7 @@ import { upgradeType } from './upgrade';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 import { filterKind } from '../../http/filters/registry';
+import { TCP_PROXY_TYPE, decodeTcpProxy } from './tcp-proxy';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
@@ -48,28 +50,47 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
 function decodeFilterChain(chain: Pb, ctx: Ctx, known?: FilterChainMatch): FilterChain | null {
   const match = known ?? decodeFilterChainMatch(chain.filter_chain_match as Pb | undefined, at(ctx, 'filter_chain_match'));
   const tls = downstreamTransportSocket(chain.transport_socket as Pb | undefined, at(ctx, 'transport_socket'));
-  const hcm = decodeChainFilters(chain, ctx);
-  if (!hcm) return null;
-  return { name: String(chain.name ?? ''), match, tls, hcm };
+  const terminal = decodeChainFilters(chain, ctx);
+  if (!terminal) return null;
+  const base = { name: String(chain.name ?? ''), match, tls };
+  return terminal.kind === 'http' ? { ...base, kind: 'http', hcm: terminal.hcm } : { ...base, kind: 'tcp_proxy', tcpProxy: terminal.tcpProxy };
 }
 
-function decodeChainFilters(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
+type TerminalFilter = { readonly kind: 'http'; readonly hcm: HttpConnectionManager } | { readonly kind: 'tcp_proxy'; readonly tcpProxy: TcpProxyConfig };
+
+/**
+ * A chain's network filters: one terminal filter, the HTTP connection manager or the TCP proxy,
+ * last. sidemirror has no other network filter, so any filter before it is refused by path.
+ */
+function decodeChainFilters(chain: Pb, ctx: Ctx): TerminalFilter | null {
   const filters = (chain.filters as Pb[] | undefined) ?? [];
-  if (filters.length !== 1) {
-    fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
-    if (filters.length === 0) return null;
-  }
-  const fctx = at(ctx, 'filters[0]');
-  const cfg = unpackAny(filters[0]!.typed_config as Pb | undefined, at(fctx, 'typed_config'));
-  if (!cfg) {
-    if (!filters[0]!.typed_config) fail(at(fctx, 'typed_config'), 'typed_config is required');
+  if (filters.length === 0) {
+    fail(at(ctx, 'filters'), `a terminal network filter (${HCM_TYPE} or ${TCP_PROXY_TYPE}) is required`);
     return null;
   }
-  if (typeUrlName(cfg.typeUrl) !== HCM_TYPE) {
-    fail(at(fctx, 'typed_config'), `network filter "${cfg.typeUrl}" is not supported; only ${HCM_TYPE} is`);
-    return null;
-  }
-  return decodeHttpConnectionManager(cfg.value as Pb, at(fctx, 'typed_config'));
+  let terminal: TerminalFilter | null = null;
+  filters.forEach((f, i) => {
+    const fctx = at(ctx, `filters[${i}]`);
+    const cfg = unpackAny(f.typed_config as Pb | undefined, at(fctx, 'typed_config'));
+    if (!cfg) {
+      if (!f.typed_config) fail(at(fctx, 'typed_config'), 'typed_config is required');
+      return;
+    }
+    const type = typeUrlName(cfg.typeUrl);
+    if (type !== HCM_TYPE && type !== TCP_PROXY_TYPE) {
+      fail(at(fctx, 'typed_config'), `network filter "${cfg.typeUrl}" is not supported by sidemirror; only ${HCM_TYPE} and ${TCP_PROXY_TYPE} are`);
+      return;
+    }
+    if (i !== filters.length - 1) {
+      fail(fctx, `${type} is a terminal filter: it must be the last filter of its chain`);
+      return;
+    }
+    const tctx = at(fctx, 'typed_config');
+    terminal = type === HCM_TYPE
+      ? { kind: 'http', hcm: decodeHttpConnectionManager(cfg.value as Pb, tctx) }
+      : { kind: 'tcp_proxy', tcpProxy: decodeTcpProxy(cfg.value as Pb, tctx) };
+  });
+  return terminal;
 }
 
 export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): HttpConnectionManager {
