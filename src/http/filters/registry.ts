@@ -1,3 +1,4 @@
+import { corsFilter } from './cors';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import type { HttpFilterKind } from './types';
@@ -5,6 +6,7 @@ import type { HttpFilterKind } from './types';
 // Every HTTP filter sidemirror runs besides the router and the mirror filter (which the
 // connection manager drives itself). Adding a filter is one module and one line here.
 const KINDS: readonly HttpFilterKind<never, never>[] = [
+  corsFilter,
   faultFilter,
   healthCheckFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
