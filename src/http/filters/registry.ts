@@ -1,4 +1,5 @@
 import { corsFilter } from './cors';
+import { csrfFilter } from './csrf';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import type { HttpFilterKind } from './types';
@@ -7,6 +8,7 @@ import type { HttpFilterKind } from './types';
 // connection manager drives itself). Adding a filter is one module and one line here.
 const KINDS: readonly HttpFilterKind<never, never>[] = [
   corsFilter,
+  csrfFilter,
   faultFilter,
   healthCheckFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
