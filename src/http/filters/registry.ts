@@ -2,6 +2,7 @@ import { corsFilter } from './cors';
 import { csrfFilter } from './csrf';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
+import { localRateLimitFilter } from './local-ratelimit';
 import type { HttpFilterKind } from './types';
 
 // Every HTTP filter sidemirror runs besides the router and the mirror filter (which the
@@ -11,6 +12,7 @@ const KINDS: readonly HttpFilterKind<never, never>[] = [
   csrfFilter,
   faultFilter,
   healthCheckFilter,
+  localRateLimitFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));
