@@ -111,6 +111,15 @@ describe('the origin check', () => {
   });
 });
 
+test('a request an earlier filter answered is not judged or counted', async () => {
+  const fault = { name: 'envoy.filters.http.fault', typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault', abort: { http_status: 418, percentage: { numerator: 100 } },
+  } };
+  const p = await proxyWith([fault, filter()]);
+  expect((await post(p, '/buy', { origin: 'https://evil.example' })).status).toBe(418);
+  expect(await stat(p, 'request_invalid')).toBe(0);
+});
+
 describe('policies per route and virtual host (the csrf sandbox\'s layout)', () => {
   const vhost = perFilter({ filter_enabled: percent(100, 'csrf.www.enabled'), shadow_enabled: percent(0, 'csrf.www.shadow_enabled') });
   const routes = [

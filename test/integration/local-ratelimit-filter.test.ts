@@ -136,6 +136,17 @@ describe('enabled and enforced', () => {
     p.proxy.runtime.modify('lrl.enabled', '0');
     expect(await statuses(p, '/', 1)).toEqual([200]);
   });
+
+  test('a request an earlier filter answered takes no token and is not counted', async () => {
+    const fault = { name: 'envoy.filters.http.fault', typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+      abort: { http_status: 418, percentage: { numerator: 100 } }, headers: [{ name: 'x-abort', present_match: true }],
+    } };
+    const p = await proxyWith([fault, filter({ ...on, token_bucket: slowBucket(1) })]);
+    expect(await statuses(p, '/', 2, { 'x-abort': '1' })).toEqual([418, 418]);
+    expect(await stat(p, 'enabled')).toBe(0);
+    expect(await statuses(p, '/', 2)).toEqual([200, 429]);
+  });
 });
 
 describe('buckets per route and per connection', () => {
