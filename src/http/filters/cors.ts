@@ -104,23 +104,28 @@ class CorsRunner implements HttpFilterRunner<CorsPolicy> {
     if (request.route === null || request.route.route.action.kind !== 'forward') return null;
     const list = policiesOf(request.route, this.env.filterName);
     if (list.length === 0) return null;
-    const policies = new Policies(list);
-    const enabled = this.#sample(policies.first.filterEnabled, true);
-    const shadow = !enabled && this.#sample(policies.first.shadowEnabled, false);
-    if (!enabled && !shadow) return null;
+    // No Origin: not a CORS request, and not counted.
     const origin = firstValue(request.headers.origin);
     if (!origin) return null;
+    return new CorsStream(this, new Policies(list), request, origin);
+  }
+
+  /**
+   * The request's verdict, once the filters before this one let it through: a preflight's
+   * answer, or the origin to echo on the response (null: the response is left alone).
+   */
+  judge(policies: Policies, request: FilterRequest, origin: string): { reply?: LocalReply; echo: string | null } {
+    const enabled = this.#sample(policies.first.filterEnabled, true);
+    if (!enabled && !this.#sample(policies.first.shadowEnabled, false)) return { echo: null };
     const allowed = this.#allowed(policies, origin);
     (allowed ? this.#stats.valid : this.#stats.invalid).inc();
     // Shadow mode: the origin is judged and counted, nothing more.
-    if (!enabled) return null;
+    if (!enabled) return { echo: null };
+    const echo = allowed ? origin : null;
     const requestedMethod = firstValue(request.headers['access-control-request-method']);
-    if (request.method === 'OPTIONS' && requestedMethod) {
-      if (!allowed && policies.flag((p) => p.forwardNotMatchingPreflights, true)) return null;
-      return { decodeHeaders: () => preflight(policies, request.headers, allowed ? origin : null, requestedMethod) };
-    }
-    if (!allowed) return null;
-    return { encodeHeaders: (_status, headers) => addResponseHeaders(policies, headers, origin) };
+    if (request.method !== 'OPTIONS' || !requestedMethod) return { echo };
+    if (!allowed && policies.flag((p) => p.forwardNotMatchingPreflights, true)) return { echo };
+    return { reply: preflight(policies, request.headers, echo, requestedMethod), echo };
   }
 
   #sample(fraction: RuntimeFraction | null, unset: boolean): boolean {
@@ -138,6 +143,23 @@ class CorsRunner implements HttpFilterRunner<CorsPolicy> {
     let m = this.#matchers.get(p);
     if (!m) this.#matchers.set(p, (m = p.allowOrigins.map(compileStringMatcher)));
     return m;
+  }
+}
+
+class CorsStream implements FilterStream {
+  #echo: string | null = null;
+
+  constructor(private readonly runner: CorsRunner, private readonly policies: Policies, private readonly request: FilterRequest,
+    private readonly origin: string) {}
+
+  decodeHeaders(): LocalReply | undefined {
+    const { reply, echo } = this.runner.judge(this.policies, this.request, this.origin);
+    this.#echo = echo;
+    return reply;
+  }
+
+  encodeHeaders(_status: number, headers: HeaderMap): void {
+    if (this.#echo !== null) addResponseHeaders(this.policies, headers, this.#echo);
   }
 }
 

@@ -64,8 +64,13 @@ class CsrfRunner implements HttpFilterRunner<CsrfPolicy> {
   start(request: FilterRequest, perRoute: CsrfPolicy | undefined): FilterStream | null {
     if (!MODIFYING.has(request.method)) return null;
     const p = perRoute ?? this.policy;
+    // Judged when the filters before this one let the request through, so only then counted.
+    return { decodeHeaders: () => this.#judge(p, request) };
+  }
+
+  #judge(p: CsrfPolicy, request: FilterRequest): LocalReply | undefined {
     const enabled = this.#sample(p.filterEnabled);
-    if (!enabled && (p.shadowEnabled === null || !this.#sample(p.shadowEnabled))) return null;
+    if (!enabled && (p.shadowEnabled === null || !this.#sample(p.shadowEnabled))) return undefined;
     const source = hostAndPort(firstValue(request.headers.origin)) || hostAndPort(firstValue(request.headers.referer));
     let valid = true;
     if (source === '') {
@@ -78,11 +83,10 @@ class CsrfRunner implements HttpFilterRunner<CsrfPolicy> {
     }
     if (valid) {
       this.#stats.valid.inc();
-      return null;
+      return undefined;
     }
     // Shadow mode: judged and counted, never refused.
-    if (!enabled) return null;
-    return { decodeHeaders: () => INVALID };
+    return enabled ? INVALID : undefined;
   }
 
   #sample(f: RuntimeFraction): boolean {
