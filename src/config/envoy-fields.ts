@@ -64,6 +64,7 @@ export const ENVOY_UNDECLARED_FIELDS: Readonly<Record<string, Readonly<Record<st
   'envoy.config.route.v3.WeightedCluster.ClusterWeight': { metadata_match: 3, cluster_header: 12 },
   'envoy.extensions.filters.http.fault.v3.HTTPFault': { response_rate_limit: 7, response_rate_limit_percent_runtime: 13, disable_downstream_cluster_stats: 15, filter_metadata: 16 },
   'envoy.extensions.filters.http.health_check.v3.HealthCheck': { cache_time: 3 },
+  'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit': { descriptors: 8, stage: 9, vh_rate_limits: 13, always_consume_default_token_bucket: 14, local_cluster_rate_limit: 16 },
   'envoy.extensions.filters.http.rbac.v3.RBAC': { matcher: 4, shadow_matcher: 5, track_per_rule_stats: 7 },
   'envoy.extensions.filters.http.router.v3.Router': { upstream_log: 3, strict_check_headers: 5, suppress_grpc_request_failure_code_stats: 7, upstream_http_filters: 8, upstream_log_options: 9 },
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector': { enable_ja3_fingerprinting: 1, initial_read_buffer_size: 2 },

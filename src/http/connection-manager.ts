@@ -143,6 +143,7 @@ export class ConnectionManager {
     filters = this.#filters.empty ? null : this.#filters.start({
       method, path, authority, scheme: info.scheme, protocol: info.protocol, headers, remoteAddress: down.remoteAddress,
       directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, localPort: req.socket.localPort ?? 0, tls: info.tls, grpc,
+      connection: ('stream' in req ? req.stream.session : undefined) ?? req.socket,
       route, hasBody, clusterName, marks: request.marks,
     });
     if (filters === null) return next();

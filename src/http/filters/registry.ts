@@ -1,14 +1,20 @@
+import { corsFilter } from './cors';
+import { csrfFilter } from './csrf';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import { rbacFilter } from './rbac';
+import { localRateLimitFilter } from './local-ratelimit';
 import type { HttpFilterKind } from './types';
 
 // Every HTTP filter sidemirror runs besides the router and the mirror filter (which the
 // connection manager drives itself). Adding a filter is one module and one line here.
 const KINDS: readonly HttpFilterKind<never, never>[] = [
+  corsFilter,
+  csrfFilter,
   faultFilter,
   healthCheckFilter,
   rbacFilter,
+  localRateLimitFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));

@@ -65,6 +65,8 @@ export interface FilterRequest {
   readonly directRemoteAddress: string;
   readonly localAddress: string;
   readonly localPort: number;
+  /** The downstream connection (its socket, or its HTTP/2 session): one identity per connection. */
+  readonly connection: object;
   /** The downstream TLS session (SNI, ALPN, the client certificate's SANs), null on plaintext. */
   readonly tls: DownstreamTlsInfo | null;
   readonly grpc: boolean;
