@@ -1,5 +1,6 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
-import type { StringMatcher } from './matcher-model';
+import type { HeaderMatcher, StringMatcher } from './matcher-model';
+import type { AccessLogConfig } from './access-log-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
@@ -36,17 +37,7 @@ export type { StringMatcher } from './matcher-model';
 export type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 export type * from './mirror-ext-model';
 
-export type HeaderMatch =
-  | { readonly kind: 'string'; readonly matcher: StringMatcher }
-  | { readonly kind: 'present'; readonly present: boolean }
-  | { readonly kind: 'range'; readonly start: number; readonly end: number };
-
-export interface HeaderMatcher {
-  readonly name: string;
-  readonly match: HeaderMatch;
-  readonly invert: boolean;
-  readonly treatMissingAsEmpty: boolean;
-}
+export type { HeaderMatch, HeaderMatcher } from './matcher-model';
 
 export interface QueryParameterMatcher {
   readonly name: string;
@@ -233,6 +224,8 @@ export interface HttpConnectionManager {
   readonly commonHttpProtocolOptions: DownstreamProtocolOptions;
   /** http2_protocol_options, with Envoy's defaults, for HTTP/2 connections (codec AUTO or HTTP2). */
   readonly http2: Http2Settings;
+  /** access_log: one line per request (and, for shadow loggers, per shadow). */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export interface Http1Settings {
@@ -292,6 +285,8 @@ export interface Listener {
   readonly statPrefix: string;
   /** Not counted against the overload manager's global downstream connection limit. */
   readonly ignoreGlobalConnLimit: boolean;
+  /** access_log: one line per downstream connection, when it closes. */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
