@@ -1,11 +1,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import { HttpAccessLog } from '../access-log/http-log';
+import type { AccessLogManager } from '../access-log/manager';
+import type { RequestFacts } from '../access-log/request-facts';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import type { Logger } from '../log/logger';
 import type { HeaderLookup } from '../router/matchers';
 import { type CompiledRoute, type RouteTable, randomUint32 } from '../router/route-table';
 import { applyRequestHeaderEdits, applyResponseHeaderEdits, chooseCluster, redirectLocation, rewriteHost, rewritePath } from '../router/router';
+import type { Runtime } from '../runtime/runtime';
 import type { Mirror } from '../shadow/mirror';
 import type { ShadowStream } from '../shadow/writer';
 import type { HttpStats, StatsScopes } from '../stats/scopes';
@@ -40,6 +44,8 @@ export interface ConnectionManagerDeps {
   readonly stats: StatsScopes;
   readonly logger: Logger;
   readonly hostname: string;
+  /** Where access_log lines go and the runtime their filters read; absent: no access logs. */
+  readonly accessLog?: { readonly manager: AccessLogManager; readonly runtime: Runtime };
 }
 
 /** The router filter's settings that change what the router adds to requests and responses. */
@@ -67,6 +73,8 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
 export class ConnectionManager {
   readonly stats: HttpStats;
   readonly #trust: TrustSettings;
+  /** null: no access_log, and requests carry no facts. */
+  readonly #log: HttpAccessLog | null;
 
   constructor(
     readonly hcm: HttpConnectionManager,
@@ -76,6 +84,7 @@ export class ConnectionManager {
   ) {
     this.stats = deps.stats.http(hcm.statPrefix);
     this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
+    this.#log = HttpAccessLog.compile(hcm.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime ?? NO_RUNTIME);
   }
 
   handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
@@ -84,17 +93,20 @@ export class ConnectionManager {
     stats.rqTotal.inc();
     (info.protocol === 'HTTP/2' ? stats.rqHttp2Total : stats.rqHttp1Total).inc();
     stats.rqActive.inc();
-    // One close listener per request: the stats, plus what the forwarding path must do then.
+    const log = this.#log;
+    const facts = log?.begin(req, res, info, started) ?? null;
+    // One close listener per request: the stats, plus what the forwarding path must do then, then the access log.
     let onClose: (() => void) | null = null;
     res.once('close', () => {
       stats.rqActive.dec();
       stats.response(res.statusCode);
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
+      if (facts) log!.end(facts, req, res);
     });
     // Local replies to gRPC requests are gRPC errors (Envoy's rule), decided on the client's content-type.
     const grpc = isGrpcContentType(req.headers['content-type']);
-    if (!admitRequest(req, res, this.hcm, stats, grpc)) return;
+    if (!admitRequest(req, res, this.hcm, stats, grpc, facts ? (status, counter) => facts.refused(status, counter) : undefined)) return;
 
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);
@@ -106,7 +118,8 @@ export class ConnectionManager {
     const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
     const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
-    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started };
+    facts?.requestHeaders(headers, trust.remoteAddress);
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started, facts };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
@@ -116,12 +129,15 @@ export class ConnectionManager {
     const route = table?.match({ authority, path, header: lookup }) ?? null;
     if (route === null) {
       stats.noRoute.inc();
+      facts?.flag('NR', 'route_not_found');
       this.#reply(request, 404, '');
       return;
     }
+    facts?.route(route.route.name);
     const action = route.route.action;
     if (action.kind === 'direct_response') {
       stats.directResponse.inc();
+      facts?.detail('direct_response');
       this.#reply(request, action.status, action.body ?? '', route);
       return;
     }
@@ -144,9 +160,11 @@ export class ConnectionManager {
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
+      request.facts?.flag('NC', 'cluster_not_found');
       this.#reply(request, action.clusterNotFoundResponseCode, '', route);
       return null;
     }
+    request.facts?.upstreamCluster(cluster.name);
     const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
     const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
@@ -156,6 +174,7 @@ export class ConnectionManager {
 
     if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
       cluster.stats.pendingOverflow.inc();
+      request.facts?.flag('UO', 'upstream_reset_before_response_started{overflow}');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return null;
     }
@@ -165,9 +184,11 @@ export class ConnectionManager {
     const host = cluster.pick(hashKey);
     if (host === null) {
       cluster.stats.noneHealthy.inc();
+      request.facts?.flag('UH', 'no_healthy_upstream');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
       return null;
     }
+    request.facts?.upstreamAttempt(host);
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
     const upstreamPath = rewritePath(action, route, req.url ?? '/');
     const method = req.method ?? 'GET';
@@ -179,6 +200,7 @@ export class ConnectionManager {
       : this.deps.mirror.start(policies, route.extPolicies, {
           method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format, routeName: route.route.name,
+          shadowLog: request.facts ? this.#log!.shadowSink(request.facts, req) : null,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
@@ -191,6 +213,7 @@ export class ConnectionManager {
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
       suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
       responseHeaders: (_status, raw) => {
+        request.facts?.upstreamResponse();
         const out = this.#plainResponses(route)
           ? forwardRawResponse(raw, this.#serverOverride())
           : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
@@ -205,6 +228,7 @@ export class ConnectionManager {
         if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
         else reply();
       },
+      onFailure: request.facts ? (failure, err) => request.facts!.upstreamFailed(failure, err) : undefined,
       syncWait: mirrored?.sync ?? null,
       tap: mirrored?.tap ?? null,
     }, res);
@@ -305,6 +329,7 @@ export class ConnectionManager {
   #capStream(request: RequestContext, exchange: PrimaryExchange, ms: number, route: CompiledRoute): NodeJS.Timeout {
     ms = Math.max(ms, 0);
     const timer = setTimeout(() => {
+      request.facts?.streamCapped();
       exchange.downstreamReset();
       if (request.res.headersSent) request.res.destroy();
       else this.#reply(request, 408, LOCAL_REPLY_BODIES.streamDuration, route, undefined, GRPC_STATUS.DEADLINE_EXCEEDED);
@@ -320,6 +345,7 @@ export class ConnectionManager {
       applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
       extra = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
     }
+    request.facts?.localReply(body);
     sendLocalReply(res, status, body, this.hcm.serverName, extra, request.grpc ? { grpcStatus } : null);
     // Drain what the client still sends so the connection can be reused.
     if (!req.complete) req.resume();
@@ -327,6 +353,7 @@ export class ConnectionManager {
 }
 
 const NO_SHADOWS: readonly ShadowStream[] = [];
+const NO_RUNTIME: Runtime = { featureEnabled: () => false, get: () => undefined };
 const NO_HEADERS: readonly string[] = [];
 const CONNECTION_CLOSE = { connection: 'close' };
 const EMPTY_EDITS = { requestHeadersToAdd: [], requestHeadersToRemove: [], responseHeadersToAdd: [], responseHeadersToRemove: [] };
@@ -362,4 +389,6 @@ interface RequestContext {
   readonly http2: boolean;
   /** performance.now() when the request's headers came. */
   readonly started: number;
+  /** What the access log line is made of; null when the connection manager has none. */
+  readonly facts: RequestFacts | null;
 }

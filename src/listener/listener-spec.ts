@@ -1,3 +1,4 @@
+import type { ConnectionLog } from '../access-log/connection-log';
 import type { FilterChain, Listener } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 
@@ -7,6 +8,8 @@ export interface ListenerSpec {
   /** One per filter chain, in the listener's order. */
   readonly chains: readonly ChainSpec[];
   readonly defaultChain: ChainSpec | null;
+  /** The listener's access_log (a line per connection); null or absent: none. */
+  readonly connectionLog?: ConnectionLog | null;
 }
 
 /** A filter chain as the manager runs it. */

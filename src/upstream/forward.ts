@@ -30,6 +30,8 @@ export interface PrimaryForward {
   readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
   /** Called when the exchange fails before any response byte reached the client. */
   readonly localReply: (failure: PrimaryFailure) => void;
+  /** Told of every failure, before anything is done about it (the access log's flags). */
+  readonly onFailure?: (failure: PrimaryFailure, err: Error) => void;
   /**
    * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
    * sync_timeout), then sent with the headers it yields added.
@@ -220,7 +222,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.#finished) return;
-    this.#fail(err instanceof PrimaryAbort ? err.failure : classifyUpstreamError(err));
+    this.#fail(err instanceof PrimaryAbort ? err.failure : classifyUpstreamError(err), err);
   }
 
   #complete(trailers: Record<string, string | string[]> | null = null): void {
@@ -242,12 +244,13 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     // An upload still coming stops; a request already read is left alone (on HTTP/2 it is the
     // stream itself, and destroying it would reset the local reply that follows).
     if (this.fwd.body && !this.fwd.body.readableEnded) this.fwd.body.destroy();
-    this.#fail(reason.failure);
+    this.#fail(reason.failure, reason);
   }
 
-  #fail(failure: PrimaryFailure): void {
+  #fail(failure: PrimaryFailure, err: Error): void {
     // Aborting undici reports the error back through onError synchronously: count it once.
     if (this.#finished) return;
+    this.fwd.onFailure?.(failure, err);
     this.#tap?.fail(failure === 'timeout' ? 'timeout' : 'error');
     const { cluster, host } = this.fwd;
     host.counters.rqError++;
