@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { extRoute, mirrorHttpFilters } from '../harness/mirror-ext';
 import { fetchText, startProxy, statValue, type TestProxy } from '../harness/proxy';
 import { type Upstream, closedPort, sleep, startUpstream } from '../harness/upstream';
 
@@ -240,6 +241,37 @@ describe('shadow lines', () => {
       expect(byCluster('header:x-mirror-cluster', 'skipped')).toMatch(shadow(`0 skipped missing_header 0 "${id}" "svc\\.local" "header:x-mirror-cluster" "-" "-"`));
       expect(byCluster('mirror', 'skipped')).toMatch(shadow(`0 skipped sampling 0 "${id}" "svc\\.local" "mirror" "-" "-"`));
       expect(lines.filter((l) => !/ shadow "/.test(l))[0]).toMatch(new RegExp(`^\\[${ISO}\\] "GET /shadowed HTTP/1\\.1" 200 - 0 7 \\d+ \\d+ "-" "-" "${id}" "svc\\.local" "127\\.0\\.0\\.1:${primary.port}"$`));
+    } finally {
+      await p.stop();
+      await primary.close();
+      await mirror.close();
+    }
+  });
+});
+
+describe('shadow lines of the mirror filter', () => {
+  test('a shadow of an extended policy names the policy; a method the policy skips and its sampling are lines too', async () => {
+    const primary = await startUpstream({ name: 'primary' });
+    const mirror = await startUpstream({ name: 'mirror' });
+    const file = tmpFile('ext.log');
+    const format = '%SHADOW_POLICY% %SHADOW_CLUSTER% %SHADOW_OUTCOME% %SHADOW_REASON% %RESPONSE_CODE% %UPSTREAM_CLUSTER% %REQ(:PATH)%\n';
+    const p = await startProxy(bootstrap({
+      listeners: [listener(routeConfig([extRoute('/', 'primary', [{ name: 'nth', cluster: 'mirror', sampling: { every_nth: 2 }, methods: ['GET'] }])]), {
+        hcm: { http_filters: mirrorHttpFilters(), access_log: [{ name: 'shadows', typed_config: { '@type': SHADOW_LOG, path: file, ...textFormat(format) } }] },
+      })],
+      clusters: [cluster('primary', [primary.port]), cluster('mirror', [mirror.port])],
+    }), { accessLogLimits: { flushIntervalMs: 50 } });
+    try {
+      await fetchText(`${p.url}/a`);
+      await fetchText(`${p.url}/b`);
+      await fetchText(`${p.url}/c`, { method: 'POST', body: 'x' });
+      await mirror.waitForRequests(1);
+      const lines = await linesOf(p, file, 3);
+      expect(lines.sort()).toEqual([
+        'nth mirror skipped method 0 mirror /c',
+        'nth mirror skipped sampling 0 mirror /b',
+        'nth mirror succeeded 2xx 200 mirror /a',
+      ]);
     } finally {
       await p.stop();
       await primary.close();
