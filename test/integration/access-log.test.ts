@@ -42,11 +42,11 @@ async function linesOf(p: TestProxy, file: string, n: number): Promise<string[]>
   }
 }
 
-function h2Get(url: string, pathname: string, authority: string): Promise<number> {
+function h2Post(url: string, pathname: string, authority: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
     session.on('error', reject);
-    const stream = session.request({ ':path': pathname, ':authority': authority, 'user-agent': 'h2-client' });
+    const stream = session.request({ ':method': 'POST', ':path': pathname, ':authority': authority, 'user-agent': 'h2-client' });
     stream.on('response', (h) => {
       stream.resume();
       stream.on('end', () => {
@@ -55,7 +55,7 @@ function h2Get(url: string, pathname: string, authority: string): Promise<number
       });
     });
     stream.on('error', reject);
-    stream.end();
+    stream.end(body);
   });
 }
 
@@ -76,7 +76,7 @@ describe('request lines', () => {
       const before = Date.now();
       const get = await fetchText(`${p.url}/hello?x=1`, { headers: { host: 'example.com', 'user-agent': 'test-agent' } });
       const post = await fetchText(`${p.url}/upload`, { method: 'POST', body: 'abcdef', headers: { host: 'example.com', 'x-forwarded-for': '10.1.2.3' } });
-      expect(await h2Get(p.url, '/two', 'h2.example')).toBe(200);
+      expect(await h2Post(p.url, '/two', 'h2.example', 'hello')).toBe(200);
       const lines = await linesOf(p, file, 3);
       expect(lines).toHaveLength(3);
       const up = `"127\\.0\\.0\\.1:${primary.port}"`;
@@ -92,7 +92,7 @@ describe('request lines', () => {
       expect(Number(m![2])).toBeGreaterThanOrEqual(Number(m![3]));
       expect(post.status).toBe(200);
       expect(l2).toMatch(new RegExp(`^\\[${ISO}\\] "POST /upload HTTP/1\\.1" 200 - 6 7 \\d+ \\d+ "10\\.1\\.2\\.3" "-" "${UUID}" "example\\.com" ${up}$`));
-      expect(l3).toMatch(new RegExp(`^\\[${ISO}\\] "GET /two HTTP/2" 200 - 0 7 \\d+ \\d+ "-" "h2-client" "${UUID}" "h2\\.example" ${up}$`));
+      expect(l3).toMatch(new RegExp(`^\\[${ISO}\\] "POST /two HTTP/2" 200 - 5 7 \\d+ \\d+ "-" "h2-client" "${UUID}" "h2\\.example" ${up}$`));
     } finally {
       await p.stop();
     }
