@@ -57,10 +57,20 @@ export class AccessLogManager {
     await Promise.all([...this.#files.values()].map((f) => f.flush()));
   }
 
-  async close(): Promise<void> {
+  /**
+   * Writes out what is queued and closes every file, waiting at most `timeoutMs`: a file that
+   * cannot take its lines (a pipe nobody reads) must not keep a stopping proxy from exiting.
+   */
+  async close(timeoutMs = 2000): Promise<void> {
     const files = [...this.#files.values()];
     this.#files.clear();
-    await Promise.all(files.map((f) => f.close()));
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(files.map((f) => f.close())), gaveUp]);
+    clearTimeout(timer);
   }
 
   // At most one error line per file per 10 s: a full disk must not flood the process log.
