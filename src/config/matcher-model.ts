@@ -8,7 +8,7 @@ export type HeaderMatch =
   | { readonly kind: 'present'; readonly present: boolean }
   | { readonly kind: 'range'; readonly start: number; readonly end: number };
 
-/** Envoy's route.v3.HeaderMatcher, decoded. */
+/** Envoy's route.v3.HeaderMatcher, decoded (routes, retry policies, HTTP filters, access log header filters). */
 export interface HeaderMatcher {
   readonly name: string;
   readonly match: HeaderMatch;

@@ -1,6 +1,7 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 import type { HeaderMatcher, StringMatcher } from './matcher-model';
 import type { PerFilterConfigs } from './filter-model';
+import type { AccessLogConfig } from './access-log-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { OutlierDetectionConfig } from './outlier-model';
 import type { AttemptHeaders, RetryPolicy } from './retry-model';
@@ -230,6 +231,8 @@ export interface HttpConnectionManager {
   readonly commonHttpProtocolOptions: DownstreamProtocolOptions;
   /** http2_protocol_options, with Envoy's defaults, for HTTP/2 connections (codec AUTO or HTTP2). */
   readonly http2: Http2Settings;
+  /** access_log: one line per request (and, for shadow loggers, per shadow). */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export interface Http1Settings {
@@ -304,6 +307,8 @@ export interface Listener {
   readonly ignoreGlobalConnLimit: boolean;
   /** Envoy reads it for tracing only; sidemirror, which has no tracing, keeps it for /config_dump. */
   readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  /** access_log: one line per downstream connection, when it closes. */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';

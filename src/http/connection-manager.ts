@@ -2,6 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
+import { HttpAccessLog } from '../access-log/http-log';
+import type { AccessLogManager } from '../access-log/manager';
+import type { RequestFacts } from '../access-log/request-facts';
 import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
 import type { HeaderLookup } from '../router/matchers';
@@ -47,6 +50,8 @@ export interface ConnectionManagerDeps {
   readonly runtime: Runtime;
   /** True once the proxy drains: the health_check filter then fails checks. */
   readonly draining: () => boolean;
+  /** Where access_log lines go and the runtime their filters read; absent: no access logs. */
+  readonly accessLog?: { readonly manager: AccessLogManager; readonly runtime: Runtime };
 }
 
 /** The router filter's settings that change what the router adds to requests and responses. */
@@ -80,6 +85,8 @@ export class ConnectionManager {
   readonly stats: HttpStats;
   readonly #trust: TrustSettings;
   readonly #filters: HttpFilterChain;
+  /** null: no access_log, and requests carry no facts. */
+  readonly #log: HttpAccessLog | null;
 
   constructor(
     readonly hcm: HttpConnectionManager,
@@ -92,6 +99,7 @@ export class ConnectionManager {
     this.#filters = new HttpFilterChain(hcm.httpFilters, {
       statPrefix: hcm.statPrefix, stats: deps.stats, runtime: deps.runtime, clusters: deps.clusters, logger: deps.logger, draining: deps.draining,
     });
+    this.#log = HttpAccessLog.compile(hcm.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime ?? deps.runtime);
   }
 
   handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
@@ -100,7 +108,9 @@ export class ConnectionManager {
     stats.rqTotal.inc();
     (info.protocol === 'HTTP/2' ? stats.rqHttp2Total : stats.rqHttp1Total).inc();
     stats.rqActive.inc();
-    // One close listener per request: the stats, plus what the forwarding path and filters must do then.
+    const log = this.#log;
+    const facts = log?.begin(req, res, info, started) ?? null;
+    // One close listener per request: the stats, what the forwarding path and filters must do then, then the access log.
     let onClose: (() => void) | null = null;
     let filters: ActiveFilters | null = null;
     res.once('close', () => {
@@ -109,10 +119,11 @@ export class ConnectionManager {
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
       filters?.done();
+      if (facts) log!.end(facts, req, res);
     });
     // Local replies to gRPC requests are gRPC errors (Envoy's rule), decided on the client's content-type.
     const grpc = isGrpcContentType(req.headers['content-type']);
-    if (!admitRequest(req, res, this.hcm, stats, grpc)) return;
+    if (!admitRequest(req, res, this.hcm, stats, grpc, facts ? (status, counter) => facts.refused(status, counter) : undefined)) return;
 
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);
@@ -124,7 +135,8 @@ export class ConnectionManager {
     const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
     const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
-    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started, marks: { healthCheck: false }, filters: null };
+    facts?.requestHeaders(headers, trust.remoteAddress);
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started, marks: { healthCheck: false }, filters: null, facts };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
@@ -132,6 +144,7 @@ export class ConnectionManager {
     const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method, info.scheme);
 
     const route = table?.match({ authority, path, header: lookup }) ?? null;
+    if (route) facts?.route(route.route.name);
     // Weighted clusters are picked once, here, so that filters (fault's upstream_cluster) and the
     // router agree on the cluster, as in Envoy where the route entry picks it.
     const action = route?.route.action;
@@ -164,6 +177,8 @@ export class ConnectionManager {
   #afterFilters(request: RequestContext, decoded: FilterReply | null, route: CompiledRoute | null, next: () => void): void {
     if (decoded === null) return next();
     const { reply, index } = decoded;
+    if (reply.flag) request.facts?.flag(reply.flag, reply.details);
+    else if (reply.details) request.facts?.detail(reply.details);
     const extra: HeaderMap = { ...reply.headers };
     request.filters?.encodeHeaders(reply.status, extra, index);
     this.#reply(request, reply.status, reply.body ?? '', route ?? undefined, flatHeaders(extra), reply.grpcStatus, true);
@@ -175,12 +190,14 @@ export class ConnectionManager {
     const { stats } = this;
     if (route === null) {
       stats.noRoute.inc();
+      request.facts?.flag('NR', 'route_not_found');
       this.#reply(request, 404, '');
       return null;
     }
     const action = route.route.action;
     if (action.kind === 'direct_response') {
       stats.directResponse.inc();
+      request.facts?.detail('direct_response');
       this.#reply(request, action.status, action.body ?? '', route);
       return null;
     }
@@ -201,9 +218,11 @@ export class ConnectionManager {
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
+      request.facts?.flag('NC', 'cluster_not_found');
       this.#reply(request, action.clusterNotFoundResponseCode, '', route);
       return null;
     }
+    request.facts?.upstreamCluster(cluster.name);
     const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
     const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
@@ -213,6 +232,7 @@ export class ConnectionManager {
 
     if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
       cluster.stats.pendingOverflow.inc();
+      request.facts?.flag('UO', 'upstream_reset_before_response_started{overflow}');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return null;
     }
@@ -222,6 +242,7 @@ export class ConnectionManager {
     const host = cluster.pick(hashKey);
     if (host === null) {
       cluster.stats.noneHealthy.inc();
+      request.facts?.flag('UH', 'no_healthy_upstream');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
       return null;
     }
@@ -239,6 +260,7 @@ export class ConnectionManager {
       : this.deps.mirror.start(policies, route.extPolicies, {
           method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format, routeName: route.route.name,
+          shadowLog: request.facts ? this.#log!.shadowSink(request.facts, req) : null,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
@@ -251,6 +273,7 @@ export class ConnectionManager {
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
       suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
       responseHeaders: (status, raw) => {
+        request.facts?.upstreamResponse();
         const filters = request.filters?.hasEncoders ? request.filters : null;
         const out = this.#plainResponses(route) && filters === null
           ? forwardRawResponse(raw, this.#serverOverride())
@@ -271,6 +294,8 @@ export class ConnectionManager {
       syncWait: mirrored?.sync ?? null,
       tap: mirrored?.tap ?? null,
       retry,
+      onFailure: request.facts ? (failure, err) => request.facts!.upstreamFailed(failure, err) : undefined,
+      onAttempt: request.facts ? (h) => request.facts!.upstreamAttempt(h) : undefined,
     }, res);
     exchange.start();
     const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);
@@ -369,6 +394,7 @@ export class ConnectionManager {
   #capStream(request: RequestContext, exchange: PrimaryExchange, ms: number, route: CompiledRoute): NodeJS.Timeout {
     ms = Math.max(ms, 0);
     const timer = setTimeout(() => {
+      request.facts?.streamCapped();
       exchange.downstreamReset();
       if (request.res.headersSent) request.res.destroy();
       else this.#reply(request, 408, LOCAL_REPLY_BODIES.streamDuration, route, undefined, GRPC_STATUS.DEADLINE_EXCEEDED);
@@ -390,6 +416,7 @@ export class ConnectionManager {
       applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
       extra = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
     }
+    request.facts?.localReply(body);
     sendLocalReply(res, status, body, this.hcm.serverName, extra, request.grpc ? { grpcStatus } : null);
     // Drain what the client still sends so the connection can be reused.
     if (!req.complete) req.resume();
@@ -445,4 +472,6 @@ interface RequestContext {
   readonly marks: RequestMarks;
   /** The HTTP filters taking part in this request, once they are started. */
   filters: ActiveFilters | null;
+  /** What the access log line is made of; null when the connection manager has none. */
+  readonly facts: RequestFacts | null;
 }

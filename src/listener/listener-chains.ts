@@ -31,7 +31,7 @@ export class ListenerChains {
   #default: RunningChain | null = null;
   #spec: ListenerSpec;
 
-  constructor(spec: ListenerSpec, private readonly tlsFactory: ServerTlsFactory, private readonly onNoMatch: () => void = () => undefined) {
+  constructor(spec: ListenerSpec, private readonly tlsFactory: ServerTlsFactory, private readonly onNoMatch: (socket: Socket) => void = () => undefined) {
     this.#spec = spec;
     this.update(spec);
   }
@@ -69,7 +69,7 @@ export class ListenerChains {
     const running = this.#select(hello);
     if (!running) {
       // Envoy closes a connection no filter chain matches.
-      this.onNoMatch();
+      this.onNoMatch(socket);
       socket.destroy();
       return;
     }

@@ -1,3 +1,4 @@
+import type { ConnectionLog } from '../access-log/connection-log';
 import type { HttpFilterChain, Listener, TcpProxyFilterChain } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import type { TcpProxy } from '../tcp/tcp-proxy';
@@ -8,6 +9,8 @@ export interface ListenerSpec {
   /** One per filter chain, in the listener's order. */
   readonly chains: readonly ChainSpec[];
   readonly defaultChain: ChainSpec | null;
+  /** The listener's access_log (a line per connection); null or absent: none. */
+  readonly connectionLog?: ConnectionLog | null;
 }
 
 /** A filter chain as the manager runs it: its connection manager, or its TCP proxy. */

@@ -163,6 +163,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
       this.#attemptsLeft--;
       this.request.stats.retried();
       this.#host = this.request.cluster.pick() ?? this.#host;
+      this.request.stats.picked?.(this.#host.addressPort);
       this.#body = this.#copy ? newBody(this.#copy, this.#bodyEnded) : null;
       this.request.options.capture?.restart();
       this.#send();

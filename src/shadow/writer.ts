@@ -157,6 +157,7 @@ export class PooledShadowWriter implements ShadowWriter {
       request.options.onDone?.(FAILED);
       return null;
     }
+    request.stats.picked?.(host.addressPort);
     this.#inFlight.set(name, inFlight + 1);
     this.#inFlightTotal++;
     const exchange = new ShadowExchange(request, host, this.limits.maxBufferedBodyBytes, () => {

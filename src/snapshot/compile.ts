@@ -1,3 +1,4 @@
+import { ConnectionLog } from '../access-log/connection-log';
 import type { FilterChain, HttpConnectionManager, Listener } from '../config/model';
 import { type ConnectionManagerDeps, ConnectionManager, type RouterSettings } from '../http/connection-manager';
 import type { ChainSpec, ListenerSpec } from '../listener/listener-manager';
@@ -34,5 +35,6 @@ export function compileListeners(
     listener,
     chains: listener.filterChains.map((c) => chainSpec(listener, c)),
     defaultChain: listener.defaultFilterChain ? chainSpec(listener, listener.defaultFilterChain) : null,
+    connectionLog: ConnectionLog.compile(listener.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime),
   }));
 }

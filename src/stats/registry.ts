@@ -325,6 +325,14 @@ export class StatsRegistry {
   readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
 
+  readonly accessLogWriteBuffered = this.#counter('envoy_access_log_file_write_buffered', 'Access log lines queued for writing', [], () => 'access_log_file.write_buffered');
+  readonly accessLogWriteCompleted = this.#counter('envoy_access_log_file_write_completed', 'Access log batches written', [], () => 'access_log_file.write_completed');
+  readonly accessLogWriteFailed = this.#counter('envoy_access_log_file_write_failed', 'Access log batches that failed to write', [], () => 'access_log_file.write_failed');
+  readonly accessLogFlushedByTimer = this.#counter('envoy_access_log_file_flushed_by_timer', 'Access log flushes by the flush timer', [], () => 'access_log_file.flushed_by_timer');
+  readonly accessLogReopenFailed = this.#counter('envoy_access_log_file_reopen_failed', 'Access log files that failed to reopen', [], () => 'access_log_file.reopen_failed');
+  readonly accessLogTotalBuffered = this.#gauge('envoy_access_log_file_write_total_buffered', 'Access log bytes queued or being written', [], () => 'access_log_file.write_total_buffered');
+  readonly accessLogDropped = this.#counter('sidemirror_access_log_dropped_total', 'Access log lines dropped at the queue bound', [], () => 'access_log_file.dropped');
+
   readonly controlPlaneConnected = this.#gauge('envoy_control_plane_connected_state', 'Whether the xDS stream is up (1) or not (0)', [], () => 'control_plane.connected_state');
   readonly listenerCreateFailure = this.#counter('envoy_listener_manager_listener_create_failure', 'Listeners that could not be created (their socket could not be bound)', [],
     () => 'listener_manager.listener_create_failure');

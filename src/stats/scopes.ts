@@ -227,6 +227,8 @@ export interface ShadowCounters {
   retried(): void;
   /** The shadow's response ran past what the exchange may read: its connection was closed. */
   responseTruncated(): void;
+  /** The host the shadow goes to (`ip:port`), for whoever logs it; counters need not care. */
+  picked?(host: string): void;
   readonly active: GaugeChild;
   readonly rqTime: HistogramChild;
 }

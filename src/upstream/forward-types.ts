@@ -37,6 +37,10 @@ export interface PrimaryForward {
   readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
   /** Called when the exchange fails before any response byte reached the client; `headers` go on the reply. */
   readonly localReply: (failure: ForwardFailure, headers?: Record<string, string>) => void;
+  /** Told of the failure that ends the exchange, before anything is done about it (the access log's flags). */
+  readonly onFailure?: (failure: ForwardFailure, err: Error) => void;
+  /** Told of each upstream attempt's host, the first and every retry (the access log's upstream host). */
+  readonly onAttempt?: (host: Host) => void;
   /**
    * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
    * sync_timeout), then sent with the headers it yields added.

@@ -85,6 +85,7 @@ export class PrimaryExchange implements AttemptOwner {
     this.#attempt = attempt;
     this.#host = host;
     this.#attempts++;
+    fwd.onAttempt?.(host);
     host.active++;
     host.counters.rqTotal++;
     fwd.cluster.active++;
@@ -229,7 +230,7 @@ export class PrimaryExchange implements AttemptOwner {
         return;
       }
     }
-    this.#fail(failure);
+    this.#fail(failure, false, err);
   }
 
   attemptTimedOut(attempt: UpstreamAttempt, idle: boolean): void {
@@ -342,12 +343,14 @@ export class PrimaryExchange implements AttemptOwner {
     // An upload still coming stops; a request already read is left alone (on HTTP/2 it is the
     // stream itself, and destroying it would reset the local reply that follows).
     if (this.fwd.body && !this.fwd.body.readableEnded) this.fwd.body.destroy();
-    this.#fail(reason.failure, perTry);
+    this.#fail(reason.failure, perTry, reason);
   }
 
-  #fail(failure: ForwardFailure, perTry = false): void {
+  #fail(failure: ForwardFailure, perTry = false, err: Error = new Error(failure)): void {
     // Aborting undici reports the error back through onError synchronously: count it once.
     if (this.#finished) return;
+    this.fwd.onFailure?.(failure, err);
+    this.fwd.onFailure?.(failure, err);
     this.#tap?.fail(failure === 'timeout' ? 'timeout' : 'error');
     const { cluster } = this.fwd;
     const host = this.#host;

@@ -105,6 +105,11 @@ export class Supervisor {
     return loaded;
   }
 
+  /** SIGUSR1: every worker reopens its access log files. */
+  reopenAccessLogs(): void {
+    for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGUSR1');
+  }
+
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#state = 'DRAINING';

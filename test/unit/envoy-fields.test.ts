@@ -23,6 +23,6 @@ describe('src/config/envoy-fields.ts', () => {
     expect(fresh['envoy.config.cluster.v3.OutlierDetection']).toEqual({ monitors: 24 });
     expect(fresh['envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext']).toMatchObject({ session_ticket_keys: 4, ocsp_staple_policy: 8 });
     expect(fresh['envoy.extensions.transport_sockets.tls.v3.TlsCertificate']).toMatchObject({ pkcs12: 8, private_key_provider: 6 });
-    expect(fresh['envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager']).toMatchObject({ access_log: 13 });
+    expect(fresh['envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager']).toMatchObject({ tracing: 7 });
   });
 });

@@ -39,12 +39,12 @@ test('undeclared fields of filter_chain_match, the TLS context inside transport_
   });
   const decoded = decodeResourceBytes(LISTENER_TYPE, listenerBytes(
     { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tlsContext }, filter_chain_match: { server_names: ['a.example'], destination_port: { value: 443 } } },
-    { access_log: [{ name: 'envoy.access_loggers.stdout' }] },
+    { tracing: { random_sampling: { value: 10 } } },
   ));
   expect(decoded.ok).toBe(false);
   expect(decoded.ok ? [] : decoded.issues).toEqual([
     { path: 'Listener "l0".filter_chains[0].filter_chain_match.destination_port', message: 'not supported by sidemirror' },
-    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.tracing', message: 'not supported by sidemirror' },
     { path: 'Listener "l0".filter_chains[0].transport_socket.typed_config.ocsp_staple_policy', message: 'not supported by sidemirror' },
   ]);
 });

@@ -3,6 +3,7 @@ import type { TcpProxyConfig } from '../tcp-proxy-model';
 import type { FilterChainMatch } from '../transport-model';
 import { http2Settings } from './http2';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { decodeAccessLogs } from './access-log';
 import { type ChainForCheck, checkChainMatches, decodeFilterChainMatch, decodeListenerFilters } from './filter-chain-match';
 import { downstreamTransportSocket } from './transport-socket';
 import { upgradeType } from './upgrade';
@@ -44,6 +45,7 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
     trafficDirection: String(l.traffic_direction ?? 'UNSPECIFIED') as Listener['trafficDirection'],
+    accessLog: decodeAccessLogs(l, ctx, 'listener'),
   };
 }
 
@@ -139,6 +141,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
     upgradeTypes,
     http2: http2Settings(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options')),
+    accessLog: decodeAccessLogs(h, ctx, 'connection_manager'),
     http1: decodeHttp1Settings(h.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), report),
     normalizePath: wrapped(h.normalize_path, false),
     mergeSlashes: Boolean(h.merge_slashes),

@@ -1,3 +1,4 @@
+import type { ResponseFlag } from '../../access-log/response-flags';
 import type { Ctx, Pb } from '../../config/decode/common';
 import type { Logger } from '../../log/logger';
 import type { CompiledRoute } from '../../router/route-table';
@@ -95,8 +96,8 @@ export interface LocalReply {
   readonly grpcStatus?: number;
   /** Envoy's %RESPONSE_CODE_DETAILS% for access logs, e.g. "fault_filter_abort". */
   readonly details?: string;
-  /** Envoy's response flag for access logs, e.g. "FI", "RL", "UAEX". */
-  readonly flag?: string;
+  /** Envoy's response flag for access logs, e.g. "FI", "RL". */
+  readonly flag?: ResponseFlag;
 }
 
 /** A request-phase result: undefined lets the request go on to the next filter. */
