@@ -128,7 +128,7 @@ export function endpoint(address: string | undefined, port: number | undefined):
 }
 
 /** `ip:port` or `[ip]:port` back into its parts. */
-function hostEndpoint(hostPort: string): Endpoint {
+export function hostEndpoint(hostPort: string): Endpoint {
   const colon = hostPort.lastIndexOf(':');
   const host = hostPort.slice(0, colon);
   return { address: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(hostPort.slice(colon + 1)) };

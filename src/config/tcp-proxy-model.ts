@@ -1,5 +1,7 @@
+import type { AccessLogConfig } from './access-log-model';
+
 // The TCP proxy network filter (Envoy's extensions.filters.network.tcp_proxy.v3.TcpProxy) in the
-// plain model. Imports nothing.
+// plain model.
 
 /** Where a connection goes: one cluster, or one of several picked per connection by weight. */
 export type TcpClusterSpecifier =
@@ -24,4 +26,6 @@ export interface TcpProxyConfig {
   readonly hashSourceIp: boolean;
   /** The downstream connection is closed after this long (0: no limit). */
   readonly maxDownstreamConnectionDurationMs: number;
+  /** access_log: one line per proxied connection, once both sides have closed. */
+  readonly accessLog: readonly AccessLogConfig[];
 }

@@ -1,4 +1,5 @@
 import { ConnectionLog } from '../access-log/connection-log';
+import { TcpSessionLog } from '../access-log/tcp-log';
 import type { FilterChain, HttpConnectionManager, Listener } from '../config/model';
 import { type ConnectionManagerDeps, ConnectionManager, type RouterSettings } from '../http/connection-manager';
 import type { ChainSpec, ListenerSpec } from '../listener/listener-manager';
@@ -24,7 +25,10 @@ export function compileListeners(
   routesFor: (listener: Listener, hcm: HttpConnectionManager) => () => RouteTable | null,
 ): ListenerSpec[] {
   const chainSpec = (listener: Listener, chain: FilterChain): ChainSpec => {
-    if (chain.kind === 'tcp_proxy') return { chain, tcpProxy: new TcpProxy(chain.tcpProxy, deps, listener.perConnectionBufferLimitBytes) };
+    if (chain.kind === 'tcp_proxy') {
+      const log = TcpSessionLog.compile(chain.tcpProxy.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime);
+      return { chain, tcpProxy: new TcpProxy(chain.tcpProxy, log ? { ...deps, sessionEnded: log.ended } : deps, listener.perConnectionBufferLimitBytes) };
+    }
     return {
       chain,
       connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm),

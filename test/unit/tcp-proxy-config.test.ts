@@ -40,6 +40,7 @@ describe('TcpProxy decoding', () => {
       maxConnectAttempts: 1,
       hashSourceIp: false,
       maxDownstreamConnectionDurationMs: 0,
+      accessLog: [],
     });
   });
 
@@ -59,6 +60,7 @@ describe('TcpProxy decoding', () => {
       maxConnectAttempts: 4,
       hashSourceIp: true,
       maxDownstreamConnectionDurationMs: 90_000,
+      accessLog: [],
     });
   });
 
@@ -77,9 +79,9 @@ describe('TcpProxy decoding', () => {
     expect(issuesOf(doc({ stat_prefix: 'x', weighted_clusters: {} }))).toEqual([`${TCP0}.weighted_clusters.clusters: at least one cluster is required`]);
   });
 
-  test('access_log is refused until TCP access logs are wired; fields sidemirror lacks are refused by name', () => {
+  test('access_log is decoded like any other (a logger without typed_config is an error by path); fields sidemirror lacks are refused by name', () => {
     expect(issuesOf(doc({ stat_prefix: 'x', cluster: 'c', access_log: [{ name: 'envoy.access_loggers.stdout' }] })))
-      .toEqual([`${TCP0}.access_log: TCP proxy access logs are not supported yet`]);
+      .toEqual([`${TCP0}.access_log[0].typed_config: typed_config is required`]);
     expect(issuesOf(doc({
       stat_prefix: 'x',
       cluster: 'c',

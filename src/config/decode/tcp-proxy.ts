@@ -1,4 +1,5 @@
 import type { TcpClusterSpecifier, TcpClusterWeight, TcpProxyConfig } from '../tcp-proxy-model';
+import { decodeAccessLogs } from './access-log';
 import { type Ctx, type Pb, at, durationMs, each, fail, wrapped } from './common';
 
 export const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -13,8 +14,6 @@ const DEFAULT_IDLE_TIMEOUT_MS = 3_600_000;
 export function decodeTcpProxy(t: Pb, ctx: Ctx): TcpProxyConfig {
   const statPrefix = String(t.stat_prefix ?? '');
   if (!statPrefix) fail(at(ctx, 'stat_prefix'), 'stat_prefix is required');
-  // Access logs are built elsewhere; until they are wired to connections, saying so beats running without them.
-  if (Array.isArray(t.access_log) && t.access_log.length > 0) fail(at(ctx, 'access_log'), 'TCP proxy access logs are not supported yet');
   const attempts = Number(wrapped(t.max_connect_attempts as Pb | undefined, 1));
   if (!Number.isInteger(attempts) || attempts < 1) fail(at(ctx, 'max_connect_attempts'), 'must be at least 1');
   const maxDuration = durationMs(t.max_downstream_connection_duration as Pb | undefined, 0);
@@ -26,6 +25,7 @@ export function decodeTcpProxy(t: Pb, ctx: Ctx): TcpProxyConfig {
     maxConnectAttempts: Math.max(1, Number.isInteger(attempts) ? attempts : 1),
     hashSourceIp: hashPolicy(t, ctx),
     maxDownstreamConnectionDurationMs: Math.max(0, maxDuration),
+    accessLog: decodeAccessLogs(t, ctx, 'listener'),
   };
 }
 
