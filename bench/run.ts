@@ -220,7 +220,7 @@ async function main(): Promise<number> {
     await Promise.all(h1Upstreams.map((u) => u.stop()));
   }
 
-  process.stdout.write(`\n${table(rows)}\n${notes.map((n) => `note: ${n}\n`).join('')}\n`);
+  process.stdout.write(`\n${rows.length > 0 ? `${table(rows)}\n` : ''}${notes.map((n) => `note: ${n}\n`).join('')}\n`);
   if (compare && compare.saturation.length + compare.fixedRate.length > 0) {
     process.stdout.write(`${table(compare.saturation)}\n\n${summaryTable(compare.summary, compare.settings.rate, BASELINE)}\n\n`);
   }

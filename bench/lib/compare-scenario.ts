@@ -143,7 +143,7 @@ async function rateRound(s: CompareScenarioSettings, running: RunningPeer, up: C
 const fmt = (v: number | null, d = 0): string => (v === null ? '-' : v.toFixed(d));
 const pct = (v: number | null): string => (v === null ? '-' : `${Math.round(v * 100)}%`);
 
-/** Fresh peer → wrk warm-up → quiet → rounds at the fixed rate → outcomes → stop. */
+/** Fresh peer → wrk warm-up → quiet → a round at the rate, unmeasured → rounds at the fixed rate → outcomes → stop. */
 async function rateRow(s: CompareScenarioSettings, peer: PeerDef, env: PeerEnv, up: CompareUpstreams): Promise<RateRow> {
   const row: RateRow = { peer: peer.name, offeredRps: s.rate, clientConnections: CLIENT_CONNECTIONS, rounds: [], median: rateMedians([]), outcomes: null };
   const label = `compare h1 ${peer.name} @${s.rate} req/s`;
@@ -160,6 +160,9 @@ async function rateRow(s: CompareScenarioSettings, peer: PeerDef, env: PeerEnv, 
   try {
     await wrkDriver(s.conns[0] ?? 16, s.loadCpus).warmUp(running.port, s.ms.warmup);
     await quiesce(quiet);
+    // An unmeasured round at the rate: after wrk's burst V8 shrinks its heap (a mark-compact or
+    // two), which would land in the first measured round.
+    await runRateClient(running.port, s.rate, s.ms.duration, s.loadCpus);
     const outcomes0 = await readOutcomes(running);
     for (let i = 1; i <= s.ms.rounds; i++) {
       const r = await rateRound(s, running, up).catch((err: unknown) => failedRound(s.rate, (err as Error).message));
