@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { runRegexBench } from './regex';
+import { summaryTable } from './lib/compare-report';
+import { BASELINE, COMPARE_PEERS, type CompareResult, DEFAULT_COMPARE_RATE, runCompareScenario } from './lib/compare-scenario';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,7 +17,8 @@ import { startGrpcUpstream, startH2cUpstream, startNginxShadow, startPrimary, st
 
 // `npm run bench`: sidemirror against nginx and node-http-proxy, with and without mirroring, with
 // a fast and a slow (2 s) shadow, over HTTP/1.1 (wrk); then h2c GET and gRPC unary (h2load) with
-// a fast shadow. Peers run on core 0; the load generator and the upstreams on core 1.
+// a fast shadow; then what shadow comparison costs (bench/lib/compare-scenario.ts). Peers run on
+// core 0; the load generator and the upstreams on core 1.
 
 const USAGE = `Usage: node dist/bench/run.js [options]
   --rounds N           measured rounds per peer and connection count (default 3)
@@ -26,7 +29,12 @@ const USAGE = `Usage: node dist/bench/run.js [options]
   --slow-delay-ms MS   delay of the slow shadow (default 2000)
   --only a,b           run only these peers (e.g. sidemirror-mirror,nginx-mirror)
   --no-slow            skip the slow-shadow scenario
-  --empty-shadow-body  shadows answer an empty 200 instead of "ok\n" (nginx's mirror can only
+  --no-compare         skip the compare scenario: sidemirror's mirror filter without and with
+                       response comparison, at saturation and at a fixed rate (HTTP/1.1: only
+                       with h1 in --protocols); its rows, for --only:
+                       ${COMPARE_PEERS.join(', ')}
+  --compare-rate N     the compare scenario's fixed offered rate, req/s (default ${DEFAULT_COMPARE_RATE})
+  --empty-shadow-body  shadows answer an empty 200 instead of "ok\\n" (nginx's mirror can only
                        keep shadow connections alive when the response has no body)
   --with-concurrency   also run sidemirror-mirror-c2 (sidemirror --concurrency 2);
                        BENCH_WITH_CONCURRENCY=1 does the same
@@ -51,6 +59,8 @@ interface Settings {
   slowDelayMs: number;
   only: string[] | undefined;
   slow: boolean;
+  compare: boolean;
+  compareRate: number;
   emptyShadowBody: boolean;
   withConcurrency: boolean;
   protocols: Protocol[];
@@ -69,6 +79,8 @@ function parseSettings(): Settings {
       'slow-delay-ms': { type: 'string', default: '2000' },
       only: { type: 'string' },
       'no-slow': { type: 'boolean', default: false },
+      'no-compare': { type: 'boolean', default: false },
+      'compare-rate': { type: 'string', default: String(DEFAULT_COMPARE_RATE) },
       'empty-shadow-body': { type: 'boolean', default: false },
       'with-concurrency': { type: 'boolean', default: false },
       protocols: { type: 'string', default: PROTOCOLS.join(',') },
@@ -102,6 +114,8 @@ function parseSettings(): Settings {
     slowDelayMs: int('slow-delay-ms', values['slow-delay-ms']),
     only: values.only?.split(',').map((s) => s.trim()),
     slow: !values['no-slow'],
+    compare: !values['no-compare'],
+    compareRate: int('compare-rate', values['compare-rate']),
     emptyShadowBody: values['empty-shadow-body'],
     withConcurrency: values['with-concurrency'] || process.env.BENCH_WITH_CONCURRENCY === '1',
     protocols: protocols as Protocol[],
@@ -174,6 +188,7 @@ async function main(): Promise<number> {
   progress(`settings: ${s.rounds} round(s) x ${s.duration} s, warm-up ${s.warmup} s, conns ${s.conns.join(',')}; slow shadow ${s.slowDelayMs} ms at c=${s.slowConns}; ` +
     `protocols ${s.protocols.join(',')}, h2load ${s.h2Load.map((l) => `${l.conns}x${l.streams}`).join(',')}`);
   const rows: Row[] = [];
+  let compare: CompareResult | null = null;
   const h1Upstreams: Upstream[] = [];
   try {
     const primary = h1 ? await startPrimary(load) : undefined;
@@ -200,15 +215,20 @@ async function main(): Promise<number> {
       const slowEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: slow.port, cpus: peerCpus };
       for (const peer of slowPeers) rows.push(await measure(ms, 'slow-shadow', peer, wrkDriver(s.slowConns, load), slowEnv, { primary, shadow: slow }));
     }
+    if (h1 && s.compare) compare = await runCompareScenario({ ms, conns: s.conns, rate: s.compareRate, only: s.only, loadCpus: load, peerCpus });
   } finally {
     await Promise.all(h1Upstreams.map((u) => u.stop()));
   }
 
-  process.stdout.write(`\n${table(rows)}\n${notes.map((n) => `note: ${n}\n`).join('')}\n`);
+  process.stdout.write(`\n${rows.length > 0 ? `${table(rows)}\n` : ''}${notes.map((n) => `note: ${n}\n`).join('')}\n`);
+  if (compare && compare.saturation.length + compare.fixedRate.length > 0) {
+    process.stdout.write(`${table(compare.saturation)}\n\n${summaryTable(compare.summary, compare.settings.rate, BASELINE)}\n\n`);
+  }
   // The cost of one config regex match on the hot path (RE2 semantics, linear time), in-process.
   const regex = runRegexBench(false, progress);
   process.stdout.write(`regex match cost (RE2 via re2js vs JavaScript RegExp):\n${regex.table}\n\n`);
-  const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.protocol} ${r.peer} c=${r.conns}${r.protocol === 'h1' ? '' : ` m=${r.streams}`}`);
+  const noisy = [...rows, ...(compare?.saturation ?? [])].filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.protocol} ${r.peer} c=${r.conns}${r.protocol === 'h1' ? '' : ` m=${r.streams}`}`);
+  for (const r of compare?.fixedRate ?? []) if (r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)) noisy.push(`h1 ${r.peer} @${r.offeredRps} req/s`);
   if (noisy.length > 0) {
     process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
   }
@@ -233,6 +253,7 @@ async function main(): Promise<number> {
     },
     notes,
     rows,
+    compare,
     regex: { settings: regex.settings, rows: regex.rows },
     totalSeconds: (Date.now() - started) / 1000,
   };

@@ -102,20 +102,27 @@ async function round(s: MeasureSettings, peer: PeerDef, running: RunningPeer, lo
  * Waits (at most 5 s) until PRIMARY and the shadow have stopped counting: a peer that fell
  * behind with its mirrors (nginx's) must not hand its backlog, and its load, to the next row.
  */
-async function quiesce(up: Upstreams): Promise<void> {
-  const read = async (): Promise<string> => (await Promise.all([up.primary.read(), up.shadow.read()])).join('/');
+export async function quiesce(up: Upstreams): Promise<void> {
+  const read = (): Promise<number[] | null> => Promise.all([up.primary.read(), up.shadow.read()]).catch(() => null);
+  // By delta, not by equal readings: nginx's stub_status counts each reading itself.
+  const still = (a: number[] | null, b: number[] | null): boolean =>
+    a !== null && b !== null && up.primary.delta(a[0] as number, b[0] as number) === 0 && up.shadow.delta(a[1] as number, b[1] as number) === 0;
   const deadline = Date.now() + 5000;
-  let last = await read().catch(() => '');
+  let last = await read();
   while (Date.now() < deadline) {
     await sleep(SETTLE_MS);
-    const now = await read().catch(() => '');
-    if (now === last) return;
+    const now = await read();
+    if (still(last, now)) return;
     last = now;
   }
 }
 
-/** Fresh peer → check → warm-up → rounds → peak RSS → stop. Failures become null rows, never aborts. */
-export async function measure(s: MeasureSettings, scenario: string, peer: PeerDef, load: LoadDriver, env: PeerEnv, up: Upstreams): Promise<Row> {
+/**
+ * Fresh peer → check → warm-up → rounds → peak RSS → `beforeStop` (to read what the peer itself
+ * reports) → stop. Failures become null rows, never aborts.
+ */
+export async function measure(s: MeasureSettings, scenario: string, peer: PeerDef, load: LoadDriver, env: PeerEnv, up: Upstreams,
+  beforeStop?: (running: RunningPeer) => Promise<void>): Promise<Row> {
   const { conns, streams, protocol } = load;
   const row: Row = { scenario, protocol, peer: peer.name, conns, streams, mirror: peer.mirror, rounds: [], median: medians([]), peakRssMb: null, loadavg1m: os.loadavg()[0] ?? 0 };
   const label = `${scenario} ${protocol} ${peer.name} c=${conns}${protocol === 'h1' ? '' : ` m=${streams}`}`;
@@ -159,6 +166,7 @@ export async function measure(s: MeasureSettings, scenario: string, peer: PeerDe
       );
     }
     row.peakRssMb = treePeakRssMb(running.pid);
+    await beforeStop?.(running);
   } finally {
     await running.stop();
     row.median = medians(row.rounds);

@@ -49,6 +49,28 @@ ${status}}
 `;
 }
 
+/**
+ * A fast upstream answering `body` on every path as `application/json`, with stub_status on
+ * `statusPort`. `body` must hold no `'` and no `$` (nginx would read them as its own syntax).
+ */
+export function jsonUpstreamConf(prefix: string, port: number, statusPort: number, body: string): string {
+  if (/['$\\]/.test(body)) throw new Error("a JSON upstream's body cannot hold ', $ or \\ in an nginx string");
+  return `${header(prefix)}http {
+${httpHeader(prefix)}  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      default_type application/json;
+      return 200 '${body}';
+    }
+  }
+  server {
+    listen 127.0.0.1:${statusPort};
+    location = /status { stub_status; }
+  }
+}
+`;
+}
+
 function upstreamBlock(name: string, port: number): string {
   return `  upstream ${name} {
     server 127.0.0.1:${port};

@@ -24,6 +24,8 @@ export interface PeerEnv {
 export interface RunningPeer {
   readonly port: number;
   readonly pid: number;
+  /** sidemirror peers started with an admin listener (sidemirrorConfigPeer). */
+  readonly adminPort?: number;
   stop(): Promise<void>;
 }
 
@@ -70,28 +72,46 @@ function nginxGrpcPeer(name: string, mirror: boolean): PeerDef {
   };
 }
 
+/** sidemirror's bootstrap for one start: its listener port, its admin port and the peer's environment. */
+export type SidemirrorBootstrap = (port: number, adminPort: number, env: PeerEnv) => string;
+
+function startSidemirror(name: string, env: PeerEnv, bootstrap: (port: number) => string, concurrency = 1): Promise<RunningPeer> {
+  const cli = path.join(distRoot, 'src', 'cli.js');
+  return startNode(
+    name,
+    cli,
+    (port, dir) => {
+      const file = path.join(dir, 'bootstrap.json');
+      fs.writeFileSync(file, bootstrap(port));
+      const args = ['proxy', '-c', file, '--log-level', 'warn'];
+      if (concurrency > 1) args.push('--concurrency', String(concurrency));
+      return args;
+    },
+    env.cpus,
+    // As the Dockerfile and the sandbox start it: the young generation sized for shadows, two malloc arenas.
+    proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
+    { ...proxyEnv({ ...process.env, ...env.env }), ...env.env },
+  );
+}
+
 /** `http2`: the clusters speak HTTP/2 (h2c) to the upstreams; downstream is AUTO either way. */
 function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1, http2 = false): PeerDef {
   return {
     name,
     mirror,
-    start(env) {
-      const cli = path.join(distRoot, 'src', 'cli.js');
-      return startNode(
-        name,
-        cli,
-        (port, dir) => {
-          const file = path.join(dir, 'bootstrap.json');
-          fs.writeFileSync(file, sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined, http2));
-          const args = ['proxy', '-c', file, '--log-level', 'warn'];
-          if (concurrency > 1) args.push('--concurrency', String(concurrency));
-          return args;
-        },
-        env.cpus,
-        // As the Dockerfile and the sandbox start it: the young generation sized for shadows, two malloc arenas.
-        proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
-        { ...proxyEnv({ ...process.env, ...env.env }), ...env.env },
-      );
+    start: (env) => startSidemirror(name, env, (port) => sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined, http2), concurrency),
+  };
+}
+
+/** sidemirror with a bootstrap of the caller's, and an admin listener on a port of its own. */
+export function sidemirrorConfigPeer(name: string, mirror: boolean, bootstrap: SidemirrorBootstrap): PeerDef {
+  return {
+    name,
+    mirror,
+    async start(env) {
+      const adminPort = await freePort();
+      const running = await startSidemirror(name, env, (port) => bootstrap(port, adminPort, env));
+      return { ...running, adminPort };
     },
   };
 }

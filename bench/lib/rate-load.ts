@@ -11,6 +11,11 @@ export interface RateLoadOptions {
   readonly connections?: number;
   /** Requests in flight before the schedule is skipped, counted as `skipped` (default 512). */
   readonly maxInFlight?: number;
+  /**
+   * How often the schedule is caught up with, ms (default 5): every tick starts the requests due
+   * since the last one at once, so at 1000 req/s a 5 ms tick sends bursts of 5.
+   */
+  readonly tickMs?: number;
   /** Called every second with what happened in that second. */
   readonly onSecond?: (s: SecondStats) => void;
 }
@@ -98,7 +103,7 @@ export async function runRateLoad(o: RateLoadOptions): Promise<RateLoadResult> {
         clearInterval(timer);
         resolve();
       }
-    }, TICK_MS);
+    }, o.tickMs ?? TICK_MS);
   });
   // Let what is in flight finish (bounded), then close the pool.
   const drainUntil = performance.now() + 10_000;
