@@ -124,6 +124,8 @@ export class PrimaryExchange implements AttemptOwner {
 
   /** The client went away: reset the upstream request too. */
   downstreamReset(): void {
+    // Called at every response's close: an exchange already over builds no Error (and no stack).
+    if (this.#finished) return;
     this.#abort(new PrimaryAbort('downstream_reset'));
   }
 
