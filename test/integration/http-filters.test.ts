@@ -288,6 +288,12 @@ describe('rbac filter', () => {
     expect((await fetchText(`${p.url}/free`)).status).toBe(200);
   });
 
+  test('a request an earlier filter answered is neither judged nor counted by rbac', async () => {
+    const p = await proxyWith([fault(abortAll(418)), rbac({ rules: { action: 'ALLOW', policies: {} } })]);
+    expect((await fetchText(`${p.url}/`)).status).toBe(418);
+    expect(await statValue(p.adminUrl, 'http.ingress_http.rbac.denied')).toBe(0);
+  });
+
   test('an authenticated principal never matches on plaintext', async () => {
     const p = await proxyWith([rbac({ rules: { action: 'ALLOW', policies: { mtls: policy([{ any: true }], [{ authenticated: {} }]) } } })]);
     expect((await fetchText(`${p.url}/`)).status).toBe(403);

@@ -267,16 +267,20 @@ class RbacRunner implements HttpFilterRunner<RbacSettings> {
       path: q < 0 ? request.path : request.path.slice(0, q),
       request,
     };
-    if (s.shadow !== null) {
-      const shadow = evaluate(this.#rules(s.shadow), subject);
-      this.#count(s.shadowStatPrefix, shadow.allowed ? 'shadow_allowed' : 'shadow_denied');
-    }
-    if (s.rules === null) return null;
-    const verdict = evaluate(this.#rules(s.rules), subject);
-    this.#count(s.rulesStatPrefix, verdict.allowed ? 'allowed' : 'denied');
-    if (verdict.allowed) return null;
-    const details = `rbac_access_denied_matched_policy[${verdict.policy ?? 'none'}]`;
-    return { decodeHeaders: () => ({ status: 403, body: 'RBAC: access denied', details }) };
+    // Decided when the request reaches this filter: one an earlier filter answered is not counted.
+    return {
+      decodeHeaders: () => {
+        if (s.shadow !== null) {
+          const shadow = evaluate(this.#rules(s.shadow), subject);
+          this.#count(s.shadowStatPrefix, shadow.allowed ? 'shadow_allowed' : 'shadow_denied');
+        }
+        if (s.rules === null) return undefined;
+        const verdict = evaluate(this.#rules(s.rules), subject);
+        this.#count(s.rulesStatPrefix, verdict.allowed ? 'allowed' : 'denied');
+        if (verdict.allowed) return undefined;
+        return { status: 403, body: 'RBAC: access denied', details: `rbac_access_denied_matched_policy[${verdict.policy ?? 'none'}]` };
+      },
+    };
   }
 
   #rules(r: Rules): CompiledRules {
