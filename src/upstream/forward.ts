@@ -37,6 +37,16 @@ export interface PrimaryForward {
   readonly syncWait: Promise<Record<string, string>> | null;
   /** A compared request: shown the upstream's response as it streams on to the client. */
   readonly tap?: ResponseTap | null;
+  /** HTTP filters that rewrite the body (the compressor): asked once the response head is decided. */
+  readonly responseBody?: (() => ResponseBodySink | null) | null;
+}
+
+/** Where the response body goes instead of the client when a filter rewrites it; it ends the response itself. */
+export interface ResponseBodySink {
+  /** false: stop reading the upstream until `onDrain` is called. */
+  write(chunk: Buffer, onDrain: () => void): boolean;
+  /** The upstream's body is over: the response ends once the sink has written it all, trailers last. */
+  end(trailers: Record<string, string | string[]> | null): void;
 }
 
 /** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
@@ -80,6 +90,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #head: { readonly status: number; readonly headers: OutgoingHeaders } | null = null;
   /** Set while the comparison still wants the response's bytes. */
   #tap: ResponseTap | null;
+  #sink: ResponseBodySink | null = null;
   readonly #started = performance.now();
   readonly #onDrain = (): void => this.#resume?.();
 
@@ -135,6 +146,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#tap?.head(statusCode, rawHeaders);
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
     if (!this.fwd.suppressEnvoyHeaders) addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
+    this.#sink = this.fwd.responseBody?.() ?? null;
     if (this.fwd.syncWait === null) {
       if (isHttp2Response(this.res)) {
         // Held until the next event: a response that ends right away (gRPC's Trailers-Only)
@@ -161,7 +173,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       this.#timeoutLeft = null;
       for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
       this.#writeHead(held.status, held.headers);
-      for (const c of held.chunks) writeBody(this.res, c);
+      for (const c of held.chunks) if (this.#sink === null) writeBody(this.res, c); else this.#sink.write(c, this.#onDrain);
       if (held.ended) this.#complete(held.trailers);
       else resume();
     });
@@ -176,6 +188,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       this.#held.chunks.push(chunk);
       return false;
     }
+    if (this.#sink !== null) return this.#sink.write(chunk, this.#onDrain);
     if (writeBody(this.res, chunk)) return true;
     this.res.once('drain', this.#onDrain);
     return false;
@@ -192,7 +205,7 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       return;
     }
     const head = this.#head;
-    if (head !== null && t === null && isHttp2Response(this.res)) {
+    if (head !== null && t === null && this.#sink === null && isHttp2Response(this.res)) {
       // Nothing but headers: set, not written, so that end() sends them with END_STREAM.
       this.#head = null;
       setHeaders(this.res, head.headers);
@@ -225,8 +238,11 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
 
   #complete(trailers: Record<string, string | string[]> | null = null): void {
     try {
-      if (trailers !== null) this.res.addTrailers(trailers);
-      this.res.end();
+      if (this.#sink !== null) this.#sink.end(trailers);
+      else {
+        if (trailers !== null) this.res.addTrailers(trailers);
+        this.res.end();
+      }
     } catch {
       // Trailers Node refuses to write (an invalid name or value): the client's stream is reset.
       this.res.destroy();

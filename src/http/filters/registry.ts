@@ -1,3 +1,4 @@
+import { bufferFilter } from './buffer';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import type { HttpFilterKind } from './types';
@@ -7,6 +8,7 @@ import type { HttpFilterKind } from './types';
 const KINDS: readonly HttpFilterKind<never, never>[] = [
   faultFilter,
   healthCheckFilter,
+  bufferFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));
