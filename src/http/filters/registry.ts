@@ -1,4 +1,5 @@
 import { bufferFilter } from './buffer';
+import { compressorFilter } from './compressor';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import type { HttpFilterKind } from './types';
@@ -9,6 +10,7 @@ const KINDS: readonly HttpFilterKind<never, never>[] = [
   faultFilter,
   healthCheckFilter,
   bufferFilter,
+  compressorFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));
