@@ -7,6 +7,19 @@ import { type Upstream, startUpstream } from './upstream';
 // compress or leave alone, and the big ones are written with back-pressure, so that a test can
 // see how far the upstream got while the client reads nothing.
 
+type Json = Record<string, unknown>;
+const COMPRESSOR = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor';
+const GZIP = 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip';
+const BROTLI = 'type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli';
+
+/** A compressor filter entry with response_direction_config (Envoy's current spelling) and `config` over it. */
+export const compressor = (library: Json, config: Json = {}, name = 'envoy.filters.http.compressor'): Json => ({
+  name, typed_config: { '@type': COMPRESSOR, response_direction_config: {}, compressor_library: library, ...config },
+});
+/** compressor_library entries named "text", as the stat names in the tests expect. */
+export const gzipLib = (extra: Json = {}): Json => ({ name: 'text', typed_config: { '@type': GZIP, ...extra } });
+export const brotliLib = (extra: Json = {}): Json => ({ name: 'text', typed_config: { '@type': BROTLI, ...extra } });
+
 /** Compressible text, the same for a given size: numbered lines of words. */
 export function textBody(size: number): Buffer {
   const words = ['mirror', 'shadow', 'primary', 'cluster', 'route', 'envoy', 'sidecar', 'listener', 'filter', 'upstream'];

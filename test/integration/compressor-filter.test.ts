@@ -4,26 +4,19 @@ import type { AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
 import { request } from 'undici';
 import { ROUTER_TYPE, bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
-import { type CompressUpstream, noiseBody, startCompressUpstream, textBody } from '../harness/compress-upstream';
-import { type TestProxy, startProxy, statValue } from '../harness/proxy';
-import { sleep } from '../harness/upstream';
+import { type CompressUpstream, brotliLib, compressor, gzipLib, noiseBody, startCompressUpstream, textBody } from '../harness/compress-upstream';
+import { MIRROR_FILTER_NAME, MIRROR_TYPE, extRoute } from '../harness/mirror-ext';
+import { type TestProxy, fetchText, startProxy, statValue } from '../harness/proxy';
+import { sleep, startUpstream } from '../harness/upstream';
 
 // envoy.filters.http.compressor with real sockets: gzip and brotli responses decode to the
 // upstream's bytes (large, streamed, with back-pressure), HTTP/2 downstream, trailers kept,
 // gRPC left alone, and what is not compressed (small, other types, no Accept-Encoding).
 
 type Json = Record<string, unknown>;
-const COMPRESSOR = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor';
-const GZIP = 'type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip';
-const BROTLI = 'type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli';
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 const HPO = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-export const compressor = (library: Json, config: Json = {}, name = 'envoy.filters.http.compressor'): Json => ({
-  name, typed_config: { '@type': COMPRESSOR, response_direction_config: {}, compressor_library: library, ...config },
-});
-export const gzipLib = (extra: Json = {}): Json => ({ name: 'text', typed_config: { '@type': GZIP, ...extra } });
-export const brotliLib = (extra: Json = {}): Json => ({ name: 'text', typed_config: { '@type': BROTLI, ...extra } });
 
 let upstream: CompressUpstream;
 const running: TestProxy[] = [];
@@ -38,8 +31,8 @@ afterEach(async () => {
   for (const p of running.splice(0)) await p.stop();
 });
 
-async function proxyWith(filters: Json[], clusters: Json[] = [cluster('backend', [upstream.port])], action: Json = {}): Promise<TestProxy> {
-  const p = await startProxy(bootstrap({ listeners: [listener(routeConfig([route('/', 'backend', action)]), { hcm: { http_filters: [...filters, ROUTER] } })], clusters }));
+async function proxyWith(filters: Json[], clusters: Json[] = [cluster('backend', [upstream.port])], action: Json = {}, routes?: Json[]): Promise<TestProxy> {
+  const p = await startProxy(bootstrap({ listeners: [listener(routeConfig(routes ?? [route('/', 'backend', action)]), { hcm: { http_filters: [...filters, ROUTER] } })], clusters }));
   running.push(p);
   return p;
 }
@@ -100,6 +93,8 @@ describe('compressor filter: gzip and brotli', () => {
     expect(await stat(p, 'gzip.header_compressor_used')).toBe(1);
     expect(await stat(p, 'gzip.response.total_uncompressed_bytes')).toBe(3_000_000);
     expect(await stat(p, 'gzip.response.total_compressed_bytes')).toBe(got.raw.length);
+    const prom = (await fetchText(`${p.adminUrl}/stats/prometheus`)).body;
+    expect(prom).toContain('envoy_http_compressor_compressed{envoy_http_conn_manager_prefix="ingress_http",compressor_library="text",compressor="gzip",direction="response"} 1');
   });
 
   test('brotli with its settings: a large response decodes to the upstream\'s bytes', async () => {
@@ -225,6 +220,47 @@ describe('compressor filter: what it leaves alone', () => {
       // The proxy's pooled HTTP/2 session keeps the server open until the proxy is gone.
       for (const p of running.splice(0)) await p.stop();
       await new Promise((resolve) => grpcUpstream.close(resolve));
+    }
+  });
+});
+
+describe('compressor filter beside mirroring', () => {
+  const MIRROR = { name: MIRROR_FILTER_NAME, typed_config: { '@type': MIRROR_TYPE } };
+
+  test('a compared request: the comparison sees the upstream\'s bytes, the client gets them compressed', async () => {
+    const candidate = await startCompressUpstream();
+    try {
+      const p = await proxyWith([compressor(gzipLib()), MIRROR], [cluster('backend', [upstream.port]), cluster('candidate', [candidate.port])], {},
+        [extRoute('/', 'backend', [{ name: 'cand', cluster: 'candidate', compare: {} }])]);
+      const got = await get(`${p.url}/text?size=20000&type=application/json`, { 'accept-encoding': 'gzip' });
+      expect(got.headers['content-encoding']).toBe('gzip');
+      expect(decode(got).equals(textBody(20_000))).toBe(true);
+      let outcomes: Record<string, number> = {};
+      for (let i = 0; i < 200 && Object.keys(outcomes).length === 0; i++) {
+        const report = JSON.parse((await fetchText(`${p.adminUrl}/mirror/compare?format=json`)).body) as { policies: Array<{ outcomes: Record<string, number> }> };
+        outcomes = Object.fromEntries(Object.entries(report.policies[0]!.outcomes).filter(([, n]) => n > 0));
+        if (Object.keys(outcomes).length === 0) await sleep(50);
+      }
+      // The candidate's answer is the same bytes, uncompressed: a match only if the primary's were seen uncompressed too.
+      expect(outcomes).toEqual({ match: 1 });
+    } finally {
+      for (const p of running.splice(0)) await p.stop();
+      await candidate.close();
+    }
+  });
+
+  test('a sync shadow holds the response; the held body is compressed when it is let go', async () => {
+    const mirror = await startUpstream({ name: 'mirror', delayMs: 200 });
+    try {
+      const p = await proxyWith([compressor(brotliLib()), MIRROR], [cluster('backend', [upstream.port]), cluster('mirror', [mirror.port])], {},
+        [extRoute('/', 'backend', [{ name: 'sync', cluster: 'mirror', mode: 'SYNC', sync_timeout: '2s' }])]);
+      const got = await get(`${p.url}/chunked?size=300000`, { 'accept-encoding': 'br' });
+      expect(got.headers['content-encoding']).toBe('br');
+      expect(decode(got).equals(textBody(300_000))).toBe(true);
+      expect(mirror.requests.length).toBe(1);
+    } finally {
+      for (const p of running.splice(0)) await p.stop();
+      await mirror.close();
     }
   });
 });

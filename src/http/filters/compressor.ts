@@ -43,11 +43,11 @@ function compressorStats(env: FilterEnv, s: CompressorSettings): CompressorStats
   // As in Envoy, the direction counters move under `response.` once response_direction_config is used.
   const dir = s.responseDirection ? 'response' : '';
   return {
-    compressed: cell('compressed', dir, 'Responses the compressor compressed'),
-    notCompressed: cell('not_compressed', dir, 'Responses the compressor left as they were'),
-    totalUncompressedBytes: cell('total_uncompressed_bytes', dir, 'Bytes of the responses it compressed, before'),
-    totalCompressedBytes: cell('total_compressed_bytes', dir, 'Bytes of the responses it compressed, after'),
-    contentLengthTooSmall: cell('content_length_too_small', dir, 'Responses under min_content_length'),
+    compressed: cell('compressed', dir, 'Bodies the compressor compressed, by direction'),
+    notCompressed: cell('not_compressed', dir, 'Bodies the compressor left as they were, by direction'),
+    totalUncompressedBytes: cell('total_uncompressed_bytes', dir, 'Bytes of the bodies it compressed, before'),
+    totalCompressedBytes: cell('total_compressed_bytes', dir, 'Bytes of the bodies it compressed, after'),
+    contentLengthTooSmall: cell('content_length_too_small', dir, 'Bodies under min_content_length'),
     noAcceptHeader: cell('no_accept_header', '', 'Requests without Accept-Encoding'),
     headerIdentity: cell('header_identity', '', 'Requests whose Accept-Encoding chose identity'),
     headerCompressorUsed: cell('header_compressor_used', '', 'Requests whose Accept-Encoding chose this compressor'),
