@@ -129,6 +129,19 @@ describe('buffer filter', () => {
     expect(find(upstream, '/mirrored')!.body.equals(Buffer.concat(parts))).toBe(true);
   });
 
+  test('a buffered body over the shadow buffer cap (1 MiB) drops the shadow as body_cap; the primary gets it whole', async () => {
+    const p = await proxyWith([buffer(4_000_000)], [route('/', 'backend', { request_mirror_policies: [{ cluster: 'mirror' }] })]);
+    const body = Buffer.alloc(2_000_000, 8);
+    expect((await fetchText(`${p.url}/over-cap`, { method: 'POST', body: chunked([body.subarray(0, 1_000_000), body.subarray(1_000_000)]) })).status).toBe(200);
+    expect(find(upstream, '/over-cap')!.body.equals(body)).toBe(true);
+    let dropped = 0;
+    for (let i = 0; i < 100 && dropped === 0; i++) {
+      dropped = await statValue(p.adminUrl, 'cluster.mirror.shadow.dropped.body_cap');
+      if (dropped === 0) await sleep(50);
+    }
+    expect(dropped).toBe(1);
+  });
+
   test('BufferPerRoute: disabled streams the body; buffer sets the route\'s own limit', async () => {
     const p = await proxyWith([buffer(1000)], [
       { ...route('/off', 'backend'), typed_per_filter_config: { 'envoy.filters.http.buffer': { '@type': BUFFER_PER_ROUTE, disabled: true } } },
