@@ -158,7 +158,7 @@ export class ConnectionManager {
       directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, localPort: req.socket.localPort ?? 0, tls: info.tls, grpc,
       connection: ('stream' in req ? req.stream.session : undefined) ?? req.socket,
       route, hasBody, clusterName, marks: request.marks,
-    });
+    }, hasBody ? req : null);
     if (filters === null) return next();
     request.filters = filters;
     const active = filters;
@@ -181,6 +181,8 @@ export class ConnectionManager {
     else if (reply.details) request.facts?.detail(reply.details);
     const extra: HeaderMap = { ...reply.headers };
     request.filters?.encodeHeaders(reply.status, extra, index);
+    // A filter that stopped reading the body (the buffer filter's 413) leaves the rest unframed, as in Envoy.
+    if (decoded.fromBody && this.#closesEarly(request, true, request.req.socket)) extra.connection = 'close';
     this.#reply(request, reply.status, reply.body ?? '', route ?? undefined, flatHeaders(extra), reply.grpcStatus, true);
   }
 
@@ -264,7 +266,9 @@ export class ConnectionManager {
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
-    const body = hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
+    // A body a filter read whole (the buffer filter) goes as it is; the client's stream has ended.
+    const buffered = request.filters?.body ?? null;
+    const body = buffered !== null ? replayBody(buffered, shadows, req) : hasBody ? (shadows.length > 0 ? teeBody(req, shadows) : req) : null;
     // Node detaches the socket from the request once the response is done: keep our own handle.
     const socket = req.socket;
     const exchange = new PrimaryExchange({
@@ -278,7 +282,7 @@ export class ConnectionManager {
         const out = this.#plainResponses(route) && filters === null
           ? forwardRawResponse(raw, this.#serverOverride())
           : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
-        if (filters !== null) filters.encodeHeaders(status, out as HeaderMap);
+        if (filters !== null) filters.encodeUpstreamHeaders(status, out as HeaderMap);
         if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
       },
@@ -296,12 +300,13 @@ export class ConnectionManager {
       retry,
       onFailure: request.facts ? (failure, err) => request.facts!.upstreamFailed(failure, err) : undefined,
       onAttempt: request.facts ? (h) => request.facts!.upstreamAttempt(h) : undefined,
+      responseBody: request.filters?.hasBodyEncoders ? () => request.filters!.encodeBody(res) : null,
     }, res);
     exchange.start();
     const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);
     const streamCap = streamMs > 0 ? this.#capStream(request, exchange, streamMs - (performance.now() - request.started), route) : null;
 
-    if (hasBody) req.once('end', () => exchange.requestComplete());
+    if (hasBody && buffered === null) req.once('end', () => exchange.requestComplete());
     else {
       exchange.requestComplete();
       req.resume();
@@ -447,6 +452,18 @@ function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Read
     for (const s of shadows) s.end(trailers);
   });
   req.pipe(primary);
+  return primary;
+}
+
+/** A body read whole by a filter, to the primary (as a stream) and to each shadow at once. */
+function replayBody(body: Buffer, shadows: readonly ShadowStream[], req: DownstreamRequest): Readable {
+  const trailers = trailersOf(req);
+  for (const s of shadows) {
+    s.write(body);
+    s.end(trailers);
+  }
+  const primary = new PassThrough();
+  primary.end(body);
   return primary;
 }
 

@@ -41,6 +41,8 @@ export interface PrimaryForward {
   readonly onFailure?: (failure: ForwardFailure, err: Error) => void;
   /** Told of each upstream attempt's host, the first and every retry (the access log's upstream host). */
   readonly onAttempt?: (host: Host) => void;
+  /** HTTP filters that rewrite the body (the compressor): asked once the response head is decided. */
+  readonly responseBody?: (() => ResponseBodySink | null) | null;
   /**
    * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
    * sync_timeout), then sent with the headers it yields added.
@@ -55,3 +57,10 @@ export interface PrimaryForward {
 /** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
 export type OutgoingHeaders = string[] | HeaderMap;
 
+/** Where the response body goes instead of the client when a filter rewrites it; it ends the response itself. */
+export interface ResponseBodySink {
+  /** false: stop reading the upstream until `onDrain` is called. */
+  write(chunk: Buffer, onDrain: () => void): boolean;
+  /** The upstream's body is over: the response ends once the sink has written it all, trailers last. */
+  end(trailers: Record<string, string | string[]> | null): void;
+}

@@ -4,12 +4,12 @@ import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '
 import { type AttemptOwner, AttemptCancelled, UpstreamAttempt, attemptFailure } from './attempt';
 import { BodyReplay } from './body-replay';
 import { classifyUpstreamError } from './errors';
-import type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
+import type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward, ResponseBodySink } from './forward-types';
 import type { Host } from './host';
 import { reportFailure, reportResponseHead } from './outlier/report';
 import { addHeader, responseView, setHeaders, trailerMap } from './response-head';
 
-export type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
+export type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward, ResponseBodySink } from './forward-types';
 
 /** A response waiting for sync shadows before it may go to the client. */
 interface HeldResponse {
@@ -50,6 +50,7 @@ export class PrimaryExchange implements AttemptOwner {
   #head: { readonly status: number; readonly headers: OutgoingHeaders } | null = null;
   /** Set while the comparison still wants the response's bytes. */
   #tap: ResponseTap | null;
+  #sink: ResponseBodySink | null = null;
   /** The attempt in flight; null between attempts (a retry's back-off) and once finished. */
   #attempt: UpstreamAttempt | null = null;
   /** The host of the latest attempt. */
@@ -149,6 +150,7 @@ export class PrimaryExchange implements AttemptOwner {
     this.#tap?.head(statusCode, rawHeaders);
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
     if (!this.fwd.suppressEnvoyHeaders) addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
+    this.#sink = this.fwd.responseBody?.() ?? null;
     if (this.fwd.retry?.attemptCountInResponse) addHeader(out, 'x-envoy-attempt-count', String(this.#attempts));
     if (this.fwd.syncWait === null) {
       if (isHttp2Response(this.res)) {
@@ -176,7 +178,7 @@ export class PrimaryExchange implements AttemptOwner {
       this.#timeoutLeft = null;
       for (const name of Object.keys(added)) addHeader(held.headers, name, added[name]!);
       this.#writeHead(held.status, held.headers);
-      for (const c of held.chunks) writeBody(this.res, c);
+      for (const c of held.chunks) if (this.#sink === null) writeBody(this.res, c); else this.#sink.write(c, this.#onDrain);
       if (held.ended) this.#complete(held.trailers);
       else resume();
     });
@@ -191,6 +193,7 @@ export class PrimaryExchange implements AttemptOwner {
       this.#held.chunks.push(chunk);
       return false;
     }
+    if (this.#sink !== null) return this.#sink.write(chunk, this.#onDrain);
     if (writeBody(this.res, chunk)) return true;
     this.res.once('drain', this.#onDrain);
     return false;
@@ -206,7 +209,7 @@ export class PrimaryExchange implements AttemptOwner {
       return;
     }
     const head = this.#head;
-    if (head !== null && t === null && isHttp2Response(this.res)) {
+    if (head !== null && t === null && this.#sink === null && isHttp2Response(this.res)) {
       // Nothing but headers: set, not written, so that end() sends them with END_STREAM.
       this.#head = null;
       setHeaders(this.res, head.headers);
@@ -327,8 +330,11 @@ export class PrimaryExchange implements AttemptOwner {
 
   #complete(trailers: Record<string, string | string[]> | null = null): void {
     try {
-      if (trailers !== null) this.res.addTrailers(trailers);
-      this.res.end();
+      if (this.#sink !== null) this.#sink.end(trailers);
+      else {
+        if (trailers !== null) this.res.addTrailers(trailers);
+        this.res.end();
+      }
     } catch {
       // Trailers Node refuses to write (an invalid name or value): the client's stream is reset.
       this.res.destroy();

@@ -92,7 +92,11 @@ function sample(t: protobuf.Type, variant: number, withNewer: boolean, depth = 0
 function value(f: protobuf.Field, variant: number, withNewer: boolean, depth: number): unknown {
   const rt = f.resolvedType;
   if (rt instanceof protobuf.Type) return depth >= 5 ? undefined : sample(rt, variant, withNewer, depth + 1);
-  if (rt instanceof protobuf.Enum) return Object.keys(rt.values)[Object.keys(rt.values).length - 1];
+  if (rt instanceof protobuf.Enum) {
+    // The last value, by the name decoding gives it (aliased enums, such as gzip's compression levels, have several).
+    const last = Object.values(rt.values)[Object.keys(rt.values).length - 1]!;
+    return rt.valuesById[last];
+  }
   switch (f.type) {
     case 'string': return `${f.name}-${f.id}`;
     case 'bool': return true;

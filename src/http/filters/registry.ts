@@ -1,5 +1,7 @@
 import { corsFilter } from './cors';
 import { csrfFilter } from './csrf';
+import { bufferFilter } from './buffer';
+import { compressorFilter } from './compressor';
 import { faultFilter } from './fault';
 import { healthCheckFilter } from './health-check';
 import { rbacFilter } from './rbac';
@@ -15,6 +17,8 @@ const KINDS: readonly HttpFilterKind<never, never>[] = [
   healthCheckFilter,
   rbacFilter,
   localRateLimitFilter,
+  bufferFilter,
+  compressorFilter,
 ] as unknown as readonly HttpFilterKind<never, never>[];
 
 const BY_CONFIG = new Map<string, HttpFilterKind>(KINDS.map((k) => [k.configType, k as HttpFilterKind]));

@@ -1,4 +1,5 @@
 import type { ResponseFlag } from '../../access-log/response-flags';
+import type { Readable, Transform } from 'node:stream';
 import type { Ctx, Pb } from '../../config/decode/common';
 import type { Logger } from '../../log/logger';
 import type { CompiledRoute } from '../../router/route-table';
@@ -110,8 +111,26 @@ export type DecodeResult = LocalReply | undefined;
 export interface FilterStream {
   /** Request headers: may change `request.headers`, answer locally, or wait (a delay). */
   decodeHeaders?(): DecodeResult | Promise<DecodeResult>;
-  /** Response headers, before they go to the client (also for local replies of later filters). */
-  encodeHeaders?(status: number, headers: HeaderMap): void;
+  /**
+   * Request body, for a filter that must hold all of it before the request goes on (Envoy's
+   * buffer filter): called right after this filter's decodeHeaders, for requests with a body
+   * only, with the body as it streams in. Resolves to the whole body, which then goes upstream
+   * and to the shadows in place of the stream (later filters with this phase read it again), or
+   * to a local reply. A request that ends meanwhile (the client left) may resolve to anything.
+   */
+  decodeBody?(body: Readable): Promise<Buffer | LocalReply>;
+  /**
+   * Response headers, before they go to the client (also for local replies of later filters).
+   * `endStream`: no body follows through the filters — a local reply (the proxy writes its body
+   * itself), a response to HEAD, a 204 or a 304 — so encodeBody will not be asked.
+   */
+  encodeHeaders?(status: number, headers: HeaderMap, endStream: boolean): void;
+  /**
+   * Response body, asked once after encodeHeaders of an upstream response: a transform of the
+   * body's bytes (a zlib stream), or null to leave them as they are. Response trailers pass
+   * around it unchanged; the transform is destroyed when the client goes away.
+   */
+  encodeBody?(): Transform | null;
   /** The request is over (answered, failed or reset): release what it holds. */
   done?(): void;
 }
