@@ -1,10 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { type Duplex, PassThrough, type Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
 import { HttpAccessLog } from '../access-log/http-log';
 import type { AccessLogManager } from '../access-log/manager';
-import type { RequestFacts } from '../access-log/request-facts';
 import type { Logger } from '../log/logger';
 import type { Runtime } from '../runtime/runtime';
 import type { HeaderLookup } from '../router/matchers';
@@ -27,7 +26,7 @@ import {
   mutateRequestHeaders,
   plainAddress,
 } from './headers';
-import { type DownstreamRequest, type DownstreamResponse, isHttp2Response } from './downstream';
+import type { DownstreamRequest, DownstreamResponse } from './downstream';
 import { GRPC_STATUS, isGrpcContentType, legacyGrpcRouteTimeout, streamDurationMs } from './grpc';
 import { bodyFollows, mapUpgrade, pseudoOrHeader, trailersOf } from './request-head';
 import type { StreamInfo } from './stream-info';
@@ -38,8 +37,10 @@ import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
 import { proxyUpgrade } from './upgrade';
 import { closingResponse } from './upgrade-response';
+import { replayBody, teeBody } from './request-body';
+import { type RequestContext, flatHeaders } from './request-context';
+import { ResponseHeadRules } from './response-head-rules';
 import { type ActiveFilters, type FilterReply, HttpFilterChain } from './filters/chain';
-import type { RequestMarks } from './filters/types';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -85,6 +86,7 @@ export class ConnectionManager {
   readonly stats: HttpStats;
   readonly #trust: TrustSettings;
   readonly #filters: HttpFilterChain;
+  readonly #responseRules: ResponseHeadRules;
   /** null: no access_log, and requests carry no facts. */
   readonly #log: HttpAccessLog | null;
 
@@ -95,6 +97,7 @@ export class ConnectionManager {
     private readonly deps: ConnectionManagerDeps,
   ) {
     this.stats = deps.stats.http(hcm.statPrefix);
+    this.#responseRules = new ResponseHeadRules(hcm, router.suppressEnvoyHeaders);
     this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
     this.#filters = new HttpFilterChain(hcm.httpFilters, {
       statPrefix: hcm.statPrefix, stats: deps.stats, runtime: deps.runtime, clusters: deps.clusters, logger: deps.logger, draining: deps.draining,
@@ -279,9 +282,9 @@ export class ConnectionManager {
       responseHeaders: (status, raw) => {
         request.facts?.upstreamResponse();
         const filters = request.filters?.hasEncoders ? request.filters : null;
-        const out = this.#plainResponses(route) && filters === null
-          ? forwardRawResponse(raw, this.#serverOverride())
-          : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
+        const out = this.#responseRules.plain(route) && filters === null
+          ? forwardRawResponse(raw, this.#responseRules.serverOverride())
+          : this.#responseRules.apply(mapFromRaw(raw), route, table, format, headers);
         if (filters !== null) filters.encodeUpstreamHeaders(status, out as HeaderMap);
         if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
@@ -357,33 +360,6 @@ export class ConnectionManager {
     return true;
   }
 
-  /** The slow path, for routes with response edits: `out` is the upstream's map, hop-by-hop already gone. */
-  #responseHeaders(out: HeaderMap, route: CompiledRoute, table: RouteTable, format: (v: string) => string, request: HeaderMap): HeaderMap {
-    applyResponseHeaderEdits(route, out, table.config, format);
-    this.#serverHeader(out);
-    if (this.hcm.alwaysSetRequestIdInResponse && request['x-request-id'] !== undefined) out['x-request-id'] = request['x-request-id'];
-    if (this.router.suppressEnvoyHeaders) delete out['x-envoy-upstream-service-time'];
-    return out;
-  }
-
-  /** No route edits, no request id echo, no header suppression: the raw list can go as it is. */
-  #plainResponses(route: CompiledRoute): boolean {
-    const r = route.route;
-    const v = route.vhost;
-    return !this.hcm.alwaysSetRequestIdInResponse && !this.router.suppressEnvoyHeaders && this.hcm.serverHeaderTransformation !== 'APPEND_IF_ABSENT' &&
-      r.responseHeadersToAdd.length === 0 && r.responseHeadersToRemove.length === 0 && v.responseHeadersToAdd.length === 0 && v.responseHeadersToRemove.length === 0;
-  }
-
-  /** The server header we write over the upstream's, or null to pass the upstream's through. */
-  #serverOverride(): string | null {
-    return this.hcm.serverHeaderTransformation === 'OVERWRITE' ? this.hcm.serverName : null;
-  }
-
-  #serverHeader(out: HeaderMap): void {
-    const t = this.hcm.serverHeaderTransformation;
-    if (t === 'OVERWRITE' || (t === 'APPEND_IF_ABSENT' && out.server === undefined)) out.server = this.hcm.serverName;
-  }
-
   /**
    * Envoy's route timeout, or for a gRPC request on a route with the legacy max_grpc_timeout, the
    * header's (capped); then grpc-timeout carries what the proxy will wait, as Envoy rewrites it.
@@ -438,57 +414,3 @@ function addConnectionClose(headers: string[] | HeaderMap): void {
   else headers.connection = 'close';
 }
 
-/**
- * Sends the client's body to the primary with its back-pressure, and to each shadow without:
- * shadows take chunks as they come and drop themselves when they fall too far behind.
- */
-function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Readable {
-  const primary = new PassThrough();
-  req.on('data', (chunk: Buffer) => {
-    for (const s of shadows) s.write(chunk);
-  });
-  req.once('end', () => {
-    const trailers = trailersOf(req);
-    for (const s of shadows) s.end(trailers);
-  });
-  req.pipe(primary);
-  return primary;
-}
-
-/** A body read whole by a filter, to the primary (as a stream) and to each shadow at once. */
-function replayBody(body: Buffer, shadows: readonly ShadowStream[], req: DownstreamRequest): Readable {
-  const trailers = trailersOf(req);
-  for (const s of shadows) {
-    s.write(body);
-    s.end(trailers);
-  }
-  const primary = new PassThrough();
-  primary.end(body);
-  return primary;
-}
-
-/** A header map as local replies take extra headers: one string per name. */
-function flatHeaders(headers: HeaderMap): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of Object.keys(headers)) {
-    const v = headers[name];
-    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : String(v);
-  }
-  return out;
-}
-
-/** One request as the connection manager's phases pass it along. */
-interface RequestContext {
-  readonly req: DownstreamRequest;
-  readonly res: DownstreamResponse;
-  /** content-type application/grpc*: local replies are gRPC errors. */
-  readonly grpc: boolean;
-  readonly http2: boolean;
-  /** performance.now() when the request's headers came. */
-  readonly started: number;
-  readonly marks: RequestMarks;
-  /** The HTTP filters taking part in this request, once they are started. */
-  filters: ActiveFilters | null;
-  /** What the access log line is made of; null when the connection manager has none. */
-  readonly facts: RequestFacts | null;
-}
