@@ -6,6 +6,7 @@ import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { OutlierDetectionConfig } from './outlier-model';
 import type { AttemptHeaders, RetryPolicy } from './retry-model';
 import type { TcpProxyConfig } from './tcp-proxy-model';
+import type { DiskRuntimeLayer } from './runtime-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -416,7 +417,8 @@ export interface OverloadManagerConfig {
 /** One runtime layer: a static layer's values (nested keys joined with dots), or the admin layer. */
 export type RuntimeLayerConfig =
   | { readonly name: string; readonly kind: 'static'; readonly values: ReadonlyMap<string, string> }
-  | { readonly name: string; readonly kind: 'admin' };
+  | { readonly name: string; readonly kind: 'admin' }
+  | DiskRuntimeLayer;
 
 export interface DynamicResources {
   readonly adsClusterName: string | null;

@@ -130,18 +130,17 @@ describe('layered_runtime', () => {
       { name: 'a', admin_layer: {} },
       { name: 'a', admin_layer: {} },
       { name: 'c', static_layer: { list: [1, 2], nothing: null } },
-      { name: 'd', disk_layer: { symlink_root: '/srv/runtime' } },
+      { name: 'd', disk_layer: { symlink_root: 'srv/runtime' } },
       { name: 'e', rtds_layer: { name: 'rt' } },
     ]))).toEqual([
-      { path: 'layered_runtime.layers[3].disk_layer', message: 'not supported by sidemirror' },
       { path: 'layered_runtime.layers[4].rtds_layer', message: 'not supported by sidemirror' },
       { path: 'layered_runtime.layers[1].name', message: 'duplicate layer name "a"' },
       { path: 'layered_runtime.layers[1].admin_layer', message: 'at most one admin layer may be given' },
       { path: 'layered_runtime.layers[2].static_layer["list"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
       { path: 'layered_runtime.layers[2].static_layer["nothing"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
+      { path: 'layered_runtime.layers[3].disk_layer.symlink_root', message: 'symlink_root must be an absolute path' },
       // What the layer could have been instead.
-      { path: 'layered_runtime.layers[3]', message: 'one of static_layer or admin_layer is required' },
-      { path: 'layered_runtime.layers[4]', message: 'one of static_layer or admin_layer is required' },
+      { path: 'layered_runtime.layers[4]', message: 'one of static_layer, disk_layer or admin_layer is required' },
     ]);
   });
 });
