@@ -7,6 +7,7 @@ import type { OutlierDetectionConfig } from './outlier-model';
 import type { AttemptHeaders, RetryPolicy } from './retry-model';
 import type { TcpProxyConfig } from './tcp-proxy-model';
 import type { DiskRuntimeLayer } from './runtime-model';
+import type { EndpointPlacement } from './lb-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -320,6 +321,7 @@ export interface LbEndpoint {
   readonly hostname: string;
   readonly weight: number;
   readonly priority: number;
+  readonly placement: EndpointPlacement;
   readonly healthStatus: string;
   /** metadata.filter_metadata["envoy.transport_socket_match"], for the cluster's transport_socket_matches. */
   readonly transportSocketMatch: ReadonlyMap<string, string>;
@@ -364,6 +366,8 @@ export interface Cluster {
   /** outlier_detection with Envoy's defaults, or null; and common_lb_config.healthy_panic_threshold (percent). */
   readonly outlierDetection: OutlierDetectionConfig | null;
   readonly healthyPanicThreshold: number;
+  /** common_lb_config.locality_weighted_lb_config: pick a locality by its weight, then a host in it. */
+  readonly localityWeightedLb: boolean;
 }
 
 export interface RingHashConfig {
@@ -380,6 +384,8 @@ export interface HealthCheckConfig {
   readonly intervalJitterMs: number;
   /** The interval used while the cluster has never had a connection (Envoy's default 60 s). */
   readonly noTrafficIntervalMs: number;
+  /** The same for a host that passes its checks (Envoy's default: no_traffic_interval). */
+  readonly noTrafficHealthyIntervalMs: number;
   readonly unhealthyThreshold: number;
   readonly healthyThreshold: number;
   readonly http: HttpHealthCheckConfig;
