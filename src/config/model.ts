@@ -302,6 +302,8 @@ export interface Listener {
    * protocol is "raw_buffer", so chains that match on them never match.
    */
   readonly tlsInspector: boolean;
+  /** listener_filters lists http_inspector: on plaintext, 'http/1.0', 'http/1.1' or 'h2c' becomes the connection's application protocol for filter_chain_match. */
+  readonly httpInspector: boolean;
   readonly perConnectionBufferLimitBytes: number;
   /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */
   readonly statPrefix: string;
