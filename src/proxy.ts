@@ -102,7 +102,10 @@ export class Proxy {
   private constructor(private readonly options: ProxyOptions) {
     this.#loaded = options.loaded;
     this.logger = options.logger ?? createLogger();
-    this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime);
+    this.runtime = new LayeredRuntime(options.loaded.bootstrap.runtime, {
+      onDiskErrors: (layer, errors) => this.logger.warn({ layer, errors: errors.slice(0, 20), count: errors.length }, 'runtime disk layer: files skipped'),
+      onDiskReload: (layer, keys) => this.logger.info({ layer, keys }, 'runtime disk layer reloaded'),
+    });
     this.tls = new TlsRuntime(this.scopes);
     this.tls.setStaticSecrets(options.loaded.bootstrap.secrets);
     this.clusters = new ClusterManager({ stats: this.scopes, logger: this.logger, poolFactory: options.poolFactory, resolver: options.resolver, clientTls: this.tls.clientOptions });
@@ -303,6 +306,7 @@ export class Proxy {
     this.tls.close();
     // Last: the lines of the requests and shadows that ended while draining are in.
     await this.accessLogs.close();
+    this.runtime.close();
   }
 
   /** SIGUSR1: every access log file is closed and opened again by its path (logrotate). */

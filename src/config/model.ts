@@ -6,6 +6,8 @@ import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
 import type { OutlierDetectionConfig } from './outlier-model';
 import type { AttemptHeaders, RetryPolicy } from './retry-model';
 import type { TcpProxyConfig } from './tcp-proxy-model';
+import type { DiskRuntimeLayer } from './runtime-model';
+import type { EndpointPlacement } from './lb-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -300,6 +302,8 @@ export interface Listener {
    * protocol is "raw_buffer", so chains that match on them never match.
    */
   readonly tlsInspector: boolean;
+  /** listener_filters lists http_inspector: on plaintext, 'http/1.0', 'http/1.1' or 'h2c' becomes the connection's application protocol for filter_chain_match. */
+  readonly httpInspector: boolean;
   readonly perConnectionBufferLimitBytes: number;
   /** Envoy's listener stats scope: `listener.<stat_prefix>.`, or the address (`127.0.0.1_10000`). */
   readonly statPrefix: string;
@@ -319,6 +323,7 @@ export interface LbEndpoint {
   readonly hostname: string;
   readonly weight: number;
   readonly priority: number;
+  readonly placement: EndpointPlacement;
   readonly healthStatus: string;
   /** metadata.filter_metadata["envoy.transport_socket_match"], for the cluster's transport_socket_matches. */
   readonly transportSocketMatch: ReadonlyMap<string, string>;
@@ -363,6 +368,8 @@ export interface Cluster {
   /** outlier_detection with Envoy's defaults, or null; and common_lb_config.healthy_panic_threshold (percent). */
   readonly outlierDetection: OutlierDetectionConfig | null;
   readonly healthyPanicThreshold: number;
+  /** common_lb_config.locality_weighted_lb_config: pick a locality by its weight, then a host in it. */
+  readonly localityWeightedLb: boolean;
 }
 
 export interface RingHashConfig {
@@ -379,6 +386,8 @@ export interface HealthCheckConfig {
   readonly intervalJitterMs: number;
   /** The interval used while the cluster has never had a connection (Envoy's default 60 s). */
   readonly noTrafficIntervalMs: number;
+  /** The same for a host that passes its checks (Envoy's default: no_traffic_interval). */
+  readonly noTrafficHealthyIntervalMs: number;
   readonly unhealthyThreshold: number;
   readonly healthyThreshold: number;
   readonly http: HttpHealthCheckConfig;
@@ -416,7 +425,8 @@ export interface OverloadManagerConfig {
 /** One runtime layer: a static layer's values (nested keys joined with dots), or the admin layer. */
 export type RuntimeLayerConfig =
   | { readonly name: string; readonly kind: 'static'; readonly values: ReadonlyMap<string, string> }
-  | { readonly name: string; readonly kind: 'admin' };
+  | { readonly name: string; readonly kind: 'admin' }
+  | DiskRuntimeLayer;
 
 export interface DynamicResources {
   readonly adsClusterName: string | null;

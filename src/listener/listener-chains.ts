@@ -7,6 +7,7 @@ import { inspectClientHello } from './client-hello';
 import { selectFilterChain } from './filter-chain-match';
 import type { ChainSpec, ListenerSpec } from './listener-spec';
 import { type PrefixVerdict, readPrefix } from './read-prefix';
+import { HTTP_INSPECTOR_MAX_BYTES, inspectHttp } from './http-inspector';
 import { type RunningChain, retireChain, startChain, updateChain } from './running-chain';
 
 /** Builds a filter chain's TLS; a chain whose TLS config is unchanged keeps its context. */
@@ -66,6 +67,11 @@ export class ListenerChains {
       if (seen === null || seen === TIMED_OUT) return void socket.destroy();
       hello = seen;
     }
+    if (listener.httpInspector && hello.transportProtocol !== 'tls') {
+      const proto = await readPrefix(socket, inspectHttp, { maxBytes: HTTP_INSPECTOR_MAX_BYTES, timeoutMs: LISTENER_FILTERS_TIMEOUT_MS }, (why) => (why === 'bytes' ? null : TIMED_OUT_HTTP));
+      if (proto === TIMED_OUT_HTTP || socket.destroyed) return void socket.destroy();
+      hello = { ...hello, alpn: proto ? [proto] : [] };
+    }
     const running = this.#select(hello);
     if (!running) {
       // Envoy closes a connection no filter chain matches.
@@ -120,6 +126,9 @@ interface ClientHelloSeen {
   readonly transportProtocol: 'tls' | 'raw_buffer' | null;
   readonly alpn: readonly string[];
 }
+
+/** The listener filter timeout passed before http_inspector could decide: closed, as Envoy does by default. */
+const TIMED_OUT_HTTP = 'timed out';
 
 const NOTHING_SEEN: ClientHelloSeen = { serverName: null, transportProtocol: null, alpn: [] };
 const TIMED_OUT: ClientHelloSeen = { serverName: null, transportProtocol: null, alpn: [] };

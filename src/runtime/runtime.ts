@@ -1,4 +1,5 @@
 import type { FractionalPercent, RuntimeLayerConfig } from '../config/model';
+import { DEFAULT_DISK_LAYER_LIMITS, type DiskLayerLimits, DiskLayerSource } from './disk-layer';
 
 /** Read side of runtime: what the data path sees. */
 export interface Runtime {
@@ -26,6 +27,15 @@ export class NoAdminLayerError extends Error {
   }
 }
 
+export interface LayeredRuntimeOptions {
+  /** How often a disk layer's symlink root is checked for a swap. */
+  readonly diskPollMs?: number;
+  readonly diskLimits?: DiskLayerLimits;
+  /** A disk layer's unreadable or over-limit files, by path. */
+  readonly onDiskErrors?: (layer: string, errors: readonly string[]) => void;
+  readonly onDiskReload?: (layer: string, keys: number) => void;
+}
+
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
 
 /**
@@ -35,14 +45,36 @@ const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_00
 export class LayeredRuntime implements Runtime {
   #layers: readonly RuntimeLayerConfig[] = [];
   readonly #adminLayer = new Map<string, string>();
+  #disk = new Map<string, DiskLayerSource>();
 
-  constructor(layers: readonly RuntimeLayerConfig[] = [{ name: 'admin', kind: 'admin' }]) {
+  constructor(
+    layers: readonly RuntimeLayerConfig[] = [{ name: 'admin', kind: 'admin' }],
+    private readonly options: LayeredRuntimeOptions = {},
+  ) {
     this.setLayers(layers);
   }
 
-  /** A reload replaces the static layers; admin overrides stay, as they would in a running Envoy. */
+  /** A reload replaces the static and disk layers (disk ones read afresh); admin overrides stay, as they would in a running Envoy. */
   setLayers(layers: readonly RuntimeLayerConfig[]): void {
+    const disk = new Map<string, DiskLayerSource>();
+    for (const l of layers) {
+      if (l.kind !== 'disk') continue;
+      disk.set(l.name, new DiskLayerSource(l, {
+        pollMs: this.options.diskPollMs ?? 1000,
+        limits: this.options.diskLimits ?? DEFAULT_DISK_LAYER_LIMITS,
+        onErrors: this.options.onDiskErrors ?? (() => undefined),
+        onReload: this.options.onDiskReload ?? (() => undefined),
+      }));
+    }
+    for (const d of this.#disk.values()) d.close();
+    this.#disk = disk;
     this.#layers = layers;
+  }
+
+  /** Stops watching disk layers. */
+  close(): void {
+    for (const d of this.#disk.values()) d.close();
+    this.#disk.clear();
   }
 
   get hasAdminLayer(): boolean {
@@ -65,7 +97,9 @@ export class LayeredRuntime implements Runtime {
   }
 
   #valueIn(layer: RuntimeLayerConfig, key: string): string | undefined {
-    return layer.kind === 'admin' ? this.#adminLayer.get(key) : layer.values.get(key);
+    if (layer.kind === 'admin') return this.#adminLayer.get(key);
+    if (layer.kind === 'disk') return this.#disk.get(layer.name)?.values.get(key);
+    return layer.values.get(key);
   }
 
   // implements Runtime
@@ -92,6 +126,7 @@ export class LayeredRuntime implements Runtime {
   entries(): RuntimeEntry[] {
     const keys = new Set<string>(this.#adminLayer.keys());
     for (const l of this.#layers) if (l.kind === 'static') for (const k of l.values.keys()) keys.add(k);
+    for (const d of this.#disk.values()) for (const k of d.values.keys()) keys.add(k);
     return [...keys].sort().map((key) => ({
       key,
       layerValues: this.#layers.map((l) => this.#valueIn(l, key) ?? ''),

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, ClusterLoadAssignment, LbEndpoint } from '../config/model';
+import { DEFAULT_PLACEMENT, type EndpointPlacement } from '../config/lb-model';
 import { HTTP2_DEFAULTS } from '../config/decode/http2';
 import type { UpstreamTlsContext } from '../config/transport-model';
 import type { Logger } from '../log/logger';
@@ -11,7 +12,8 @@ import { HealthChecker } from './health';
 import { type Host, formatAddressPort } from './host';
 import { type HashKey, type LoadBalancer, createLoadBalancer } from './load-balancer';
 import { OutlierDetector } from './outlier/detector';
-import { inPanic } from './panic';
+import { PrioritySet } from './priority-set';
+import { hashKeyToU64 } from './load-balancer/ring-hash';
 import { type PoolFactory, defaultPoolFactory } from './pool-factory';
 import { type ResolvedEndpoint, type Resolver, literalEndpoints, resolveEndpoints, systemResolver } from './resolve';
 
@@ -36,13 +38,14 @@ export class UpstreamCluster {
   readonly stats: ClusterStats;
   #hosts: Host[] = [];
   #healthy: Host[] = [];
-  readonly #lb: LoadBalancer;
+  /** Hosts by priority and locality, with the balancer of each host list (priority-set.ts). */
+  #set: PrioritySet;
+  #balancers = new Map<string, LoadBalancer>();
+  #placement = new Map<Host, EndpointPlacement>();
   /** Active health checking, when the cluster configures it. */
   readonly #hc: HealthChecker | null;
   /** Outlier detection (passive health checking), when the cluster configures it. */
   readonly #outlier: OutlierDetector | null;
-  /** Too few healthy hosts: balance over all of them (Envoy's panic mode). */
-  #panic = false;
   /** Set by the first traffic connection; until then health checks use no_traffic_interval. */
   #hadTraffic = false;
   #refreshTimer: NodeJS.Timeout | null = null;
@@ -61,7 +64,7 @@ export class UpstreamCluster {
     private readonly options: Required<ClusterManagerOptions>,
   ) {
     this.stats = options.stats.cluster(config.name);
-    this.#lb = createLoadBalancer(config.lbPolicy, config.leastRequestChoiceCount, config.ringHash);
+    this.#set = this.#buildSet();
     this.#outlier = config.outlierDetection
       ? new OutlierDetector({ config: config.outlierDetection, stats: this.stats.outlierDetection, onChange: () => this.#updateHealthy() })
       : null;
@@ -73,6 +76,10 @@ export class UpstreamCluster {
           onChange: () => this.#updateHealthy(),
           hadTraffic: () => this.#hadTraffic,
           onPassed: (host) => this.#outlier?.healthCheckPassed(host),
+          checkTarget: (host) => {
+            const p = this.#placement.get(host);
+            return { port: p?.healthCheckPort ?? null, hostname: p?.healthCheckHostname ?? '' };
+          },
         })
       : null;
     // Like Envoy's cluster warming, a health-checked cluster is ready once each host had a check.
@@ -99,16 +106,19 @@ export class UpstreamCluster {
   }
 
   /**
-   * The host for the next request: among the healthy ones, or in panic mode among all; null
-   * when there is none. `hashKey` is the request's hash (route hash_policy) for RING_HASH;
+   * The host for the next request: a priority level by its share of the load, then (with
+   * locality-weighted balancing) a locality, then the balancer among the healthy hosts there, or
+   * among all the level's hosts when it is in panic; null when there is none. `hashKey` is the request's hash (route hash_policy) for RING_HASH;
    * other balancers ignore it. `attempt`: see LoadBalancer.pick.
    */
   pick(hashKey?: HashKey, attempt = 0): Host | null {
-    if (this.#panic) {
-      this.stats.lbHealthyPanic.inc();
-      return this.#lb.pick(this.#hosts, hashKey, attempt);
-    }
-    return this.#lb.pick(this.#healthy, hashKey, attempt);
+    const set = this.#set;
+    // As Envoy's hashing balancers do, a request's hash also picks its level, so it sticks to one.
+    const draw = set.levels.length < 2 ? 0 : hashKey === undefined || hashKey === null ? Math.floor(Math.random() * 100) : Number(hashKeyToU64(hashKey) % 100n);
+    const source = set.choose(draw);
+    if (source === null) return null;
+    if (source.panic) this.stats.lbHealthyPanic.inc();
+    return source.lb.pick(source.hosts, hashKey, attempt);
   }
 
   /** Whether a healthy, non-ejected host exists, and if not, why (for shadows, which skip at once). */
@@ -163,19 +173,24 @@ export class UpstreamCluster {
     if (this.#closed) return;
     const previous = new Map(this.#hosts.map((h) => [h.addressPort, h]));
     const next: Host[] = [];
+    const placement = new Map<Host, EndpointPlacement>();
     for (const ep of resolved) {
       const key = formatAddressPort(ep.address, ep.port);
       const kept = previous.get(key);
       if (kept && !next.includes(kept)) {
         kept.healthy = ep.healthy;
         next.push(kept);
+        placement.set(kept, ep.placement);
         previous.delete(key);
       } else if (!next.some((h) => h.addressPort === key)) {
-        next.push(this.#createHost(ep, key));
+        const host = this.#createHost(ep, key);
+        next.push(host);
+        placement.set(host, ep.placement);
       }
     }
     for (const gone of previous.values()) void gone.pool.close().catch(() => undefined);
     this.#hosts = next;
+    this.#placement = placement;
     this.#outlier?.setHosts(next);
     this.#hc?.setHosts(next);
     this.#updateHealthy();
@@ -188,7 +203,29 @@ export class UpstreamCluster {
     const hc = this.#hc;
     const outlier = this.#outlier;
     this.#healthy = this.#hosts.filter((h) => h.healthy && !(hc?.failed(h) ?? false) && !(outlier?.isEjected(h) ?? false));
-    this.#panic = inPanic(this.#healthy.length, this.#hosts.length, this.config.healthyPanicThreshold);
+    this.#set = this.#buildSet();
+  }
+
+  /** Balancers carry over by host-list key, so a health change does not reset round robin. */
+  #buildSet(): PrioritySet {
+    const healthy = new Set(this.#healthy);
+    const previous = this.#balancers;
+    const kept = new Map<string, LoadBalancer>();
+    const c = this.config;
+    const set = PrioritySet.build({
+      hosts: this.#hosts,
+      placement: (h) => this.#placement.get(h) ?? DEFAULT_PLACEMENT,
+      isHealthy: (h) => healthy.has(h),
+      panicThresholdPercent: c.healthyPanicThreshold,
+      localityWeighted: c.localityWeightedLb,
+      balancer: (key) => {
+        const lb = kept.get(key) ?? previous.get(key) ?? createLoadBalancer(c.lbPolicy, c.leastRequestChoiceCount, c.ringHash);
+        kept.set(key, lb);
+        return lb;
+      },
+    });
+    this.#balancers = kept;
+    return set;
   }
 
   #createHost(ep: ResolvedEndpoint, addressPort: string): Host {
@@ -332,7 +369,7 @@ export class ClusterManager {
         connectTimeoutMs: 5000,
         lbPolicy: 'ROUND_ROBIN',
         leastRequestChoiceCount: 2,
-        loadAssignment: { clusterName: url, endpoints: [{ address: { host, port }, hostname: host, weight: 1, priority: 0, healthStatus: 'UNKNOWN', transportSocketMatch: new Map() }] },
+        loadAssignment: { clusterName: url, endpoints: [{ address: { host, port }, hostname: host, weight: 1, priority: 0, placement: DEFAULT_PLACEMENT, healthStatus: 'UNKNOWN', transportSocketMatch: new Map() }] },
         edsServiceName: null,
         dnsRefreshRateMs: 5000,
         dnsLookupFamily: 'V4_PREFERRED',
@@ -343,6 +380,7 @@ export class ClusterManager {
         idleTimeoutMs: 3_600_000,
         circuitBreakers: { maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 3 },
         mirrorPolicies: [],
+        localityWeightedLb: false,
         ringHash: null,
         healthCheck: null,
         outlierDetection: null,

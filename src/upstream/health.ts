@@ -3,7 +3,7 @@ import { tlsConnector } from './pool-factory';
 import type { HealthCheckConfig } from '../config/model';
 import { type HeaderMap, applyHeadersToAdd, removeHeaders } from '../http/headers';
 import type { HealthCheckStats } from '../stats/scopes';
-import type { Host } from './host';
+import { type Host, formatAddressPort } from './host';
 
 // Envoy's active HTTP health checking (HealthCheckerImplBase + HttpHealthCheckerImpl), per host:
 //   - a host starts failing (FAILED_ACTIVE_HC) and its first check runs at once; the first
@@ -30,6 +30,8 @@ export interface HealthCheckerOptions {
   /** A check passed on a host that is not failing active checks (outlier detection may uneject it). */
   readonly onPassed?: (host: Host) => void;
   readonly random?: () => number;
+  /** The endpoint's health_check_config: another port to check, a Host header of its own. */
+  readonly checkTarget?: (host: Host) => { readonly port: number | null; readonly hostname: string };
 }
 
 /** Active health checking for one cluster's hosts. */
@@ -190,7 +192,8 @@ class HostSession {
 
   #schedule(): void {
     const { config, hadTraffic, random = Math.random } = this.options;
-    let ms = hadTraffic() ? config.intervalMs : config.noTrafficIntervalMs;
+    // Envoy's no_traffic_healthy_interval applies to a passing host, no_traffic_interval to the rest.
+    let ms = hadTraffic() ? config.intervalMs : this.failed ? config.noTrafficIntervalMs : config.noTrafficHealthyIntervalMs;
     if (config.intervalJitterMs > 0) ms += Math.floor(random() * config.intervalJitterMs);
     this.#timer = setTimeout(() => void this.#check(), ms);
     this.#timer.unref();
@@ -200,7 +203,9 @@ class HostSession {
     if (this.#client === null) {
       // Over the endpoint's own transport socket, as Envoy's checks are.
       const tls = this.host.tls;
-      this.#client = new Client(`${tls ? 'https' : 'http'}://${this.host.addressPort}`, {
+      const port = this.options.checkTarget?.(this.host).port ?? null;
+      const origin = port === null ? this.host.addressPort : formatAddressPort(this.host.address, port);
+      this.#client = new Client(`${tls ? 'https' : 'http'}://${origin}`, {
         connect: tls ? tlsConnector(tls, this.options.config.timeoutMs) : { timeout: this.options.config.timeoutMs },
         pipelining: 1,
       });
@@ -211,7 +216,8 @@ class HostSession {
 
   #headers(): HeaderMap {
     const http = this.options.config.http;
-    const headers: HeaderMap = { host: http.host || this.options.clusterName, 'user-agent': 'Envoy/HC' };
+    const own = this.options.checkTarget?.(this.host).hostname ?? '';
+    const headers: HeaderMap = { host: own || http.host || this.options.clusterName, 'user-agent': 'Envoy/HC' };
     applyHeadersToAdd(headers, http.requestHeadersToAdd, (v) => v);
     removeHeaders(headers, http.requestHeadersToRemove);
     return headers;

@@ -1,5 +1,6 @@
 import * as dns from 'node:dns';
 import * as net from 'node:net';
+import type { EndpointPlacement } from '../config/lb-model';
 import type { Cluster } from '../config/model';
 
 export interface ResolvedEndpoint {
@@ -10,6 +11,7 @@ export interface ResolvedEndpoint {
   readonly healthy: boolean;
   /** The endpoint's transport socket match metadata (see Cluster.transportSocketMatches). */
   readonly transportSocketMatch: ReadonlyMap<string, string>;
+  readonly placement: EndpointPlacement;
 }
 
 /** Resolves names to addresses; injected so tests can stand in a fixed table. */
@@ -26,7 +28,7 @@ const UNHEALTHY = new Set(['UNHEALTHY', 'DRAINING', 'TIMEOUT']);
 export async function resolveEndpoints(cluster: Cluster, resolver: Resolver, endpoints = cluster.loadAssignment?.endpoints ?? []): Promise<ResolvedEndpoint[]> {
   const out: ResolvedEndpoint[] = [];
   for (const ep of endpoints) {
-    const base = { port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), transportSocketMatch: ep.transportSocketMatch };
+    const base = { port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), transportSocketMatch: ep.transportSocketMatch, placement: ep.placement };
     const host = ep.address.host;
     if (net.isIP(host) !== 0 || cluster.type === 'STATIC' || cluster.type === 'EDS') {
       out.push({ ...base, address: host, hostname: ep.hostname || host });
@@ -48,7 +50,7 @@ export function literalEndpoints(cluster: Cluster, endpoints = cluster.loadAssig
   for (const ep of endpoints) {
     const host = ep.address.host;
     if (net.isIP(host) === 0 && cluster.type !== 'STATIC' && cluster.type !== 'EDS') return null;
-    out.push({ port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), address: host, hostname: ep.hostname || host, transportSocketMatch: ep.transportSocketMatch });
+    out.push({ port: ep.address.port, weight: ep.weight, healthy: !UNHEALTHY.has(ep.healthStatus), address: host, hostname: ep.hostname || host, transportSocketMatch: ep.transportSocketMatch, placement: ep.placement });
   }
   return out;
 }

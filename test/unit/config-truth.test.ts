@@ -130,18 +130,17 @@ describe('layered_runtime', () => {
       { name: 'a', admin_layer: {} },
       { name: 'a', admin_layer: {} },
       { name: 'c', static_layer: { list: [1, 2], nothing: null } },
-      { name: 'd', disk_layer: { symlink_root: '/srv/runtime' } },
+      { name: 'd', disk_layer: { symlink_root: 'srv/runtime' } },
       { name: 'e', rtds_layer: { name: 'rt' } },
     ]))).toEqual([
-      { path: 'layered_runtime.layers[3].disk_layer', message: 'not supported by sidemirror' },
       { path: 'layered_runtime.layers[4].rtds_layer', message: 'not supported by sidemirror' },
       { path: 'layered_runtime.layers[1].name', message: 'duplicate layer name "a"' },
       { path: 'layered_runtime.layers[1].admin_layer', message: 'at most one admin layer may be given' },
       { path: 'layered_runtime.layers[2].static_layer["list"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
       { path: 'layered_runtime.layers[2].static_layer["nothing"]', message: 'a runtime value must be a number, string, boolean or object (not null or a list)' },
+      { path: 'layered_runtime.layers[3].disk_layer.symlink_root', message: 'symlink_root must be an absolute path' },
       // What the layer could have been instead.
-      { path: 'layered_runtime.layers[3]', message: 'one of static_layer or admin_layer is required' },
-      { path: 'layered_runtime.layers[4]', message: 'one of static_layer or admin_layer is required' },
+      { path: 'layered_runtime.layers[4]', message: 'one of static_layer, disk_layer or admin_layer is required' },
     ]);
   });
 });
@@ -156,7 +155,6 @@ describe('declared fields that sidemirror does not act on are refused by path', 
       ],
       hcm: { add_user_agent: true, drain_timeout: '1s' },
     });
-    d.static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config = { port_value: 9 };
     const hcm = d.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
     hcm.http_filters[0].typed_config.start_child_span = true;
     hcm.route_config.virtual_hosts[0].require_tls = 'ALL';
@@ -169,7 +167,6 @@ describe('declared fields that sidemirror does not act on are refused by path', 
       `${HCM}.add_user_agent: true is not supported by sidemirror`,
       `${c0}.alt_stat_name: not supported by sidemirror`,
       `${c0}.respect_dns_ttl: not supported by sidemirror`,
-      'static_resources.clusters[1].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config: not supported by sidemirror',
     ]);
   });
 

@@ -57,11 +57,11 @@ test('every bad field by path, in one report; fields sidemirror leaves out are r
       interval: '0s', base_ejection_time: '10s', max_ejection_time: '5s', max_ejection_percent: 101, enforcing_success_rate: 200,
       monitors: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Empty' } }],
     },
-    common_lb_config: { healthy_panic_threshold: { value: 150 }, locality_weighted_lb_config: {} },
+    common_lb_config: { healthy_panic_threshold: { value: 150 }, zone_aware_lb_config: {} },
   });
   expect(issues.map((i) => `${i.path}: ${i.message}`).sort()).toEqual([
     `${C}.common_lb_config.healthy_panic_threshold.value: must be between 0 and 100, got 150`,
-    `${C}.common_lb_config.locality_weighted_lb_config: not supported by sidemirror`,
+    `${C}.common_lb_config.zone_aware_lb_config: not supported by sidemirror`,
     `${C}.outlier_detection.enforcing_success_rate: enforcing_success_rate must be at most 100, got 200`,
     `${C}.outlier_detection.interval: interval must be greater than 0s`,
     `${C}.outlier_detection.max_ejection_percent: max_ejection_percent must be at most 100, got 101`,

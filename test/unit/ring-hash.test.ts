@@ -235,7 +235,7 @@ const HC = { timeout: '1s', interval: '5s', unhealthy_threshold: 2, healthy_thre
 describe('decoding health_checks, ring_hash_lb_config and hash_policy', () => {
   test('a health check decodes with Envoy defaults filled in', () => {
     expect(loadCluster(doc({ health_checks: [HC] })).healthCheck).toEqual({
-      timeoutMs: 1000, intervalMs: 5000, intervalJitterMs: 0, noTrafficIntervalMs: 60_000, unhealthyThreshold: 2, healthyThreshold: 3,
+      timeoutMs: 1000, intervalMs: 5000, intervalJitterMs: 0, noTrafficIntervalMs: 60_000, noTrafficHealthyIntervalMs: 60_000, unhealthyThreshold: 2, healthyThreshold: 3,
       http: { host: '', path: '/healthz', expectedStatuses: [[200, 201]], requestHeadersToAdd: [], requestHeadersToRemove: [] },
     });
     expect(loadCluster(doc()).healthCheck).toBeNull();

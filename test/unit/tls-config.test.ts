@@ -109,15 +109,15 @@ describe('filter chains', () => {
         { name: 'four', filter_chain_match: { server_names: ['a*.example', '*'] } },
         { name: 'five', filter_chain_match: { source_type: 'EXTERNAL' } },
       ],
-      { listener_filters: [{ name: 'envoy.filters.listener.http_inspector' }, { name: 'x', typed_config: { '@type': DOWNSTREAM } }] },
+      { listener_filters: [{ name: 'envoy.filters.listener.original_dst' }, { name: 'x', typed_config: { '@type': DOWNSTREAM } }] },
     ))).toEqual([
       `${L0}.filter_chains[4].filter_chain_match.source_type: not supported by sidemirror`,
       `${L0}.filter_chains[3].filter_chain_match.server_names[0]: partial wildcards are not supported in "server_names"`,
       `${L0}.filter_chains[3].filter_chain_match.server_names[1]: partial wildcards are not supported in "server_names"`,
       `${L0}.filter_chains[1].filter_chain_match: filter chain 'two' has the same matching rules defined as 'one'`,
       `${L0}.filter_chains[2].filter_chain_match: multiple filter chains with overlapping matching rules are defined`,
-      `${L0}.listener_filters[0].name: listener filter "envoy.filters.listener.http_inspector" is not supported by sidemirror (only envoy.filters.listener.tls_inspector is)`,
-      `${L0}.listener_filters[1].typed_config: listener filter "${DOWNSTREAM}" is not supported by sidemirror (only envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector is)`,
+      `${L0}.listener_filters[0].name: listener filter "envoy.filters.listener.original_dst" is not supported by sidemirror (only envoy.filters.listener.tls_inspector and envoy.filters.listener.http_inspector are)`,
+      `${L0}.listener_filters[1].typed_config: listener filter "${DOWNSTREAM}" is not supported by sidemirror (only envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector and envoy.extensions.filters.listener.http_inspector.v3.HttpInspector are)`,
     ]);
   });
 

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { Bootstrap, DynamicResources, OverloadManagerConfig, RuntimeLayerConfig } from '../model';
 import type { Secret } from '../transport-model';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, withRuntimeRe2Limit } from './common';
@@ -8,7 +9,7 @@ import { decodeSecret } from './tls';
 export function decodeBootstrap(b: Pb, ctx: Ctx): Bootstrap {
   const node = (b.node ?? {}) as Pb;
   const sr = (b.static_resources ?? {}) as Pb;
-  const runtime = decodeLayeredRuntime(b.layered_runtime as Pb | undefined, at(ctx, 'layered_runtime'));
+  const runtime = decodeLayeredRuntime(b.layered_runtime as Pb | undefined, String(node.cluster ?? ''), at(ctx, 'layered_runtime'));
   // The runtime's regex program-size ceiling applies to the static resources' regexes.
   const srctx = at(withRuntimeRe2Limit(ctx, staticValues(runtime)), 'static_resources');
   const admin = b.admin as Pb | undefined;
@@ -126,8 +127,8 @@ const DEFAULT_RUNTIME: readonly RuntimeLayerConfig[] = [
   { name: 'admin', kind: 'admin' },
 ];
 
-/** `layered_runtime`: static layers flattened (nested keys joined with dots) and at most one admin layer. */
-function decodeLayeredRuntime(lr: Pb | undefined, ctx: Ctx): readonly RuntimeLayerConfig[] {
+/** `layered_runtime`: static layers flattened (nested keys joined with dots), disk layers, and at most one admin layer. */
+function decodeLayeredRuntime(lr: Pb | undefined, serviceCluster: string, ctx: Ctx): readonly RuntimeLayerConfig[] {
   if (!lr) return DEFAULT_RUNTIME;
   const names = new Set<string>();
   let admins = 0;
@@ -145,11 +146,28 @@ function decodeLayeredRuntime(lr: Pb | undefined, ctx: Ctx): readonly RuntimeLay
       flattenStruct(layer.static_layer as Pb, '', values, at(lctx, 'static_layer'));
       return { name, kind: 'static', values };
     }
-    fail(lctx, 'one of static_layer or admin_layer is required');
+    if (layer.disk_layer) return decodeDiskLayer(name, layer.disk_layer as Pb, serviceCluster, at(lctx, 'disk_layer'));
+    fail(lctx, 'one of static_layer, disk_layer or admin_layer is required');
     return null;
   });
   if (layers.length === 0) fail(at(ctx, 'layers'), 'at least one layer is required');
   return layers.filter((l): l is RuntimeLayerConfig => l !== null);
+}
+
+function decodeDiskLayer(name: string, d: Pb, serviceCluster: string, ctx: Ctx): RuntimeLayerConfig | null {
+  const symlinkRoot = String(d.symlink_root ?? '');
+  const subdirectory = String(d.subdirectory ?? '');
+  if (symlinkRoot === '') fail(at(ctx, 'symlink_root'), 'symlink_root is required');
+  else if (!path.isAbsolute(symlinkRoot)) fail(at(ctx, 'symlink_root'), 'symlink_root must be an absolute path');
+  if (subdirectory.split('/').includes('..')) fail(at(ctx, 'subdirectory'), 'subdirectory must not climb out of symlink_root ("..")');
+  const parts = [symlinkRoot, subdirectory];
+  if (d.append_service_cluster === true) {
+    if (serviceCluster === '') fail(at(ctx, 'append_service_cluster'), 'append_service_cluster needs node.cluster to be set');
+    else if (serviceCluster.includes('/') || serviceCluster === '..') fail(at(ctx, 'append_service_cluster'), `node.cluster "${serviceCluster}" cannot name a directory`);
+    parts.push(serviceCluster);
+  }
+  if (symlinkRoot === '' || !path.isAbsolute(symlinkRoot)) return null;
+  return { name, kind: 'disk', symlinkRoot, directory: path.join(...parts) };
 }
 
 // protobufjs declares google.protobuf.Struct/Value with camelCase field names even under keepCase.

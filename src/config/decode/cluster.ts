@@ -66,7 +66,15 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
     healthCheck: healthChecks(c, ctx),
     outlierDetection: decodeOutlierDetection(c.outlier_detection as Pb | undefined, at(ctx, 'outlier_detection')),
     healthyPanicThreshold: decodeHealthyPanicThreshold(c.common_lb_config as Pb | undefined, at(ctx, 'common_lb_config')),
+    localityWeightedLb: localityWeighted(c, lbPolicy, ctx),
   };
+}
+
+/** Ring hash builds one ring from host weights; sidemirror does not fold locality weights into it. */
+function localityWeighted(c: Pb, lbPolicy: LbPolicy, ctx: Ctx): boolean {
+  if (!(c.common_lb_config as Pb | undefined)?.locality_weighted_lb_config) return false;
+  if (lbPolicy === 'RING_HASH') fail(at(at(ctx, 'common_lb_config'), 'locality_weighted_lb_config'), 'not supported by sidemirror with lb_policy RING_HASH');
+  return true;
 }
 
 /** Envoy's bounds for both ring sizes (the proto's PGV rule). */
@@ -117,6 +125,7 @@ export function decodeHealthCheck(hc: Pb, ctx: Ctx): HealthCheckConfig {
   const timeoutMs = positiveDuration(hc, 'timeout', ctx, true, 1000);
   const intervalMs = positiveDuration(hc, 'interval', ctx, true, 1000);
   const noTrafficIntervalMs = positiveDuration(hc, 'no_traffic_interval', ctx, false, 60_000);
+  const noTrafficHealthyIntervalMs = positiveDuration(hc, 'no_traffic_healthy_interval', ctx, false, noTrafficIntervalMs);
   const intervalJitterMs = durationMs(hc.interval_jitter as Pb | undefined, 0);
   if (intervalJitterMs < 0) fail(at(ctx, 'interval_jitter'), 'interval_jitter must not be negative');
   const unhealthyThreshold = threshold(hc, 'unhealthy_threshold', ctx);
@@ -128,7 +137,7 @@ export function decodeHealthCheck(hc: Pb, ctx: Ctx): HealthCheckConfig {
   const http = hc.http_health_check as Pb | undefined;
   if (!http) {
     if (!UNSUPPORTED_CHECKERS.some((k) => hc[k] !== undefined)) fail(ctx, 'one of http_health_check, tcp_health_check, grpc_health_check or custom_health_check is required');
-    return { timeoutMs, intervalMs, intervalJitterMs, noTrafficIntervalMs, unhealthyThreshold, healthyThreshold, http: { host: '', path: '/', expectedStatuses: [[200, 201]], requestHeadersToAdd: [], requestHeadersToRemove: [] } };
+    return { timeoutMs, intervalMs, intervalJitterMs, noTrafficIntervalMs, noTrafficHealthyIntervalMs, unhealthyThreshold, healthyThreshold, http: { host: '', path: '/', expectedStatuses: [[200, 201]], requestHeadersToAdd: [], requestHeadersToRemove: [] } };
   }
   const hctx = at(ctx, 'http_health_check');
   const host = String(http.host ?? '');
@@ -149,6 +158,7 @@ export function decodeHealthCheck(hc: Pb, ctx: Ctx): HealthCheckConfig {
   return {
     timeoutMs,
     intervalMs,
+    noTrafficHealthyIntervalMs,
     intervalJitterMs,
     noTrafficIntervalMs,
     unhealthyThreshold,
@@ -174,13 +184,19 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
   const endpoints: LbEndpoint[] = [];
   each(ctx, la, 'endpoints', (locality, lctx) => {
     const priority = Number(locality.priority ?? 0);
+    const where = (locality.locality ?? {}) as Pb;
+    const localityKey = [where.region, where.zone, where.sub_zone].map((v) => String(v ?? '')).join('/');
+    const localityWeight = wrapped(locality.load_balancing_weight, 0);
+    if (locality.load_balancing_weight !== undefined && locality.load_balancing_weight !== null && localityWeight < 1) fail(at(lctx, 'load_balancing_weight'), 'must be at least 1');
     each(lctx, locality, 'lb_endpoints', (lb, ectx) => {
       const ep = (lb.endpoint ?? {}) as Pb;
       if (!lb.endpoint) {
         fail(at(ectx, 'endpoint'), 'endpoint is required');
         return;
       }
-      refuse(ep, at(ectx, 'endpoint'), ['health_check_config']);
+      const hcc = ep.health_check_config as Pb | undefined;
+      const healthCheckPort = hcc?.port_value ? Number(hcc.port_value) : null;
+      if (healthCheckPort !== null && healthCheckPort > 65535) fail(at(at(at(ectx, 'endpoint'), 'health_check_config'), 'port_value'), 'must be at most 65535');
       const actx = at(at(ectx, 'endpoint'), 'address');
       const address = socketAddress(ep.address as Pb | undefined, actx);
       if (requireIp && address.host && net.isIP(address.host) === 0) {
@@ -191,6 +207,7 @@ export function decodeClusterLoadAssignment(la: Pb, ctx: Ctx, requireIp = false)
         hostname: String(ep.hostname ?? ''),
         weight: wrapped(lb.load_balancing_weight, 1),
         priority,
+        placement: { priority, locality: localityKey, localityWeight, healthCheckPort, healthCheckHostname: String(hcc?.hostname ?? '') },
         healthStatus: String(lb.health_status ?? 'UNKNOWN'),
         transportSocketMatch: endpointTransportSocketMatch(lb.metadata as Pb | undefined, ectx),
       });

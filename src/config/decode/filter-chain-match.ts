@@ -81,21 +81,27 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** listener_filters: true when the tls_inspector is listed; any other listener filter is refused. */
-export function decodeListenerFilters(l: Pb, ctx: Ctx): boolean {
-  const found = each(ctx, l, 'listener_filters', (f, fctx): boolean => {
+const HTTP_INSPECTOR_NAME = 'envoy.filters.listener.http_inspector';
+const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+
+/** listener_filters: which inspectors are listed (tls_inspector, http_inspector); any other listener filter is refused. */
+export function decodeListenerFilters(l: Pb, ctx: Ctx): { readonly tls: boolean; readonly http: boolean } {
+  const found = each(ctx, l, 'listener_filters', (f, fctx): 'tls' | 'http' | null => {
     const name = String(f.name ?? '');
+    const supported = `only ${TLS_INSPECTOR_TYPE} and ${HTTP_INSPECTOR_TYPE} are`;
     if (f.typed_config) {
       const cfg = unpackAny(f.typed_config as Pb, at(fctx, 'typed_config'));
-      if (!cfg) return false;
-      if (typeUrlName(cfg.typeUrl) === TLS_INSPECTOR_TYPE) return true;
-      fail(at(fctx, 'typed_config'), `listener filter "${cfg.typeUrl}" is not supported by sidemirror (only ${TLS_INSPECTOR_TYPE} is)`);
-      return false;
+      if (!cfg) return null;
+      if (typeUrlName(cfg.typeUrl) === TLS_INSPECTOR_TYPE) return 'tls';
+      if (typeUrlName(cfg.typeUrl) === HTTP_INSPECTOR_TYPE) return 'http';
+      fail(at(fctx, 'typed_config'), `listener filter "${cfg.typeUrl}" is not supported by sidemirror (${supported})`);
+      return null;
     }
-    if (name === TLS_INSPECTOR_NAME) return true;
+    if (name === TLS_INSPECTOR_NAME) return 'tls';
+    if (name === HTTP_INSPECTOR_NAME) return 'http';
     if (!name) fail(at(fctx, 'name'), 'name is required');
-    else fail(at(fctx, 'name'), `listener filter "${name}" is not supported by sidemirror (only ${TLS_INSPECTOR_NAME} is)`);
-    return false;
+    else fail(at(fctx, 'name'), `listener filter "${name}" is not supported by sidemirror (only ${TLS_INSPECTOR_NAME} and ${HTTP_INSPECTOR_NAME} are)`);
+    return null;
   });
-  return found.includes(true);
+  return { tls: found.includes('tls'), http: found.includes('http') };
 }

@@ -35,12 +35,14 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     .filter((c): c is FilterChain => c !== null);
   const defaultFilterChain = l.default_filter_chain ? decodeFilterChain(l.default_filter_chain as Pb, at(ctx, 'default_filter_chain')) : null;
   if (chains.length === 0 && !l.default_filter_chain) fail(at(ctx, 'filter_chains'), 'a filter chain is required');
+  const inspectors = decodeListenerFilters(l, ctx);
   return {
     name,
     address,
     filterChains,
     defaultFilterChain,
-    tlsInspector: decodeListenerFilters(l, ctx),
+    tlsInspector: inspectors.tls,
+    httpInspector: inspectors.http,
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
