@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLI, ensureCliBuilt, killCli } from '../harness/cli';
+import { CLI, ensureCliBuilt, killCli, runCli } from '../harness/cli';
 import { sleep } from '../harness/upstream';
 
 // Findings from the issue-12 review that fail on purpose: each test states the behaviour the
@@ -114,5 +114,32 @@ describe('access log path that is a FIFO no one has opened for reading', () => {
     } finally {
       await killCli(plain);
     }
+  });
+});
+
+describe('an access log path that cannot be opened (the README example, /var/log/sidemirror missing)', () => {
+  let dir = '';
+  let cfg = '';
+
+  beforeAll(async () => {
+    ensureCliBuilt();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'r12-nolog-'));
+    cfg = path.join(dir, 'envoy.json');
+    fs.writeFileSync(cfg, directResponseBootstrap(await freePort(), await freePort(), path.join(dir, 'no-such-dir', 'errors.json')));
+  });
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  // Seen: `proxy` exits 1 with `access log: cannot open "…": ENOENT`, no field path.
+  test('proxy refuses it naming the field path', async () => {
+    const r = await runCli(['proxy', '-c', cfg], 10_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr + r.stdout).toContain('access_log[0].typed_config.path');
+  });
+
+  // Seen: `validate` says "configuration … OK" (exit 0) for the config `proxy` refuses.
+  test('validate refuses what proxy refuses', async () => {
+    const r = await runCli(['validate', '-c', cfg], 10_000);
+    expect(r.code).not.toBe(0);
   });
 });
