@@ -19,25 +19,49 @@ export function openTarget(path: string): LogTarget {
   return new FileTarget(path);
 }
 
+/**
+ * Opened without blocking: a FIFO nobody reads yet (a log shipper not started, or gone) fails
+ * the open with ENXIO instead of stopping the process, and its writes fail with EAGAIN while it
+ * is full; either way lines are dropped and counted, never queued without bound.
+ */
+const APPEND_NONBLOCK = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
+
 class FileTarget implements LogTarget {
-  #fd: number | null;
+  #fd: number | null = null;
 
   constructor(private readonly path: string) {
     // Opened now, as Envoy opens an access log file when the config is loaded.
-    this.#fd = fs.openSync(path, 'a', 0o644);
+    try {
+      this.#fd = fs.openSync(path, APPEND_NONBLOCK, 0o644);
+    } catch (err) {
+      // A FIFO without a reader: opened again at the next write.
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+    }
   }
 
   write(batch: Buffer, done: (err: Error | null) => void): void {
-    if (this.#fd === null) return done(new Error(`${this.path} is not open`));
-    writeAll(this.#fd, batch, 0, done);
+    const written = (err: Error | null): void => {
+      // The FIFO's reader went away: open it again for the next batch (a new reader may come).
+      if (err && (err as NodeJS.ErrnoException).code === 'EPIPE' && this.#fd !== null) {
+        fs.close(this.#fd, () => undefined);
+        this.#fd = null;
+      }
+      done(err);
+    };
+    if (this.#fd !== null) return writeAll(this.#fd, batch, 0, written);
+    fs.open(this.path, APPEND_NONBLOCK, 0o644, (err, fd) => {
+      if (err) return done(err);
+      this.#fd = fd;
+      writeAll(fd, batch, 0, written);
+    });
   }
 
   reopen(done: (err: Error | null) => void): void {
     const old = this.#fd;
     this.#fd = null;
-    const open = (): void => fs.open(this.path, 'a', 0o644, (err, fd) => {
+    const open = (): void => fs.open(this.path, APPEND_NONBLOCK, 0o644, (err, fd) => {
       if (!err) this.#fd = fd;
-      done(err);
+      done(err && (err as NodeJS.ErrnoException).code === 'ENXIO' ? null : err);
     });
     if (old === null) return open();
     fs.close(old, () => open());

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { LocalReads } from './decode/common';
 
 // What the sidecar's config may read from its own machine when it is loaded: secrets and
@@ -27,8 +28,22 @@ function readBoundedFile(file: string): string {
   }
 }
 
+/** A log file's path: an existing file we may write, or a new one in a directory we may write. */
+function appendProblem(file: string): string | null {
+  if (file === '/dev/stdout' || file === '/dev/stderr') return null;
+  try {
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st?.isDirectory()) return 'is a directory';
+    fs.accessSync(st ? file : path.dirname(path.resolve(file)), fs.constants.W_OK);
+    return null;
+  } catch (err) {
+    return `cannot be opened for appending: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+}
+
 /** The process's own files and environment. */
 export const localReads: LocalReads = {
   readFile: readBoundedFile,
   env: (name) => process.env[name],
+  appendProblem,
 };

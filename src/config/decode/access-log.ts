@@ -44,6 +44,9 @@ function decodeAccessLog(a: Pb, ctx: Ctx, owner: 'connection_manager' | 'listene
   }
   const path = String(c.path ?? '');
   if (!path) fail(at(tctx, 'path'), 'path is required');
+  // Checked where the config is loaded for this machine (the proxy, validate), not by the control plane.
+  const problem = path ? ctx.local?.appendProblem?.(path) ?? null : null;
+  if (problem !== null) fail(at(tctx, 'path'), `"${path}" ${problem}`);
   const format = type === FILE ? fileFormat(c, tctx, fc) : logFormat(c, tctx, 'log_format', fc);
   return { name, filter, target: { path }, format, shadows };
 }

@@ -38,6 +38,8 @@ export interface LocalReads {
   /** The file's text; throws (with the reason in the message) when it cannot be read. */
   readFile(path: string): string;
   env(name: string): string | undefined;
+  /** Why a file could not be opened for appending here (a log file), or null when it can. */
+  appendProblem?(path: string): string | null;
 }
 
 /** Decoding context: where we are and where issues go. */
