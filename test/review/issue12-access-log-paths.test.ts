@@ -7,8 +7,8 @@ import * as path from 'node:path';
 import { CLI, ensureCliBuilt, killCli, runCli } from '../harness/cli';
 import { sleep } from '../harness/upstream';
 
-// Findings from the issue-12 review that fail on purpose: each test states the behaviour the
-// proxy should have and currently does not.
+// What the issue-12 review found about access log paths, kept as tests: a FIFO with no reader
+// does not stop the proxy, and a path that cannot be appended to is refused by its field path.
 
 jest.setTimeout(30_000);
 
