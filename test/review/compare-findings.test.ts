@@ -7,7 +7,8 @@ import { cluster } from '../harness/bootstrap';
 import { CLI, ensureCliBuilt, runCli } from '../harness/cli';
 import { extBootstrap, extRoute } from '../harness/mirror-ext';
 import { freePort } from '../harness/redis';
-import { closeAll, heapAfterGc, jsonReply, rawServer, rig, sleep } from './compare-rig';
+import { request as adminRequest } from '../harness/compare-admin';
+import { closeAll, heapAfterGc, jsonReply, rig, sleep } from './compare-rig';
 
 // Defects found reviewing response comparison (issue 11), each shown with real sockets. Every test
 // in this file FAILS on h-review at a901790 and should pass once its defect is fixed; the review's
@@ -90,6 +91,44 @@ test('redact_body_paths also redacts the first differing line of a body that is 
   const text = await r.allSamplesText();
   expect(text).toContain('body:changed');
   expect(text).not.toContain('alice@example.com');
+});
+
+// Proves: a client cannot blind the comparison by visiting many distinct paths. Every compared
+// request (a match too) leaves an endpoint record, and the store evicts fields before any endpoint
+// record: once such records fill store.max_bytes, each new difference is evicted by the very
+// request that found it. Here 600 matching requests to distinct words, then 5 requests whose
+// candidate differs: the report should hold that field, with its verdict and a sample.
+test('endpoint records left by many distinct paths do not evict every new field', async () => {
+  const r = await rig({
+    primary: { http: jsonReply({ v: 1 }) },
+    candidate: { http: (req, res) => jsonReply({ v: req.url === '/real' ? 2 : 1 })(req, res) },
+    compare: { store: { max_bytes: 64 * KiB } },
+  });
+  const word = (i: number): string => [...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('');
+  for (let i = 0; i < 600; i++) await r.get(`/w${word(i)}`);
+  for (let i = 0; i < 5; i++) await r.get('/real');
+  const p = await r.report(605);
+  expect([p.outcomes.match, p.outcomes.diff]).toEqual([600, 5]);
+  const real = p.endpoints.find((e) => e.name === 'GET /real');
+  expect(real?.fields.map((f) => [f.path, f.diffs, f.verdict])).toEqual([['body.v:changed', 5, 'diff']]);
+});
+
+// Proves: a page reached through DNS rebinding (Host names the attacker's domain, resolved to
+// 127.0.0.1) cannot read the stored samples: production request headers and response bodies,
+// redacted only where a rule says. The admin Host-checks state changes only; README's Security
+// chapter accepts readable stats and config_dump ("secrets are redacted"), but samples are the
+// service's data. (A design question as much as a defect: the control plane Host-checks reads.)
+test('the samples are not readable with a foreign Host', async () => {
+  const r = await rig({ primary: { http: jsonReply({ card: '4111-1111-1111-1111', v: 1 }) }, candidate: { http: jsonReply({ card: '4111-1111-1111-1111', v: 2 }) } });
+  await r.get('/pay');
+  await r.report(1);
+  const port = Number(new URL(r.proxy.adminUrl).port);
+  const q = new URLSearchParams({ policy: 'cand', endpoint: 'GET /pay', field: 'body.v:changed' });
+  const own = await adminRequest(port, 'GET', `/mirror/compare/samples?${q}`);
+  expect(own.body).toContain('4111-1111-1111-1111');
+  const rebound = await adminRequest(port, 'GET', `/mirror/compare/samples?${q}`, { host: `rebind.example:${port}` });
+  expect(rebound.status).toBe(403);
+  expect(rebound.body).not.toContain('4111-1111-1111-1111');
 });
 
 // Proves: a response header named `__proto__` is kept in the stored sample like any other (the
