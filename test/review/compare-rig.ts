@@ -94,7 +94,7 @@ export interface Rig {
   allSamplesText(): Promise<string>;
 }
 
-export async function rig(o: { primary: Leg; candidate: Leg; reference?: Leg; compare?: Json; policy?: Json; action?: Json }): Promise<Rig> {
+export async function rig(o: { primary: Leg; candidate: Leg; reference?: Leg; compare?: Json; policy?: Json; action?: Json; filter?: Json }): Promise<Rig> {
   const primary = await leg(o.primary);
   const candidate = await leg(o.candidate);
   const reference = o.reference ? await leg(o.reference) : null;
@@ -102,6 +102,7 @@ export async function rig(o: { primary: Leg; candidate: Leg; reference?: Leg; co
   const proxy = await startProxy(extBootstrap({
     routes: [extRoute('/', 'primary', [{ name: 'cand', cluster: 'candidate', compare, ...o.policy }], o.action ?? {})],
     clusters: [cluster('primary', [primary]), cluster('candidate', [candidate]), ...(reference !== null ? [cluster('reference', [reference])] : [])],
+    filter: o.filter,
   }));
   cleanups.push(() => proxy.stop());
   const fullReport = async (): Promise<CompareReport> => JSON.parse((await fetchText(`${proxy.adminUrl}/mirror/compare?format=json`)).body) as CompareReport;
