@@ -315,3 +315,37 @@ test('captures of large candidate bodies are released after their comparison', a
   await r.report(101);
   expect(heapAfterGc() - before).toBeLessThan(16 * MiB);
 });
+
+// Proves: 300 clients that leave before the primary answers (more than max_pending's 256) each
+// end their comparison as primary_error and give their pending slot back: the next request is
+// compared, not skipped_limit. A candidate that resets mid-body is shadow_error, likewise released.
+test('clients that leave and candidates that reset release their pending comparisons', async () => {
+  const r = await rig({
+    primary: { http: (req, res) => void setTimeout(() => { if (!res.destroyed) jsonReply({ a: 1 })(req, res); }, req.url.startsWith('/leave') ? 300 : 0) },
+    candidate: {
+      raw: (s, head) => {
+        if (head.startsWith('GET /reset')) {
+          s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a":');
+          setTimeout(() => s.destroy(), 20);
+          return;
+        }
+        s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}');
+      },
+    },
+  });
+  const leave = (i: number): Promise<void> => new Promise((resolve) => {
+    const c = net.connect(r.proxy.port, '127.0.0.1', () => {
+      c.write(`GET /leave/${i} HTTP/1.1\r\nHost: shop\r\n\r\n`);
+      setTimeout(() => c.destroy(), 50);
+    });
+    c.on('close', () => resolve());
+    c.on('error', () => resolve());
+  });
+  for (let batch = 0; batch < 6; batch++) await Promise.all(Array.from({ length: 50 }, (_, i) => leave(batch * 50 + i)));
+  for (let i = 0; i < 5; i++) await r.get('/reset');
+  const p = await r.report(305);
+  expect(nonZero(p.outcomes)).toEqual({ primary_error: 300, shadow_error: 5 });
+  expect((await r.get('/after')).body.toString()).toBe('{"a":1}');
+  // Compared (a diff: the raw candidate sends no date or keep-alive headers), not skipped_limit.
+  expect(nonZero((await r.report(306)).outcomes)).toEqual({ primary_error: 300, shadow_error: 5, diff: 1 });
+});
