@@ -131,6 +131,24 @@ test('the samples are not readable with a foreign Host', async () => {
   expect(rebound.body).not.toContain('4111-1111-1111-1111');
 });
 
+// Proves: a body redacted by redact_body_paths keeps its integers past 2^53 as the upstream wrote
+// them. Redaction re-serialises the body through JSON.parse, so 9007199254740993 is stored as
+// ...992: the sample shows values neither upstream sent, beside a difference that quotes the real ones.
+test('redaction does not round integers past 2^53 in stored bodies', async () => {
+  const r = await rig({
+    primary: { http: jsonReply('{"id":9007199254740993,"user":{"email":"a@example.com"}}') },
+    candidate: { http: jsonReply('{"id":9007199254740995,"user":{"email":"a@example.com"}}') },
+    compare: { store: { redact_body_paths: ['body.user.email'] } },
+  });
+  await r.get('/b');
+  await r.report(1);
+  const s = (await r.samples('GET /b', 'body.id:changed')).samples[0]!;
+  expect(s.differences.map((d) => [d.primary, d.other])).toEqual([['9007199254740993', '9007199254740995']]);
+  expect(s.primary.body.text).toContain('9007199254740993');
+  expect(s.candidate.body.text).toContain('9007199254740995');
+  expect(s.primary.body.text).not.toContain('a@example.com');
+});
+
 // Proves: a response header named `__proto__` is kept in the stored sample like any other (the
 // samples' header records are plain objects: assigning `__proto__` sets their prototype instead,
 // so the header vanishes from the sample while the difference table lists it).
