@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cluster } from '../harness/bootstrap';
@@ -167,6 +168,23 @@ test('a response header named __proto__ is shown in the sample', async () => {
   const s = await r.samples('GET /p', 'header.__proto__:added');
   expect(s.samples[0]!.differences.map((d) => d.path)).toContain('header.__proto__');
   expect(Object.keys(s.samples[0]!.candidate.headers)).toContain('__proto__');
+});
+
+// Proves: a client request carrying a header named `__proto__` (a valid token) is forwarded and
+// answered. Found while probing the comparison's header handling, but not specific to it: with
+// no mirror at all the client gets 503 "upstream connect error or disconnect/reset before
+// headers. reset reason: connection termination"; `constructor` and `toString` pass.
+test('a request header named __proto__ does not turn the answer into a 503', async () => {
+  const r = await rig({ primary: { http: jsonReply({ a: 1 }) }, candidate: { http: jsonReply({ a: 1 }) } });
+  const ask = (header: string): Promise<string> => new Promise((resolve, reject) => {
+    let got = '';
+    const c = net.connect(r.proxy.port, '127.0.0.1', () => c.write(`GET /h HTTP/1.1\r\nHost: shop\r\n${header}\r\nconnection: close\r\n\r\n`));
+    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    c.on('close', () => resolve(got.split('\r\n')[0]!));
+    c.on('error', reject);
+  });
+  expect(await ask('constructor: x')).toBe('HTTP/1.1 200 OK');
+  expect(await ask('__proto__: x')).toBe('HTTP/1.1 200 OK');
 });
 
 // Proves: the README's compare example, pasted as it stands (its `fleet.redis: main` names a
