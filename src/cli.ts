@@ -195,7 +195,8 @@ async function runProxy(file: string, values: Record<string, string | boolean | 
   for (const l of proxy.listeners.listeners()) {
     logger.info({ listener: l.name, port: l.address.port }, 'serving');
   }
-  return serveUntilSignalled(logger, () => proxy.stop(), () => proxy.reloadFile(file), (stop) => proxy.onQuit(() => stop('quitquitquit')));
+  return serveUntilSignalled(logger, () => proxy.stop(), () => proxy.reloadFile(file), (stop) => proxy.onQuit(() => stop('quitquitquit')),
+    () => proxy.reopenAccessLogs());
 }
 
 async function runControlPlane(file: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
@@ -260,15 +261,15 @@ async function runSupervisor(file: string, workers: number, proxy: WorkerProxyOp
     return reportConfigError(file, err);
   }
   logger.info({ workers }, 'serving with worker processes');
-  return serveUntilSignalled(logger, () => supervisor.stop(), async () => supervisor.reload());
+  return serveUntilSignalled(logger, () => supervisor.stop(), async () => supervisor.reload(), undefined, () => supervisor.reopenAccessLogs());
 }
 
 /**
  * Runs until SIGTERM/SIGINT (drain, then exit 0); SIGHUP reloads, and a rejected reload is
- * logged with every issue while the running config stays.
+ * logged with every issue while the running config stays; SIGUSR1 reopens the access log files.
  */
 function serveUntilSignalled(logger: Logger, stop: () => Promise<void>, reload: () => Promise<void>,
-  extraStop?: (stop: (why: string) => void) => void): Promise<number> {
+  extraStop?: (stop: (why: string) => void) => void, reopenLogs?: () => void): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const drain = (why: string): void => {
@@ -280,6 +281,8 @@ function serveUntilSignalled(logger: Logger, stop: () => Promise<void>, reload: 
     extraStop?.(drain);
     process.on('SIGTERM', () => drain('SIGTERM'));
     process.on('SIGINT', () => drain('SIGINT'));
+    // Envoy's signal for logrotate; a listener here also keeps Node from starting its inspector on it.
+    if (reopenLogs) process.on('SIGUSR1', reopenLogs);
     process.on('SIGHUP', () => {
       reload().catch((err: unknown) => {
         const detail = err instanceof ConfigError ? err.issues.map((i) => `${i.path}: ${i.message}`) : [(err as Error).message];

@@ -1,4 +1,6 @@
 import * as os from 'node:os';
+import type { LogFileLimits } from './access-log/log-file';
+import { AccessLogManager } from './access-log/manager';
 import { clustersJson, clustersText } from './admin/clusters-text';
 import { configDump } from './admin/config-dump';
 import { AdminServer, type ServerState } from './admin/server';
@@ -45,6 +47,8 @@ export interface ProxyOptions {
   readonly admin?: boolean;
   /** The directories hook modules may be loaded from (--hooks-dir); default none: no hooks. */
   readonly hookDirs?: HookDirs;
+  /** Access log batching: flush interval, flush size, bound on queued bytes. */
+  readonly accessLogLimits?: Partial<LogFileLimits>;
 }
 
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
@@ -92,6 +96,8 @@ export class Proxy {
   readonly mirrorResources: MirrorResources;
   /** Shadow comparison results (/mirror/compare). */
   readonly compare: CompareHub;
+  /** The access log files, shared by every listener; SIGUSR1 reopens them. */
+  readonly accessLogs: AccessLogManager;
 
   private constructor(private readonly options: ProxyOptions) {
     this.#loaded = options.loaded;
@@ -116,6 +122,7 @@ export class Proxy {
     this.mirrorResources = new MirrorResources(this.logger, options.hookDirs);
     const node = options.loaded.bootstrap.node;
     this.compare = new CompareHub(this.logger, `${node.id || os.hostname()}/${process.pid}`);
+    this.accessLogs = new AccessLogManager(this.stats, this.logger, options.accessLogLimits);
   }
 
   static async start(options: ProxyOptions): Promise<Proxy> {
@@ -199,7 +206,11 @@ export class Proxy {
 
   async #applyListeners(b: Bootstrap = this.#loaded.bootstrap): Promise<void> {
     this.listeners.setGlobalConnectionLimit(b.overloadManager.maxActiveDownstreamConnections);
-    const deps = { clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname() };
+    const deps = {
+      clusters: this.clusters, mirror: this.mirror, stats: this.scopes, logger: this.logger, hostname: os.hostname(), runtime: this.runtime,
+      draining: () => this.#state === 'DRAINING',
+      accessLog: { manager: this.accessLogs, runtime: this.runtime },
+    };
     const routesFor = (l: Listener, hcm: HttpConnectionManager): (() => RouteTable | null) => {
       if (hcm.routeConfig) {
         const table = new RouteTable(hcm.routeConfig, this.runtime, this.#extCompiler(l, hcm));
@@ -290,6 +301,13 @@ export class Proxy {
     await this.mirrorResources.close();
     await this.compare.close();
     this.tls.close();
+    // Last: the lines of the requests and shadows that ended while draining are in.
+    await this.accessLogs.close();
+  }
+
+  /** SIGUSR1: every access log file is closed and opened again by its path (logrotate). */
+  reopenAccessLogs(): void {
+    this.accessLogs.reopen();
   }
 
   #adminSources(): ConstructorParameters<typeof AdminServer>[0] {

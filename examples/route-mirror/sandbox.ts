@@ -209,6 +209,9 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
       await step(waitForPort(plan.controlPlanePort, 30_000));
     }
     launch('front-proxy', [...proxyExecArgv([], process.env.NODE_OPTIONS), distFile('src', 'cli.js'), 'proxy', '-c', plan.configFile], proxyEnv(process.env));
+    // Something else may have taken the port since it was found free: only the proxy's own
+    // "listener started" says that the port is the proxy's.
+    await step(waitForLine(() => logs.get('front-proxy') ?? [], listenerStarted(plan.proxyPort), 30_000));
     await step(waitForPort(plan.proxyPort, 30_000));
   } catch (err) {
     await stop();
@@ -222,6 +225,23 @@ export async function startSandbox(o: SandboxOptions = {}): Promise<Sandbox> {
     exited,
     stop,
   };
+}
+
+/** The proxy's log line for a listener bound to `port`, or a line saying it could not bind it. */
+function listenerStarted(port: number): (line: string) => boolean {
+  return (line) => {
+    if (line.includes(`cannot bind 127.0.0.1:${port}`) || line.includes(`:${port}: EADDRINUSE`)) throw new Error(`the front proxy could not bind port ${port}: ${line}`);
+    return line.includes('"msg":"listener started"') && line.includes(`"port":${port}`);
+  };
+}
+
+/** Polls `lines()` until one satisfies `match` (which may throw to give up). */
+async function waitForLine(lines: () => readonly string[], match: (line: string) => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!lines().some(match)) {
+    if (Date.now() > deadline) throw new Error(`no "listener started" line after ${timeoutMs} ms: ${lines().join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Polls until something accepts connections on 127.0.0.1:port (10 s at most). */

@@ -1,6 +1,11 @@
 import type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
-import type { StringMatcher } from './matcher-model';
+import type { HeaderMatcher, StringMatcher } from './matcher-model';
+import type { PerFilterConfigs } from './filter-model';
+import type { AccessLogConfig } from './access-log-model';
 import type { ExtMirrorPolicy, MirrorFilterConfig } from './mirror-ext-model';
+import type { OutlierDetectionConfig } from './outlier-model';
+import type { AttemptHeaders, RetryPolicy } from './retry-model';
+import type { TcpProxyConfig } from './tcp-proxy-model';
 import type { DownstreamTlsContext, FilterChainMatch, Http2Settings, Secret, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from './transport-model';
 
 // The plain, immutable configuration model. Decoders build it from protobuf messages; the data
@@ -32,21 +37,11 @@ export interface MirrorPolicy {
   readonly hostRewriteLiteral: string | null;
 }
 
-export type { StringMatcher } from './matcher-model';
+export type { HeaderMatch, HeaderMatcher, StringMatcher } from './matcher-model';
 export type { FractionalPercent, HeaderEdits, HeaderMutation, HeaderToAdd, RuntimeFraction } from './base-model';
 export type * from './mirror-ext-model';
-
-export type HeaderMatch =
-  | { readonly kind: 'string'; readonly matcher: StringMatcher }
-  | { readonly kind: 'present'; readonly present: boolean }
-  | { readonly kind: 'range'; readonly start: number; readonly end: number };
-
-export interface HeaderMatcher {
-  readonly name: string;
-  readonly match: HeaderMatch;
-  readonly invert: boolean;
-  readonly treatMissingAsEmpty: boolean;
-}
+export type * from './retry-model';
+export type * from './tcp-proxy-model';
 
 export interface QueryParameterMatcher {
   readonly name: string;
@@ -78,13 +73,6 @@ export type ClusterSpecifier =
   | { readonly kind: 'cluster'; readonly name: string }
   | { readonly kind: 'cluster_header'; readonly header: string }
   | { readonly kind: 'weighted_clusters'; readonly clusters: readonly WeightedClusterEntry[]; readonly totalWeight: number };
-
-export interface RetryPolicy {
-  readonly retryOn: readonly string[];
-  readonly numRetries: number;
-  readonly perTryTimeoutMs: number;
-  readonly retriableStatusCodes: readonly number[];
-}
 
 export type HashPolicy =
   | { readonly kind: 'header'; readonly name: string; readonly terminal: boolean }
@@ -161,9 +149,11 @@ export interface Route extends HeaderEdits {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteActionModel;
-  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  readonly perFilter: PerFilterConfigs;
   /** sidemirror mirror policies by the name of the filter they are configured for. */
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
+  /** per_request_buffer_limit_bytes: the body kept for retries (null: the virtual host's). */
+  readonly perRequestBufferLimitBytes: number | null;
 }
 
 export interface VirtualHost extends HeaderEdits {
@@ -172,8 +162,11 @@ export interface VirtualHost extends HeaderEdits {
   readonly routes: readonly Route[];
   readonly mirrorPolicies: readonly MirrorPolicy[];
   readonly retryPolicy: RetryPolicy | null;
-  readonly typedPerFilterConfig: ReadonlyMap<string, TypedConfig>;
+  readonly perFilter: PerFilterConfigs;
   readonly extMirrorPolicies: ReadonlyMap<string, readonly ExtMirrorPolicy[]>;
+  /** per_request_buffer_limit_bytes (null: the listener's per_connection_buffer_limit_bytes). */
+  readonly perRequestBufferLimitBytes: number | null;
+  readonly attemptHeaders: AttemptHeaders;
 }
 
 export interface RouteConfiguration extends HeaderEdits {
@@ -183,6 +176,7 @@ export interface RouteConfiguration extends HeaderEdits {
   readonly validateClusters: boolean | null;
   /** Lowercase names removed from every request that is not internal, before routing. */
   readonly internalOnlyHeaders: readonly string[];
+  readonly perFilter: PerFilterConfigs;
 }
 
 /** An Any we understood: its type URL and the decoded message as a plain object. */
@@ -195,6 +189,10 @@ export interface HttpFilter {
   readonly name: string;
   readonly config: TypedConfig | null;
   readonly isOptional: boolean;
+  /** Off unless a route's typed_per_filter_config names it. */
+  readonly disabled: boolean;
+  /** The filter's own model, decoded by its module (src/http/filters); undefined for the router and mirror filter. */
+  readonly settings: unknown;
 }
 
 export interface HttpConnectionManager {
@@ -233,6 +231,8 @@ export interface HttpConnectionManager {
   readonly commonHttpProtocolOptions: DownstreamProtocolOptions;
   /** http2_protocol_options, with Envoy's defaults, for HTTP/2 connections (codec AUTO or HTTP2). */
   readonly http2: Http2Settings;
+  /** access_log: one line per request (and, for shadow loggers, per shadow). */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export interface Http1Settings {
@@ -267,12 +267,25 @@ export interface DownstreamProtocolOptions {
   readonly maxRequestsPerConnection: number;
 }
 
-/** A filter chain: what it matches, its TLS (null: plaintext) and its connection manager. */
-export interface FilterChain {
+/** A filter chain: what it matches, its TLS (null: plaintext) and its terminal network filter. */
+export type FilterChain = HttpFilterChain | TcpProxyFilterChain;
+
+interface FilterChainBase {
   readonly name: string;
   readonly match: FilterChainMatch;
   readonly tls: DownstreamTlsContext | null;
+}
+
+/** A chain ending in the HTTP connection manager. */
+export interface HttpFilterChain extends FilterChainBase {
+  readonly kind: 'http';
   readonly hcm: HttpConnectionManager;
+}
+
+/** A chain ending in the TCP proxy: the connection's bytes go to an upstream cluster as they are. */
+export interface TcpProxyFilterChain extends FilterChainBase {
+  readonly kind: 'tcp_proxy';
+  readonly tcpProxy: TcpProxyConfig;
 }
 
 export interface Listener {
@@ -292,6 +305,10 @@ export interface Listener {
   readonly statPrefix: string;
   /** Not counted against the overload manager's global downstream connection limit. */
   readonly ignoreGlobalConnLimit: boolean;
+  /** Envoy reads it for tracing only; sidemirror, which has no tracing, keeps it for /config_dump. */
+  readonly trafficDirection: 'UNSPECIFIED' | 'INBOUND' | 'OUTBOUND';
+  /** access_log: one line per downstream connection, when it closes. */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
@@ -343,6 +360,9 @@ export interface Cluster {
   readonly ringHash: RingHashConfig | null;
   /** Active health checking (the cluster's one http_health_check), or null. */
   readonly healthCheck: HealthCheckConfig | null;
+  /** outlier_detection with Envoy's defaults, or null; and common_lb_config.healthy_panic_threshold (percent). */
+  readonly outlierDetection: OutlierDetectionConfig | null;
+  readonly healthyPanicThreshold: number;
 }
 
 export interface RingHashConfig {

@@ -318,6 +318,9 @@ class Walker {
     const names = Object.keys(e.values);
     if (typeof v === 'string') {
       if (Object.prototype.hasOwnProperty.call(e.values, v)) return v;
+      // Envoy parses config with protobuf's case_insensitive_enum_parsing: `round_robin` is ROUND_ROBIN.
+      const upper = v.toUpperCase();
+      if (Object.prototype.hasOwnProperty.call(e.values, upper)) return upper;
       return this.bad(path, `unknown value "${v}" for enum ${e.fullName.slice(1)}${didYouMean(v, names)}; allowed: ${names.join(', ')}`);
     }
     if (typeof v === 'number' && Number.isInteger(v)) {

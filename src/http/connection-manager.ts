@@ -2,7 +2,11 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import type { ForwardAction, HttpConnectionManager } from '../config/model';
+import { HttpAccessLog } from '../access-log/http-log';
+import type { AccessLogManager } from '../access-log/manager';
+import type { RequestFacts } from '../access-log/request-facts';
 import type { Logger } from '../log/logger';
+import type { Runtime } from '../runtime/runtime';
 import type { HeaderLookup } from '../router/matchers';
 import { type CompiledRoute, type RouteTable, randomUint32 } from '../router/route-table';
 import { applyRequestHeaderEdits, applyResponseHeaderEdits, chooseCluster, redirectLocation, rewriteHost, rewritePath } from '../router/router';
@@ -10,7 +14,8 @@ import type { Mirror } from '../shadow/mirror';
 import type { ShadowStream } from '../shadow/writer';
 import type { HttpStats, StatsScopes } from '../stats/scopes';
 import type { ClusterManager } from '../upstream/cluster-manager';
-import { PrimaryExchange, type PrimaryFailure } from '../upstream/forward';
+import { type ForwardFailure, PrimaryExchange } from '../upstream/forward';
+import { RetryPlan } from '../upstream/retry-plan';
 import {
   type DownstreamInfo,
   type HeaderMap,
@@ -33,6 +38,8 @@ import { LOCAL_REPLY_BODIES, sendLocalReply } from './local-reply';
 import { admitRequest } from './request-validation';
 import { proxyUpgrade } from './upgrade';
 import { closingResponse } from './upgrade-response';
+import { type ActiveFilters, type FilterReply, HttpFilterChain } from './filters/chain';
+import type { RequestMarks } from './filters/types';
 
 export interface ConnectionManagerDeps {
   readonly clusters: ClusterManager;
@@ -40,18 +47,28 @@ export interface ConnectionManagerDeps {
   readonly stats: StatsScopes;
   readonly logger: Logger;
   readonly hostname: string;
+  readonly runtime: Runtime;
+  /** True once the proxy drains: the health_check filter then fails checks. */
+  readonly draining: () => boolean;
+  /** Where access_log lines go and the runtime their filters read; absent: no access logs. */
+  readonly accessLog?: { readonly manager: AccessLogManager; readonly runtime: Runtime };
 }
 
 /** The router filter's settings that change what the router adds to requests and responses. */
 export interface RouterSettings {
   readonly suppressEnvoyHeaders: boolean;
+  /** The listener's per_connection_buffer_limit_bytes: the body kept for retries unless the route says (default 1 MiB). */
+  readonly bufferLimitBytes?: number;
 }
 
-const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [number, string]> = {
+const FAILURE_REPLIES: Record<Exclude<ForwardFailure, 'downstream_reset'>, [number, string]> = {
   connect_failure: [503, LOCAL_REPLY_BODIES.connectFailure],
   reset: [503, LOCAL_REPLY_BODIES.reset],
   protocol_error: [503, LOCAL_REPLY_BODIES.protocolError],
   timeout: [504, LOCAL_REPLY_BODIES.timeout],
+  no_healthy_upstream: [503, LOCAL_REPLY_BODIES.noHealthyUpstream],
+  retry_buffer_overflow: [507, LOCAL_REPLY_BODIES.retryBufferOverflow],
+  overflow: [503, LOCAL_REPLY_BODIES.overflow],
 };
 
 /**
@@ -67,6 +84,9 @@ const FAILURE_REPLIES: Record<Exclude<PrimaryFailure, 'downstream_reset'>, [numb
 export class ConnectionManager {
   readonly stats: HttpStats;
   readonly #trust: TrustSettings;
+  readonly #filters: HttpFilterChain;
+  /** null: no access_log, and requests carry no facts. */
+  readonly #log: HttpAccessLog | null;
 
   constructor(
     readonly hcm: HttpConnectionManager,
@@ -76,6 +96,10 @@ export class ConnectionManager {
   ) {
     this.stats = deps.stats.http(hcm.statPrefix);
     this.#trust = { isInternal: internalAddressMatcher(hcm.internalAddressConfig), nodeAddress: nodeAddress() };
+    this.#filters = new HttpFilterChain(hcm.httpFilters, {
+      statPrefix: hcm.statPrefix, stats: deps.stats, runtime: deps.runtime, clusters: deps.clusters, logger: deps.logger, draining: deps.draining,
+    });
+    this.#log = HttpAccessLog.compile(hcm.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime ?? deps.runtime);
   }
 
   handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
@@ -84,17 +108,22 @@ export class ConnectionManager {
     stats.rqTotal.inc();
     (info.protocol === 'HTTP/2' ? stats.rqHttp2Total : stats.rqHttp1Total).inc();
     stats.rqActive.inc();
-    // One close listener per request: the stats, plus what the forwarding path must do then.
+    const log = this.#log;
+    const facts = log?.begin(req, res, info, started) ?? null;
+    // One close listener per request: the stats, what the forwarding path and filters must do then, then the access log.
     let onClose: (() => void) | null = null;
+    let filters: ActiveFilters | null = null;
     res.once('close', () => {
       stats.rqActive.dec();
       stats.response(res.statusCode);
       stats.rqTime.observe(performance.now() - started);
       onClose?.();
+      filters?.done();
+      if (facts) log!.end(facts, req, res);
     });
     // Local replies to gRPC requests are gRPC errors (Envoy's rule), decided on the client's content-type.
     const grpc = isGrpcContentType(req.headers['content-type']);
-    if (!admitRequest(req, res, this.hcm, stats, grpc)) return;
+    if (!admitRequest(req, res, this.hcm, stats, grpc, facts ? (status, counter) => facts.refused(status, counter) : undefined)) return;
 
     // Built from the raw list in one pass (Node's req.headers would be a second, lossier copy).
     const headers = mapFromRaw(req.rawHeaders);
@@ -106,7 +135,8 @@ export class ConnectionManager {
     const trust = mutateRequestHeaders(headers, this.hcm, { address: plainAddress(req.socket.remoteAddress), scheme: info.scheme },
       this.#trust, table?.config.internalOnlyHeaders ?? NO_HEADERS);
     const down: DownstreamInfo = { remoteAddress: trust.remoteAddress, localAddress: plainAddress(req.socket.localAddress), scheme: info.scheme };
-    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started };
+    facts?.requestHeaders(headers, trust.remoteAddress);
+    const request: RequestContext = { req, res, grpc, http2: info.protocol === 'HTTP/2', started, marks: { healthCheck: false }, filters: null, facts };
     const host = firstValue(headers.host) ?? '';
     const authority = host.toLowerCase();
     const path = req.url ?? '/';
@@ -114,39 +144,85 @@ export class ConnectionManager {
     const lookup: HeaderLookup = (name) => pseudoOrHeader(name, headers, authority, path, method, info.scheme);
 
     const route = table?.match({ authority, path, header: lookup }) ?? null;
+    if (route) facts?.route(route.route.name);
+    // Weighted clusters are picked once, here, so that filters (fault's upstream_cluster) and the
+    // router agree on the cluster, as in Envoy where the route entry picks it.
+    const action = route?.route.action;
+    const clusterName = action?.kind === 'forward' ? chooseCluster(action.cluster, lookup, randomUint32()) || null : null;
+    const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : bodyFollows(req.rawHeaders);
+    const next = (): void => {
+      onClose = this.#route(request, route, clusterName, headers, down, lookup, table, hasBody);
+    };
+    filters = this.#filters.empty ? null : this.#filters.start({
+      method, path, authority, scheme: info.scheme, protocol: info.protocol, headers, remoteAddress: down.remoteAddress,
+      directRemoteAddress: plainAddress(req.socket.remoteAddress), localAddress: down.localAddress, localPort: req.socket.localPort ?? 0, tls: info.tls, grpc,
+      connection: ('stream' in req ? req.stream.session : undefined) ?? req.socket,
+      route, hasBody, clusterName, marks: request.marks,
+    });
+    if (filters === null) return next();
+    request.filters = filters;
+    const active = filters;
+    const decoded = active.decodeHeaders();
+    if (!(decoded instanceof Promise)) return this.#afterFilters(request, decoded, route, next);
+    // A filter that waits (a fault delay): the body stays unread meanwhile, and the client may leave.
+    decoded.then((r) => {
+      if (!active.finished && !res.destroyed) this.#afterFilters(request, r, route, next);
+    }, (err: unknown) => {
+      this.deps.logger.error({ err: (err as Error).message }, 'HTTP filter failed');
+      if (!res.destroyed) this.#reply(request, 500, '', route ?? undefined);
+    });
+  }
+
+  /** The filters said their word: a local reply, or on to the router. */
+  #afterFilters(request: RequestContext, decoded: FilterReply | null, route: CompiledRoute | null, next: () => void): void {
+    if (decoded === null) return next();
+    const { reply, index } = decoded;
+    if (reply.flag) request.facts?.flag(reply.flag, reply.details);
+    else if (reply.details) request.facts?.detail(reply.details);
+    const extra: HeaderMap = { ...reply.headers };
+    request.filters?.encodeHeaders(reply.status, extra, index);
+    this.#reply(request, reply.status, reply.body ?? '', route ?? undefined, flatHeaders(extra), reply.grpcStatus, true);
+  }
+
+  /** Route action: 404 without a route, a direct response or redirect, else the primary and its shadows. */
+  #route(request: RequestContext, route: CompiledRoute | null, clusterName: string | null, headers: HeaderMap, down: DownstreamInfo,
+    lookup: HeaderLookup, table: RouteTable | null, hasBody: boolean): (() => void) | null {
+    const { stats } = this;
     if (route === null) {
       stats.noRoute.inc();
+      request.facts?.flag('NR', 'route_not_found');
       this.#reply(request, 404, '');
-      return;
+      return null;
     }
     const action = route.route.action;
     if (action.kind === 'direct_response') {
       stats.directResponse.inc();
+      request.facts?.detail('direct_response');
       this.#reply(request, action.status, action.body ?? '', route);
-      return;
+      return null;
     }
     if (action.kind === 'redirect') {
-      const location = redirectLocation(action, route, host, path, down.scheme);
+      const path = request.req.url ?? '/';
+      const location = redirectLocation(action, route, firstValue(headers.host) ?? '', path, down.scheme);
       this.#reply(request, action.responseCode, '', route, { location });
-      return;
+      return null;
     }
-    // HTTP/2 says it on the HEADERS frame (END_STREAM); HTTP/1.1 in its framing headers.
-    const hasBody = 'stream' in req ? !req.stream.endAfterHeaders : bodyFollows(req.rawHeaders);
-    onClose = this.#forward(request, route, action, headers, down, lookup, table!, hasBody);
+    return this.#forward(request, route, action, clusterName, headers, down, lookup, table!, hasBody);
   }
 
-  #forward(request: RequestContext, route: CompiledRoute, action: ForwardAction, headers: HeaderMap,
+  #forward(request: RequestContext, route: CompiledRoute, action: ForwardAction, clusterName: string | null, headers: HeaderMap,
     down: DownstreamInfo, lookup: HeaderLookup, table: RouteTable, hasBody: boolean): (() => void) | null {
     const { req, res } = request;
     // The route's idle_timeout replaces stream_idle_timeout for the rest of the stream (0: none).
     if (action.idleTimeoutMs !== null) req.setTimeout(action.idleTimeoutMs);
-    const clusterName = chooseCluster(action.cluster, lookup, randomUint32());
     const cluster = clusterName ? this.deps.clusters.get(clusterName) : undefined;
     if (!cluster) {
       this.stats.noCluster.inc();
+      request.facts?.flag('NC', 'cluster_not_found');
       this.#reply(request, action.clusterNotFoundResponseCode, '', route);
       return null;
     }
+    request.facts?.upstreamCluster(cluster.name);
     const format = headerFormatter(down, headers, this.deps.hostname);
     applyRequestHeaderEdits(route, headers, table.config, format);
     const weighted = action.cluster.kind === 'weighted_clusters' ? action.cluster.clusters.find((c) => c.name === clusterName) ?? null : null;
@@ -156,6 +232,7 @@ export class ConnectionManager {
 
     if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
       cluster.stats.pendingOverflow.inc();
+      request.facts?.flag('UO', 'upstream_reset_before_response_started{overflow}');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.overflow, route, { 'x-envoy-overloaded': 'true' });
       return null;
     }
@@ -165,10 +242,14 @@ export class ConnectionManager {
     const host = cluster.pick(hashKey);
     if (host === null) {
       cluster.stats.noneHealthy.inc();
+      request.facts?.flag('UH', 'no_healthy_upstream');
       this.#reply(request, 503, LOCAL_REPLY_BODIES.noHealthyUpstream, route);
       return null;
     }
     rewriteHost(action, headers, host, weighted?.hostRewriteLiteral ?? null);
+    // Before the shadows copy the headers: the x-envoy-retry-* ones are the primary's alone.
+    const retry = RetryPlan.create({ route, action, cluster, headers, lookup, hashKey, weightedHostLiteral: weighted?.hostRewriteLiteral ?? null,
+      routeTimeoutMs: timeoutMs, suppressEnvoyHeaders: this.router.suppressEnvoyHeaders, listenerBufferLimitBytes: this.router.bufferLimitBytes ?? 1024 * 1024 });
     const upstreamPath = rewritePath(action, route, req.url ?? '/');
     const method = req.method ?? 'GET';
 
@@ -179,6 +260,7 @@ export class ConnectionManager {
       : this.deps.mirror.start(policies, route.extPolicies, {
           method, path: upstreamPath, headers, header: lookup, hasBody, timeoutMs, downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
           proxyAddress: down.localAddress, remoteAddress: down.remoteAddress, format, routeName: route.route.name,
+          shadowLog: request.facts ? this.#log!.shadowSink(request.facts, req) : null,
         });
     const shadows = mirrored?.streams ?? NO_SHADOWS;
 
@@ -190,23 +272,30 @@ export class ConnectionManager {
       requestTrailers: () => trailersOf(req),
       downstreamProtocol: request.http2 ? 'HTTP/2' : 'HTTP/1.1',
       suppressEnvoyHeaders: this.router.suppressEnvoyHeaders,
-      responseHeaders: (_status, raw) => {
-        const out = this.#plainResponses(route)
+      responseHeaders: (status, raw) => {
+        request.facts?.upstreamResponse();
+        const filters = request.filters?.hasEncoders ? request.filters : null;
+        const out = this.#plainResponses(route) && filters === null
           ? forwardRawResponse(raw, this.#serverOverride())
           : this.#responseHeaders(mapFromRaw(raw), route, table, format, headers);
+        if (filters !== null) filters.encodeHeaders(status, out as HeaderMap);
         if (this.#closesEarly(request, hasBody, socket)) addConnectionClose(out);
         return out;
       },
-      localReply: (failure) => {
+      localReply: (failure, replyHeaders) => {
         const [status, text] = FAILURE_REPLIES[failure as keyof typeof FAILURE_REPLIES];
         const reply = (): void => {
-          if (!res.destroyed) this.#reply(request, status, text, route, this.#closesEarly(request, hasBody, socket) ? CONNECTION_CLOSE : undefined);
+          const close = this.#closesEarly(request, hasBody, socket);
+          if (!res.destroyed) this.#reply(request, status, text, route, replyHeaders ? { ...replyHeaders, ...(close ? CONNECTION_CLOSE : {}) } : close ? CONNECTION_CLOSE : undefined);
         };
         if (bodyPending(req, hasBody)) awaitRequestEnd(req, LOCAL_REPLY_DRAIN_BYTES, DELAYED_CLOSE_MS, reply);
         else reply();
       },
       syncWait: mirrored?.sync ?? null,
       tap: mirrored?.tap ?? null,
+      retry,
+      onFailure: request.facts ? (failure, err) => request.facts!.upstreamFailed(failure, err) : undefined,
+      onAttempt: request.facts ? (h) => request.facts!.upstreamAttempt(h) : undefined,
     }, res);
     exchange.start();
     const streamMs = streamDurationMs(headers, action.maxStreamDuration, request.grpc);
@@ -305,6 +394,7 @@ export class ConnectionManager {
   #capStream(request: RequestContext, exchange: PrimaryExchange, ms: number, route: CompiledRoute): NodeJS.Timeout {
     ms = Math.max(ms, 0);
     const timer = setTimeout(() => {
+      request.facts?.streamCapped();
       exchange.downstreamReset();
       if (request.res.headersSent) request.res.destroy();
       else this.#reply(request, 408, LOCAL_REPLY_BODIES.streamDuration, route, undefined, GRPC_STATUS.DEADLINE_EXCEEDED);
@@ -313,13 +403,20 @@ export class ConnectionManager {
     return timer;
   }
 
-  #reply(request: RequestContext, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>, grpcStatus?: number): void {
+  /** A local reply; `encoded` when the filters before the one that answered have seen its headers already. */
+  #reply(request: RequestContext, status: number, body: string, route?: CompiledRoute, extra?: Record<string, string>, grpcStatus?: number, encoded = false): void {
     const { req, res } = request;
+    if (!encoded && request.filters?.hasEncoders) {
+      const headers: HeaderMap = { ...extra };
+      request.filters.encodeHeaders(status, headers);
+      extra = flatHeaders(headers);
+    }
     if (route && (route.route.responseHeadersToAdd.length > 0 || route.vhost.responseHeadersToAdd.length > 0)) {
       const headers: HeaderMap = { ...extra };
       applyResponseHeaderEdits(route, headers, EMPTY_EDITS, (v) => v);
       extra = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
     }
+    request.facts?.localReply(body);
     sendLocalReply(res, status, body, this.hcm.serverName, extra, request.grpc ? { grpcStatus } : null);
     // Drain what the client still sends so the connection can be reused.
     if (!req.complete) req.resume();
@@ -353,6 +450,16 @@ function teeBody(req: DownstreamRequest, shadows: readonly ShadowStream[]): Read
   return primary;
 }
 
+/** A header map as local replies take extra headers: one string per name. */
+function flatHeaders(headers: HeaderMap): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(headers)) {
+    const v = headers[name];
+    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}
+
 /** One request as the connection manager's phases pass it along. */
 interface RequestContext {
   readonly req: DownstreamRequest;
@@ -362,4 +469,9 @@ interface RequestContext {
   readonly http2: boolean;
   /** performance.now() when the request's headers came. */
   readonly started: number;
+  readonly marks: RequestMarks;
+  /** The HTTP filters taking part in this request, once they are started. */
+  filters: ActiveFilters | null;
+  /** What the access log line is made of; null when the connection manager has none. */
+  readonly facts: RequestFacts | null;
 }

@@ -10,6 +10,7 @@ export const LOCAL_REPLY_BODIES = {
   timeout: 'upstream request timeout',
   overflow: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
   streamDuration: 'downstream duration timeout',
+  retryBufferOverflow: 'exceeded request buffer limit while retrying upstream',
 } as const;
 
 /** A local reply to a gRPC request: a gRPC error (its status, unless mapped from the HTTP one). */

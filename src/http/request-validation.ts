@@ -100,13 +100,15 @@ export function checkRequest(req: RequestHead, s: ValidationSettings): Admission
  * carries what routing and the upstream must see: `req.url` in origin-form (normalized when so
  * configured) and one Host line with the authority. On refusal it answers, counts, and returns false.
  */
-export function admitRequest(req: DownstreamRequest, res: DownstreamResponse, hcm: HttpConnectionManager, stats: HttpStats, grpc = false): boolean {
+export function admitRequest(req: DownstreamRequest, res: DownstreamResponse, hcm: HttpConnectionManager, stats: HttpStats, grpc = false,
+  onRefused?: (status: number, counter: RefusalCounter) => void): boolean {
   const admission = checkRequest(req, settingsFor(hcm));
   if (admission.ok) {
     if (req.url !== admission.path) req.url = admission.path;
     setHost(req.rawHeaders, admission.authority);
     return true;
   }
+  onRefused?.(admission.status, admission.counter);
   switch (admission.counter) {
     case 'protocol_error':
       stats.cxProtocolError.inc();

@@ -6,6 +6,7 @@ import type { UpstreamCluster } from '../upstream/cluster-manager';
 import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
 import type { PrimaryFailure } from '../upstream/forward';
+import { reportConnected, reportFailure } from '../upstream/outlier/report';
 import { writeHead } from './downstream';
 import type { HeaderMap } from './headers';
 import { LOCAL_REPLY_BODIES } from './local-reply';
@@ -113,6 +114,7 @@ export class UpgradeExchange implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abortUpstream = abort;
     if (this.#finished) abort(new UpgradeAbort('downstream_reset'));
+    else reportConnected(this.fwd.host);
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
@@ -168,6 +170,7 @@ export class UpgradeExchange implements Dispatcher.DispatchHandler {
   #headersReceived(status: number): void {
     this.#answered = true;
     this.#status = status;
+    this.fwd.host.outlier?.putHttpResponseCode(status);
     // Envoy's route timeout covers the upgrade request until its answer, never the tunnel.
     if (this.#routeTimer) clearTimeout(this.#routeTimer);
     this.#routeTimer = null;
@@ -201,6 +204,7 @@ export class UpgradeExchange implements Dispatcher.DispatchHandler {
   #fail(failure: PrimaryFailure): void {
     if (this.#finished) return;
     this.#finishFailed(failure);
+    if (failure !== 'downstream_reset') reportFailure(this.fwd.host, failure, this.#answered);
     if (failure === 'downstream_reset') {
       this.down.socket.destroy();
       return;

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
-import type { FilterChain } from '../config/model';
+import type { HttpFilterChain } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import { DownstreamConnection } from './downstream-connection';
 import { BAD_REQUEST, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
@@ -8,7 +8,7 @@ import type { StreamInfo } from '../http/stream-info';
 
 /** What a codec reads of its filter chain at each event (the listener's config may change). */
 export interface CodecChain {
-  readonly chain: FilterChain;
+  readonly chain: HttpFilterChain;
   readonly connectionManager: ConnectionManager;
 }
 
@@ -126,7 +126,7 @@ export class Http1Codec {
 
 const PLAIN_HTTP1: StreamInfo = { protocol: 'HTTP/1.1', scheme: 'http', tls: null };
 
-type Hcm = FilterChain['hcm'];
+type Hcm = HttpFilterChain['hcm'];
 
 /**
  * Envoy's request_timeout (0: none) is the whole downstream request and request_headers_timeout

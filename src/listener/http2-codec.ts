@@ -1,9 +1,9 @@
 import * as http2 from 'node:http2';
-import type { FilterChain } from '../config/model';
+import type { HttpFilterChain } from '../config/model';
 import type { StreamInfo } from '../http/stream-info';
 import type { CodecChain, HandedSocket } from './http1-codec';
 
-type Hcm = FilterChain['hcm'];
+type Hcm = HttpFilterChain['hcm'];
 
 /** nghttp2 refuses new streams past this much session memory (Node's default is 10 MB). */
 const MIN_SESSION_MEMORY_MB = 32;

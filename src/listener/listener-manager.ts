@@ -155,12 +155,16 @@ export class ListenerManager {
     // The listener only accepts: its filter chains pick TLS and codec for each connection.
     const server = net.createServer({ noDelay: true, pauseOnConnect: false });
     const stats = this.options.stats?.listener(spec.listener.statPrefix);
-    const chains = new ListenerChains(spec, this.options.serverTls ?? standaloneServerTls, () => stats?.noFilterChainMatch.inc());
+    const chains = new ListenerChains(spec, this.options.serverTls ?? standaloneServerTls, (socket) => {
+      stats?.noFilterChainMatch.inc();
+      entry.spec.connectionLog?.noFilterChain(socket);
+    });
     const entry: RunningListener = { spec, server, chains, address: { address: '', family: '', port: 0 }, connections: 0, sockets: new Set() };
     server.on('connection', (socket: Socket) => {
       if (!this.#admit(entry, socket)) return;
       entry.sockets.add(socket);
       socket.once('close', () => entry.sockets.delete(socket));
+      entry.spec.connectionLog?.accepted(socket);
       entry.chains.accept(socket);
     });
     const { host, port } = spec.listener.address;

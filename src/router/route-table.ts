@@ -8,6 +8,8 @@ import { type HeaderLookup, type Predicate, compileConfigRewrite, compileHeaderM
 export interface CompiledRoute {
   readonly route: Route;
   readonly vhost: VirtualHost;
+  /** The route configuration holding both, for its own per-filter settings and header edits. */
+  readonly config: RouteConfiguration;
   /** Envoy's rule: the most specific non-empty list wins; lists are never merged. */
   readonly mirrorPolicies: readonly MirrorPolicy[];
   /** sidemirror's extended policies for this listener's mirror filter (route, else virtual host). */
@@ -110,6 +112,7 @@ function compileRoute(route: Route, vhost: VirtualHost, config: RouteConfigurati
   return {
     route,
     vhost,
+    config,
     mirrorPolicies: route.action.kind === 'forward' ? mirrorPolicies : [],
     extPolicies,
     matchPath: compilePathMatcher(route.match.path, route.match.caseSensitive),

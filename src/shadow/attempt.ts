@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Host } from '../upstream/host';
+import { reportConnected, reportResponseHead } from '../upstream/outlier/report';
 import type { ShadowOptions, ShadowResult } from './writer';
 
 // One try of a shadow on one host (see exchange.ts for the shadow as a whole).
@@ -52,9 +53,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
       abort(new Error('shadow aborted: client_aborted'));
       return;
     }
+    reportConnected(this.host);
     if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
       this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
     }
+  }
+
+  /** Response headers have arrived. */
+  get responseStarted(): boolean {
+    return this.#status !== 0;
   }
 
   onRequestSent(): void {
@@ -66,6 +73,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#armRead();
     if (statusCode < 200) return true;
     this.#status = statusCode;
+    reportResponseHead(this.host, statusCode, rawHeaders);
     if (this.#captured) this.#rawHeaders = rawHeaders;
     this.o.capture?.head(statusCode, rawHeaders);
     // A declared length past the budget, with nothing to keep: none of the body is worth reading.

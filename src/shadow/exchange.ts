@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
+import { reportFailure } from '../upstream/outlier/report';
 import { Attempt, type AttemptOwner } from './attempt';
 import type { BufferHolder, ShadowBufferBudget } from './buffer-budget';
 import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from './writer';
@@ -153,6 +154,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
   attemptEnded(attempt: Attempt, status: number, err: Error | null): void {
     if (this.#done || attempt !== this.#attempt) return;
     this.#host.active--;
+    if (err !== null) reportFailure(attempt.host, isTimeout(err) ? 'timeout' : classifyUpstreamError(err), status !== 0);
     const retry = this.request.options.retry;
     const reason = err === null ? (status >= 500 ? '5xx' : null) : classifyUpstreamError(err);
     const retriable = retry !== null && reason !== null && this.#attemptsLeft > 0 && this.#canResend() && (
@@ -161,6 +163,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
       this.#attemptsLeft--;
       this.request.stats.retried();
       this.#host = this.request.cluster.pick() ?? this.#host;
+      this.request.stats.picked?.(this.#host.addressPort);
       this.#body = this.#copy ? newBody(this.#copy, this.#bodyEnded) : null;
       this.request.options.capture?.restart();
       this.#send();
@@ -199,6 +202,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     if (this.#done) return;
     this.#finish();
     if (this.#attempt) this.#host.active--;
+    // A timeout is the host's doing (outlier detection hears of it); the other aborts are ours or the client's.
+    if (reason.reason === 'timeout' && this.#attempt) reportFailure(this.#attempt.host, 'timeout', this.#attempt.responseStarted);
     const { stats, cluster } = this.request;
     this.#host.counters.rqError++;
     if (reason.reason === 'timeout') {

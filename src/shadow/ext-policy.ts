@@ -7,13 +7,14 @@ import { firstListValue, firstValue } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
-import { PolicyClusterStats, type PolicyStats, type StatsScopes } from '../stats/scopes';
+import { PolicyClusterStats, type PolicyStats, type ShadowCounters, type StatsScopes } from '../stats/scopes';
 import type { ClusterManager, UpstreamCluster } from '../upstream/cluster-manager';
 import { shadowHeaders } from './clone';
 import { DeferredShadowStream } from './deferred-stream';
 import { type HookContext, type HookRequest, type HookRunner, createHookContext } from './hooks';
 import type { MirrorLimiter } from './limit/limiter';
 import type { PrimaryRequest } from './mirror';
+import { reportSkip, reportingCounters } from './shadow-end';
 import type { MirrorResources } from './resources';
 import { consistentSample } from './sample';
 import { clusterAllowed, headerStatsName } from './select';
@@ -97,20 +98,22 @@ export class CompiledExtPolicy {
     const policy = this.policy;
     if (policy.methods !== null && !policy.methods.has(p.method)) {
       this.stats.skipped('method');
+      reportSkip(p.shadowLog, this.policy.target.kind === 'cluster' ? this.policy.target.name : '', policy.name, 'method');
       return NOTHING;
     }
     const target = this.#target(p);
     if (target === null) return NOTHING;
+    // One set of counters per shadow: its ending is counted (and reported) once, whichever step ends it.
+    const counters = this.#countersFor(target.name, p);
     if (!this.#sample(p)) {
-      this.#statsFor(target.name).skipped('sampling');
+      counters.skipped('sampling');
       return NOTHING;
     }
     const session = this.#compare?.begin(p.method, endpointName(p.routeName ?? '', p.method, p.path), performance.now()) ?? null;
     const tap = session?.primary ?? null;
     const decideLater = !this.#hostReady || this.#limiter !== null || this.#hooks?.hasBefore === true || this.#hooks?.hasRewrite === true;
-    if (!decideLater) return { ...this.#send(p, target, null, null, undefined, session), tap };
+    if (!decideLater) return { ...this.#send(p, target, counters, null, null, undefined, session), tap };
 
-    const counters = this.#statsFor(target.name);
     // Shadows waiting for a hook or a budget hold body too: they count against the in-flight cap.
     if (this.#deciding >= (this.#maxInFlight || this.deps.maxInFlightPerCluster)) {
       counters.dropped('inflight_cap');
@@ -120,7 +123,7 @@ export class CompiledExtPolicy {
     const cap = this.#bodyCap();
     const deferred = new DeferredShadowStream(cap.bytes, () => counters.dropped(cap.reason));
     this.#deciding++;
-    const sync = this.#decide(p, target, deferred, session);
+    const sync = this.#decide(p, target, counters, deferred, session);
     void sync.finally(() => {
       this.#deciding--;
       // Not sent after all (a hook or the budget said no, the body overflowed): nothing to compare.
@@ -133,8 +136,8 @@ export class CompiledExtPolicy {
   #deciding = 0;
 
   /** The slow path: hooks and the budget may answer asynchronously; the body waits in `deferred`. */
-  async #decide(p: PrimaryRequest, target: UpstreamCluster, deferred: DeferredShadowStream, session: CompareSession | null): Promise<Record<string, string>> {
-    const counters = this.#statsFor(target.name);
+  async #decide(p: PrimaryRequest, target: UpstreamCluster, counters: ShadowCounters, deferred: DeferredShadowStream,
+    session: CompareSession | null): Promise<Record<string, string>> {
     // A host named by DNS: the first shadows wait for its first resolution instead of finding no host.
     if (!this.#hostReady) await this.#hostCluster!.ready;
     const hooks = this.#hooks;
@@ -167,7 +170,7 @@ export class CompiledExtPolicy {
     if (!deferred.usable) return NO_HEADERS;
     return new Promise((resolve) => {
       // The writer reports every end, skips and drops included, through onDone: `resolve` always runs.
-      const started = this.#send(p, target, rewritten, resolve, ctx, session);
+      const started = this.#send(p, target, counters, rewritten, resolve, ctx, session);
       if (started.stream) deferred.attach(started.stream);
       else deferred.discard();
     });
@@ -177,10 +180,9 @@ export class CompiledExtPolicy {
    * Builds and starts the shadow. `rewritten` replaces method, path, headers and body when a
    * mirrorRewrite hook ran. `settle` receives the headers for the primary (sync mode).
    */
-  #send(p: PrimaryRequest, target: UpstreamCluster, rewritten: HookRequest | null,
+  #send(p: PrimaryRequest, target: UpstreamCluster, counters: ShadowCounters, rewritten: HookRequest | null,
     settle: ((h: Record<string, string>) => void) | null, ctx?: HookContext, session: CompareSession | null = null): ExtStart {
     const policy = this.policy;
-    const counters = this.#statsFor(target.name);
     const req = rewritten ?? this.#request(p);
     // A rewrite that returns a body replaces it; one that leaves it null keeps the client's.
     const explicitBody = rewritten?.body ?? null;
@@ -222,7 +224,7 @@ export class CompiledExtPolicy {
     session?.start({ method: req.method, path: req.path, headers: flatHeaders(req.headers) });
     const candidate = this.deps.writer.start({ ...shadow, cluster: target, stats: counters, options });
     // Diffy's secondary: the same request (body, headers) to a copy of the primary's version.
-    const reference = session?.reference ? this.#startReference(shadow, options, session) : null;
+    const reference = session?.reference ? this.#startReference(p, shadow, options, session) : null;
     const stream = candidate && reference ? fanOut([candidate, reference]) : candidate ?? reference;
     if (stream && explicitBody !== null) {
       if (explicitBody.length > 0) stream.write(explicitBody);
@@ -236,16 +238,18 @@ export class CompiledExtPolicy {
     return { stream, sync };
   }
 
-  #startReference(shadow: Omit<ShadowRequest, 'cluster' | 'stats' | 'options'>, options: ShadowOptions, session: CompareSession): ShadowStream | null {
+  #startReference(p: PrimaryRequest, shadow: Omit<ShadowRequest, 'cluster' | 'stats' | 'options'>, options: ShadowOptions,
+    session: CompareSession): ShadowStream | null {
     const name = this.policy.compare!.referenceCluster!;
     const cluster = this.deps.clusters.get(name);
+    const counters = this.#countersFor(name, p);
     if (!cluster) {
-      this.#statsFor(name).skipped('unknown_cluster');
+      counters.skipped('unknown_cluster');
       session.reference!.fail('error');
       return null;
     }
     // Never the candidate's hooks or sync wait: the reference exists only to be compared.
-    return this.deps.writer.start({ ...shadow, cluster, stats: this.#statsFor(name), options: { ...options, onDone: null, captureBodyBytes: 0, capture: session.reference } });
+    return this.deps.writer.start({ ...shadow, cluster, stats: counters, options: { ...options, onDone: null, captureBodyBytes: 0, capture: session.reference } });
   }
 
   async #after(result: ShadowResult, hooks: HookRunner | null, ctx: HookContext, settle: ((h: Record<string, string>) => void) | null): Promise<void> {
@@ -321,7 +325,7 @@ export class CompiledExtPolicy {
     switch (t.kind) {
       case 'cluster': {
         const c = this.deps.clusters.get(t.name);
-        if (!c) this.#statsFor(t.name).skipped('unknown_cluster');
+        if (!c) this.#countersFor(t.name, p).skipped('unknown_cluster');
         return c ?? null;
       }
       case 'host':
@@ -331,7 +335,7 @@ export class CompiledExtPolicy {
         const name = firstListValue(p.header(t.header));
         const allowed = name !== '' && clusterAllowed(t.allowed, name);
         const c = allowed ? this.deps.clusters.get(name) : undefined;
-        if (!c) this.#statsFor(headerStatsName(t.header)).skipped(!name ? 'missing_header' : !allowed ? 'cluster_not_allowed' : 'unknown_cluster');
+        if (!c) this.#countersFor(headerStatsName(t.header), p).skipped(!name ? 'missing_header' : !allowed ? 'cluster_not_allowed' : 'unknown_cluster');
         return c ?? null;
       }
     }
@@ -352,6 +356,12 @@ export class CompiledExtPolicy {
         return key !== undefined && key !== '' && consistentSample(key, s.fraction);
       }
     }
+  }
+
+  /** The shadow's counters: the policy's and the cluster's, and the request's shadow log when it has one. */
+  #countersFor(cluster: string, p: PrimaryRequest): ShadowCounters {
+    const stats = this.#statsFor(cluster);
+    return p.shadowLog ? reportingCounters(stats, cluster, this.policy.name, p.shadowLog) : stats;
   }
 
   #statsFor(cluster: string): PolicyClusterStats {

@@ -4,12 +4,13 @@ import type { HeaderMap } from '../http/headers';
 import type { HeaderLookup } from '../router/matchers';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
-import type { StatsScopes } from '../stats/scopes';
+import type { ShadowCounters, StatsScopes } from '../stats/scopes';
 import type { ClusterManager } from '../upstream/cluster-manager';
 import { shadowHeaders } from './clone';
 import type { CompiledExtPolicy } from './ext-policy';
 import { shouldShadow } from './sample';
 import { headerStatsName, targetName } from './select';
+import { type ShadowEndSink, reportingCounters } from './shadow-end';
 import { ENVOY_SHADOW, type ShadowStream, type ShadowWriter } from './writer';
 
 /** What the router knows of the primary request when it decides on shadows. */
@@ -32,6 +33,8 @@ export interface PrimaryRequest {
   readonly format: (value: string) => string;
   /** The route's name: compared requests are grouped by it (else by method and path). */
   readonly routeName?: string;
+  /** Told how each shadow of this request ends (the shadow access logger); absent: nobody asks. */
+  readonly shadowLog?: ShadowEndSink | null;
 }
 
 /** The shadows started for one request. */
@@ -82,23 +85,24 @@ export class Mirror {
   #startEnvoy(policy: MirrorPolicy, primary: PrimaryRequest): ShadowStream | null {
     const target = targetName(policy, primary.header);
     if (!target.ok) {
-      this.stats.shadow(target.statsName).skipped('missing_header');
+      this.#counters(target.statsName, primary).skipped('missing_header');
       return null;
     }
     const cluster = this.clusters.get(target.cluster);
     // An unknown name from a header is counted under the header, never under the client's value.
     const statsName = cluster ? target.cluster : policy.cluster ?? headerStatsName(policy.clusterHeader!);
+    const counters = this.#counters(statsName, primary);
     if (!shouldShadow(policy, this.runtime, randomUint32())) {
-      this.stats.shadow(statsName).skipped('sampling');
+      counters.skipped('sampling');
       return null;
     }
     if (!cluster) {
-      this.stats.shadow(statsName).skipped('unknown_cluster');
+      counters.skipped('unknown_cluster');
       return null;
     }
     const stream = this.writer.start({
       cluster,
-      stats: this.stats.shadow(statsName),
+      stats: counters,
       method: primary.method,
       path: primary.path,
       headers: shadowHeaders(primary.headers, policy, primary.proxyAddress, primary.format),
@@ -112,6 +116,11 @@ export class Mirror {
       return null;
     }
     return stream;
+  }
+
+  #counters(statsName: string, primary: PrimaryRequest): ShadowCounters {
+    const stats = this.stats.shadow(statsName);
+    return primary.shadowLog ? reportingCounters(stats, statsName, null, primary.shadowLog) : stats;
   }
 }
 

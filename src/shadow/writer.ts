@@ -146,14 +146,18 @@ export class PooledShadowWriter implements ShadowWriter {
       request.options.onDone?.(FAILED);
       return null;
     }
-    const host = request.cluster.pick();
+    // A mirror with no healthy host left, or only ejected ones, costs nothing: skipped at once
+    // (Envoy's panic mode would send to all of them). With some healthy, the balancer decides.
+    const availability = request.cluster.availability();
+    const host = availability === 'available' ? request.cluster.pick() : null;
     if (host === null) {
       request.cluster.stats.noneHealthy.inc();
-      request.stats.skipped('no_healthy_host');
+      request.stats.skipped(availability === 'all_ejected' ? 'all_hosts_ejected' : 'no_healthy_host');
       request.options.capture?.fail('error');
       request.options.onDone?.(FAILED);
       return null;
     }
+    request.stats.picked?.(host.addressPort);
     this.#inFlight.set(name, inFlight + 1);
     this.#inFlightTotal++;
     const exchange = new ShadowExchange(request, host, this.limits.maxBufferedBodyBytes, () => {

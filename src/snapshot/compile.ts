@@ -1,7 +1,9 @@
+import { ConnectionLog } from '../access-log/connection-log';
 import type { FilterChain, HttpConnectionManager, Listener } from '../config/model';
 import { type ConnectionManagerDeps, ConnectionManager, type RouterSettings } from '../http/connection-manager';
 import type { ChainSpec, ListenerSpec } from '../listener/listener-manager';
 import type { RouteTable } from '../router/route-table';
+import { TcpProxy, type TcpProxyDeps } from '../tcp/tcp-proxy';
 
 const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 
@@ -12,22 +14,27 @@ export function routerSettings(hcm: HttpConnectionManager): RouterSettings {
 }
 
 /**
- * Turns listeners into what the listener manager runs: a connection manager per filter chain,
- * reading its routes through `routesFor` (an inline route table, or the RDS one current when a
- * request comes).
+ * Turns listeners into what the listener manager runs: a TCP proxy per tcp_proxy filter chain,
+ * a connection manager per HTTP one, reading its routes through `routesFor` (an inline route
+ * table, or the RDS one current when a request comes).
  */
 export function compileListeners(
   listeners: readonly Listener[],
-  deps: ConnectionManagerDeps,
+  deps: ConnectionManagerDeps & TcpProxyDeps,
   routesFor: (listener: Listener, hcm: HttpConnectionManager) => () => RouteTable | null,
 ): ListenerSpec[] {
-  const chainSpec = (listener: Listener, chain: FilterChain): ChainSpec => ({
-    chain,
-    connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm), routerSettings(chain.hcm), deps),
-  });
+  const chainSpec = (listener: Listener, chain: FilterChain): ChainSpec => {
+    if (chain.kind === 'tcp_proxy') return { chain, tcpProxy: new TcpProxy(chain.tcpProxy, deps, listener.perConnectionBufferLimitBytes) };
+    return {
+      chain,
+      connectionManager: new ConnectionManager(chain.hcm, routesFor(listener, chain.hcm),
+        { ...routerSettings(chain.hcm), bufferLimitBytes: listener.perConnectionBufferLimitBytes }, deps),
+    };
+  };
   return listeners.map((listener) => ({
     listener,
     chains: listener.filterChains.map((c) => chainSpec(listener, c)),
     defaultChain: listener.defaultFilterChain ? chainSpec(listener, listener.defaultFilterChain) : null,
+    connectionLog: ConnectionLog.compile(listener.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime),
   }));
 }

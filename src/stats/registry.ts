@@ -3,14 +3,15 @@ import * as prom from 'prom-client';
 // The only importer of prom-client. Metric names follow Envoy's Prometheus export
 // (`envoy_cluster_upstream_rq_total{envoy_cluster_name="…"}`); ours start with `sidemirror_`.
 
-type LabelValues = Partial<Record<string, string | number>>;
+export type LabelValues = Partial<Record<string, string | number>>;
 
 /** How one metric prints on /stats: Envoy's dotted name, built from the labels. */
-type TextName = (labels: LabelValues) => string;
+export type TextName = (labels: LabelValues) => string;
 
 const cluster = (suffix: string): TextName => (l) => `cluster.${l.envoy_cluster_name}.${suffix}`;
 const http = (suffix: string): TextName => (l) => `http.${l.envoy_http_conn_manager_prefix}.${suffix}`;
 const listener = (suffix: string): TextName => (l) => `listener.${l.envoy_listener_address}.${suffix}`;
+const tcp = (suffix: string): TextName => (l) => `tcp.${l.envoy_tcp_prefix}.${suffix}`;
 
 /** Where Envoy prints each subscription's update counters. */
 const XDS_TEXT_PREFIX: Record<string, string> = { cds: 'cluster_manager.cds', lds: 'listener_manager.lds', rds: 'rds', eds: 'eds' };
@@ -19,6 +20,21 @@ const MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1000
 
 /** Envoy dotted name of each metric, by Prometheus name; the same for every registry. */
 const TEXT_NAMES = new Map<string, TextName>();
+
+/** The ways Envoy's outlier detector ejects a host (its OutlierEjectionType, as stat names spell it). */
+export const OUTLIER_EJECTION_TYPES = [
+  'consecutive_5xx', 'consecutive_gateway_failure', 'consecutive_local_origin_failure',
+  'success_rate', 'local_origin_success_rate', 'failure_percentage', 'local_origin_failure_percentage',
+] as const;
+export type OutlierEjectionType = (typeof OUTLIER_EJECTION_TYPES)[number];
+
+/** Envoy's cluster.<name>.outlier_detection.* counters (ejections_total and the two undetailed ones are Envoy's deprecated ones). */
+const OUTLIER_COUNTERS = [
+  'ejections_enforced_total', 'ejections_overflow', 'ejections_total', 'ejections_consecutive_5xx', 'ejections_success_rate',
+  ...OUTLIER_EJECTION_TYPES.map((t) => `ejections_detected_${t}` as const),
+  ...OUTLIER_EJECTION_TYPES.map((t) => `ejections_enforced_${t}` as const),
+] as const;
+export type OutlierCounter = (typeof OUTLIER_COUNTERS)[number];
 
 export type MetricsJson = Awaited<ReturnType<prom.Registry['getMetricsAsJSON']>>;
 
@@ -202,6 +218,33 @@ export class StatsRegistry {
   readonly clusterHcFailure = this.#counter('envoy_cluster_health_check_failure', 'Active health checks failed (any reason)', ['envoy_cluster_name'], cluster('health_check.failure'));
   readonly clusterHcNetworkFailure = this.#counter('envoy_cluster_health_check_network_failure', 'Active health checks failed by connection error or timeout', ['envoy_cluster_name'], cluster('health_check.network_failure'));
   readonly clusterHcHealthy = this.#gauge('envoy_cluster_health_check_healthy', 'Hosts passing active health checks', ['envoy_cluster_name'], cluster('health_check.healthy'));
+  readonly clusterOutlier = Object.fromEntries(OUTLIER_COUNTERS.map((s) => [s, this.#counter(`envoy_cluster_outlier_detection_${s}`,
+    `Outlier detection: ${s.replace(/_/g, ' ')}`, ['envoy_cluster_name'], cluster(`outlier_detection.${s}`))])) as Record<OutlierCounter, CellFamily>;
+  readonly clusterOutlierActive = this.#gauge('envoy_cluster_outlier_detection_ejections_active', 'Hosts ejected by outlier detection now', ['envoy_cluster_name'],
+    cluster('outlier_detection.ejections_active'));
+  readonly clusterLbHealthyPanic = this.#counter('envoy_cluster_lb_healthy_panic', 'Hosts chosen from all hosts because too few were healthy (panic mode)', ['envoy_cluster_name'],
+    cluster('lb_healthy_panic'));
+
+  // Retries (src/stats/retry-stats.ts binds them per cluster).
+  readonly clusterRqRetry = this.#counter('envoy_cluster_upstream_rq_retry', 'Request retries', ['envoy_cluster_name'], cluster('upstream_rq_retry'));
+  readonly clusterRqRetrySuccess = this.#counter('envoy_cluster_upstream_rq_retry_success', 'Request retry successes', ['envoy_cluster_name'], cluster('upstream_rq_retry_success'));
+  readonly clusterRqRetryOverflow = this.#counter('envoy_cluster_upstream_rq_retry_overflow', 'Requests not retried because of the max_retries circuit breaker',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_overflow'));
+  readonly clusterRqRetryLimitExceeded = this.#counter('envoy_cluster_upstream_rq_retry_limit_exceeded', 'Requests not retried because their retries were used up',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_limit_exceeded'));
+  readonly clusterRqRetryBackoffExponential = this.#counter('envoy_cluster_upstream_rq_retry_backoff_exponential', 'Retries that waited the exponential back-off',
+    ['envoy_cluster_name'], cluster('upstream_rq_retry_backoff_exponential'));
+  readonly clusterRqPerTryTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_timeout', 'Attempts cut by per_try_timeout', ['envoy_cluster_name'], cluster('upstream_rq_per_try_timeout'));
+  readonly clusterRqPerTryIdleTimeout = this.#counter('envoy_cluster_upstream_rq_per_try_idle_timeout', 'Attempts cut by per_try_idle_timeout',
+    ['envoy_cluster_name'], cluster('upstream_rq_per_try_idle_timeout'));
+  readonly clusterRetryOrShadowAbandoned = this.#counter('envoy_cluster_retry_or_shadow_abandoned', 'Requests whose retries were given up because the body passed the buffer limit',
+    ['envoy_cluster_name'], cluster('retry_or_shadow_abandoned'));
+  readonly clusterRetryRqCode = this.#counter('envoy_cluster_retry_upstream_rq', 'Retried-away upstream responses by code', ['envoy_response_code', 'envoy_cluster_name'],
+    (l) => `cluster.${l.envoy_cluster_name}.retry.upstream_rq_${l.envoy_response_code}`);
+  readonly clusterRetryRqClass = this.#counter('envoy_cluster_retry_upstream_rq_xx', 'Retried-away upstream responses by class', ['envoy_response_code_class', 'envoy_cluster_name'],
+    (l) => `cluster.${l.envoy_cluster_name}.retry.upstream_rq_${l.envoy_response_code_class}xx`);
+  readonly clusterRetryOpen = this.#gauge('envoy_cluster_circuit_breakers_default_rq_retry_open', 'Whether the max_retries circuit breaker is full (1) or not (0)',
+    ['envoy_cluster_name'], cluster('circuit_breakers.default.rq_retry_open'));
 
   readonly httpRqTotal = this.#counter('envoy_http_downstream_rq_total', 'Downstream requests', ['envoy_http_conn_manager_prefix'], http('downstream_rq_total'));
   readonly httpRqClass = this.#counter('envoy_http_downstream_rq_xx', 'Downstream responses by class', ['envoy_response_code_class', 'envoy_http_conn_manager_prefix'], (l) => `http.${l.envoy_http_conn_manager_prefix}.downstream_rq_${l.envoy_response_code_class}xx`);
@@ -243,6 +286,32 @@ export class StatsRegistry {
   readonly httpUpgradesFailed = this.#counter('sidemirror_http_upgrades_failed_total', 'Allowed upgrades that never became a tunnel (refused upstream, upstream failure, local reply)', ['envoy_http_conn_manager_prefix'], http('upgrades_failed'));
   readonly httpRqTime = this.#histogram('envoy_http_downstream_rq_time', 'Downstream request time (ms)', ['envoy_http_conn_manager_prefix'], http('downstream_rq_time'));
 
+  // The TCP proxy's `tcp.<stat_prefix>.*` and the connection-level cluster stats it keeps.
+  readonly tcpCxTotal = this.#counter('envoy_tcp_downstream_cx_total', 'Connections handled by the TCP proxy', ['envoy_tcp_prefix'], tcp('downstream_cx_total'));
+  readonly tcpCxNoRoute = this.#counter('envoy_tcp_downstream_cx_no_route', 'Connections whose cluster does not exist', ['envoy_tcp_prefix'], tcp('downstream_cx_no_route'));
+  readonly tcpCxRxBytes = this.#counter('envoy_tcp_downstream_cx_rx_bytes_total', 'Bytes read from downstream connections', ['envoy_tcp_prefix'], tcp('downstream_cx_rx_bytes_total'));
+  readonly tcpCxTxBytes = this.#counter('envoy_tcp_downstream_cx_tx_bytes_total', 'Bytes written to downstream connections', ['envoy_tcp_prefix'], tcp('downstream_cx_tx_bytes_total'));
+  readonly tcpPausedReading = this.#counter('envoy_tcp_downstream_flow_control_paused_reading_total', 'Times reading from downstream paused for a full upstream', ['envoy_tcp_prefix'],
+    tcp('downstream_flow_control_paused_reading_total'));
+  readonly tcpResumedReading = this.#counter('envoy_tcp_downstream_flow_control_resumed_reading_total', 'Times reading from downstream resumed', ['envoy_tcp_prefix'],
+    tcp('downstream_flow_control_resumed_reading_total'));
+  readonly tcpIdleTimeout = this.#counter('envoy_tcp_idle_timeout', 'Connections closed by idle_timeout', ['envoy_tcp_prefix'], tcp('idle_timeout'));
+  readonly tcpMaxDuration = this.#counter('envoy_tcp_max_downstream_connection_duration', 'Connections closed by max_downstream_connection_duration', ['envoy_tcp_prefix'],
+    tcp('max_downstream_connection_duration'));
+  readonly tcpUpstreamFlushTotal = this.#counter('envoy_tcp_upstream_flush_total', 'Upstream connections that kept flushing after the downstream closed', ['envoy_tcp_prefix'], tcp('upstream_flush_total'));
+  readonly tcpUpstreamFlushActive = this.#gauge('envoy_tcp_upstream_flush_active', 'Upstream connections flushing after the downstream closed', ['envoy_tcp_prefix'], tcp('upstream_flush_active'));
+  readonly clusterCxActive = this.#gauge('envoy_cluster_upstream_cx_active', 'Upstream TCP proxy connections open', ['envoy_cluster_name'], cluster('upstream_cx_active'));
+  readonly clusterCxConnectTimeout = this.#counter('envoy_cluster_upstream_cx_connect_timeout', 'Upstream connections that timed out connecting', ['envoy_cluster_name'], cluster('upstream_cx_connect_timeout'));
+  readonly clusterCxOverflow = this.#counter('envoy_cluster_upstream_cx_overflow', 'Connections refused by the max_connections circuit breaker', ['envoy_cluster_name'], cluster('upstream_cx_overflow'));
+  readonly clusterCxAttemptsExceeded = this.#counter('envoy_cluster_upstream_cx_connect_attempts_exceeded', 'Connections closed after max_connect_attempts failed', ['envoy_cluster_name'],
+    cluster('upstream_cx_connect_attempts_exceeded'));
+  readonly clusterCxRxBytes = this.#counter('envoy_cluster_upstream_cx_rx_bytes_total', 'Bytes read from upstream TCP proxy connections', ['envoy_cluster_name'], cluster('upstream_cx_rx_bytes_total'));
+  readonly clusterCxTxBytes = this.#counter('envoy_cluster_upstream_cx_tx_bytes_total', 'Bytes written to upstream TCP proxy connections', ['envoy_cluster_name'], cluster('upstream_cx_tx_bytes_total'));
+  readonly clusterPausedReading = this.#counter('envoy_cluster_upstream_flow_control_paused_reading_total', 'Times reading from upstream paused for a full downstream', ['envoy_cluster_name'],
+    cluster('upstream_flow_control_paused_reading_total'));
+  readonly clusterResumedReading = this.#counter('envoy_cluster_upstream_flow_control_resumed_reading_total', 'Times reading from upstream resumed', ['envoy_cluster_name'],
+    cluster('upstream_flow_control_resumed_reading_total'));
+
   readonly shadowRq = this.#counter('sidemirror_shadow_rq_total', 'Shadow requests by outcome and reason', ['envoy_cluster_name', 'outcome', 'reason'],
     (l) => `cluster.${l.envoy_cluster_name}.shadow.${l.outcome}${l.reason ? '.' + l.reason : ''}`);
   readonly policyRq = this.#counter('sidemirror_mirror_policy_rq_total', 'Extended mirror policy decisions and outcomes', ['policy', 'outcome', 'reason'],
@@ -256,11 +325,31 @@ export class StatsRegistry {
   readonly shadowActive = this.#gauge('sidemirror_shadow_rq_active', 'Shadow requests in flight', ['envoy_cluster_name'], cluster('shadow.rq_active'));
   readonly shadowRqTime = this.#histogram('sidemirror_shadow_rq_time', 'Shadow request time (ms)', ['envoy_cluster_name'], cluster('shadow.rq_time'));
 
+  readonly accessLogWriteBuffered = this.#counter('envoy_access_log_file_write_buffered', 'Access log lines queued for writing', [], () => 'access_log_file.write_buffered');
+  readonly accessLogWriteCompleted = this.#counter('envoy_access_log_file_write_completed', 'Access log batches written', [], () => 'access_log_file.write_completed');
+  readonly accessLogWriteFailed = this.#counter('envoy_access_log_file_write_failed', 'Access log batches that failed to write', [], () => 'access_log_file.write_failed');
+  readonly accessLogFlushedByTimer = this.#counter('envoy_access_log_file_flushed_by_timer', 'Access log flushes by the flush timer', [], () => 'access_log_file.flushed_by_timer');
+  readonly accessLogReopenFailed = this.#counter('envoy_access_log_file_reopen_failed', 'Access log files that failed to reopen', [], () => 'access_log_file.reopen_failed');
+  readonly accessLogTotalBuffered = this.#gauge('envoy_access_log_file_write_total_buffered', 'Access log bytes queued or being written', [], () => 'access_log_file.write_total_buffered');
+  readonly accessLogDropped = this.#counter('sidemirror_access_log_dropped_total', 'Access log lines dropped at the queue bound', [], () => 'access_log_file.dropped');
+
   readonly controlPlaneConnected = this.#gauge('envoy_control_plane_connected_state', 'Whether the xDS stream is up (1) or not (0)', [], () => 'control_plane.connected_state');
   readonly listenerCreateFailure = this.#counter('envoy_listener_manager_listener_create_failure', 'Listeners that could not be created (their socket could not be bound)', [],
     () => 'listener_manager.listener_create_failure');
   readonly xdsUpdates = this.#counter('sidemirror_xds_updates_total', 'xDS responses by type and result', ['xds_type', 'result'],
     (l) => `${XDS_TEXT_PREFIX[String(l.xds_type)] ?? String(l.xds_type)}.update_${l.result}`);
+
+  readonly #extra = new Map<string, CellFamily>();
+
+  /**
+   * A counter or gauge family registered on first use, for modules (HTTP filters) that keep
+   * their own stats: one name, one family, however many connection managers ask for it.
+   */
+  family(kind: 'counter' | 'gauge', name: string, help: string, labelNames: string[], text: TextName): CellFamily {
+    let family = this.#extra.get(name);
+    if (!family) this.#extra.set(name, (family = kind === 'counter' ? this.#counter(name, help, labelNames, text) : this.#gauge(name, help, labelNames, text)));
+    return family;
+  }
 
   #counter(name: string, help: string, labelNames: string[], text: TextName): CellFamily {
     TEXT_NAMES.set(name, text);

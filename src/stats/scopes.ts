@@ -1,4 +1,7 @@
+import { OutlierStats } from './outlier-stats';
 import type { Cell, HistogramCell, StatsRegistry } from './registry';
+import { RetryStats } from './retry-stats';
+import { ClusterConnectionStats, TcpStats } from './tcp-stats';
 
 // Label-bound metric handles for the data path: created once per cluster or listener, after which
 // every update is a plain method call with no label lookup.
@@ -19,13 +22,17 @@ export class ClusterStats {
   readonly sslHandshake: CounterChild;
   readonly sslConnectionError: CounterChild;
   readonly noneHealthy: CounterChild;
+  readonly lbHealthyPanic: CounterChild;
   readonly pendingOverflow: CounterChild;
   readonly rqActive: GaugeChild;
   readonly members: GaugeChild;
   readonly rqTime: HistogramChild;
+  readonly retry: RetryStats;
   readonly #byCode = new Map<number, CounterChild>();
   readonly #byClass: CounterChild[];
   #healthCheck: HealthCheckStats | null = null;
+  #outlier: OutlierStats | null = null;
+  #connections: ClusterConnectionStats | null = null;
 
   constructor(readonly name: string, private readonly registry: StatsRegistry) {
     const l = { envoy_cluster_name: name };
@@ -40,10 +47,12 @@ export class ClusterStats {
     this.sslHandshake = registry.clusterSslHandshake.labels(l);
     this.sslConnectionError = registry.clusterSslConnectionError.labels(l);
     this.noneHealthy = registry.clusterNoneHealthy.labels(l);
+    this.lbHealthyPanic = registry.clusterLbHealthyPanic.labels(l);
     this.pendingOverflow = registry.clusterPendingOverflow.labels(l);
     this.rqActive = registry.clusterRqActive.labels(l);
     this.members = registry.clusterMembers.labels(l);
     this.rqTime = registry.clusterRqTime.labels(l);
+    this.retry = new RetryStats(name, registry);
     this.#byClass = [1, 2, 3, 4, 5].map((c) => registry.clusterRqClass.labels({ ...l, envoy_response_code_class: String(c) }));
   }
 
@@ -53,6 +62,16 @@ export class ClusterStats {
    */
   get healthCheck(): HealthCheckStats {
     return (this.#healthCheck ??= new HealthCheckStats(this.name, this.registry));
+  }
+
+  /** `cluster.<name>.outlier_detection.*`, bound on first use: only clusters with outlier detection print them. */
+  get outlierDetection(): OutlierStats {
+    return (this.#outlier ??= new OutlierStats(this.name, this.registry));
+  }
+
+  /** `cluster.<name>.upstream_cx_*` of raw TCP connections (the TCP proxy), bound on first use. */
+  get connections(): ClusterConnectionStats {
+    return (this.#connections ??= new ClusterConnectionStats(this.name, this.registry));
   }
 
   /** Counts a response by its code and its class, as Envoy does. */
@@ -189,6 +208,7 @@ export type ShadowSkipReason =
   | 'cluster_not_allowed'
   | 'unknown_cluster'
   | 'no_healthy_host'
+  | 'all_hosts_ejected'
   | 'method'
   | 'hook'
   | 'limited'
@@ -207,6 +227,8 @@ export interface ShadowCounters {
   retried(): void;
   /** The shadow's response ran past what the exchange may read: its connection was closed. */
   responseTruncated(): void;
+  /** The host the shadow goes to (`ip:port`), for whoever logs it; counters need not care. */
+  picked?(host: string): void;
   readonly active: GaugeChild;
   readonly rqTime: HistogramChild;
 }
@@ -311,6 +333,7 @@ export class StatsScopes {
   readonly #shadows = new Map<string, ShadowStats>();
   readonly #policies = new Map<string, PolicyStats>();
   readonly #listeners = new Map<string, ListenerStats>();
+  readonly #tcp = new Map<string, TcpStats>();
 
   constructor(readonly registry: StatsRegistry) {}
 
@@ -329,6 +352,12 @@ export class StatsScopes {
   listener(prefix: string): ListenerStats {
     let s = this.#listeners.get(prefix);
     if (!s) this.#listeners.set(prefix, (s = new ListenerStats(prefix, this.registry)));
+    return s;
+  }
+
+  tcp(prefix: string): TcpStats {
+    let s = this.#tcp.get(prefix);
+    if (!s) this.#tcp.set(prefix, (s = new TcpStats(prefix, this.registry)));
     return s;
   }
 

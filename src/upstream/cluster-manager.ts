@@ -10,6 +10,8 @@ import { Http2Pool } from './h2-pool';
 import { HealthChecker } from './health';
 import { type Host, formatAddressPort } from './host';
 import { type HashKey, type LoadBalancer, createLoadBalancer } from './load-balancer';
+import { OutlierDetector } from './outlier/detector';
+import { inPanic } from './panic';
 import { type PoolFactory, defaultPoolFactory } from './pool-factory';
 import { type ResolvedEndpoint, type Resolver, literalEndpoints, resolveEndpoints, systemResolver } from './resolve';
 
@@ -26,6 +28,9 @@ export interface ClusterManagerOptions {
   readonly clientTls?: ClientTlsFactory;
 }
 
+/** Why a cluster has no host to balance over normally: none passes its health checks, or those that do are ejected. */
+export type HostAvailability = 'available' | 'none_healthy' | 'all_ejected';
+
 /** A cluster at run time: its hosts, their pools, its balancer and its stats. */
 export class UpstreamCluster {
   readonly stats: ClusterStats;
@@ -34,12 +39,20 @@ export class UpstreamCluster {
   readonly #lb: LoadBalancer;
   /** Active health checking, when the cluster configures it. */
   readonly #hc: HealthChecker | null;
+  /** Outlier detection (passive health checking), when the cluster configures it. */
+  readonly #outlier: OutlierDetector | null;
+  /** Too few healthy hosts: balance over all of them (Envoy's panic mode). */
+  #panic = false;
   /** Set by the first traffic connection; until then health checks use no_traffic_interval. */
   #hadTraffic = false;
   #refreshTimer: NodeJS.Timeout | null = null;
   #closed = false;
   /** Requests in flight across hosts, checked against the max_requests circuit breaker. */
   active = 0;
+  /** Retries under way (decided, not yet answered), checked against the max_retries circuit breaker. */
+  retriesActive = 0;
+  /** Upstream connections the TCP proxy holds (connecting or open), checked against max_connections. */
+  tcpConnections = 0;
   /** Resolves once the first resolution (DNS) has been applied. */
   readonly ready: Promise<void>;
 
@@ -49,6 +62,9 @@ export class UpstreamCluster {
   ) {
     this.stats = options.stats.cluster(config.name);
     this.#lb = createLoadBalancer(config.lbPolicy, config.leastRequestChoiceCount, config.ringHash);
+    this.#outlier = config.outlierDetection
+      ? new OutlierDetector({ config: config.outlierDetection, stats: this.stats.outlierDetection, onChange: () => this.#updateHealthy() })
+      : null;
     this.#hc = config.healthCheck
       ? new HealthChecker({
           clusterName: config.name,
@@ -56,6 +72,7 @@ export class UpstreamCluster {
           stats: this.stats.healthCheck,
           onChange: () => this.#updateHealthy(),
           hadTraffic: () => this.#hadTraffic,
+          onPassed: (host) => this.#outlier?.healthCheckPassed(host),
         })
       : null;
     // Like Envoy's cluster warming, a health-checked cluster is ready once each host had a check.
@@ -82,11 +99,25 @@ export class UpstreamCluster {
   }
 
   /**
-   * The host for the next request, or null when none is healthy. `hashKey` is the request's
-   * hash (route hash_policy) for RING_HASH; other balancers ignore it.
+   * The host for the next request: among the healthy ones, or in panic mode among all; null
+   * when there is none. `hashKey` is the request's hash (route hash_policy) for RING_HASH;
+   * other balancers ignore it. `attempt`: see LoadBalancer.pick.
    */
-  pick(hashKey?: HashKey): Host | null {
-    return this.#lb.pick(this.#healthy, hashKey);
+  pick(hashKey?: HashKey, attempt = 0): Host | null {
+    if (this.#panic) {
+      this.stats.lbHealthyPanic.inc();
+      return this.#lb.pick(this.#hosts, hashKey, attempt);
+    }
+    return this.#lb.pick(this.#healthy, hashKey, attempt);
+  }
+
+  /** Whether a healthy, non-ejected host exists, and if not, why (for shadows, which skip at once). */
+  availability(): HostAvailability {
+    if (this.#healthy.length > 0) return 'available';
+    const hc = this.#hc;
+    const outlier = this.#outlier;
+    if (outlier !== null && this.#hosts.some((h) => h.healthy && !(hc?.failed(h) ?? false) && outlier.isEjected(h))) return 'all_ejected';
+    return 'none_healthy';
   }
 
   /** True while `host` fails active health checks (or has not passed its first one yet). */
@@ -94,10 +125,21 @@ export class UpstreamCluster {
     return this.#hc?.failed(host) ?? false;
   }
 
-  /** Envoy's /clusters health_flags: `healthy`, or the failing flags (`/failed_active_hc`…). */
+  /** True while outlier detection keeps `host` out of load balancing. */
+  failedOutlierCheck(host: Host): boolean {
+    return this.#outlier?.isEjected(host) ?? false;
+  }
+
+  /** The outlier detector, for /clusters' success rates; null without outlier detection. */
+  get outlierDetector(): OutlierDetector | null {
+    return this.#outlier;
+  }
+
+  /** Envoy's /clusters health_flags: `healthy`, or the failing flags in Envoy's order (`/failed_active_hc`…). */
   healthFlags(host: Host): string {
     let flags = '';
     if (this.failedActiveHealthCheck(host)) flags += '/failed_active_hc';
+    if (this.failedOutlierCheck(host)) flags += '/failed_outlier_check';
     if (!host.healthy) flags += '/failed_eds_health';
     return flags || 'healthy';
   }
@@ -134,16 +176,19 @@ export class UpstreamCluster {
     }
     for (const gone of previous.values()) void gone.pool.close().catch(() => undefined);
     this.#hosts = next;
+    this.#outlier?.setHosts(next);
     this.#hc?.setHosts(next);
     this.#updateHealthy();
     this.stats.members.set(next.length);
   }
 
-  /** Healthy = not failed by EDS (or DNS) and not failing active health checks. A new array each time. */
+  /** Healthy = not failed by EDS (or DNS), not failing active health checks, not ejected. A new array each time. */
   #updateHealthy(): void {
     if (this.#closed) return;
     const hc = this.#hc;
-    this.#healthy = this.#hosts.filter((h) => h.healthy && !(hc?.failed(h) ?? false));
+    const outlier = this.#outlier;
+    this.#healthy = this.#hosts.filter((h) => h.healthy && !(hc?.failed(h) ?? false) && !(outlier?.isEjected(h) ?? false));
+    this.#panic = inPanic(this.#healthy.length, this.#hosts.length, this.config.healthyPanicThreshold);
   }
 
   #createHost(ep: ResolvedEndpoint, addressPort: string): Host {
@@ -171,6 +216,7 @@ export class UpstreamCluster {
       healthy: ep.healthy,
       active: 0,
       counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },
+      outlier: null,
     };
     pool.on('connect', (_origin: unknown, targets: unknown[] | undefined) => {
       this.#hadTraffic = true;
@@ -191,6 +237,7 @@ export class UpstreamCluster {
     this.#closed = true;
     if (this.#refreshTimer) clearInterval(this.#refreshTimer);
     this.#hc?.stop();
+    this.#outlier?.stop();
     const hosts = this.#hosts;
     this.#hosts = [];
     this.#healthy = [];
@@ -202,6 +249,7 @@ export class UpstreamCluster {
     this.#closed = true;
     if (this.#refreshTimer) clearInterval(this.#refreshTimer);
     this.#hc?.stop();
+    this.#outlier?.stop();
     await Promise.all(this.#hosts.map((h) => h.pool.destroy().catch(() => undefined)));
   }
 }
@@ -297,6 +345,8 @@ export class ClusterManager {
         mirrorPolicies: [],
         ringHash: null,
         healthCheck: null,
+        outlierDetection: null,
+        healthyPanicThreshold: 50,
       }, this.#options);
       this.#hostClusters.set(url, c);
     }

@@ -1,46 +1,15 @@
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ResponseTap } from '../compare/capture';
 import { type DownstreamResponse, isHttp2Response, writeBody, writeHead } from '../http/downstream';
-import { CONNECTION_SPECIFIC, type HeaderMap } from '../http/headers';
-import type { UpstreamCluster } from './cluster-manager';
+import { type AttemptOwner, AttemptCancelled, UpstreamAttempt, attemptFailure } from './attempt';
+import { BodyReplay } from './body-replay';
 import { classifyUpstreamError } from './errors';
+import type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
 import type { Host } from './host';
+import { reportFailure, reportResponseHead } from './outlier/report';
+import { addHeader, responseView, setHeaders, trailerMap } from './response-head';
 
-/** How the primary exchange ended, for the connection manager to answer or log. */
-export type PrimaryFailure = 'connect_failure' | 'reset' | 'timeout' | 'protocol_error' | 'downstream_reset';
-
-/** What the connection manager hands the forwarder for one primary request. */
-export interface PrimaryForward {
-  readonly cluster: UpstreamCluster;
-  readonly host: Host;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: HeaderMap;
-  readonly body: Readable | null;
-  /** The router's suppress_envoy_headers: no x-envoy-upstream-service-time on the response. */
-  readonly suppressEnvoyHeaders: boolean;
-  /** What the request came in on, for clusters with use_downstream_protocol_config. */
-  readonly downstreamProtocol: 'HTTP/1.1' | 'HTTP/2';
-  /** The request's trailers, read once its body has ended (HTTP/2 upstreams send them). */
-  readonly requestTrailers: () => Record<string, string> | null;
-  /** Envoy's route timeout (0: none), counted from the end of the downstream request. */
-  readonly timeoutMs: number;
-  /** The headers to send the client, from the upstream's raw header list (hop-by-hop out, route edits in). */
-  readonly responseHeaders: (status: number, raw: readonly Buffer[]) => OutgoingHeaders;
-  /** Called when the exchange fails before any response byte reached the client. */
-  readonly localReply: (failure: PrimaryFailure) => void;
-  /**
-   * Sync-mode shadows: the response is held until this settles (it is bounded by the policies'
-   * sync_timeout), then sent with the headers it yields added.
-   */
-  readonly syncWait: Promise<Record<string, string>> | null;
-  /** A compared request: shown the upstream's response as it streams on to the client. */
-  readonly tap?: ResponseTap | null;
-}
-
-/** Response headers as Node's writeHead takes them: a flat [name, value, …] list, or an object. */
-export type OutgoingHeaders = string[] | HeaderMap;
+export type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward } from './forward-types';
 
 /** A response waiting for sync shadows before it may go to the client. */
 interface HeldResponse {
@@ -57,16 +26,17 @@ class PrimaryAbort extends Error {
   }
 }
 
+const CANCELLED_FOR_RETRY = new AttemptCancelled();
+const OVERLOADED = { 'x-envoy-overloaded': 'true' };
+
 /**
  * Streams one request to the primary upstream and its response back to the client, with
  * back-pressure both ways, Envoy's route timeout, and a local reply when nothing was sent yet.
- *
- * It speaks undici's own handler protocol (onConnect/onHeaders/onData/onComplete/onError): the
- * newer controller API goes through an adapter that parses every header block into an object,
- * which the proxy does not need.
+ * With a retry plan, each upstream request is an attempt (attempt.ts): one that fails, or whose
+ * response the retry state calls retriable, is dropped and another follows after the back-off,
+ * until a response is sent on; from then on the exchange is that attempt's, as in Envoy.
  */
-export class PrimaryExchange implements Dispatcher.DispatchHandler {
-  #abortUpstream: ((err: Error) => void) | null = null;
+export class PrimaryExchange implements AttemptOwner {
   #resume: (() => void) | null = null;
   #timer: NodeJS.Timeout | null = null;
   /** When the route timeout fires (performance.now()), while it is armed. */
@@ -80,6 +50,17 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
   #head: { readonly status: number; readonly headers: OutgoingHeaders } | null = null;
   /** Set while the comparison still wants the response's bytes. */
   #tap: ResponseTap | null;
+  /** The attempt in flight; null between attempts (a retry's back-off) and once finished. */
+  #attempt: UpstreamAttempt | null = null;
+  /** The host of the latest attempt. */
+  #host: Host;
+  #attempts = 0;
+  /** A response was chosen to go to the client: no more retries. */
+  #committed = false;
+  #backoff: NodeJS.Timeout | null = null;
+  #replay: BodyReplay | null = null;
+  /** When the downstream request completed (performance.now()); 0 while it has not. */
+  #requestEnded = 0;
   readonly #started = performance.now();
   readonly #onDrain = (): void => this.#resume?.();
 
@@ -88,25 +69,49 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     private readonly res: DownstreamResponse,
   ) {
     this.#tap = fwd.tap ?? null;
+    this.#host = fwd.host;
   }
 
   start(): void {
     const { fwd } = this;
-    fwd.host.active++;
-    fwd.host.counters.rqTotal++;
+    // The body is kept for replay only while a retry could use it.
+    if (fwd.body !== null && fwd.retry?.state?.enabled) this.#replay = new BodyReplay(fwd.body, fwd.retry.bufferLimitBytes, () => this.#bodyOverflowed());
+    this.#startAttempt(fwd.host);
+  }
+
+  #startAttempt(host: Host): void {
+    const { fwd } = this;
+    const attempt = new UpstreamAttempt(this, host);
+    this.#attempt = attempt;
+    this.#host = host;
+    this.#attempts++;
+    fwd.onAttempt?.(host);
+    host.active++;
+    host.counters.rqTotal++;
     fwd.cluster.active++;
     fwd.cluster.stats.rqTotal.inc();
     fwd.cluster.stats.rqActive.inc();
-    fwd.host.pool.dispatch(
-      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body: fwd.body, blocking: false,
+    fwd.retry?.state?.attempted(host);
+    const body = this.#replay !== null ? this.#replay.stream() : fwd.body;
+    host.pool.dispatch(
+      { path: fwd.path, method: fwd.method, headers: fwd.headers as Record<string, string | string[]>, body, blocking: false,
         requestTrailers: fwd.requestTrailers, downstreamProtocol: fwd.downstreamProtocol } as Dispatcher.DispatchOptions,
-      this,
+      attempt,
     );
+    if (this.#requestEnded > 0) this.#armAttemptTimers(attempt);
   }
 
-  /** The downstream request is complete: the route timeout starts now, as in Envoy. */
+  #armAttemptTimers(attempt: UpstreamAttempt): void {
+    const plan = this.fwd.retry;
+    if (plan && this.#attempt === attempt) attempt.armTimers(this.#committed ? 0 : plan.perTryTimeoutMs, plan.perTryIdleTimeoutMs);
+  }
+
+  /** The downstream request is complete: the route timeout (and per-try timeouts) start now, as in Envoy. */
   requestComplete(): void {
-    if (this.fwd.timeoutMs <= 0 || this.#finished) return;
+    if (this.#finished) return;
+    this.#requestEnded = performance.now();
+    if (this.#attempt !== null) this.#armAttemptTimers(this.#attempt);
+    if (this.fwd.timeoutMs <= 0) return;
     // A response held for sync shadows does not count against the route timeout: armed on release.
     if (this.#held !== null) this.#timeoutLeft = this.fwd.timeoutMs;
     else this.#armTimeout(this.fwd.timeoutMs);
@@ -122,19 +127,27 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     this.#abort(new PrimaryAbort('downstream_reset'));
   }
 
-  // implements Dispatcher.DispatchHandler (undici's native protocol)
-  onConnect(abort: (err?: Error) => void): void {
-    this.#abortUpstream = abort;
-    if (this.#finished) abort(new PrimaryAbort('downstream_reset'));
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200 || this.#finished) return true;
+  // implements AttemptOwner
+  attemptHeaders(attempt: UpstreamAttempt, statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200 || this.#finished || attempt !== this.#attempt) return true;
+    // Every attempt's answer counts for its host's outlier detection, the retried ones too.
+    reportResponseHead(attempt.host, statusCode, rawHeaders);
+    const state = this.fwd.retry?.state;
+    if (state && !this.#committed) {
+      const verdict = state.onResponse(responseView(statusCode, rawHeaders));
+      if (verdict.retry) {
+        this.fwd.cluster.stats.retry.retriedResponse(statusCode);
+        this.#retry(attempt, verdict.delayMs, false);
+        return true;
+      }
+    }
+    this.#commit(attempt);
     this.#status = statusCode;
     this.#resume = resume;
     this.#tap?.head(statusCode, rawHeaders);
     const out = this.fwd.responseHeaders(statusCode, rawHeaders);
     if (!this.fwd.suppressEnvoyHeaders) addHeader(out, 'x-envoy-upstream-service-time', String(Math.round(performance.now() - this.#started)));
+    if (this.fwd.retry?.attemptCountInResponse) addHeader(out, 'x-envoy-attempt-count', String(this.#attempts));
     if (this.fwd.syncWait === null) {
       if (isHttp2Response(this.res)) {
         // Held until the next event: a response that ends right away (gRPC's Trailers-Only)
@@ -168,8 +181,8 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.#finished) return true;
+  attemptData(attempt: UpstreamAttempt, chunk: Buffer): boolean {
+    if (this.#finished || attempt !== this.#attempt) return true;
     if (this.#tap !== null && !this.#tap.data(chunk)) this.#tap = null;
     this.#flushHead();
     if (this.#held !== null) {
@@ -181,9 +194,8 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  // undici types raw trailers as strings; it hands Buffers, as the HTTP/2 pool does.
-  onComplete(trailers: string[] | null): void {
-    if (this.#finished) return;
+  attemptComplete(attempt: UpstreamAttempt, trailers: string[] | null): void {
+    if (this.#finished || attempt !== this.#attempt) return;
     this.#tap?.end();
     const t = trailers && trailers.length > 0 ? trailerMap(trailers) : null;
     if (this.#held !== null) {
@@ -199,6 +211,99 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
       this.res.statusCode = head.status;
     } else this.#flushHead();
     this.#complete(t);
+  }
+
+  attemptError(attempt: UpstreamAttempt, err: Error): void {
+    if (this.#finished || attempt !== this.#attempt) return;
+    if (err instanceof PrimaryAbort) {
+      this.#fail(err.failure);
+      return;
+    }
+    const failure = classifyUpstreamError(err);
+    reportFailure(attempt.host, failure, this.#committed);
+    const state = this.fwd.retry?.state;
+    if (state && !this.#committed && !this.res.headersSent) {
+      const verdict = state.onFailure(attemptFailure(err, failure));
+      if (verdict.retry) {
+        if (failure !== 'connect_failure') this.fwd.cluster.stats.rqReset.inc();
+        this.#retry(attempt, verdict.delayMs, false);
+        return;
+      }
+    }
+    this.#fail(failure, false, err);
+  }
+
+  attemptTimedOut(attempt: UpstreamAttempt, idle: boolean): void {
+    if (this.#finished || attempt !== this.#attempt) return;
+    const stats = this.fwd.cluster.stats.retry;
+    (idle ? stats.perTryIdleTimeout : stats.perTryTimeout).inc();
+    attempt.host.counters.rqTimeout++;
+    reportFailure(attempt.host, 'timeout', this.#committed);
+    if (this.#committed) {
+      // Only the idle timeout outlives the response's start: the client's stream is reset.
+      this.#abort(new PrimaryAbort('timeout'), true);
+      return;
+    }
+    const verdict = this.fwd.retry?.state?.onFailure('per_try_timeout');
+    if (verdict?.retry) {
+      this.#retry(attempt, verdict.delayMs, true);
+      return;
+    }
+    this.#abort(new PrimaryAbort('timeout'), true);
+  }
+
+  /** This attempt's response goes to the client: no retry from now on, and the kept body is let go. */
+  #commit(attempt: UpstreamAttempt): void {
+    this.#committed = true;
+    attempt.committed();
+    this.#replay?.release();
+  }
+
+  /** Drops `attempt` and starts the next one after `delayMs` (the back-off). */
+  #retry(attempt: UpstreamAttempt, delayMs: number, timeoutRetry: boolean): void {
+    attempt.cancel(CANCELLED_FOR_RETRY);
+    attempt.host.counters.rqError++;
+    this.#release(attempt);
+    this.#attempt = null;
+    // Neither pool destroys a body it gave up on: left attached, it would hold the client's upload paused.
+    this.#replay?.dropCurrent();
+    this.#backoff = setTimeout(() => {
+      this.#backoff = null;
+      if (this.#finished) return;
+      const { cluster } = this.fwd;
+      // A retry is a request like any other to the max_requests circuit breaker (Envoy's pool overflow).
+      if (cluster.active >= cluster.config.circuitBreakers.maxRequests) {
+        cluster.stats.pendingOverflow.inc();
+        this.#fail('overflow');
+        return;
+      }
+      const elapsed = this.#requestEnded > 0 ? performance.now() - this.#requestEnded : 0;
+      const host = this.fwd.retry!.nextAttempt(this.#attempts + 1, timeoutRetry, elapsed);
+      if (host !== null) this.#startAttempt(host);
+      else {
+        cluster.stats.noneHealthy.inc();
+        this.#fail('no_healthy_upstream');
+      }
+    }, delayMs);
+  }
+
+  /**
+   * The body outgrew per_request_buffer_limit_bytes: no retry can send it again. An attempt under
+   * way carries on; a retry waiting for its back-off cannot start (Envoy's 507).
+   */
+  #bodyOverflowed(): void {
+    this.fwd.retry?.state?.abandon();
+    if (this.#attempt === null && !this.#finished) this.#fail('retry_buffer_overflow');
+  }
+
+  /** Takes an attempt off the in-flight counts (once). */
+  #release(attempt: UpstreamAttempt): void {
+    if (attempt.released) return;
+    attempt.released = true;
+    const { cluster } = this.fwd;
+    attempt.host.active--;
+    cluster.active--;
+    cluster.stats.rqActive.dec();
   }
 
   /** The response head held for a possible Trailers-Only answer goes out now. */
@@ -218,11 +323,6 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onError(err: Error): void {
-    if (this.#finished) return;
-    this.#fail(err instanceof PrimaryAbort ? err.failure : classifyUpstreamError(err));
-  }
-
   #complete(trailers: Record<string, string | string[]> | null = null): void {
     try {
       if (trailers !== null) this.res.addTrailers(trailers);
@@ -233,80 +333,59 @@ export class PrimaryExchange implements Dispatcher.DispatchHandler {
     }
     this.#finish();
     this.fwd.cluster.stats.response(this.#status);
-    this.fwd.host.counters[this.#status >= 500 ? 'rqError' : 'rqSuccess']++;
+    this.#host.counters[this.#status >= 500 ? 'rqError' : 'rqSuccess']++;
   }
 
-  #abort(reason: PrimaryAbort): void {
+  /** `perTry`: a per-try timeout, already counted as one (not as the route's). */
+  #abort(reason: PrimaryAbort, perTry = false): void {
     if (this.#finished) return;
-    this.#abortUpstream?.(reason);
+    this.#attempt?.cancel(reason);
     // An upload still coming stops; a request already read is left alone (on HTTP/2 it is the
     // stream itself, and destroying it would reset the local reply that follows).
     if (this.fwd.body && !this.fwd.body.readableEnded) this.fwd.body.destroy();
-    this.#fail(reason.failure);
+    this.#fail(reason.failure, perTry, reason);
   }
 
-  #fail(failure: PrimaryFailure): void {
+  #fail(failure: ForwardFailure, perTry = false, err: Error = new Error(failure)): void {
     // Aborting undici reports the error back through onError synchronously: count it once.
     if (this.#finished) return;
+    this.fwd.onFailure?.(failure, err);
+    this.fwd.onFailure?.(failure, err);
     this.#tap?.fail(failure === 'timeout' ? 'timeout' : 'error');
-    const { cluster, host } = this.fwd;
-    host.counters.rqError++;
+    const { cluster } = this.fwd;
+    const host = this.#host;
+    // Between attempts the last one was already counted as an error when it was retried.
+    if (this.#attempt !== null) host.counters.rqError++;
     if (failure === 'timeout') {
-      cluster.stats.rqTimeout.inc();
-      host.counters.rqTimeout++;
-    } else if (failure !== 'connect_failure') {
+      if (!perTry) {
+        cluster.stats.rqTimeout.inc();
+        host.counters.rqTimeout++;
+        if (this.#attempt !== null) reportFailure(host, 'timeout', this.#committed);
+      }
+    } else if (failure === 'reset' || failure === 'protocol_error' || failure === 'downstream_reset') {
       cluster.stats.rqReset.inc();
     }
     this.#finish();
+    this.#replay?.dropCurrent();
     if (failure === 'downstream_reset') return;
-    if (!this.res.headersSent) this.fwd.localReply(failure);
+    if (!this.res.headersSent) this.fwd.localReply(failure, this.#replyHeaders(failure));
     else this.res.destroy(); // The client already has part of a response: reset it, as Envoy does.
+  }
+
+  /** x-envoy-attempt-count on a local reply, when the virtual host asks for it; x-envoy-overloaded on an overflow. */
+  #replyHeaders(failure: ForwardFailure): Record<string, string> | undefined {
+    const count = this.fwd.retry?.attemptCountInResponse && this.#attempts > 0 ? String(this.#attempts) : null;
+    if (failure === 'overflow') return count === null ? OVERLOADED : { ...OVERLOADED, 'x-envoy-attempt-count': count };
+    return count === null ? undefined : { 'x-envoy-attempt-count': count };
   }
 
   #finish(): void {
     this.#finished = true;
     if (this.#timer) clearTimeout(this.#timer);
-    const { cluster, host } = this.fwd;
-    host.active--;
-    cluster.active--;
-    cluster.stats.rqActive.dec();
-    cluster.stats.rqTime.observe(performance.now() - this.#started);
+    if (this.#backoff) clearTimeout(this.#backoff);
+    if (this.#attempt !== null) this.#release(this.#attempt);
+    this.fwd.retry?.state?.done();
+    this.#replay?.release();
+    this.fwd.cluster.stats.rqTime.observe(performance.now() - this.#started);
   }
-}
-
-/** Adds a header to either form, replacing it in the object form. */
-function addHeader(headers: OutgoingHeaders, name: string, value: string): void {
-  if (Array.isArray(headers)) headers.push(name, value);
-  else headers[name] = value;
-}
-
-/** Trailers from a raw [name, value, …] list; connection-specific names never pass (HTTP/2 forbids them). */
-function trailerMap(raw: ReadonlyArray<Buffer | string>): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = latin1(raw[i]!).toLowerCase();
-    if (CONNECTION_SPECIFIC.has(name) || name.charCodeAt(0) === 58 /* ':' */) continue;
-    const value = latin1(raw[i + 1]!);
-    const prior = out[name];
-    out[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
-  }
-  return out;
-}
-
-/** Response headers set on the response (not written), from either form. */
-function setHeaders(res: DownstreamResponse, headers: OutgoingHeaders): void {
-  if (Array.isArray(headers)) {
-    const grouped: Record<string, string[]> = {};
-    for (let i = 0; i < headers.length; i += 2) (grouped[headers[i]!.toLowerCase()] ??= []).push(headers[i + 1]!);
-    for (const name of Object.keys(grouped)) res.setHeader(name, grouped[name]!.length === 1 ? grouped[name]![0]! : grouped[name]!);
-    return;
-  }
-  for (const name of Object.keys(headers)) {
-    const v = headers[name];
-    if (v !== undefined) res.setHeader(name, v);
-  }
-}
-
-function latin1(v: Buffer | string): string {
-  return typeof v === 'string' ? v : v.toString('latin1');
 }

@@ -13,7 +13,8 @@ import type { Host } from './host';
 //   - the next check is `interval` (+ up to interval_jitter) after the previous result, or
 //     no_traffic_interval while the cluster has never opened a connection for traffic.
 // Checks go on their own connection (never the traffic pool) and close it after each response.
-// Not modelled: Envoy's panic threshold, reuse_connection, the *_edge/unhealthy intervals.
+// The panic threshold is the cluster's (panic.ts). Not modelled: reuse_connection, the
+// *_edge/unhealthy intervals.
 
 /** How a check ended, in Envoy's terms. */
 type CheckResult = 'success' | 'active_failure' | 'network_failure';
@@ -26,6 +27,8 @@ export interface HealthCheckerOptions {
   readonly onChange: () => void;
   /** Whether the cluster ever opened a connection for traffic (Envoy: upstream_cx_total used). */
   readonly hadTraffic: () => boolean;
+  /** A check passed on a host that is not failing active checks (outlier detection may uneject it). */
+  readonly onPassed?: (host: Host) => void;
   readonly random?: () => number;
 }
 
@@ -149,6 +152,7 @@ class HostSession {
     if (this.#stopped) return;
     const changed = result === 'success' ? this.#handleSuccess() : this.#handleFailure(result);
     this.#resolveFirst();
+    if (result === 'success' && !this.failed) this.options.onPassed?.(this.host);
     this.onResult(changed);
     this.#schedule();
   }

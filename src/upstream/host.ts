@@ -16,6 +16,19 @@ export interface Host {
   /** Requests in flight, for least-request balancing and /clusters. */
   active: number;
   readonly counters: HostCounters;
+  /** Where the data path reports this host's results when its cluster has outlier detection. */
+  outlier: OutlierSink | null;
+}
+
+/** A local-origin event, as Envoy's router reports it: connected, connection failed or reset, timed out. */
+export type LocalOriginResult = 'connect_success' | 'connect_failed' | 'timeout';
+
+/** What the data path tells a host's outlier monitor (Envoy's DetectorHostMonitor put* calls). */
+export interface OutlierSink {
+  /** An upstream response's status. */
+  putHttpResponseCode(status: number): void;
+  /** A local-origin event; `code` is the HTTP status it stands for when errors are not split. */
+  putResult(result: LocalOriginResult, code?: number): void;
 }
 
 export interface HostCounters {

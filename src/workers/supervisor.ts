@@ -29,6 +29,9 @@ export interface SupervisorOptions {
 
 type Query = Extract<ToWorker, { t: 'query' }>['what'];
 
+const REPLACE_BACKOFF_MS = 500;
+const REPLACE_BACKOFF_MAX_MS = 30_000;
+
 /**
  * The main process of `--concurrency N`: holds the config (the bootstrap file and, under xDS, the
  * one ADS stream), hands every accepted snapshot to N workers that share the listeners, answers
@@ -80,7 +83,7 @@ export class Supervisor {
     cluster.on('exit', (worker, code, signal) => {
       if (this.#stopping) return;
       this.o.logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');
-      void this.#fork().catch((err: unknown) => this.o.logger.error({ err: (err as Error).message }, 'replacement worker failed'));
+      this.#replace(0);
     });
     this.#state = 'LIVE';
   }
@@ -102,6 +105,11 @@ export class Supervisor {
     return loaded;
   }
 
+  /** SIGUSR1: every worker reopens its access log files. */
+  reopenAccessLogs(): void {
+    for (const w of Object.values(cluster.workers ?? {})) if (w && !w.isDead()) w.process.kill('SIGUSR1');
+  }
+
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#state = 'DRAINING';
@@ -117,6 +125,19 @@ export class Supervisor {
 
   adminPort(): number | null {
     return this.#admin?.address()?.port ?? null;
+  }
+
+  /**
+   * Starts a worker in place of a dead one; one that fails to start is tried again later, so
+   * the supervisor keeps its N workers through a passing fault (a busy machine, a full disk).
+   */
+  #replace(failures: number): void {
+    if (this.#stopping) return;
+    this.#fork().catch((err: unknown) => {
+      const delayMs = Math.min(REPLACE_BACKOFF_MAX_MS, REPLACE_BACKOFF_MS * 2 ** failures);
+      this.o.logger.error({ err: (err as Error).message, retryInMs: delayMs }, 'replacement worker failed');
+      setTimeout(() => this.#replace(failures + 1), delayMs).unref();
+    });
   }
 
   #fork(): Promise<void> {

@@ -82,6 +82,8 @@ export function runWorker(logger: Logger): void {
   // The supervisor decides when we stop; a Ctrl-C reaching the whole group must not cut requests short.
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => void proxy?.stop().then(() => process.exit(0)));
+  // The supervisor passes SIGUSR1 on (logrotate): each worker reopens its own access log files.
+  process.on('SIGUSR1', () => proxy?.reopenAccessLogs());
 }
 
 async function answer(proxy: Proxy, what: Extract<ToWorker, { t: 'query' }>['what']): Promise<unknown> {

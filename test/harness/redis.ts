@@ -136,6 +136,8 @@ export async function redisCommand(to: number | RedisEndpoint, args: readonly st
     timer = setTimeout(() => reject(new Error(`redis on port ${ep.port}: no reply to ${args[0]} within ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', reject);
   });
+  // An error after the reply (a TLS alert while the socket closes) must not surface as an unhandled rejection.
+  failed.catch(() => undefined);
   const run = async (): Promise<string | null> => {
     await new Promise<void>((resolve) => socket.once(ep.tls ? 'secureConnect' : 'connect', () => resolve()));
     if (ep.auth) {

@@ -17,6 +17,21 @@ export function ensureBuilt(): void {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Starts a sandbox on ports found free a moment before; another test's server can take one in
+ * between, which the sandbox reports as a busy or unbindable port: then new ports, three tries.
+ */
+export async function startOnFreePorts(start: () => Promise<Sandbox>): Promise<Sandbox> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      const taken = /already in use|could not bind|EADDRINUSE/.test((err as Error).message);
+      if (!taken || attempt >= 3) throw err;
+    }
+  }
+}
+
 /** What the steps use: curl against the front proxy, and the services' logs. */
 export class SandboxClient {
   constructor(private readonly sandbox: () => Sandbox) {}
@@ -28,7 +43,7 @@ export class SandboxClient {
   /** What `curl -s [-H …] http://localhost:P/path` does: the Host header is `localhost:P`. */
   async curl(urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
     // localhost may resolve to ::1 first; the listener binds 127.0.0.1, so connect there.
-    const res = await request(`http://127.0.0.1:${this.port}${urlPath}`, { headers: { host: `localhost:${this.port}`, ...headers } });
+    const res = await request(`http://127.0.0.1:${this.port}${urlPath}`, { headers: { host: `localhost:${this.port}`, ...headers }, headersTimeout: 10_000, bodyTimeout: 10_000 });
     return { status: res.statusCode, body: await res.body.text() };
   }
 

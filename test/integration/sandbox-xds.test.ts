@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
 import { type Sandbox, startSandbox } from '../../examples/route-mirror/sandbox';
-import { SandboxClient, defineVerifySteps, ensureBuilt, sleep } from '../harness/sandbox-steps';
+import { SandboxClient, defineVerifySteps, ensureBuilt, sleep, startOnFreePorts } from '../harness/sandbox-steps';
 
 // Envoy's route-mirror sandbox driven over xDS: the control plane serves a copy of
 // examples/route-mirror/xds/resources.yaml, the front proxy starts from xds/front-proxy.yaml (only
@@ -47,17 +47,21 @@ const waitForLog = (...a: Parameters<SandboxClient['waitForLog']>): Promise<void
 
 beforeAll(async () => {
   ensureBuilt();
-  const controlPlanePort = await freePortPair();
-  const ports: number[] = [];
-  while (ports.length < 5) {
-    const p = await freePort();
-    if (p !== controlPlanePort && p !== controlPlanePort + 1 && !ports.includes(p)) ports.push(p);
-  }
-  sandbox = await startSandbox({
-    mode: 'xds',
-    controlPlanePort,
-    proxyPort: ports[0],
-    servicePorts: { service1: ports[1], 'service1-mirror': ports[2], service2: ports[3], 'service2-mirror': ports[4] },
+  let controlPlanePort = 0;
+  let ports: number[] = [];
+  sandbox = await startOnFreePorts(async () => {
+    controlPlanePort = await freePortPair();
+    ports = [];
+    while (ports.length < 5) {
+      const p = await freePort();
+      if (p !== controlPlanePort && p !== controlPlanePort + 1 && !ports.includes(p)) ports.push(p);
+    }
+    return startSandbox({
+      mode: 'xds',
+      controlPlanePort,
+      proxyPort: ports[0],
+      servicePorts: { service1: ports[1], 'service1-mirror': ports[2], service2: ports[3], 'service2-mirror': ports[4] },
+    });
   });
   expect(sandbox.proxyPort).toBe(ports[0]);
   // The control plane watches a private copy, never the file in the repository.

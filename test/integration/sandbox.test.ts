@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { type Sandbox, startSandbox } from '../../examples/route-mirror/sandbox';
-import { SandboxClient, defineVerifySteps, ensureBuilt } from '../harness/sandbox-steps';
+import { SandboxClient, defineVerifySteps, ensureBuilt, startOnFreePorts } from '../harness/sandbox-steps';
 
 // Envoy's route-mirror sandbox, natively: the five steps of its verify script
 // (/work/shared/sandbox/README.md), against the built proxy and services in separate processes.
@@ -18,11 +18,14 @@ let sandbox: Sandbox;
 
 beforeAll(async () => {
   ensureBuilt();
-  const ports = [];
-  for (let i = 0; i < 5; i++) ports.push(await freePort());
-  sandbox = await startSandbox({
-    proxyPort: ports[0],
-    servicePorts: { service1: ports[1], 'service1-mirror': ports[2], service2: ports[3], 'service2-mirror': ports[4] },
+  let ports: number[] = [];
+  sandbox = await startOnFreePorts(async () => {
+    ports = [];
+    for (let i = 0; i < 5; i++) ports.push(await freePort());
+    return startSandbox({
+      proxyPort: ports[0],
+      servicePorts: { service1: ports[1], 'service1-mirror': ports[2], service2: ports[3], 'service2-mirror': ports[4] },
+    });
   });
   expect(sandbox.proxyPort).toBe(ports[0]);
 }, 60_000);

@@ -141,12 +141,15 @@ describe("a client's x-envoy-* headers", () => {
       expect(h['x-request-id']).not.toBe('from-client');
     }));
 
-  test('an internal caller keeps them and is marked x-envoy-internal', () =>
+  // The retry hints are honoured, so the router consumes them as Envoy does (retries.test.ts).
+  test('an internal caller keeps them and is marked x-envoy-internal; the router consumes its retry hints', () =>
     withSidecar({ hcm: { use_remote_address: true, internal_address_config: LOOPBACK_INTERNAL } }, async ({ p, up }) => {
       await fetchText(`${p.url}/`, { headers: { ...SPOOF, 'x-request-id': 'from-client' } });
       const h = up.primary!.requests[0]!.headers;
       expect(h['x-envoy-internal']).toBe('true');
-      expect(h['x-envoy-retry-on']).toBe('5xx');
+      expect(h['x-envoy-decorator-operation']).toBe('op');
+      expect(h['x-envoy-retry-on']).toBeUndefined();
+      expect(h['x-envoy-max-retries']).toBeUndefined();
       expect(h['x-request-id']).toBe('from-client');
     }));
 });

@@ -708,6 +708,12 @@ describe('hostile upstreams behind an h2 client', () => {
     await stillServes(p);
   });
 
+  /**
+   * A primary held back by its shadow would wait for the route timeout (Envoy's default, 15 s):
+   * 8 s stays well below that and well above what a loaded 2-core runner takes for 40 × 1 MB.
+   */
+  const HELD_BACK_MS = 8000;
+
   async function shadowFlood(path: string): Promise<{ rssGrowthMb: number; allOk: boolean; maxMs: number }> {
     const body = Buffer.alloc(1024 * 1024, 3);
     global.gc?.();
@@ -732,21 +738,21 @@ describe('hostile upstreams behind an h2 client', () => {
   test('a shadow over h2 to a server that never reads: 40 × 1 MB primaries all served fast, memory bounded', async () => {
     const r = await shadowFlood('/shadow-never-reads');
     expect(r.allOk).toBe(true);
-    expect(r.maxMs).toBeLessThan(3000);
+    expect(r.maxMs).toBeLessThan(HELD_BACK_MS);
     expect(r.rssGrowthMb).toBeLessThan(200);
   });
 
   test('a shadow over h2 whose response is endless DATA: primaries unaffected, memory bounded', async () => {
     const r = await shadowFlood('/shadow-endless');
     expect(r.allOk).toBe(true);
-    expect(r.maxMs).toBeLessThan(3000);
+    expect(r.maxMs).toBeLessThan(HELD_BACK_MS);
     expect(r.rssGrowthMb).toBeLessThan(200);
   });
 
   test('a shadow over h2 to a TCP black hole (no SETTINGS ever): primaries unaffected', async () => {
     const r = await shadowFlood('/shadow-blackhole');
     expect(r.allOk).toBe(true);
-    expect(r.maxMs).toBeLessThan(3000);
+    expect(r.maxMs).toBeLessThan(HELD_BACK_MS);
   });
 });
 

@@ -60,17 +60,17 @@ describe('one run reports every error', () => {
 });
 
 describe('known Envoy fields that sidemirror leaves out', () => {
-  test('filter_chain_match.destination_port, transport_socket_connect_timeout, access_log, outlier_detection: "not supported by sidemirror" by path', () => {
-    const d = doc({ hcm: { access_log: [{ name: 'envoy.access_loggers.stdout' }] } });
+  test('filter_chain_match.destination_port, transport_socket_connect_timeout, tracing, cleanup_interval: "not supported by sidemirror" by path', () => {
+    const d = doc({ hcm: { tracing: { random_sampling: { value: 10 } } } });
     const chain = d.static_resources.listeners[0].filter_chains[0];
     chain.filter_chain_match = { server_names: ['a.example'], destination_port: 443 };
     chain.transport_socket_connect_timeout = '1s';
-    d.static_resources.clusters[0].outlierDetection = { consecutive_5xx: 5 }; // the JSON spelling too
+    d.static_resources.clusters[0].cleanupInterval = '5s'; // the JSON spelling too
     expect(issuesOf(d)).toEqual([
-      { path: 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
+      { path: 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing', message: 'not supported by sidemirror' },
       { path: 'static_resources.listeners[0].filter_chains[0].filter_chain_match.destination_port', message: 'not supported by sidemirror' },
       { path: 'static_resources.listeners[0].filter_chains[0].transport_socket_connect_timeout', message: 'not supported by sidemirror' },
-      { path: 'static_resources.clusters[0].outlier_detection', message: 'not supported by sidemirror' },
+      { path: 'static_resources.clusters[0].cleanup_interval', message: 'not supported by sidemirror' },
     ]);
   });
 
@@ -78,7 +78,7 @@ describe('known Envoy fields that sidemirror leaves out', () => {
     const d = doc();
     d.static_resources.clusters[0].outlier_detecton = { consecutive_5xx: 5 };
     expect(issuesOf(d)).toEqual([
-      { path: 'static_resources.clusters[0].outlier_detecton', message: 'unknown field "outlier_detecton"' },
+      { path: 'static_resources.clusters[0].outlier_detecton', message: 'unknown field "outlier_detecton" (did you mean "outlier_detection"?)' },
     ]);
   });
 });

@@ -8,6 +8,7 @@ import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { closedPort } from '../harness/upstream';
+import { hcmOf as hcmModelOf } from '../harness/model';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -73,6 +74,14 @@ describe('loadBootstrapText rejects with exact field paths', () => {
     const b = base();
     b.static_resources.clusters[0].lb_policy = 'FASTEST';
     expectOneIssue(b, 'static_resources.clusters[0].lb_policy', /unknown value "FASTEST".*ROUND_ROBIN/);
+  });
+
+  test('enum names in lower case are read as Envoy reads them (case-insensitive enum parsing)', () => {
+    const b = base();
+    b.static_resources.clusters[0].lb_policy = 'round_robin';
+    expect(loadBootstrapText(JSON.stringify(b)).bootstrap.clusters[0]!.lbPolicy).toBe('ROUND_ROBIN');
+    b.static_resources.clusters[0].lb_policy = 'fastest';
+    expectOneIssue(b, 'static_resources.clusters[0].lb_policy', /unknown value "fastest"/);
   });
 
   test('a mirror policy with both cluster and cluster_header', () => {
@@ -166,6 +175,12 @@ describe('loadBootstrapText rejects with exact field paths', () => {
 });
 
 describe('loadBootstrapText accepts what Envoy accepts', () => {
+  test('traffic_direction on a listener, in either case', () => {
+    const b = base();
+    (b.static_resources.listeners[0] as Record<string, unknown>).traffic_direction = 'outbound';
+    expect(loadBootstrapText(JSON.stringify(b)).bootstrap.listeners[0]!.trafficDirection).toBe('OUTBOUND');
+  });
+
   test('camelCase field names (statPrefix, portValue, lbPolicy…)', () => {
     const yaml = `
 staticResources:
@@ -198,11 +213,11 @@ staticResources:
 `;
     const { bootstrap: b } = loadBootstrapText(yaml);
     expect(b.listeners[0]!.address).toEqual({ host: '127.0.0.1', port: 10000 });
-    expect(b.listeners[0]!.filterChains[0]!.hcm.statPrefix).toBe('camel_http');
+    expect(hcmModelOf(b.listeners[0]!.filterChains[0]).statPrefix).toBe('camel_http');
     expect(b.clusters[0]!.lbPolicy).toBe('LEAST_REQUEST');
     expect(b.clusters[0]!.connectTimeoutMs).toBe(500);
     expect(b.clusters[0]!.loadAssignment!.endpoints[0]!.address.port).toBe(8080);
-    const action = b.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmModelOf(b.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.mirrorPolicies[0]!.clusterHeader).toBe('x-mirror');
   });
 
@@ -221,12 +236,12 @@ staticResources:
     c.load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight = 3;
     const { bootstrap: m } = loadBootstrapText(JSON.stringify(b));
     const l = m.listeners[0]!;
-    const action = l.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmModelOf(l.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.timeoutMs).toBe(250);
     expect(action.mirrorPolicies[0]!.disableShadowHostSuffixAppend).toBe(true);
-    expect(l.filterChains[0]!.hcm.useRemoteAddress).toBe(true);
-    expect(l.filterChains[0]!.hcm.generateRequestId).toBe(false);
-    expect(l.filterChains[0]!.hcm.routeConfig!.validateClusters).toBe(false);
+    expect(hcmModelOf(l.filterChains[0]).useRemoteAddress).toBe(true);
+    expect(hcmModelOf(l.filterChains[0]).generateRequestId).toBe(false);
+    expect(hcmModelOf(l.filterChains[0]).routeConfig!.validateClusters).toBe(false);
     expect(l.perConnectionBufferLimitBytes).toBe(32768);
     expect(m.clusters[0]!.connectTimeoutMs).toBe(1500);
     expect(m.clusters[0]!.circuitBreakers.maxRequests).toBe(7);

@@ -4,6 +4,7 @@ import { ConfigError, type ConfigIssue } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { hcmOf } from '../harness/model';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -30,14 +31,14 @@ const monitor = (name: string, max: unknown): Json => ({ name, typed_config: { '
 test("Envoy's defaults when nothing is set", () => {
   const { bootstrap: b } = loadBootstrapText(doc());
   const l = b.listeners[0]!;
-  expect(l.filterChains[0]!.hcm.streamIdleTimeoutMs).toBe(300_000);
-  expect(l.filterChains[0]!.hcm.requestTimeoutMs).toBe(0);
-  expect(l.filterChains[0]!.hcm.requestHeadersTimeoutMs).toBe(0);
-  expect(l.filterChains[0]!.hcm.maxRequestHeadersKb).toBe(60);
-  expect(l.filterChains[0]!.hcm.commonHttpProtocolOptions).toEqual({ idleTimeoutMs: 3_600_000, maxConnectionDurationMs: 0, maxHeadersCount: 100, maxRequestsPerConnection: 0 });
+  expect(hcmOf(l.filterChains[0]).streamIdleTimeoutMs).toBe(300_000);
+  expect(hcmOf(l.filterChains[0]).requestTimeoutMs).toBe(0);
+  expect(hcmOf(l.filterChains[0]).requestHeadersTimeoutMs).toBe(0);
+  expect(hcmOf(l.filterChains[0]).maxRequestHeadersKb).toBe(60);
+  expect(hcmOf(l.filterChains[0]).commonHttpProtocolOptions).toEqual({ idleTimeoutMs: 3_600_000, maxConnectionDurationMs: 0, maxHeadersCount: 100, maxRequestsPerConnection: 0 });
   expect(l.statPrefix).toBe('127.0.0.1_0');
   expect(l.ignoreGlobalConnLimit).toBe(false);
-  expect((l.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction).idleTimeoutMs).toBeNull();
+  expect((hcmOf(l.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction).idleTimeoutMs).toBeNull();
   expect(b.overloadManager.maxActiveDownstreamConnections).toBeNull();
 });
 
@@ -52,9 +53,9 @@ test('set values reach the model', () => {
     { stat_prefix: 'public', ignore_global_conn_limit: true },
   ));
   const l = b.listeners[0]!;
-  expect([l.filterChains[0]!.hcm.streamIdleTimeoutMs, l.filterChains[0]!.hcm.requestTimeoutMs, l.filterChains[0]!.hcm.requestHeadersTimeoutMs, l.filterChains[0]!.hcm.maxRequestHeadersKb]).toEqual([2000, 30_000, 5000, 96]);
-  expect(l.filterChains[0]!.hcm.commonHttpProtocolOptions).toEqual({ idleTimeoutMs: 60_000, maxConnectionDurationMs: 600_000, maxHeadersCount: 50, maxRequestsPerConnection: 10 });
-  expect((l.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction).idleTimeoutMs).toBe(0);
+  expect([hcmOf(l.filterChains[0]).streamIdleTimeoutMs, hcmOf(l.filterChains[0]).requestTimeoutMs, hcmOf(l.filterChains[0]).requestHeadersTimeoutMs, hcmOf(l.filterChains[0]).maxRequestHeadersKb]).toEqual([2000, 30_000, 5000, 96]);
+  expect(hcmOf(l.filterChains[0]).commonHttpProtocolOptions).toEqual({ idleTimeoutMs: 60_000, maxConnectionDurationMs: 600_000, maxHeadersCount: 50, maxRequestsPerConnection: 10 });
+  expect((hcmOf(l.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction).idleTimeoutMs).toBe(0);
   expect([l.statPrefix, l.ignoreGlobalConnLimit]).toEqual(['public', true]);
   expect(b.overloadManager.maxActiveDownstreamConnections).toBe(5000);
 });

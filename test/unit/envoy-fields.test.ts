@@ -19,9 +19,10 @@ describe('src/config/envoy-fields.ts', () => {
   test('names the fields a user of Envoy reaches for first', () => {
     expect(fresh['envoy.config.listener.v3.FilterChain']).toMatchObject({ use_proxy_proto: 4, transport_socket_connect_timeout: 9 });
     expect(fresh['envoy.config.listener.v3.FilterChainMatch']).toMatchObject({ destination_port: 8, prefix_ranges: 3 });
-    expect(fresh['envoy.config.cluster.v3.Cluster']).toMatchObject({ outlier_detection: 19 });
+    expect(fresh['envoy.config.cluster.v3.Cluster']).toMatchObject({ cleanup_interval: 20, lb_subset_config: 22 });
+    expect(fresh['envoy.config.cluster.v3.OutlierDetection']).toEqual({ monitors: 24 });
     expect(fresh['envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext']).toMatchObject({ session_ticket_keys: 4, ocsp_staple_policy: 8 });
     expect(fresh['envoy.extensions.transport_sockets.tls.v3.TlsCertificate']).toMatchObject({ pkcs12: 8, private_key_provider: 6 });
-    expect(fresh['envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager']).toMatchObject({ access_log: 13 });
+    expect(fresh['envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager']).toMatchObject({ tracing: 7 });
   });
 });

@@ -3,6 +3,7 @@ import { ConfigError } from '../../src/config/errors';
 import { loadBootstrapText } from '../../src/config/load';
 import type { ForwardAction } from '../../src/config/model';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
+import { hcmOf } from '../harness/model';
 
 // The shapes of Envoy's sandboxes tls/, tls-sni/ and websocket/ (envoyproxy/examples), written
 // here by hand with this test's own certificates: TLS termination, origination and both; SNI
@@ -109,7 +110,7 @@ describe("Envoy's tls sandbox", () => {
 });
 
 describe("Envoy's tls-sni sandbox", () => {
-  test('the proxy: SNI chains with a tls_inspector; its TCP proxy chain is refused by type', () => {
+  test('the proxy: SNI chains with a tls_inspector, and its TCP proxy chain (passthrough for domain3)', () => {
     const sniChain = (name: string, clusterName: string): string => chain(hcm('ingress_http', toCluster(clusterName)), `filter_chain_match:\n  server_names: [${name}]\n${serverTls(false)}`);
     const tcpProxy = `- filter_chain_match:\n    server_names: [domain3.example.com]\n  filters:\n  - name: envoy.filters.network.tcp_proxy\n    typed_config:\n      "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n      cluster: proxy-domain3\n      stat_prefix: ingress_domain3`;
     const inspector = 'listener_filters:\n- name: envoy.filters.listener.tls_inspector\n  typed_config:\n    "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
@@ -118,8 +119,11 @@ describe("Envoy's tls-sni sandbox", () => {
     const l = loadBootstrapText(config(two, clusters, inspector)).bootstrap.listeners[0]!;
     expect(l.tlsInspector).toBe(true);
     expect(l.filterChains.map((c) => c.match.serverNames)).toEqual([['domain1.example.com'], ['domain2.example.com']]);
-    expect(issues(config(`${two}\n${tcpProxy}`, clusters, inspector))).toEqual([
-      'static_resources.listeners[0].filter_chains[2].filters[0].typed_config.@type: unknown type "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"',
+    const all = loadBootstrapText(config(`${two}\n${tcpProxy}`, clusters, inspector)).bootstrap.listeners[0]!;
+    expect(all.filterChains.map((c) => [c.kind, c.match.serverNames, c.tls === null])).toEqual([
+      ['http', ['domain1.example.com'], false],
+      ['http', ['domain2.example.com'], false],
+      ['tcp_proxy', ['domain3.example.com'], true],
     ]);
   });
 
@@ -136,11 +140,11 @@ describe("Envoy's websocket sandbox", () => {
 
   test('ws on the connection manager, ws on one route, wss with TLS both ways', () => {
     const ws = loadBootstrapText(config(chain(hcm('ingress_ws_to_ws', toCluster('service_ws'), upgrade)), cluster('service_ws', 80, null))).bootstrap;
-    expect(ws.listeners[0]!.filterChains[0]!.hcm.upgradeTypes).toEqual(['websocket']);
+    expect(hcmOf(ws.listeners[0]!.filterChains[0]).upgradeTypes).toEqual(['websocket']);
 
     const routes = `- match: { prefix: "/ws" }\n  route:\n    cluster: service_ws\n${indent(upgrade, 4)}\n- match: { prefix: "/" }\n  direct_response: { status: 200, body: { inline_string: "not a websocket" } }`;
     const perRoute = loadBootstrapText(config(chain(hcm('ingress_ws_to_ws', routes)), cluster('service_ws', 80, null))).bootstrap;
-    const action = perRoute.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmOf(perRoute.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect([...action.upgradeConfigs]).toEqual([['websocket', true]]);
 
     const wssText = config(chain(hcm('ingress_wss_to_wss', toCluster('service_wss'), upgrade), serverTls(true)), cluster('service_wss', 443, ''));

@@ -7,12 +7,13 @@ import { ConfigError, IssueCollector } from '../../src/config/errors';
 import { plain } from '../../src/config/decode/common';
 import { typeForUrl } from '../../src/config/proto';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { hcmOf } from '../harness/model';
 
 const HCM = 'static_resources.listeners[0].filter_chains[0].filters[0].typed_config';
 const HCM_URL = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 function hcmWith(fields: Record<string, unknown>): HttpConnectionManager {
-  return loadBootstrapText(bootstrap({ listeners: [listener(routeConfig([route('/', 'c')]), { hcm: fields })], clusters: [cluster('c', [8080])] })).bootstrap.listeners[0]!.filterChains[0]!.hcm;
+  return hcmOf(loadBootstrapText(bootstrap({ listeners: [listener(routeConfig([route('/', 'c')]), { hcm: fields })], clusters: [cluster('c', [8080])] })).bootstrap.listeners[0]!.filterChains[0]);
 }
 
 function issuesWith(fields: Record<string, unknown>): Array<{ path: string; message: string }> {

@@ -10,6 +10,7 @@ import { LISTENER_TYPE, decodeResource } from '../../src/config/resources';
 import { cluster } from '../harness/bootstrap';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
 import { type Json, extBootstrap, extListener, extRoute } from '../harness/mirror-ext';
+import { hcmOf } from '../harness/model';
 
 // Decoding a RedisConnection's secrets: a password inline, by file or by environment variable (a
 // oneof), an ACL username, TLS files; every problem refused with its path, and nothing read where
@@ -42,7 +43,7 @@ function withConnection(conn: Json): string {
 
 function loaded(conn: Json): RedisConnectionModel {
   const l = loadBootstrapText(withConnection(conn)).bootstrap.listeners[0]!;
-  return l.filterChains[0]!.hcm.mirrorFilter!.config.redis.get('main')!;
+  return hcmOf(l.filterChains[0]).mirrorFilter!.config.redis.get('main')!;
 }
 
 function issuesOf(conn: Json): readonly ConfigIssue[] {
@@ -128,7 +129,7 @@ test('the control plane (no local reads) checks the shape and reads nothing', ()
   const message = fromProto3JSON(type, { ...listenerJson, name: 'l' } as never) as never;
   const decoded = decodeResource(LISTENER_TYPE, message);
   expect(decoded.ok).toBe(true);
-  const redis = decoded.ok ? decoded.value.filterChains[0]!.hcm.mirrorFilter!.config.redis : new Map();
+  const redis = decoded.ok ? hcmOf(decoded.value.filterChains[0]).mirrorFilter!.config.redis : new Map();
   expect(redis.get('f')).toMatchObject({ password: null });
   expect(redis.get('e')).toMatchObject({ password: null, username: 'u' });
   expect(redis.get('t')).toMatchObject({ tls: { ca: null } });

@@ -6,6 +6,7 @@ import { murmurHash2, xxHash64, xxHash64Chain } from '../../src/upstream/hash64'
 import type { Host } from '../../src/upstream/host';
 import { DEFAULT_RING_HASH, HashRing, RingHashBalancer } from '../../src/upstream/load-balancer/ring-hash';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
+import { hcmOf } from '../harness/model';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -13,7 +14,7 @@ function host(addressPort: string, weight = 1): Host {
   const [address, port] = addressPort.split(':');
   return {
     address: address!, port: Number(port), addressPort, hostname: address!, weight, pool: null as never, tls: null, healthy: true, active: 0,
-    counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 },
+    counters: { rqTotal: 0, rqSuccess: 0, rqError: 0, rqTimeout: 0, cxTotal: 0, cxConnectFail: 0 }, outlier: null,
   };
 }
 
@@ -291,7 +292,7 @@ describe('decoding health_checks, ring_hash_lb_config and hash_policy', () => {
         { query_parameter: { name: 'u' } },
       ],
     });
-    const action = loadBootstrapText(JSON.stringify(d)).bootstrap.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
+    const action = hcmOf(loadBootstrapText(JSON.stringify(d)).bootstrap.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!.action as ForwardAction;
     expect(action.hashPolicy).toEqual([
       { kind: 'header', name: 'x-user', terminal: false },
       { kind: 'cookie', name: 'sid', terminal: true },

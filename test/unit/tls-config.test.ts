@@ -122,11 +122,11 @@ describe('filter chains', () => {
   });
 
   test('chains whose filters are refused keep their own matches in the cross-chain checks', () => {
-    const tcp = [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': DOWNSTREAM } }];
+    const refused = [{ name: 'envoy.filters.network.not_a_filter', typed_config: { '@type': DOWNSTREAM } }];
     expect(issuesOf(doc([
-      { filter_chain_match: { server_names: ['a.example'] }, filters: tcp },
-      { filter_chain_match: { server_names: ['b.example'] }, filters: tcp },
-    ]))).toEqual([0, 1].map((i) => `${L0}.filter_chains[${i}].filters[0].typed_config: network filter "${DOWNSTREAM}" is not supported; only envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager is`));
+      { filter_chain_match: { server_names: ['a.example'] }, filters: refused },
+      { filter_chain_match: { server_names: ['b.example'] }, filters: refused },
+    ]))).toEqual([0, 1].map((i) => `${L0}.filter_chains[${i}].filters[0].typed_config: network filter "${DOWNSTREAM}" is not supported by sidemirror; only envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager and envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy are`));
   });
 
   test('two chains without a match are identical (Envoy refuses the second)', () => {

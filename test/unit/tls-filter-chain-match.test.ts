@@ -11,6 +11,7 @@ function chain(name: string, m: Partial<FilterChainMatch> = {}): FilterChain {
     match: { serverNames: [], transportProtocol: null, applicationProtocols: [], ...m },
     tls: null,
     // Selection never looks at the connection manager.
+    kind: 'http',
     hcm: {} as HttpConnectionManager,
   };
 }

@@ -3,6 +3,7 @@ import { loadBootstrapText } from '../../src/config/load';
 import type { ExtMirrorPolicy } from '../../src/config/model';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { extRoute, extBootstrap } from '../harness/mirror-ext';
+import { hcmOf } from '../harness/model';
 
 // The trust fields from config to model: internal_address_config and internal_only_headers
 // (Envoy's), allowed_clusters on a cluster_header mirror target (sidemirror's).
@@ -33,7 +34,7 @@ function issuesOf(text: string): readonly ConfigIssue[] {
   throw new Error('the configuration was accepted');
 }
 
-const hcmModel = (text: string) => loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]!.hcm;
+const hcmModel = (text: string) => hcmOf(loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]);
 
 describe('internal_address_config', () => {
   test('unset: null (no address is internal); present and empty: no ranges (the built-in list)', () => {
@@ -74,7 +75,7 @@ describe('internal_only_headers', () => {
 });
 
 describe('allowed_clusters on a cluster_header mirror target', () => {
-  const target = (text: string) => (loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!
+  const target = (text: string) => (hcmOf(loadBootstrapText(text).bootstrap.listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!
     .extMirrorPolicies.get('sidemirror.filters.http.mirror')![0] as ExtMirrorPolicy).target;
 
   test('names and prefixes reach the model', () => {

@@ -7,6 +7,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SECRET_TYPE, decodeResource
 import { loadEnvoyRoot } from '../../scripts/envoy-fields';
 import { bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { type TestCertificates, makeTestCertificates } from '../harness/certs';
+import { hcmOf } from '../harness/model';
 
 // Upstream TLS and protocol selection, transport socket matches with endpoint metadata, upgrades,
 // the gRPC route match and max stream duration: YAML through loadBootstrapText, and the xDS wire
@@ -38,9 +39,9 @@ function doc(o: { clusterExtra?: Json; action?: Json; match?: Json; hcm?: Json }
 
 const load = (text: string): Bootstrap => loadBootstrapText(text).bootstrap;
 const primary = (text: string): Cluster => load(text).clusters[0]!;
-const firstRoute = (text: string): Route => load(text).listeners[0]!.filterChains[0]!.hcm.routeConfig!.virtualHosts[0]!.routes[0]!;
+const firstRoute = (text: string): Route => hcmOf(load(text).listeners[0]!.filterChains[0]).routeConfig!.virtualHosts[0]!.routes[0]!;
 const forward = (text: string): ForwardAction => firstRoute(text).action as ForwardAction;
-const hcm = (text: string): HttpConnectionManager => load(text).listeners[0]!.filterChains[0]!.hcm;
+const hcm = (text: string): HttpConnectionManager => hcmOf(load(text).listeners[0]!.filterChains[0]);
 
 function issuesOf(text: string): string[] {
   try {
@@ -224,7 +225,7 @@ describe('over the xDS wire (Envoy\'s protos)', () => {
     if (!decoded.ok) return;
     expect(decoded.value.tlsInspector).toBe(true);
     expect(decoded.value.filterChains[0]!.tls!.common.tlsCertificates[0]!.certificateChain).toEqual({ kind: 'filename', path: '/nonexistent/c.pem' });
-    expect(decoded.value.filterChains[0]!.hcm.upgradeTypes).toEqual(['websocket']);
+    expect(hcmOf(decoded.value.filterChains[0]).upgradeTypes).toEqual(['websocket']);
   });
 
   test('a cluster with transport_socket_matches and an EDS assignment with metadata decode; enforce_rsa_key_usage is refused', () => {

@@ -39,21 +39,31 @@ test('undeclared fields of filter_chain_match, the TLS context inside transport_
   });
   const decoded = decodeResourceBytes(LISTENER_TYPE, listenerBytes(
     { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tlsContext }, filter_chain_match: { server_names: ['a.example'], destination_port: { value: 443 } } },
-    { access_log: [{ name: 'envoy.access_loggers.stdout' }] },
+    { tracing: { random_sampling: { value: 10 } } },
   ));
   expect(decoded.ok).toBe(false);
   expect(decoded.ok ? [] : decoded.issues).toEqual([
     { path: 'Listener "l0".filter_chains[0].filter_chain_match.destination_port', message: 'not supported by sidemirror' },
-    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.access_log', message: 'not supported by sidemirror' },
+    { path: 'Listener "l0".filter_chains[0].filters[0].typed_config.tracing', message: 'not supported by sidemirror' },
     { path: 'Listener "l0".filter_chains[0].transport_socket.typed_config.ocsp_staple_policy', message: 'not supported by sidemirror' },
   ]);
 });
 
-test('a cluster\'s outlier_detection is refused', () => {
+test('a cluster\'s outlier_detection decodes from the wire; what sidemirror leaves out of it and of common_lb_config is refused by path', () => {
   const Cluster = envoy.lookupType('envoy.config.cluster.v3.Cluster');
-  const bytes = Cluster.encode(Cluster.fromObject({
-    name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, outlier_detection: { consecutive_5xx: { value: 5 } },
+  const cluster = (extra: Record<string, unknown>): Uint8Array => Cluster.encode(Cluster.fromObject({
+    name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, ...extra,
   })).finish();
-  const decoded = decodeResourceBytes(CLUSTER_TYPE, bytes);
-  expect(decoded.ok ? [] : decoded.issues).toEqual([{ path: 'Cluster "c".outlier_detection', message: 'not supported by sidemirror' }]);
+  const plain = decodeResourceBytes(CLUSTER_TYPE, cluster({
+    outlier_detection: { consecutive_5xx: { value: 7 }, interval: { seconds: 2 } }, common_lb_config: { healthy_panic_threshold: { value: 25 } },
+  }));
+  expect(plain.ok).toBe(true);
+  const refused = decodeResourceBytes(CLUSTER_TYPE, cluster({
+    outlier_detection: { consecutive_5xx: { value: 7 }, monitors: [{ name: 'm', typed_config: any('envoy.config.core.v3.Locality', {}) }] },
+    common_lb_config: { zone_aware_lb_config: {} },
+  }));
+  expect(refused.ok ? [] : refused.issues).toEqual([
+    { path: 'Cluster "c".outlier_detection.monitors', message: 'not supported by sidemirror' },
+    { path: 'Cluster "c".common_lb_config.zone_aware_lb_config', message: 'not supported by sidemirror' },
+  ]);
 });

@@ -343,7 +343,7 @@ describe('--concurrency 2', () => {
     await until('a replacement worker', async () => {
       now = (await serverInfo(proxy)).workers.map((w) => w.pid);
       return now.length === 2 && !now.includes(victim);
-    }, 15_000);
+    }, 20_000).catch((err: Error) => { throw new Error(`${err.message}; workers answering: ${JSON.stringify(now)}; stderr: ${proxy.stderr()}`); });
     expect(now).toContain(first[1]);
     expect(alive(victim)).toBe(false);
     const answers = await sendFresh(proxy.url, 100);

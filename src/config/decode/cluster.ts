@@ -12,6 +12,7 @@ import type {
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, atKey, durationMs, each, fail, headerToAdd, refuse, socketAddress, unpackAny, wrapped } from './common';
 import type { Http2Settings, TransportSocketMatch, UpstreamProtocol, UpstreamTlsContext } from '../transport-model';
 import { http2Settings } from './http2';
+import { decodeHealthyPanicThreshold, decodeOutlierDetection } from './outlier-detection';
 import { decodeMirrorPolicy } from './route';
 import { decodeTransportSocketMatch, endpointTransportSocketMatch, upstreamTransportSocket } from './transport-socket';
 
@@ -63,6 +64,8 @@ export function decodeCluster(c: Pb, ctx: Ctx): Cluster {
     mirrorPolicies: protocol.mirrorPolicies,
     ringHash: lbPolicy === 'RING_HASH' ? ringHashConfig(c.ring_hash_lb_config as Pb | undefined, at(ctx, 'ring_hash_lb_config')) : null,
     healthCheck: healthChecks(c, ctx),
+    outlierDetection: decodeOutlierDetection(c.outlier_detection as Pb | undefined, at(ctx, 'outlier_detection')),
+    healthyPanicThreshold: decodeHealthyPanicThreshold(c.common_lb_config as Pb | undefined, at(ctx, 'common_lb_config')),
   };
 }
 

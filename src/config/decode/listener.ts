@@ -1,20 +1,21 @@
 import type { DownstreamProtocolOptions, FilterChain, HttpConnectionManager, HttpFilter, InternalAddressConfig, Listener } from '../model';
+import type { TcpProxyConfig } from '../tcp-proxy-model';
 import type { FilterChainMatch } from '../transport-model';
 import { http2Settings } from './http2';
 import { type Ctx, type Pb, adsConfigSource, at, atIndex, cidrRange, durationMs, each, fail, refuse, socketAddress, typeUrlName, unpackAny, wrapped } from './common';
+import { decodeAccessLogs } from './access-log';
 import { type ChainForCheck, checkChainMatches, decodeFilterChainMatch, decodeListenerFilters } from './filter-chain-match';
 import { downstreamTransportSocket } from './transport-socket';
 import { upgradeType } from './upgrade';
 import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
+import { filterKind } from '../../http/filters/registry';
+import { TCP_PROXY_TYPE, decodeTcpProxy } from './tcp-proxy';
 
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
 const ESCAPED_SLASHES_ACTIONS = new Set(['KEEP_UNCHANGED', 'REJECT_REQUEST', 'UNESCAPE_AND_REDIRECT', 'UNESCAPE_AND_FORWARD']);
-
-/** HTTP filters we know, by the message type their typed_config carries. */
-const KNOWN_HTTP_FILTERS = new Set([ROUTER_TYPE, MIRROR_FILTER_TYPE]);
 
 export function decodeListener(l: Pb, ctx: Ctx): Listener {
   const address = socketAddress(l.address as Pb | undefined, at(ctx, 'address'));
@@ -43,34 +44,55 @@ export function decodeListener(l: Pb, ctx: Ctx): Listener {
     perConnectionBufferLimitBytes: wrapped(l.per_connection_buffer_limit_bytes, 1024 * 1024),
     statPrefix: String(l.stat_prefix ?? '') || `${address.host}_${address.port}`,
     ignoreGlobalConnLimit: Boolean(l.ignore_global_conn_limit),
+    trafficDirection: String(l.traffic_direction ?? 'UNSPECIFIED') as Listener['trafficDirection'],
+    accessLog: decodeAccessLogs(l, ctx, 'listener'),
   };
 }
 
 function decodeFilterChain(chain: Pb, ctx: Ctx, known?: FilterChainMatch): FilterChain | null {
   const match = known ?? decodeFilterChainMatch(chain.filter_chain_match as Pb | undefined, at(ctx, 'filter_chain_match'));
   const tls = downstreamTransportSocket(chain.transport_socket as Pb | undefined, at(ctx, 'transport_socket'));
-  const hcm = decodeChainFilters(chain, ctx);
-  if (!hcm) return null;
-  return { name: String(chain.name ?? ''), match, tls, hcm };
+  const terminal = decodeChainFilters(chain, ctx);
+  if (!terminal) return null;
+  const base = { name: String(chain.name ?? ''), match, tls };
+  return terminal.kind === 'http' ? { ...base, kind: 'http', hcm: terminal.hcm } : { ...base, kind: 'tcp_proxy', tcpProxy: terminal.tcpProxy };
 }
 
-function decodeChainFilters(chain: Pb, ctx: Ctx): HttpConnectionManager | null {
+type TerminalFilter = { readonly kind: 'http'; readonly hcm: HttpConnectionManager } | { readonly kind: 'tcp_proxy'; readonly tcpProxy: TcpProxyConfig };
+
+/**
+ * A chain's network filters: one terminal filter, the HTTP connection manager or the TCP proxy,
+ * last. sidemirror has no other network filter, so any filter before it is refused by path.
+ */
+function decodeChainFilters(chain: Pb, ctx: Ctx): TerminalFilter | null {
   const filters = (chain.filters as Pb[] | undefined) ?? [];
-  if (filters.length !== 1) {
-    fail(at(ctx, 'filters'), 'exactly one network filter, the HTTP connection manager, is supported');
-    if (filters.length === 0) return null;
-  }
-  const fctx = at(ctx, 'filters[0]');
-  const cfg = unpackAny(filters[0]!.typed_config as Pb | undefined, at(fctx, 'typed_config'));
-  if (!cfg) {
-    if (!filters[0]!.typed_config) fail(at(fctx, 'typed_config'), 'typed_config is required');
+  if (filters.length === 0) {
+    fail(at(ctx, 'filters'), `a terminal network filter (${HCM_TYPE} or ${TCP_PROXY_TYPE}) is required`);
     return null;
   }
-  if (typeUrlName(cfg.typeUrl) !== HCM_TYPE) {
-    fail(at(fctx, 'typed_config'), `network filter "${cfg.typeUrl}" is not supported; only ${HCM_TYPE} is`);
-    return null;
-  }
-  return decodeHttpConnectionManager(cfg.value as Pb, at(fctx, 'typed_config'));
+  let terminal: TerminalFilter | null = null;
+  filters.forEach((f, i) => {
+    const fctx = at(ctx, `filters[${i}]`);
+    const cfg = unpackAny(f.typed_config as Pb | undefined, at(fctx, 'typed_config'));
+    if (!cfg) {
+      if (!f.typed_config) fail(at(fctx, 'typed_config'), 'typed_config is required');
+      return;
+    }
+    const type = typeUrlName(cfg.typeUrl);
+    if (type !== HCM_TYPE && type !== TCP_PROXY_TYPE) {
+      fail(at(fctx, 'typed_config'), `network filter "${cfg.typeUrl}" is not supported by sidemirror; only ${HCM_TYPE} and ${TCP_PROXY_TYPE} are`);
+      return;
+    }
+    if (i !== filters.length - 1) {
+      fail(fctx, `${type} is a terminal filter: it must be the last filter of its chain`);
+      return;
+    }
+    const tctx = at(fctx, 'typed_config');
+    terminal = type === HCM_TYPE
+      ? { kind: 'http', hcm: decodeHttpConnectionManager(cfg.value as Pb, tctx) }
+      : { kind: 'tcp_proxy', tcpProxy: decodeTcpProxy(cfg.value as Pb, tctx) };
+  });
+  return terminal;
 }
 
 export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): HttpConnectionManager {
@@ -119,6 +141,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
     requestHeadersTimeoutMs: durationMs(h.request_headers_timeout as Pb | undefined, 0),
     upgradeTypes,
     http2: http2Settings(h.http2_protocol_options as Pb | undefined, at(ctx, 'http2_protocol_options')),
+    accessLog: decodeAccessLogs(h, ctx, 'connection_manager'),
     http1: decodeHttp1Settings(h.http_protocol_options as Pb | undefined, at(ctx, 'http_protocol_options'), report),
     normalizePath: wrapped(h.normalize_path, false),
     mergeSlashes: Boolean(h.merge_slashes),
@@ -204,18 +227,27 @@ function decodeHttpFilter(f: Pb, ctx: Ctx): HttpFilter {
   const name = String(f.name ?? '');
   if (!name) fail(at(ctx, 'name'), 'name is required');
   const isOptional = Boolean(f.is_optional);
-  const config = unpackAny(f.typed_config as Pb | undefined, at(ctx, 'typed_config'), isOptional);
-  if (config && !KNOWN_HTTP_FILTERS.has(typeUrlName(config.typeUrl)) && !isOptional) {
-    fail(at(ctx, 'typed_config'), `HTTP filter "${config.typeUrl}" is not supported`);
-  }
-  if (!f.typed_config && name !== 'envoy.filters.http.router') fail(at(ctx, 'typed_config'), 'typed_config is required');
-  if (config && typeUrlName(config.typeUrl) === ROUTER_TYPE) {
+  const disabled = Boolean(f.disabled);
+  const tctx = at(ctx, 'typed_config');
+  const config = unpackAny(f.typed_config as Pb | undefined, tctx, isOptional);
+  if (!f.typed_config && name !== 'envoy.filters.http.router') fail(tctx, 'typed_config is required');
+  if (!config) return { name, config, isOptional, disabled, settings: undefined };
+  const type = typeUrlName(config.typeUrl);
+  const kind = filterKind(type);
+  if (kind) return { name, config, isOptional, disabled, settings: kind.decode(config.value as Pb, tctx) };
+  if (type === ROUTER_TYPE) {
     const r = config.value as Pb;
     // The router always keeps per-cluster stats (dynamic_stats) and has no tracing or expected-timeout header.
-    refuse(r, at(ctx, 'typed_config'), ['start_child_span', 'respect_expected_rq_timeout']);
-    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(at(ctx, 'typed_config'), 'dynamic_stats'), 'false is not supported by sidemirror');
+    refuse(r, tctx, ['start_child_span', 'respect_expected_rq_timeout']);
+    if (r.dynamic_stats !== undefined && !wrapped(r.dynamic_stats, true)) fail(at(tctx, 'dynamic_stats'), 'false is not supported by sidemirror');
+    if (disabled) fail(at(ctx, 'disabled'), 'the router cannot be disabled');
+  } else if (type === MIRROR_FILTER_TYPE) {
+    if (disabled) fail(at(ctx, 'disabled'), 'not supported for the mirror filter: turn mirroring off per route with its own config');
+  } else if (!isOptional) {
+    fail(tctx, `HTTP filter "${config.typeUrl}" is not supported by sidemirror`);
   }
-  return { name, config, isOptional };
+  // An optional filter sidemirror does not run is left out, as Envoy leaves out one it does not know.
+  return { name, config: type === ROUTER_TYPE || type === MIRROR_FILTER_TYPE ? config : null, isOptional, disabled, settings: undefined };
 }
 
 /** The sidemirror mirror filter entry, decoded; at most one per connection manager. */

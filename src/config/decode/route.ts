@@ -3,11 +3,9 @@ import type {
   ExtMirrorPolicy,
   ForwardAction,
   HashPolicy,
-  HeaderMatcher,
   MaxStreamDuration,
   MirrorPolicy,
   QueryParameterMatcher,
-  RetryPolicy,
   Route,
   RouteActionModel,
   RouteConfiguration,
@@ -35,7 +33,9 @@ import {
   typeUrlName,
   wrapped,
 } from './common';
-import { MIRROR_PER_ROUTE_TYPE, decodeMirrorPerRoute } from './mirror-filter';
+import { decodeHeaderMatcher } from './header-matcher';
+import { decodePerFilterConfig } from './per-filter';
+import { attemptHeaders, bufferLimit, decodeRetryPolicy } from './retry';
 import { upgradeType } from './upgrade';
 
 /** Envoy's default route timeout. */
@@ -50,6 +50,7 @@ export function decodeRouteConfiguration(rc: Pb, ctx: Ctx): RouteConfiguration {
     mirrorPolicies: each(ctx, rc, 'request_mirror_policies', decodeMirrorPolicy),
     validateClusters: rc.validate_clusters === undefined ? null : wrapped(rc.validate_clusters, false),
     internalOnlyHeaders: internalOnlyHeaders(rc, ctx),
+    perFilter: decodePerFilterConfig(rc.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')).perFilter,
     ...headerEdits(rc, ctx),
   };
 }
@@ -97,26 +98,15 @@ export function decodeVirtualHost(vh: Pb, ctx: Ctx): VirtualHost {
     domains,
     routes: each(ctx, vh, 'routes', decodeRoute),
     mirrorPolicies: each(ctx, vh, 'request_mirror_policies', decodeMirrorPolicy),
-    retryPolicy: vh.retry_policy ? unsupported(at(ctx, 'retry_policy')) : null,
-    ...perFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    retryPolicy: vh.retry_policy ? decodeRetryPolicy(vh.retry_policy as Pb, at(ctx, 'retry_policy')) : null,
+    ...decodePerFilterConfig(vh.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(vh, ctx),
+    perRequestBufferLimitBytes: bufferLimit(vh),
+    attemptHeaders: attemptHeaders(vh),
   };
 }
 
-/** typed_per_filter_config, with sidemirror's MirrorPerRoute entries decoded into policies. */
-function perFilterConfig(obj: Pb | undefined, ctx: Ctx): Pick<Route, 'typedPerFilterConfig' | 'extMirrorPolicies'> {
-  const typedPerFilterConfig = typedConfigMap(obj, ctx);
-  const extMirrorPolicies = new Map<string, ExtMirrorPolicy[]>();
-  for (const [name, cfg] of typedPerFilterConfig) {
-    if (typeUrlName(cfg.typeUrl) === MIRROR_PER_ROUTE_TYPE) extMirrorPolicies.set(name, decodeMirrorPerRoute(cfg.value as Pb, atKey(ctx, name)));
-  }
-  return { typedPerFilterConfig, extMirrorPolicies };
-}
-
-function unsupported(ctx: Ctx): null {
-  fail(ctx, 'not supported yet');
-  return null;
-}
+export { decodeHeaderMatcher } from './header-matcher';
 
 export function decodeRoute(r: Pb, ctx: Ctx): Route {
   const actions = ['route', 'redirect', 'direct_response'].filter((k) => r[k] !== undefined);
@@ -135,8 +125,9 @@ export function decodeRoute(r: Pb, ctx: Ctx): Route {
     name: String(r.name ?? ''),
     match: decodeRouteMatch((r.match ?? {}) as Pb, at(ctx, 'match')),
     action,
-    ...perFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
+    ...decodePerFilterConfig(r.typed_per_filter_config as Pb | undefined, at(ctx, 'typed_per_filter_config')),
     ...headerEdits(r, ctx),
+    perRequestBufferLimitBytes: bufferLimit(r),
   };
 }
 
@@ -165,28 +156,6 @@ function decodeRouteMatch(m: Pb, ctx: Ctx): RouteMatch {
   };
 }
 
-export function decodeHeaderMatcher(h: Pb, ctx: Ctx): HeaderMatcher {
-  const name = String(h.name ?? '').toLowerCase();
-  if (!name) fail(at(ctx, 'name'), 'name is required');
-  const base = { name, invert: Boolean(h.invert_match), treatMissingAsEmpty: Boolean(h.treat_missing_header_as_empty) };
-  if (h.string_match) return { ...base, match: { kind: 'string', matcher: stringMatcher(h.string_match as Pb, at(ctx, 'string_match')) } };
-  if (h.present_match !== undefined) return { ...base, match: { kind: 'present', present: Boolean(h.present_match) } };
-  if (h.range_match) {
-    const r = h.range_match as Pb;
-    return { ...base, match: { kind: 'range', start: Number(r.start ?? 0), end: Number(r.end ?? 0) } };
-  }
-  // The deprecated spellings still appear in many configs; they map onto the string matcher.
-  for (const [field, kind] of [['exact_match', 'exact'], ['prefix_match', 'prefix'], ['suffix_match', 'suffix'], ['contains_match', 'contains']] as const) {
-    if (h[field] !== undefined) return { ...base, match: { kind: 'string', matcher: { kind, value: String(h[field]), ignoreCase: false } } };
-  }
-  if (h.safe_regex_match) {
-    const value = regexMatcher(h.safe_regex_match as Pb, at(ctx, 'safe_regex_match'));
-    return { ...base, match: { kind: 'string', matcher: { kind: 'regex', value, ignoreCase: false } } };
-  }
-  // No match specifier: Envoy treats this as "header present".
-  return { ...base, match: { kind: 'present', present: true } };
-}
-
 function decodeQueryParameterMatcher(q: Pb, ctx: Ctx): QueryParameterMatcher {
   const name = String(q.name ?? '');
   if (!name) fail(at(ctx, 'name'), 'name is required');
@@ -210,10 +179,6 @@ function decodeForwardAction(a: Pb, ctx: Ctx): RouteActionModel {
   }
   if (a.prefix_rewrite !== undefined && a.regex_rewrite !== undefined) fail(ctx, 'only one of prefix_rewrite, regex_rewrite may be set');
   const regexRewrite = a.regex_rewrite ? regexMatchAndSubstitute(a.regex_rewrite as Pb, at(ctx, 'regex_rewrite')) : null;
-  for (const unsupported of ['retry_policy'] as const) {
-    const v = a[unsupported];
-    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) fail(at(ctx, unsupported), `${unsupported} is not supported yet`);
-  }
   const hostRewrites = ['host_rewrite_literal', 'auto_host_rewrite', 'host_rewrite_header'].filter((k) => a[k] !== undefined);
   if (hostRewrites.length > 1) fail(ctx, `only one of ${hostRewrites.join(', ')} may be set`);
   return {
@@ -325,20 +290,6 @@ function decodeRedirect(r: Pb, ctx: Ctx): RouteActionModel {
     prefixRewrite: r.prefix_rewrite !== undefined ? String(r.prefix_rewrite) : null,
     responseCode: REDIRECT_CODES[String(r.response_code ?? 'MOVED_PERMANENTLY')] ?? 301,
     stripQuery: Boolean(r.strip_query),
-  };
-}
-
-function decodeRetryPolicy(r: Pb, ctx: Ctx): RetryPolicy {
-  const retryOn = String(r.retry_on ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const known = new Set(['5xx', 'gateway-error', 'reset', 'connect-failure', 'retriable-status-codes', 'refused-stream', 'retriable-4xx', 'envoy-ratelimited', 'reset-before-request', 'http3-post-connect-failure', 'retriable-headers']);
-  retryOn.forEach((c) => {
-    if (!known.has(c)) fail(at(ctx, 'retry_on'), `unknown retry condition "${c}"`);
-  });
-  return {
-    retryOn,
-    numRetries: wrapped(r.num_retries, 1),
-    perTryTimeoutMs: durationMs(r.per_try_timeout as Pb | undefined, 0),
-    retriableStatusCodes: ((r.retriable_status_codes as number[] | undefined) ?? []).map(Number),
   };
 }
 

@@ -1,6 +1,6 @@
 import { type ConfigIssue, IssueCollector, joinPath } from '../../config/errors';
-import { chainsWithHcmPath } from '../../config/listener-chains';
-import type { RouteConfiguration } from '../../config/model';
+import { chainsWithHcmPath, chainsWithTcpProxyPath } from '../../config/listener-chains';
+import type { RouteConfiguration, TcpProxyConfig } from '../../config/model';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type ResourceTypeUrl } from '../../config/resources';
 import { type AdsSecretRef, clusterAdsSecretRefs, listenerAdsSecretRefs, secretKindProblem } from '../../config/sds-refs';
 import { type NameSet, validateClusterMirrorTargets, validateRouteClusters } from '../../config/validate';
@@ -78,7 +78,16 @@ function checkReferences(toCheck: ResourceMap, layers: readonly ResourceMap[], i
       }
       if (chain.hcm.routeConfig) checkRoutes(chain.hcm.routeConfig, clusterNames, joinPath(hcmPath, 'route_config'), issues);
     }
+    for (const { chain, tcpPath } of chainsWithTcpProxyPath(l.model)) checkTcpProxyClusters(chain.tcpProxy, clusterNames, joinPath(l.path, tcpPath), `listener "${l.name}"`, issues);
   }
+}
+
+/** A TCP proxy's clusters exist (else every connection would be closed as downstream_cx_no_route). */
+function checkTcpProxyClusters(t: TcpProxyConfig, clusters: NameSet, path: string, who: string, issues: IssueCollector): void {
+  const named = t.cluster.kind === 'cluster'
+    ? [{ name: t.cluster.name, at: joinPath(path, 'cluster') }]
+    : t.cluster.clusters.map((c, i) => ({ name: c.name, at: joinPath(path, `weighted_clusters.clusters[${i}].name`) }));
+  for (const { name, at } of named) if (!clusters.has(name)) issues.add(at, `${who} proxies TCP to cluster "${name}", which does not exist`);
 }
 
 /** Every Secret of one name, in the base and in each override, is of one kind. */

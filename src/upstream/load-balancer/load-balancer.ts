@@ -9,6 +9,10 @@ export type HashKey = bigint | number | string | null;
 
 /** Picks a host for one request among the cluster's current healthy hosts. */
 export interface LoadBalancer {
-  /** `hashKey`: absent or null when the request has none (hashing balancers then pick at random). */
-  pick(hosts: readonly Host[], hashKey?: HashKey): Host | null;
+  /**
+   * `hashKey`: absent or null when the request has none (hashing balancers then pick at random).
+   * `attempt`: 0, or how many picks of this request a retry host predicate turned down; a hashing
+   * balancer then looks that many points further on (balancers that pick afresh each time ignore it).
+   */
+  pick(hosts: readonly Host[], hashKey?: HashKey, attempt?: number): Host | null;
 }

@@ -47,8 +47,12 @@ export class HashRing {
     return this.#hashes.length;
   }
 
-  /** The host owning `hash`: the first point at or after it, or the first point when past the end. */
-  choose(hash: bigint): Host | null {
+  /**
+   * The host owning `hash`: the first point at or after it, or the first point when past the end.
+   * `attempt` > 0 (a retry host predicate turned earlier picks down) moves that many points on, as
+   * Envoy does; it may land on the same host again.
+   */
+  choose(hash: bigint, attempt = 0): Host | null {
     const hashes = this.#hashes;
     if (hashes.length === 0) return null;
     let lo = 0;
@@ -58,7 +62,8 @@ export class HashRing {
       if (hashes[mid]! < hash) lo = mid + 1;
       else hi = mid;
     }
-    return this.#hosts[lo === hashes.length ? 0 : lo]!;
+    const point = lo === hashes.length ? 0 : lo;
+    return this.#hosts[attempt > 0 ? (point + attempt) % hashes.length : point]!;
   }
 
   /** Points per host, for tests and diagnostics. */
@@ -93,14 +98,14 @@ export class RingHashBalancer implements LoadBalancer {
   ) {}
 
   // implements LoadBalancer
-  pick(hosts: readonly Host[], hashKey?: HashKey): Host | null {
+  pick(hosts: readonly Host[], hashKey?: HashKey, attempt = 0): Host | null {
     if (hosts.length === 0) return null;
     if (hosts !== this.#builtFor || this.#ring === null) {
       this.#ring = HashRing.build(hosts, this.config);
       this.#builtFor = hosts;
     }
     const h = hashKey === undefined || hashKey === null ? this.#randomU64() : hashKeyToU64(hashKey);
-    return this.#ring.choose(h);
+    return this.#ring.choose(h, attempt);
   }
 
   #randomU64(): bigint {
