@@ -68,6 +68,7 @@ export class ResponseCapture implements ResponseTap {
   #complete = true;
   #decodeError = false;
   #ended = false;
+  #onGiveUp: (() => void) | null = null;
   #settle!: (end: CaptureEnd) => void;
   /** Resolves once, however the response ends. */
   readonly done: Promise<CaptureEnd>;
@@ -142,6 +143,24 @@ export class ResponseCapture implements ResponseTap {
     this.#settleOnce({ kind });
   }
 
+  /** `listener` runs if the comparison gives up waiting for this response (giveUp). */
+  onGiveUp(listener: () => void): void {
+    this.#onGiveUp = listener;
+  }
+
+  /**
+   * The comparison's timeout passed with this response still streaming (or not begun): it ends
+   * as a timeout, and whoever sends it is told (a shadow then closes its connection rather than
+   * wait on a peer that may never finish).
+   */
+  giveUp(): void {
+    if (this.#ended) return;
+    this.#settleOnce({ kind: 'timeout' });
+    const listener = this.#onGiveUp;
+    this.#onGiveUp = null;
+    listener?.();
+  }
+
   #startDecoder(first: Buffer): Decoder {
     // `deflate` is meant to be zlib-wrapped (RFC 9110) but some servers send it raw: the first
     // byte of a zlib stream says which.
@@ -197,6 +216,8 @@ export class ResponseCapture implements ResponseTap {
     this.#decoder?.destroy();
     this.#decoder = null;
     this.#kept.clear();
+    // Ended some other way: nothing to give up on later.
+    if (end.kind !== 'timeout') this.#onGiveUp = null;
     this.#settle(end);
     return false;
   }

@@ -167,3 +167,26 @@ test('BoundedCopy keeps the first bytes up to its limit', () => {
   exact.clear();
   expect([exact.length, exact.cut, exact.bytes().length, kept.toString()]).toEqual([0, false, 0, 'abc']);
 });
+
+// Proves: giveUp ends a capture still streaming as a timeout and tells its sender once; a capture
+// that ended first (or its sender's own timeout) tells nobody.
+test('giveUp ends the capture and tells the sender, once', async () => {
+  let told = 0;
+  const streaming = new ResponseCapture(limits);
+  streaming.onGiveUp(() => told++);
+  streaming.head(200, []);
+  streaming.data(Buffer.from('partial'));
+  streaming.giveUp();
+  streaming.giveUp();
+  expect([(await streaming.done).kind, told, streaming.data(Buffer.from('more'))]).toEqual(['timeout', 1, false]);
+  const ended = new ResponseCapture(limits);
+  ended.onGiveUp(() => told++);
+  ended.head(200, []);
+  ended.end();
+  ended.giveUp();
+  const timedOut = new ResponseCapture(limits);
+  timedOut.onGiveUp(() => told++);
+  timedOut.fail('timeout');
+  timedOut.giveUp();
+  expect([(await ended.done).kind, (await timedOut.done).kind, told]).toEqual(['ok', 'timeout', 1]);
+});
