@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { BoundedCopy } from '../compare/bounded-copy';
+import { ownHeader, setHeader } from '../http/headers';
 import type { Host } from '../upstream/host';
 import { reportConnected, reportResponseHead } from '../upstream/outlier/report';
 import type { ShadowOptions, ShadowResult } from './writer';
@@ -132,8 +133,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toString('latin1').toLowerCase();
       const value = raw[i + 1]!.toString('latin1');
-      const prior = headers[name];
-      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+      // Own properties only: a header named `__proto__` or `constructor` is a header like any other.
+      const prior = ownHeader(headers, name);
+      setHeader(headers, name, prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value]);
     }
     return {
       ok: true,

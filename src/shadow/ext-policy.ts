@@ -3,7 +3,7 @@ import { type CompareSink, ComparePolicy } from '../compare/compare-policy';
 import { endpointName } from '../compare/endpoint';
 import type { CompareSession } from '../compare/session';
 import type { CompareConfig, ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
-import { firstListValue, firstValue } from '../http/headers';
+import { firstListValue, firstValue, setHeader } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
@@ -384,7 +384,7 @@ function flatHeaders(h: Readonly<Record<string, string | string[]>>): Record<str
   const out: Record<string, string> = {};
   for (const name of Object.keys(h)) {
     const v = h[name];
-    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+    if (v !== undefined) setHeader(out, name, Array.isArray(v) ? v.join(', ') : v);
   }
   return out;
 }

@@ -61,3 +61,14 @@ test('afterMirror\'s copy is cut at its bound', () => {
   whole.onComplete();
   expect([whole.result(1).body.toString(), whole.result(1).truncated]).toEqual(['abc', false]);
 });
+
+// Proves: the shadow response afterMirror sees keeps headers named like Object.prototype's members.
+test('afterMirror sees headers named __proto__ and constructor', () => {
+  const { a } = attempt(10);
+  const raw = ['__proto__', 'p', 'constructor', 'c1', 'constructor', 'c2'].map((x) => Buffer.from(x));
+  a.onHeaders(200, raw);
+  a.onComplete();
+  const h = a.result(1).headers;
+  expect(Object.entries(h)).toEqual([['__proto__', 'p'], ['constructor', ['c1', 'c2']]]);
+  expect(Object.getPrototypeOf(h)).toBe(Object.prototype);
+});
