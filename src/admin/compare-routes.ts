@@ -21,6 +21,9 @@ export interface CompareSource {
 
 export const COMPARE_PAGE = '/mirror/compare';
 
+/** Where a form may send the browser back to: the report, with a query of visible ASCII but `\`. */
+const BACK = /^\/mirror\/compare(?:\?[!-[\]-~]*)?$/;
+
 export function compareRoutes(src: CompareSource): Array<[string, AdminRoute]> {
   return [
     [COMPARE_PAGE, { post: false, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
@@ -93,8 +96,9 @@ async function reset(src: CompareSource, url: URL, req: http.IncomingMessage): P
 function afterChange(req: http.IncomingMessage, q: URLSearchParams, result: Record<string, unknown>): Reply {
   if (!(req.headers.accept ?? '').includes('text/html')) return json(result);
   const back = q.get('back') ?? '';
-  // Only back to the report itself: never an open redirect.
-  const location = /^\/mirror\/compare(?:\?[^\\\s]*)?$/.test(back) ? back : COMPARE_PAGE;
+  // Only back to the report itself (never an open redirect), and only in printable ASCII: the
+  // page writes its query percent-encoded, and anything else could not be sent as a header.
+  const location = BACK.test(back) ? back : COMPARE_PAGE;
   return { status: 303, type: 'text/plain; charset=UTF-8', headers: { location }, body: 'OK\n' };
 }
 
