@@ -1,5 +1,7 @@
 // The comparison report's admin routes: the page, its JSON, samples, runtime ignore rules, reset
-// and export. The POSTs go through the server's rules (POST only, foreign pages refused).
+// and export. The POSTs go through the server's rules (POST only, foreign pages refused), and so
+// do the reads: samples are production requests and responses, and the report names the
+// service's endpoints and fields, so a page whose Host is not this server reads none of it.
 import { randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import type { CompareReport, SamplesReport } from '../compare/report-types';
@@ -26,12 +28,12 @@ const BACK = /^\/mirror\/compare(?:\?[!-[\]-~]*)?$/;
 
 export function compareRoutes(src: CompareSource): Array<[string, AdminRoute]> {
   return [
-    [COMPARE_PAGE, { post: false, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
-    [`${COMPARE_PAGE}/samples`, { post: false, help: 'a field\'s samples: ?policy=&endpoint=&field=', handle: (u) => samples(src, u) }],
-    [`${COMPARE_PAGE}/noise`, { post: true, help: 'POST policy=&path=: ignore a field path at run time ("mark as noise")', handle: (u, r) => ruleChange(u, r, (p, path) => src.markNoise(p, path)) }],
-    [`${COMPARE_PAGE}/unnoise`, { post: true, help: 'POST policy=&path=: drop a runtime ignore rule', handle: (u, r) => ruleChange(u, r, (p, path) => src.unmarkNoise(p, path)) }],
-    [`${COMPARE_PAGE}/reset`, { post: true, help: 'POST [policy=]: clear comparison counts and samples', handle: (u, r) => reset(src, u, r) }],
-    [`${COMPARE_PAGE}/export`, { post: false, help: 'a policy\'s ignore rules as YAML: ?policy=', handle: (u) => exportYaml(src, u) }],
+    [COMPARE_PAGE, { post: false, private: true, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
+    [`${COMPARE_PAGE}/samples`, { post: false, private: true, help: 'a field\'s samples: ?policy=&endpoint=&field=', handle: (u) => samples(src, u) }],
+    [`${COMPARE_PAGE}/noise`, { post: true, private: true, help: 'POST policy=&path=: ignore a field path at run time ("mark as noise")', handle: (u, r) => ruleChange(u, r, (p, path) => src.markNoise(p, path)) }],
+    [`${COMPARE_PAGE}/unnoise`, { post: true, private: true, help: 'POST policy=&path=: drop a runtime ignore rule', handle: (u, r) => ruleChange(u, r, (p, path) => src.unmarkNoise(p, path)) }],
+    [`${COMPARE_PAGE}/reset`, { post: true, private: true, help: 'POST [policy=]: clear comparison counts and samples', handle: (u, r) => reset(src, u, r) }],
+    [`${COMPARE_PAGE}/export`, { post: false, private: true, help: 'a policy\'s ignore rules as YAML: ?policy=', handle: (u) => exportYaml(src, u) }],
   ];
 }
 
