@@ -69,6 +69,7 @@ export class CompiledExtPolicy {
 
   readonly #maxInFlight: number;
   readonly #compare: ComparePolicy | null = null;
+  #referenceMissingLogged = false;
 
   constructor(
     readonly policy: ExtMirrorPolicy,
@@ -246,6 +247,11 @@ export class CompiledExtPolicy {
     if (!cluster) {
       counters.skipped('unknown_cluster');
       session.reference!.fail('error');
+      // Every comparison of the policy ends shadow_error until the cluster exists: said once, not per request.
+      if (!this.#referenceMissingLogged) {
+        this.#referenceMissingLogged = true;
+        this.deps.logger.error({ policy: this.policy.name, reference_cluster: name }, 'compare: reference_cluster names no cluster; each comparison ends shadow_error (counted as cluster.<name>.shadow.skipped.unknown_cluster)');
+      }
       return null;
     }
     // Never the candidate's hooks or sync wait: the reference exists only to be compared.
