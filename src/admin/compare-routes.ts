@@ -1,5 +1,7 @@
 // The comparison report's admin routes: the page, its JSON, samples, runtime ignore rules, reset
-// and export. The POSTs go through the server's rules (POST only, foreign pages refused).
+// and export. The POSTs go through the server's rules (POST only, foreign pages refused), and so
+// do the reads: samples are production requests and responses, and the report names the
+// service's endpoints and fields, so a page whose Host is not this server reads none of it.
 import { randomBytes } from 'node:crypto';
 import type * as http from 'node:http';
 import type { CompareReport, SamplesReport } from '../compare/report-types';
@@ -21,14 +23,17 @@ export interface CompareSource {
 
 export const COMPARE_PAGE = '/mirror/compare';
 
+/** Where a form may send the browser back to: the report, with a query of visible ASCII but `\`. */
+const BACK = /^\/mirror\/compare(?:\?[!-[\]-~]*)?$/;
+
 export function compareRoutes(src: CompareSource): Array<[string, AdminRoute]> {
   return [
-    [COMPARE_PAGE, { post: false, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
-    [`${COMPARE_PAGE}/samples`, { post: false, help: 'a field\'s samples: ?policy=&endpoint=&field=', handle: (u) => samples(src, u) }],
-    [`${COMPARE_PAGE}/noise`, { post: true, help: 'POST policy=&path=: ignore a field path at run time ("mark as noise")', handle: (u, r) => ruleChange(u, r, (p, path) => src.markNoise(p, path)) }],
-    [`${COMPARE_PAGE}/unnoise`, { post: true, help: 'POST policy=&path=: drop a runtime ignore rule', handle: (u, r) => ruleChange(u, r, (p, path) => src.unmarkNoise(p, path)) }],
-    [`${COMPARE_PAGE}/reset`, { post: true, help: 'POST [policy=]: clear comparison counts and samples', handle: (u, r) => reset(src, u, r) }],
-    [`${COMPARE_PAGE}/export`, { post: false, help: 'a policy\'s ignore rules as YAML: ?policy=', handle: (u) => exportYaml(src, u) }],
+    [COMPARE_PAGE, { post: false, private: true, help: 'response comparison report (HTML); ?format=json, ?scope=fleet', handle: (u) => page(src, u) }],
+    [`${COMPARE_PAGE}/samples`, { post: false, private: true, help: 'a field\'s samples: ?policy=&endpoint=&field=', handle: (u) => samples(src, u) }],
+    [`${COMPARE_PAGE}/noise`, { post: true, private: true, help: 'POST policy=&path=: ignore a field path at run time ("mark as noise")', handle: (u, r) => ruleChange(u, r, (p, path) => src.markNoise(p, path)) }],
+    [`${COMPARE_PAGE}/unnoise`, { post: true, private: true, help: 'POST policy=&path=: drop a runtime ignore rule', handle: (u, r) => ruleChange(u, r, (p, path) => src.unmarkNoise(p, path)) }],
+    [`${COMPARE_PAGE}/reset`, { post: true, private: true, help: 'POST [policy=]: clear comparison counts and samples', handle: (u, r) => reset(src, u, r) }],
+    [`${COMPARE_PAGE}/export`, { post: false, private: true, help: 'a policy\'s ignore rules as YAML: ?policy=', handle: (u) => exportYaml(src, u) }],
   ];
 }
 
@@ -93,8 +98,9 @@ async function reset(src: CompareSource, url: URL, req: http.IncomingMessage): P
 function afterChange(req: http.IncomingMessage, q: URLSearchParams, result: Record<string, unknown>): Reply {
   if (!(req.headers.accept ?? '').includes('text/html')) return json(result);
   const back = q.get('back') ?? '';
-  // Only back to the report itself: never an open redirect.
-  const location = /^\/mirror\/compare(?:\?[^\\\s]*)?$/.test(back) ? back : COMPARE_PAGE;
+  // Only back to the report itself (never an open redirect), and only in printable ASCII: the
+  // page writes its query percent-encoded, and anything else could not be sent as a header.
+  const location = BACK.test(back) ? back : COMPARE_PAGE;
   return { status: 303, type: 'text/plain; charset=UTF-8', headers: { location }, body: 'OK\n' };
 }
 

@@ -6,6 +6,11 @@ export type Handler = (url: URL, req: http.IncomingMessage) => Promise<Reply> | 
 export interface AdminRoute {
   /** State-changing: POST only, and refused when the request comes from a foreign page. */
   readonly post: boolean;
+  /**
+   * Serves the service's own traffic (request headers, response bodies): refused, like a state
+   * change, when Host or Origin names another server, so a DNS-rebound page cannot read it.
+   */
+  readonly private?: boolean;
   readonly help: string;
   readonly handle: Handler;
 }

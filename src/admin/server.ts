@@ -105,7 +105,7 @@ export class AdminServer {
       if (!route) reply = text(`invalid path. admin commands are:\n${this.#help().body}`, 404);
       // Envoy's wording and status for a state-changing path reached without POST.
       else if (route.post && req.method !== 'POST') reply = text(`Method ${req.method ?? ''} not allowed, POST required.\n`, 405);
-      else if ((route.post || isStateChanging(req.method)) && this.#foreign(req) !== null) reply = text(`refused: ${this.#foreign(req)!}\n`, 403);
+      else if ((route.post || route.private === true || isStateChanging(req.method)) && this.#foreign(req) !== null) reply = text(`refused: ${this.#foreign(req)!}\n`, 403);
       else reply = await route.handle(url, req);
     } catch (err) {
       this.logger.error({ err: (err as Error).message, path: url.pathname }, 'admin handler failed');

@@ -1,10 +1,12 @@
 import { type Hash, createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { BoundedCopy } from './bounded-copy';
 import type { CapturedResponse } from './types';
 
 // One response seen by the comparison as it streams past: the head, and the body decoded
 // (Content-Encoding), hashed whole and kept up to a bound. Nothing here can slow the response it
-// watches: chunks are only referenced or hashed, and a body past its bounds is let go.
+// watches: chunks are hashed and copied into one bounded buffer, and a body past its bounds
+// (bytes or chunks) is let go.
 
 export interface CaptureLimits {
   /** Decoded bytes kept for field-level diffs. */
@@ -33,6 +35,15 @@ export interface ResponseTap {
  */
 const DECODE_BACKLOG_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Body chunks one response may take (as the connection delivers them, before decoding). Each
+ * costs a parser callback and a hash update on the event loop whatever its size, so a peer
+ * answering in endless 1-byte chunks would hold the loop until compare.timeout; past this many
+ * the response is not compared (too_large) and a shadow's connection is closed. A 1 MiB body
+ * would need chunks under 64 bytes on average to reach it.
+ */
+export const MAX_BODY_CHUNKS = 16_384;
+
 type Decoder = zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress;
 
 const DECODERS: Readonly<Record<string, () => Decoder>> = {
@@ -50,19 +61,21 @@ export class ResponseCapture implements ResponseTap {
   #endRequested = false;
   #rawHash: Hash | null = null;
   #hash: Hash = createHash('sha256');
-  #kept: Buffer[] = [];
-  #keptBytes = 0;
+  readonly #kept: BoundedCopy;
+  #chunks = 0;
   #rawBytes = 0;
   #decodedBytes = 0;
   #complete = true;
   #decodeError = false;
   #ended = false;
+  #onGiveUp: (() => void) | null = null;
   #settle!: (end: CaptureEnd) => void;
   /** Resolves once, however the response ends. */
   readonly done: Promise<CaptureEnd>;
 
   constructor(private readonly limits: CaptureLimits, private readonly started: number = performance.now()) {
     this.done = new Promise((resolve) => (this.#settle = resolve));
+    this.#kept = new BoundedCopy(limits.maxCaptureBytes);
   }
 
   /** A retried shadow starts over: what the earlier attempt sent is forgotten. */
@@ -75,8 +88,8 @@ export class ResponseCapture implements ResponseTap {
     this.#encoding = null;
     this.#rawHash = null;
     this.#hash = createHash('sha256');
-    this.#kept = [];
-    this.#keptBytes = this.#rawBytes = this.#decodedBytes = 0;
+    this.#kept.clear();
+    this.#chunks = this.#rawBytes = this.#decodedBytes = 0;
     this.#complete = true;
     this.#decodeError = false;
     this.#endRequested = false;
@@ -102,7 +115,7 @@ export class ResponseCapture implements ResponseTap {
   data(chunk: Buffer): boolean {
     if (this.#ended) return false;
     this.#rawBytes += chunk.length;
-    if (this.#rawBytes > this.limits.maxBytes) return this.#settleOnce({ kind: 'too_large' });
+    if (this.#rawBytes > this.limits.maxBytes || ++this.#chunks > MAX_BODY_CHUNKS) return this.#settleOnce({ kind: 'too_large' });
     if (this.#encoding === null) {
       this.#decoded(chunk);
       return !this.#ended;
@@ -130,6 +143,24 @@ export class ResponseCapture implements ResponseTap {
     this.#settleOnce({ kind });
   }
 
+  /** `listener` runs if the comparison gives up waiting for this response (giveUp). */
+  onGiveUp(listener: () => void): void {
+    this.#onGiveUp = listener;
+  }
+
+  /**
+   * The comparison's timeout passed with this response still streaming (or not begun): it ends
+   * as a timeout, and whoever sends it is told (a shadow then closes its connection rather than
+   * wait on a peer that may never finish).
+   */
+  giveUp(): void {
+    if (this.#ended) return;
+    this.#settleOnce({ kind: 'timeout' });
+    const listener = this.#onGiveUp;
+    this.#onGiveUp = null;
+    listener?.();
+  }
+
   #startDecoder(first: Buffer): Decoder {
     // `deflate` is meant to be zlib-wrapped (RFC 9110) but some servers send it raw: the first
     // byte of a zlib stream says which.
@@ -141,8 +172,7 @@ export class ResponseCapture implements ResponseTap {
       this.#decodeError = true;
       this.#decoder = null;
       if (this.#ended) return;
-      this.#kept = [];
-      this.#keptBytes = 0;
+      this.#kept.clear();
       this.#complete = false;
       if (this.#endRequested) this.#finish();
     });
@@ -158,17 +188,8 @@ export class ResponseCapture implements ResponseTap {
       return;
     }
     this.#hash.update(chunk);
-    if (!this.#complete) return;
-    const room = this.limits.maxCaptureBytes - this.#keptBytes;
-    if (chunk.length <= room) {
-      this.#kept.push(chunk);
-      this.#keptBytes += chunk.length;
-    } else {
-      // The kept copy is cut; the hash still covers every byte.
-      if (room > 0) this.#kept.push(Buffer.from(chunk.subarray(0, room)));
-      this.#keptBytes += room;
-      this.#complete = false;
-    }
+    // Past the bound the kept copy is cut; the hash still covers every byte.
+    if (this.#complete && !this.#kept.push(chunk)) this.#complete = false;
   }
 
   #finish(): void {
@@ -177,7 +198,7 @@ export class ResponseCapture implements ResponseTap {
     const response: CapturedResponse = {
       status: this.#status,
       headers: this.#headers,
-      body: decodeError ? Buffer.alloc(0) : Buffer.concat(this.#kept, this.#keptBytes),
+      body: decodeError ? Buffer.alloc(0) : this.#kept.bytes(),
       bodyComplete: !decodeError && this.#complete,
       bodyHash: (decodeError ? this.#rawHash! : this.#hash).digest('hex'),
       bodyBytes: decodeError ? this.#rawBytes : this.#decodedBytes,
@@ -194,7 +215,9 @@ export class ResponseCapture implements ResponseTap {
     this.#ended = true;
     this.#decoder?.destroy();
     this.#decoder = null;
-    this.#kept = [];
+    this.#kept.clear();
+    // Ended some other way: nothing to give up on later.
+    if (end.kind !== 'timeout') this.#onGiveUp = null;
     this.#settle(end);
     return false;
   }

@@ -27,7 +27,8 @@ export interface FleetRedis {
     exec(): Promise<unknown>;
   };
   zrangebyscore(key: string, min: number | string, max: number | string, limit: 'LIMIT', offset: number, count: number): Promise<string[]>;
-  mget(...keys: string[]): Promise<Array<string | null>>;
+  strlen(key: string): Promise<number>;
+  getrange(key: string, start: number, end: number): Promise<string>;
 }
 
 export interface FleetOptions {
@@ -40,7 +41,9 @@ export interface FleetOptions {
 /** Sidecars read per policy at most: the sum is bounded whatever the Redis holds. */
 const MAX_NODES = 1000;
 /** A published document larger than this is not read (a foreign writer cannot make us parse megabytes). */
-const MAX_DOCUMENT_CHARS = 4 * 1024 * 1024;
+export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024;
+/** One fleet read takes at most this much from Redis over all documents; the rest are not read. */
+export const MAX_READ_BYTES = 16 * 1024 * 1024;
 
 /** Keys of one policy share a hash tag, so that a Redis cluster keeps them on one slot (MGET works). */
 function keys(o: FleetOptions, policy: string): { nodes: string; node: (id: string) => string } {
@@ -95,18 +98,39 @@ export class FleetPublisher {
   }
 }
 
-/** The sum over every sidecar that published within three intervals, and how many did. */
-export async function readFleet(redis: FleetRedis, options: FleetOptions, policy: string): Promise<{ nodes: number; counts: FleetCounts }> {
+/**
+ * The sum over every sidecar that published within three intervals, how many did, and how many
+ * documents were not read: past MAX_DOCUMENT_BYTES each, or past MAX_READ_BYTES in all. Sizes are
+ * asked first and each document is read only up to the size asked, so a read is bounded whatever
+ * another writer of the same keys puts there (a document that grew meanwhile reads cut, and is
+ * dropped as malformed).
+ */
+export async function readFleet(redis: FleetRedis, options: FleetOptions, policy: string): Promise<{ nodes: number; unread: number; counts: FleetCounts }> {
   const k = keys(options, policy);
   const ids = await redis.zrangebyscore(k.nodes, Date.now() - options.intervalMs * 3, '+inf', 'LIMIT', 0, MAX_NODES);
-  const docs = ids.length === 0 ? [] : await redis.mget(...ids.map(k.node));
+  const names = ids.map(k.node);
+  const sizes = await Promise.all(names.map((n) => redis.strlen(n)));
+  const wanted: Array<{ name: string; bytes: number }> = [];
+  let total = 0;
+  let unread = 0;
+  names.forEach((name, i) => {
+    const bytes = sizes[i]!;
+    // 0: expired since it was listed.
+    if (bytes === 0) return;
+    if (bytes > MAX_DOCUMENT_BYTES || total + bytes > MAX_READ_BYTES) {
+      unread++;
+      return;
+    }
+    total += bytes;
+    wanted.push({ name, bytes });
+  });
+  const docs = await Promise.all(wanted.map((w) => redis.getrange(w.name, 0, w.bytes - 1)));
   const parsed: FleetCounts[] = [];
   for (const doc of docs) {
-    if (doc === null || doc.length > MAX_DOCUMENT_CHARS) continue;
-    const counts = parseCounts(doc);
+    const counts = doc ? parseCounts(doc) : null;
     if (counts !== null) parsed.push(counts);
   }
-  return { nodes: parsed.length, counts: sumCounts(parsed) };
+  return { nodes: parsed.length, unread, counts: sumCounts(parsed) };
 }
 
 export function sumCounts(all: readonly FleetCounts[]): FleetCounts {

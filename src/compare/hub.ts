@@ -11,6 +11,9 @@ import type { CompareOutcome, ComparedRequest, DiffKind } from './types';
 // The proxy's comparison results: the store every comparing policy records into, and for
 // policies with `fleet`, the publisher that shares their counts through Redis and the sum read back.
 
+/** A policy's fleet read: sidecars summed (and documents too large to read), or why it failed. */
+type FleetState = { nodes: number; unread?: number } | { error: string };
+
 interface Fleet {
   readonly options: FleetOptions;
   readonly redis: FleetRedis;
@@ -56,15 +59,15 @@ export class CompareHub {
   }
 
   /** The fleet's sum for every policy that publishes; the others as this sidecar sees them. */
-  async fleetReport(): Promise<CompareReport & { readonly fleet: Record<string, { nodes: number } | { error: string }> }> {
+  async fleetReport(): Promise<CompareReport & { readonly fleet: Record<string, FleetState> }> {
     const local = this.registry.report();
-    const fleet: Record<string, { nodes: number } | { error: string }> = {};
+    const fleet: Record<string, FleetState> = {};
     const policies = await Promise.all(local.policies.map(async (p) => {
       const f = this.#fleets.get(p.name);
       if (!f) return p;
       try {
-        const { nodes, counts } = await readFleet(f.redis, f.options, p.name);
-        fleet[p.name] = { nodes };
+        const { nodes, unread, counts } = await readFleet(f.redis, f.options, p.name);
+        fleet[p.name] = unread > 0 ? { nodes, unread } : { nodes };
         return summed(p, counts);
       } catch (err) {
         fleet[p.name] = { error: (err as Error).message };

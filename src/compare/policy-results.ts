@@ -1,7 +1,10 @@
 // One comparing policy's results: outcome counts, per endpoint and field the raw and noise counts
 // Diffy's test needs, a few redacted samples per field, and latency per role, all inside a byte
-// budget. Over budget, the least recently updated fields go first (their samples with them), then
-// endpoints left without fields; what went is counted, never silently lost.
+// budget. Endpoint records are kept to a share of it: every compared request leaves one, matches
+// included, so a client visiting many distinct paths must not push the differences out. Past the
+// share, endpoints that hold no field go, least recently updated first; over the whole budget,
+// the least recently updated fields go (their samples with them), then endpoints. What went is
+// counted, never silently lost.
 import { LatencySummary } from './latency';
 import { absoluteDifference, fieldKey, isRequestNoise, relativeDifference, requestOutcome, verdict } from './noise';
 import { PathPatternSet, type PathPattern } from './path-pattern';
@@ -50,6 +53,9 @@ interface SampleEntry {
 /** Counters of an endpoint (four numbers) and of a field (three), beyond their names. */
 const COUNTERS_BYTES = 64;
 
+/** The part of store.max_bytes endpoint records may take; past it, those holding no field go. */
+const ENDPOINTS_SHARE = 0.25;
+
 export class PolicyResults {
   #settings: PolicySettings;
   #redactor: SampleRedactor;
@@ -59,9 +65,13 @@ export class PolicyResults {
   #outcomes = zeroOutcomes();
   /** Insertion order is update order: the first entry is the least recently updated. */
   readonly #endpoints = new Map<string, EndpointState>();
+  /** The endpoints that hold no field, in update order too: the first to go. */
+  readonly #emptyEndpoints = new Map<string, EndpointState>();
   readonly #fields = new Map<string, FieldState>();
   #latency = newLatency();
   #bytes = 0;
+  /** Of #bytes, what the endpoint records themselves hold. */
+  #endpointBytes = 0;
   #evictedFields = 0;
   #evictedEndpoints = 0;
   #nextSampleId = 1;
@@ -157,9 +167,11 @@ export class PolicyResults {
   reset(): void {
     this.#outcomes = zeroOutcomes();
     this.#endpoints.clear();
+    this.#emptyEndpoints.clear();
     this.#fields.clear();
     this.#latency = newLatency();
     this.#bytes = 0;
+    this.#endpointBytes = 0;
     this.#evictedFields = 0;
     this.#evictedEndpoints = 0;
     this.#since = this.now();
@@ -272,10 +284,15 @@ export class PolicyResults {
     if (ep === undefined) {
       ep = { name, total: 0, diffs: 0, noiseOnly: 0, fields: new Map() };
       this.#bytes += endpointBytes(name);
+      this.#endpointBytes += endpointBytes(name);
     } else {
       this.#endpoints.delete(name);
     }
     this.#endpoints.set(name, ep);
+    if (ep.fields.size === 0) {
+      this.#emptyEndpoints.delete(name);
+      this.#emptyEndpoints.set(name, ep);
+    }
     return ep;
   }
 
@@ -285,6 +302,7 @@ export class PolicyResults {
     if (f === undefined) {
       f = { endpoint: ep, key, path: d.path, kind: d.kind, raw: 0, noise: 0, lastSeen: at, samples: [], bytes: fieldBytes(ep.name, key, d.path) };
       ep.fields.set(key, f);
+      this.#emptyEndpoints.delete(ep.name);
       this.#bytes += f.bytes;
     } else {
       this.#fields.delete(gk);
@@ -294,9 +312,17 @@ export class PolicyResults {
     return f;
   }
 
-  /** Evicts until the estimate fits: least recently updated fields first, then empty endpoints. */
+  /**
+   * Evicts until the estimate fits: endpoints without fields past their share, then fields, then
+   * endpoints, least recently updated first.
+   */
   #enforce(): void {
     const max = this.#settings.limits.maxBytes;
+    while (this.#endpointBytes > max * ENDPOINTS_SHARE) {
+      const empty = this.#emptyEndpoints.values().next();
+      if (empty.done) break;
+      this.#evictEndpoint(empty.value);
+    }
     while (this.#bytes > max) {
       const oldestField = this.#fields.values().next();
       if (!oldestField.done) {
@@ -305,15 +331,22 @@ export class PolicyResults {
       }
       const oldestEndpoint = this.#endpoints.values().next();
       if (oldestEndpoint.done) break;
-      this.#endpoints.delete(oldestEndpoint.value.name);
-      this.#bytes -= endpointBytes(oldestEndpoint.value.name);
-      this.#evictedEndpoints++;
+      this.#evictEndpoint(oldestEndpoint.value);
     }
+  }
+
+  #evictEndpoint(ep: EndpointState): void {
+    this.#endpoints.delete(ep.name);
+    this.#emptyEndpoints.delete(ep.name);
+    this.#bytes -= endpointBytes(ep.name);
+    this.#endpointBytes -= endpointBytes(ep.name);
+    this.#evictedEndpoints++;
   }
 
   #evictField(f: FieldState): void {
     this.#fields.delete(globalKey(f.endpoint.name, f.key));
     f.endpoint.fields.delete(f.key);
+    if (f.endpoint.fields.size === 0) this.#emptyEndpoints.set(f.endpoint.name, f.endpoint);
     while (f.samples.length > 0) this.#release(f.samples.shift()!);
     this.#bytes -= f.bytes;
     this.#evictedFields++;

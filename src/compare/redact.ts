@@ -1,9 +1,12 @@
 // Samples hold what upstreams answered and what clients sent, so secrets are taken out before
 // anything is stored: credentials in headers always, configured headers and JSON body paths, and
 // the same places where a difference quotes them. Where a body cannot be checked (it does not
-// parse, or the capture bound cut it) while body paths are configured, it is not stored at all:
-// a redaction that might have missed is a leak.
-import { PLAIN_KEY, type PathPatternSet } from './path-pattern';
+// parse, or the capture bound cut it) while body paths are configured, it is not stored at all,
+// and neither is a line quoted from it: a redaction that might have missed is a leak.
+import { keyedPath } from './diff/json-path';
+import { firstDifferingLine } from './diff/text-diff';
+import type { PathPatternSet } from './path-pattern';
+import { type JsonRedaction, redactJsonText } from './redact-json';
 import { cutChars, cutUtf8, decodeUtf8, withoutCutTail } from './text-cut';
 import type { CapturedResponse, Difference, StoreLimits } from './types';
 
@@ -46,12 +49,16 @@ export class SampleRedactor {
   readonly #paths: PathPatternSet;
   readonly #pathSegments: ReadonlyArray<readonly string[]>;
   readonly #bodyBytes: number;
+  readonly #json: JsonRedaction;
+  /** Each response's body with the rules applied (null: it cannot be), worked out once per response. */
+  readonly #redactedBodies = new WeakMap<CapturedResponse, string | null>();
 
   constructor(limits: RedactLimits) {
     this.#headers = new Set([...ALWAYS_REDACTED_HEADERS, ...[...limits.redactHeaders].map((h) => h.toLowerCase())]);
     this.#paths = limits.redactBodyPaths;
     this.#pathSegments = limits.redactBodyPaths.sources.filter((s) => s.startsWith('body')).map((s) => segments(s));
     this.#bodyBytes = limits.sampleBodyBytes;
+    this.#json = { rules: this.#paths, reachesBelow: (path) => this.#mayCoverBelow(path), maxDepth: MAX_JSON_DEPTH };
   }
 
   isRedactedHeader(name: string): boolean {
@@ -59,7 +66,8 @@ export class SampleRedactor {
   }
 
   requestHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
-    const out: Record<string, string> = {};
+    // No prototype: a header named `__proto__` is kept like any other.
+    const out = Object.create(null) as Record<string, string>;
     for (const [name, value] of Object.entries(headers)) {
       out[cutChars(name, MAX_VALUE_CHARS)] = this.isRedactedHeader(name) ? REDACTED : cutChars(String(value), MAX_VALUE_CHARS);
     }
@@ -67,7 +75,7 @@ export class SampleRedactor {
   }
 
   responseHeaders(headers: ReadonlyMap<string, readonly string[]>): Record<string, string[]> {
-    const out: Record<string, string[]> = {};
+    const out = Object.create(null) as Record<string, string[]>;
     for (const [name, values] of headers) {
       out[cutChars(name, MAX_VALUE_CHARS)] = this.isRedactedHeader(name)
         ? values.map(() => REDACTED)
@@ -77,12 +85,12 @@ export class SampleRedactor {
   }
 
   /** The body as text, redacted, then cut to sampleBodyBytes on a character boundary. */
-  body(res: Pick<CapturedResponse, 'body' | 'bodyComplete' | 'bodyBytes'>): StoredBody {
+  body(res: CapturedResponse): StoredBody {
     const bytes = res.bodyBytes;
     if (res.body.length === 0) return { text: '', bytes, cut: !res.bodyComplete && bytes > 0 };
     let text: string | null;
     if (this.#paths.size > 0) {
-      text = res.bodyComplete ? this.#redactJsonText(res.body) : null;
+      text = this.#redactedBody(res);
       if (text === null) return { text: NOT_REDACTABLE, bytes, cut: true };
     } else {
       text = decodeUtf8(res.bodyComplete ? res.body : withoutCutTail(res.body));
@@ -92,9 +100,27 @@ export class SampleRedactor {
     return { text: c.text, bytes, cut: c.cut || !res.bodyComplete };
   }
 
-  difference(d: Difference): StoredDifference {
+  /** A difference between `primary` and `other` (the responses it was found in) as a sample keeps it. */
+  difference(d: Difference, primary: CapturedResponse, other: CapturedResponse): StoredDifference {
     const keep = (v: string | null): string | null => (v === null ? null : cutChars(v, MAX_VALUE_CHARS));
-    return { path: d.path, kind: d.kind, exactPath: cutChars(d.exactPath, MAX_VALUE_CHARS), primary: keep(this.#value(d, d.primary)), other: keep(this.#value(d, d.other)) };
+    const values = d.path === 'body' && d.kind === 'changed' && this.#paths.size > 0 && (d.primary !== null || d.other !== null)
+      ? this.#bodyLines(primary, other)
+      : { primary: this.#value(d, d.primary), other: this.#value(d, d.other) };
+    return { path: d.path, kind: d.kind, exactPath: cutChars(d.exactPath, MAX_VALUE_CHARS), primary: keep(values.primary), other: keep(values.other) };
+  }
+
+  /**
+   * A whole-body difference quotes each body's first differing line, which may hold any value of
+   * it: the lines are taken again from the bodies as redacted, and a body that cannot be
+   * redacted has its line left out.
+   */
+  #bodyLines(primary: CapturedResponse, other: CapturedResponse): { primary: string | null; other: string | null } {
+    const a = this.#redactedBody(primary);
+    const b = this.#redactedBody(other);
+    const line = firstDifferingLine(a === null ? primary.body : Buffer.from(a), b === null ? other.body : Buffer.from(b));
+    // Equal once redacted: the bodies differed only inside redacted values.
+    if (a !== null && b !== null && line.primary === null && line.other === null) return { primary: REDACTED, other: REDACTED };
+    return { primary: a === null ? NOT_REDACTABLE : line.primary, other: b === null ? NOT_REDACTABLE : line.other };
   }
 
   /** A difference's value with whatever a redaction rule covers at or below its place removed. */
@@ -102,17 +128,14 @@ export class SampleRedactor {
     if (value === null) return null;
     if (d.path.startsWith('header.')) return this.isRedactedHeader(d.path.slice('header.'.length)) ? REDACTED : value;
     if (d.path !== 'body' && !d.path.startsWith('body.') && !d.path.startsWith('body[')) return value;
-    if (this.#paths.matches(d.path)) return REDACTED;
-    if (!this.#mayCoverBelow(d.path)) return value;
+    // Rules are matched against the place the value came from, each key as itself: under a
+    // map-like object the counting path says only `body.*`.
+    const place = keyedPath(d.exactPath);
+    if (this.#paths.matches(place)) return REDACTED;
+    if (!this.#mayCoverBelow(place)) return value;
     // The value is a subtree a rule reaches into: redact inside it when it is whole JSON, else all of it.
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return REDACTED;
-    }
-    const r = redactTree(parsed, d.path, this.#paths, 0);
-    return r === null ? REDACTED : r.changed ? JSON.stringify(r.value) : value;
+    const r = redactJsonText(value, place, this.#json);
+    return r === null ? REDACTED : r.text;
   }
 
   /** True when some rule names a place inside `path` (so a value at `path` may hold it). */
@@ -122,50 +145,15 @@ export class SampleRedactor {
   }
 
   /** The body's text with the rules' places redacted, or null when it cannot be checked. */
-  #redactJsonText(body: Buffer): string | null {
-    const text = decodeUtf8(body);
-    if (text === null) return null;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return null;
+  #redactedBody(res: CapturedResponse): string | null {
+    let text = this.#redactedBodies.get(res);
+    if (text === undefined) {
+      const utf8 = res.bodyComplete ? decodeUtf8(res.body) : null;
+      text = utf8 === null ? null : redactJsonText(utf8, 'body', this.#json)?.text ?? null;
+      this.#redactedBodies.set(res, text);
     }
-    const r = redactTree(parsed, 'body', this.#paths, 0);
-    if (r === null) return null;
-    // Unchanged, the upstream's own text is kept: re-serialising would round integers past 2^53.
-    return r.changed ? JSON.stringify(r.value) : text;
+    return text;
   }
-}
-
-/**
- * `value` (found at counting path `path`) with every place a rule matches replaced by REDACTED;
- * null when it nests too deep to walk.
- */
-function redactTree(value: unknown, path: string, rules: PathPatternSet, depth: number): { value: unknown; changed: boolean } | null {
-  if (rules.matches(path)) return { value: REDACTED, changed: true };
-  if (value === null || typeof value !== 'object') return { value, changed: false };
-  if (depth >= MAX_JSON_DEPTH) return null;
-  let changed = false;
-  if (Array.isArray(value)) {
-    const out: unknown[] = [];
-    for (const item of value) {
-      const r = redactTree(item, `${path}[*]`, rules, depth + 1);
-      if (r === null) return null;
-      changed ||= r.changed;
-      out.push(r.value);
-    }
-    return { value: changed ? out : value, changed };
-  }
-  // No prototype: a "__proto__" key from the upstream stays an ordinary key.
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    const r = redactTree(v, `${path}.${PLAIN_KEY.test(k) ? k : '*'}`, rules, depth + 1);
-    if (r === null) return null;
-    changed ||= r.changed;
-    out[k] = r.value;
-  }
-  return { value: changed ? out : value, changed };
 }
 
 /** A counting path's segments after `body`: `.key`, `.*` or `[*]`. */

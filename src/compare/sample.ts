@@ -40,7 +40,7 @@ export function buildSample(id: number, time: Date, r: ComparedRequest, redactor
     primary: storedResponse(r.primary, redactor),
     candidate: storedResponse(r.candidate, redactor),
     reference: r.reference === null ? null : storedResponse(r.reference, redactor),
-    differences: kept.map((d) => redactor.difference(d)),
+    differences: kept.map((d) => redactor.difference(d, r.primary, r.candidate)),
     differencesOmitted: r.raw.length - kept.length,
   };
 }

@@ -38,7 +38,7 @@ export class CompareSession {
   start(request: ComparedRequestLine): void {
     this.#started = true;
     this.#timer = setTimeout(() => {
-      for (const c of this.#captures()) c.fail('timeout');
+      for (const c of this.#captures()) c.giveUp();
     }, this.policy.config.timeoutMs);
     this.#timer.unref();
     void Promise.all(this.#captures().map((c) => c.done)).then((ends) => this.#settle(request, ends));

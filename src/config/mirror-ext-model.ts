@@ -62,12 +62,19 @@ export type MirrorSampling =
       readonly key: { readonly kind: 'header' | 'cookie'; readonly name: string } | { readonly kind: 'source_ip' };
     };
 
+/** A connection of the mirror filter's `redis` map, by name; `path` is where the config names it. */
+export interface NamedRedisConnection {
+  readonly kind: 'named';
+  readonly name: string;
+  readonly path: string;
+}
+
 export interface MirrorLimit {
   readonly count: number;
   readonly windowMs: number;
   readonly store: 'local' | 'redis';
   /** Set when store is redis: the connection, resolved or named (resolved against the filter config). */
-  readonly redis: RedisConnectionModel | { readonly kind: 'named'; readonly name: string } | null;
+  readonly redis: RedisConnectionModel | NamedRedisConnection | null;
   readonly onRedisError: 'skip' | 'allow';
   readonly key: string;
 }
@@ -123,7 +130,7 @@ export interface CompareConfig {
   };
   readonly fleet: {
     /** Resolved against the filter's `redis` map, or named until it is. */
-    readonly redis: RedisConnectionModel | { readonly kind: 'named'; readonly name: string };
+    readonly redis: RedisConnectionModel | NamedRedisConnection;
     readonly intervalMs: number;
     readonly keyPrefix: string;
   } | null;

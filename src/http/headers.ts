@@ -34,13 +34,29 @@ export function mapFromRaw(raw: ReadonlyArray<string | Buffer>): HeaderMap {
       continue;
     }
     const prior = out[name];
-    if (prior === undefined) out[name] = value;
+    // A value found may be Object.prototype's (`constructor`, `__proto__`), not a header: checked only then.
+    if (prior === undefined || !Object.hasOwn(out, name)) setHeader(out, name, value);
     else if (Array.isArray(prior)) prior.push(value);
     else out[name] = [prior, value];
   }
   // Headers the Connection header names are hop-by-hop too (RFC 9110 §7.6.1).
   if (connection !== undefined) for (const n of connection.toLowerCase().split(',')) if (n.trim() !== 'te') delete out[n.trim()];
   return out;
+}
+
+/**
+ * Sets a header as an own property of a plain-object map. Header names are client data, and a
+ * valid token such as `__proto__` must be a header like any other: assigned, it would set the
+ * map's prototype instead (with a list of values, an array's).
+ */
+export function setHeader(map: HeaderMap, name: string, value: string | string[]): void {
+  if (name === '__proto__') Object.defineProperty(map, name, { value, writable: true, enumerable: true, configurable: true });
+  else map[name] = value;
+}
+
+/** A header's value, never a member of Object.prototype (`constructor`, `toString`, `__proto__`). */
+export function ownHeader(map: HeaderMap, name: string): string | string[] | undefined {
+  return Object.hasOwn(map, name) ? map[name] : undefined;
 }
 
 /**
@@ -212,19 +228,19 @@ export function applyHeadersToAdd(headers: HeaderMap, adds: readonly HeaderToAdd
   for (const h of adds) {
     const value = format(h.value);
     if (value === '' && !h.keepEmptyValue) continue;
-    const existing = headers[h.key];
+    const existing = ownHeader(headers, h.key);
     switch (h.appendAction) {
       case 'APPEND_IF_EXISTS_OR_ADD':
-        headers[h.key] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+        setHeader(headers, h.key, existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value]);
         break;
       case 'ADD_IF_ABSENT':
-        if (existing === undefined) headers[h.key] = value;
+        if (existing === undefined) setHeader(headers, h.key, value);
         break;
       case 'OVERWRITE_IF_EXISTS_OR_ADD':
-        headers[h.key] = value;
+        setHeader(headers, h.key, value);
         break;
       case 'OVERWRITE_IF_EXISTS':
-        if (existing !== undefined) headers[h.key] = value;
+        if (existing !== undefined) setHeader(headers, h.key, value);
         break;
     }
   }
@@ -253,7 +269,7 @@ export function headerFormatter(down: DownstreamInfo, request: HeaderMap, hostna
         case 'HOSTNAME':
           return hostname;
         case 'REQ':
-          return firstValue(request[(arg ?? '').toLowerCase()]) ?? '';
+          return firstValue(ownHeader(request, (arg ?? '').toLowerCase())) ?? '';
         default:
           return whole;
       }

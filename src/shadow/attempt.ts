@@ -1,4 +1,6 @@
 import type { Dispatcher } from 'undici';
+import { BoundedCopy } from '../compare/bounded-copy';
+import { ownHeader, setHeader } from '../http/headers';
 import type { Host } from '../upstream/host';
 import { reportConnected, reportResponseHead } from '../upstream/outlier/report';
 import type { ShadowOptions, ShadowResult } from './writer';
@@ -22,8 +24,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   #abortUpstream: ((err: Error) => void) | null = null;
   #status = 0;
   #rawHeaders: readonly Buffer[] | null = null;
-  #captured: Buffer[] | null;
-  #capturedBytes = 0;
+  /** The response body's first bytes, for afterMirror; null when nobody looks. */
+  #captured: BoundedCopy | null;
   #truncated = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #sendTimer: NodeJS.Timeout | null = null;
@@ -42,7 +44,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     /** Response body bytes this attempt reads at most; the rest is never read. */
     private readonly readBytes: number,
   ) {
-    this.#captured = o.captureBodyBytes > 0 ? [] : null;
+    this.#captured = o.captureBodyBytes > 0 ? new BoundedCopy(o.captureBodyBytes) : null;
     if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
   }
 
@@ -92,18 +94,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   #keep(chunk: Buffer): void {
-    // Discarded, unless afterMirror wants a look: then the first bytes only.
-    const captured = this.#captured;
-    if (captured === null || this.#truncated) return;
-    const room = this.o.captureBodyBytes - this.#capturedBytes;
-    if (chunk.length > room) {
-      captured.push(chunk.subarray(0, room));
-      this.#capturedBytes += room;
-      this.#truncated = true;
-    } else {
-      captured.push(chunk);
-      this.#capturedBytes += chunk.length;
-    }
+    // Discarded, unless afterMirror wants a look: then the first bytes only, copied (see BoundedCopy).
+    if (this.#captured === null || this.#truncated) return;
+    if (!this.#captured.push(chunk)) this.#truncated = true;
   }
 
   /**
@@ -140,14 +133,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toString('latin1').toLowerCase();
       const value = raw[i + 1]!.toString('latin1');
-      const prior = headers[name];
-      headers[name] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value];
+      // Own properties only: a header named `__proto__` or `constructor` is a header like any other.
+      const prior = ownHeader(headers, name);
+      setHeader(headers, name, prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value]);
     }
     return {
       ok: true,
       status: this.#status,
       headers,
-      body: this.#captured ? Buffer.concat(this.#captured) : Buffer.alloc(0),
+      body: this.#captured ? this.#captured.bytes() : Buffer.alloc(0),
       truncated: this.#truncated,
       durationMs,
     };

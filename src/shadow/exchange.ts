@@ -21,7 +21,8 @@ export const DEFAULT_RESPONSE_DRAIN_BYTES = 64 * 1024;
 /** What a shadow that got no response reports to onDone. */
 export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: Buffer.alloc(0), truncated: false, durationMs: 0 };
 
-type AbortReason = 'timeout' | 'body_cap' | 'total_body_cap' | 'body_too_large' | 'client_aborted';
+/** `compare_timeout`: the comparison gave up waiting for the response (compare.timeout). */
+type AbortReason = 'timeout' | 'compare_timeout' | 'body_cap' | 'total_body_cap' | 'body_too_large' | 'client_aborted';
 
 class ShadowAbort extends Error {
   constructor(readonly reason: AbortReason) {
@@ -62,6 +63,10 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     this.#attemptsLeft = request.options.retry?.count ?? 0;
     this.#copy = this.#attemptsLeft > 0 && request.hasBody ? [] : null;
     this.#body = request.hasBody ? newBody() : null;
+    // A compared shadow is not left open once its comparison has given up on it: on a route
+    // without a timeout, a peer that sends its headers and then nothing would hold an in-flight
+    // slot for ever.
+    request.options.capture?.onGiveUp(() => this.#abort(new ShadowAbort('compare_timeout')));
   }
 
   dispatch(): void {
@@ -206,7 +211,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     if (reason.reason === 'timeout' && this.#attempt) reportFailure(this.#attempt.host, 'timeout', this.#attempt.responseStarted);
     const { stats, cluster } = this.request;
     this.#host.counters.rqError++;
-    if (reason.reason === 'timeout') {
+    if (reason.reason === 'timeout' || reason.reason === 'compare_timeout') {
       stats.timedOut();
       cluster.stats.rqTimeout.inc();
       this.#host.counters.rqTimeout++;
@@ -217,7 +222,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     }
     cluster.stats.rqReset.inc();
     const r = reason.reason;
-    this.request.options.capture?.fail(r === 'timeout' ? 'timeout' : r === 'body_cap' || r === 'total_body_cap' ? 'dropped' : 'error');
+    this.request.options.capture?.fail(r === 'timeout' || r === 'compare_timeout' ? 'timeout' : r === 'body_cap' || r === 'total_body_cap' ? 'dropped' : 'error');
     this.#attempt?.abort(reason);
     this.#body?.destroy(reason);
     this.request.options.onDone?.(FAILED);

@@ -3,7 +3,7 @@ import { type CompareSink, ComparePolicy } from '../compare/compare-policy';
 import { endpointName } from '../compare/endpoint';
 import type { CompareSession } from '../compare/session';
 import type { CompareConfig, ExtMirrorPolicy, MirrorFilterConfig } from '../config/model';
-import { firstListValue, firstValue } from '../http/headers';
+import { firstListValue, firstValue, setHeader } from '../http/headers';
 import type { Logger } from '../log/logger';
 import { randomUint32 } from '../router/route-table';
 import type { Runtime } from '../runtime/runtime';
@@ -69,6 +69,7 @@ export class CompiledExtPolicy {
 
   readonly #maxInFlight: number;
   readonly #compare: ComparePolicy | null = null;
+  #referenceMissingLogged = false;
 
   constructor(
     readonly policy: ExtMirrorPolicy,
@@ -246,6 +247,11 @@ export class CompiledExtPolicy {
     if (!cluster) {
       counters.skipped('unknown_cluster');
       session.reference!.fail('error');
+      // Every comparison of the policy ends shadow_error until the cluster exists: said once, not per request.
+      if (!this.#referenceMissingLogged) {
+        this.#referenceMissingLogged = true;
+        this.deps.logger.error({ policy: this.policy.name, reference_cluster: name }, 'compare: reference_cluster names no cluster; each comparison ends shadow_error (counted as cluster.<name>.shadow.skipped.unknown_cluster)');
+      }
       return null;
     }
     // Never the candidate's hooks or sync wait: the reference exists only to be compared.
@@ -384,7 +390,7 @@ function flatHeaders(h: Readonly<Record<string, string | string[]>>): Record<str
   const out: Record<string, string> = {};
   for (const name of Object.keys(h)) {
     const v = h[name];
-    if (v !== undefined) out[name] = Array.isArray(v) ? v.join(', ') : v;
+    if (v !== undefined) setHeader(out, name, Array.isArray(v) ? v.join(', ') : v);
   }
   return out;
 }

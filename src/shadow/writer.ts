@@ -41,6 +41,8 @@ export interface ShadowOptions {
 /** A compared shadow's response capture; a retry starts it over. */
 export interface ShadowCapture extends ResponseTap {
   restart(): void;
+  /** `listener` runs if the comparison stops waiting for the response (compare.timeout): the shadow is then let go. */
+  onGiveUp(listener: () => void): void;
 }
 
 export const ENVOY_SHADOW: ShadowOptions = {

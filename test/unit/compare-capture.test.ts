@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { type CaptureEnd, ResponseCapture } from '../../src/compare/capture';
+import { BoundedCopy } from '../../src/compare/bounded-copy';
+import { type CaptureEnd, MAX_BODY_CHUNKS, ResponseCapture } from '../../src/compare/capture';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const limits = { maxCaptureBytes: 1024, maxBytes: 1024 * 1024 };
@@ -105,4 +106,87 @@ test('restart forgets the first attempt; fail ends once', async () => {
   f.fail('error');
   f.end();
   expect((await f.done).kind).toBe('timeout');
+});
+
+// Proves: a body arriving in 1-byte chunks is kept as the same bytes as one arriving whole, cut at
+// the same place (the copy is one buffer, not a list of chunks).
+test('a body of 1-byte chunks is kept as the same bytes, cut at the bound', async () => {
+  const body = randomBytes(3000);
+  const whole = ok(await capture(body, null, { maxCaptureBytes: 2500, maxBytes: 1024 * 1024 }, 1));
+  const bytewise = ok(await capture(body, null, { maxCaptureBytes: 2500, maxBytes: 1024 * 1024 }, 3000));
+  expect(bytewise.body.equals(body.subarray(0, 2500))).toBe(true);
+  expect(bytewise.body.equals(whole.body)).toBe(true);
+  expect([bytewise.bodyComplete, bytewise.bodyHash, bytewise.bodyBytes]).toEqual([false, sha(body), 3000]);
+  const fits = ok(await capture(body, null, { maxCaptureBytes: 3000, maxBytes: 1024 * 1024 }, 3000));
+  expect([fits.bodyComplete, fits.body.equals(body)]).toEqual([true, true]);
+});
+
+// Proves: a response of more body chunks than MAX_BODY_CHUNKS ends too_large at the chunk past
+// the bound (data() says it wants no more), however few bytes they carry; one at the bound is compared.
+test('past MAX_BODY_CHUNKS chunks a response is too_large', async () => {
+  const at = new ResponseCapture(limits);
+  at.head(200, []);
+  let taken = 0;
+  for (let i = 0; i < MAX_BODY_CHUNKS; i++) if (at.data(Buffer.from('a'))) taken++;
+  expect(taken).toBe(MAX_BODY_CHUNKS);
+  at.end();
+  expect(ok(await at.done).bodyBytes).toBe(MAX_BODY_CHUNKS);
+  const past = new ResponseCapture(limits);
+  past.head(200, []);
+  let accepted = 0;
+  while (accepted <= MAX_BODY_CHUNKS && past.data(Buffer.from('a'))) accepted++;
+  expect(accepted).toBe(MAX_BODY_CHUNKS);
+  expect((await past.done).kind).toBe('too_large');
+  // A retry starts the count over.
+  const retried = new ResponseCapture(limits);
+  retried.head(200, []);
+  for (let i = 0; i < MAX_BODY_CHUNKS; i++) retried.data(Buffer.from('a'));
+  retried.restart();
+  retried.head(200, []);
+  expect(retried.data(Buffer.from('b'))).toBe(true);
+  retried.end();
+  expect(ok(await retried.done).bodyBytes).toBe(1);
+});
+
+// Proves: the bounded copy keeps exactly the first `limit` bytes whatever the chunking, says when
+// it cut, grows its one buffer to no more than the limit, and forgets on clear.
+test('BoundedCopy keeps the first bytes up to its limit', () => {
+  const src = randomBytes(10_000);
+  for (const step of [1, 7, 1000, 4096, 10_000]) {
+    const c = new BoundedCopy(5000);
+    let more = true;
+    for (let i = 0; i < src.length && more; i += step) more = c.push(src.subarray(i, i + step));
+    expect(c.bytes().equals(src.subarray(0, 5000))).toBe(true);
+    expect([c.length, c.cut, more]).toEqual([5000, true, false]);
+    expect(c.bytes().buffer.byteLength).toBeLessThanOrEqual(5000);
+  }
+  const exact = new BoundedCopy(3);
+  expect([exact.push(Buffer.from('ab')), exact.push(Buffer.from('c')), exact.cut]).toEqual([true, true, false]);
+  expect(exact.push(Buffer.from('d'))).toBe(false);
+  const kept = exact.bytes();
+  exact.clear();
+  expect([exact.length, exact.cut, exact.bytes().length, kept.toString()]).toEqual([0, false, 0, 'abc']);
+});
+
+// Proves: giveUp ends a capture still streaming as a timeout and tells its sender once; a capture
+// that ended first (or its sender's own timeout) tells nobody.
+test('giveUp ends the capture and tells the sender, once', async () => {
+  let told = 0;
+  const streaming = new ResponseCapture(limits);
+  streaming.onGiveUp(() => told++);
+  streaming.head(200, []);
+  streaming.data(Buffer.from('partial'));
+  streaming.giveUp();
+  streaming.giveUp();
+  expect([(await streaming.done).kind, told, streaming.data(Buffer.from('more'))]).toEqual(['timeout', 1, false]);
+  const ended = new ResponseCapture(limits);
+  ended.onGiveUp(() => told++);
+  ended.head(200, []);
+  ended.end();
+  ended.giveUp();
+  const timedOut = new ResponseCapture(limits);
+  timedOut.onGiveUp(() => told++);
+  timedOut.fail('timeout');
+  timedOut.giveUp();
+  expect([(await ended.done).kind, (await timedOut.done).kind, told]).toEqual(['ok', 'timeout', 1]);
 });

@@ -1,4 +1,8 @@
+import { compareResponses } from '../../src/compare/diff/compare-responses';
+import { keyedPath } from '../../src/compare/diff/json-path';
+import { PathPatternSet } from '../../src/compare/path-pattern';
 import { NOT_REDACTABLE, REDACTED, SampleRedactor } from '../../src/compare/redact';
+import type { CapturedResponse, CompareRules } from '../../src/compare/types';
 import { CompareRegistry } from '../../src/compare/store';
 import { cutUtf8, utf8Prefix, withoutCutTail } from '../../src/compare/text-cut';
 import { compared, diff, limits, patterns, response, settings } from '../harness/compare-results';
@@ -22,7 +26,7 @@ function registryWithSecrets(): CompareRegistry {
         diff('header.x-api-key', 'missing', 'api-key-4242', null),
         // A parent quoted whole: the rule reaches inside it.
         diff('body.users[*]', 'changed', '{"name":"a","password":"pw-hunter2"}', '{"name":"b","password":"pw-hunter2"}', 'body.users[0]'),
-        // A whole-body text difference cannot be checked: all of it goes.
+        // A whole-body text difference quotes lines of the bodies: they are taken again from the redacted bodies.
         diff('body', 'changed', 'garbled card-4111-1111', 'x'),
       ],
     }),
@@ -60,7 +64,8 @@ test('redacted places are replaced, the rest of the body kept', () => {
   expect(byPath.get('body.card')).toMatchObject({ primary: REDACTED, other: REDACTED });
   expect(byPath.get('header.x-api-key')).toMatchObject({ primary: REDACTED, other: null });
   expect(JSON.parse(byPath.get('body.users[0]')!.primary!)).toEqual({ name: 'a', password: REDACTED });
-  expect(byPath.get('body')).toMatchObject({ primary: REDACTED, other: REDACTED });
+  expect(JSON.parse(byPath.get('body')!.primary!)).toBe(`{"total":1,"card":"${REDACTED}","users":[{"name":"a","password":"${REDACTED}"}]}`);
+  expect(JSON.parse(byPath.get('body')!.other!)).toMatch(/^\{"total":2,"card":"\[redacted\]"/);
 });
 
 describe('SampleRedactor.body', () => {
@@ -89,9 +94,22 @@ describe('SampleRedactor.body', () => {
     expect(out).toEqual({ sessions: { 'user 1': { secret: REDACTED }, u2: { secret: REDACTED, n: 1 } } });
   });
 
-  test('nesting too deep to walk: not stored', () => {
-    const r = new SampleRedactor(limits({ redactBodyPaths: patterns('body.x') }));
-    expect(r.body(response('['.repeat(1000) + ']'.repeat(1000))).text).toBe(NOT_REDACTABLE);
+  test('nesting too deep to walk where a rule reaches: not stored; deep where none reaches: kept', () => {
+    const deep = '['.repeat(1000) + ']'.repeat(1000);
+    const reaching = new SampleRedactor(limits({ redactBodyPaths: patterns(`body${'[*]'.repeat(300)}.x`) }));
+    expect(reaching.body(response(deep)).text).toBe(NOT_REDACTABLE);
+    const elsewhere = new SampleRedactor(limits({ redactBodyPaths: patterns('body.x') }));
+    expect(elsewhere.body(response(deep)).text).toBe(deep);
+  });
+
+  test('only the redacted values change: big integers, spacing, escaped and repeated keys as written', () => {
+    const r = new SampleRedactor(limits({ redactBodyPaths: patterns('body.token', 'body.items[*].card') }));
+    const text = '{ "id": 9007199254740993, "t\\u006fken": "abc",\n  "items": [ {"card": {"n": "4111"}, "x": 1.50}, {"card": null} ], "token": [1, 2] }';
+    expect(r.body(response(text)).text).toBe(
+      `{ "id": 9007199254740993, "t\\u006fken": "${REDACTED}",\n  "items": [ {"card": "${REDACTED}", "x": 1.50}, {"card": "${REDACTED}"} ], "token": "${REDACTED}" }`);
+    // Strings holding quotes, backslashes and brackets are skipped whole.
+    const tricky = '{"a":"x\\"}]{[\\\\","token":"s","b":["]\\""]}';
+    expect(JSON.parse(r.body(response(tricky)).text)).toEqual({ a: 'x"}]{[\\', token: REDACTED, b: [']"'] });
   });
 
   test('cut to sampleBodyBytes on a character boundary', () => {
@@ -121,4 +139,82 @@ test('text cutting helpers never split a character', () => {
   expect(withoutCutTail(buf.subarray(0, 3)).toString()).toBe('x');
   expect(withoutCutTail(buf).toString()).toBe('x😀');
   expect(cutUtf8('😀😀', 7)).toEqual({ text: '😀', cut: true });
+});
+
+const RULES: CompareRules = {
+  volatileHeaders: new Set(), skippedHeaders: new Set(), ignoreAllHeaders: false,
+  bodyFormat: 'auto', unorderedArrays: new PathPatternSet(), numberTolerance: 0,
+};
+
+/** The differences the real diff engine finds, as a sample under `rules` stores them. */
+function stored(primary: CapturedResponse, other: CapturedResponse, ...rules: string[]): Array<{ path: string; primary: string | null; other: string | null }> {
+  const r = new SampleRedactor(limits({ redactBodyPaths: patterns(...rules) }));
+  return compareResponses(primary, other, RULES).map((d) => r.difference(d, primary, other)).map((d) => ({ path: `${d.path}:${d.kind}`, primary: d.primary, other: d.other }));
+}
+
+// Proves: a rule naming a key reaches it inside an object counted as a map (more than 50 keys,
+// so every difference under it is `body.*…`): the values are redacted by the place they came from.
+test('differences under a map-like object are redacted by their real place', () => {
+  const filler = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, i]));
+  const body = (user: unknown): CapturedResponse => response(JSON.stringify({ ...filler, user }));
+  const alice = { email: 'alice@example.com', name: 'Alice' };
+  expect(stored(body(alice), body(null), 'body.user.email')).toEqual([
+    { path: 'body.*:type', primary: `{"email":"${REDACTED}","name":"Alice"}`, other: 'null' },
+  ]);
+  expect(stored(body(alice), body({ ...alice, email: 'bob@example.com' }), 'body.user.email')).toEqual([
+    { path: 'body.*.email:changed', primary: REDACTED, other: REDACTED },
+  ]);
+  // A `*` rule still names any key.
+  expect(stored(body(alice), body({ ...alice, name: 'Bob' }), 'body.*.name')).toEqual([
+    { path: 'body.*.name:changed', primary: REDACTED, other: REDACTED },
+  ]);
+});
+
+// Proves: a body compared as text (the candidate's is not JSON) quotes the primary's first
+// differing line only as redacted, and the line of a body that cannot be redacted not at all;
+// without body rules both lines are kept as they are.
+test('the first differing line of a text comparison is redacted', () => {
+  const primary = response('{"user":{"email":"alice@example.com"},"n":1}');
+  const candidate = response('upstream degraded, try again');
+  expect(stored(primary, candidate, 'body.user.email')).toEqual([
+    { path: 'body:changed', primary: JSON.stringify(`{"user":{"email":"${REDACTED}"},"n":1}`), other: NOT_REDACTABLE },
+  ]);
+  expect(stored(primary, candidate)).toEqual([
+    { path: 'body:changed', primary: JSON.stringify('{"user":{"email":"alice@example.com"},"n":1}'), other: JSON.stringify('upstream degraded, try again') },
+  ]);
+  // Two JSON bodies compared as text (text/plain) that differ only inside a redacted value.
+  const text = { headers: { 'content-type': 'text/plain' } };
+  expect(stored(response('{"token":"a"}', text), response('{"token":"b"}', text), 'body.token')).toEqual([
+    { path: 'body:changed', primary: REDACTED, other: REDACTED },
+  ]);
+});
+
+// Proves: a difference's value holding a number past 2^53 keeps it as written when a rule
+// redacts inside it.
+test('a redacted difference value keeps big integers as written', () => {
+  const a = response('{"user":{"id":9007199254740993,"email":"a@example.com"}}');
+  const b = response('{"user":[]}');
+  expect(stored(a, b, 'body.user.email')).toEqual([
+    { path: 'body.user:type', primary: `{"id":9007199254740993,"email":"${REDACTED}"}`, other: '[]' },
+  ]);
+});
+
+test('keyedPath keeps every plain key, whatever its object', () => {
+  expect(keyedPath('body.prices.USD')).toBe('body.prices.USD');
+  expect(keyedPath('body.items[3]["a b"].x[0]')).toBe('body.items[*].*.x[*]');
+  // Quoted keys (not plain) with a backslash, a quote and a bracket in them, as exactKeySegment writes them.
+  expect(keyedPath(`body[${JSON.stringify('q\\')}][${JSON.stringify('x"]')}].a`)).toBe('body.*.*.a');
+  expect(keyedPath('body[12]')).toBe('body[*]');
+  expect(keyedPath('header.x-a')).toBe('header.x-a');
+  expect(keyedPath('body')).toBe('body');
+});
+
+// Proves: headers named like Object.prototype's members are kept as headers in samples.
+test('a header named __proto__ or constructor is kept', () => {
+  const r = new SampleRedactor(limits());
+  const res = r.responseHeaders(new Map([['__proto__', ['v']], ['constructor', ['c']]]));
+  expect(Object.keys(res)).toEqual(['__proto__', 'constructor']);
+  expect(JSON.parse(JSON.stringify(res))).toEqual(JSON.parse('{"__proto__":["v"],"constructor":["c"]}'));
+  const req = r.requestHeaders(JSON.parse('{"__proto__":"x","host":"h"}') as Record<string, string>);
+  expect(Object.entries(req)).toEqual([['__proto__', 'x'], ['host', 'h']]);
 });

@@ -143,6 +143,27 @@ test('over budget with no field left, empty endpoints are evicted too', () => {
   expect(r.policies[0]!.endpoints.some((e) => e.name === 'GET /endpoint-with-a-long-name-99')).toBe(true);
 });
 
+// Proves: endpoint records that hold no field (every match leaves one) are kept to their share
+// of the budget, least recently updated going first, so a new difference is kept however many
+// distinct paths came before it; an endpoint holding a field is kept with it.
+test('endpoint records without fields do not push out new fields', () => {
+  const maxBytes = 64 * 1024;
+  const reg = registry({ limits: limits({ maxBytes }) });
+  reg.record(compared({ endpoint: 'GET /old', raw: [diff('body.total', 'changed', '1', '2')] }));
+  for (let i = 0; i < 2000; i++) reg.record(compared({ endpoint: `GET /match-${i}` }));
+  for (let i = 0; i < 5; i++) reg.record(compared({ endpoint: 'GET /real', raw: [diff('body.v', 'changed', '1', '2')] }));
+  const p = reg.report().policies[0]!;
+  expect(p.memory.bytes).toBeLessThanOrEqual(maxBytes);
+  expect(p.memory.evicted_endpoints).toBeGreaterThan(1000);
+  expect(p.memory.evicted_fields).toBe(0);
+  const byName = new Map(p.endpoints.map((e) => [e.name, e]));
+  expect(byName.get('GET /real')!.fields.map((f) => [f.path, f.diffs, f.samples])).toEqual([['body.v:changed', 5, 5]]);
+  expect(byName.get('GET /old')!.fields.map((f) => f.path)).toEqual(['body.total:changed']);
+  expect(byName.has('GET /match-1999')).toBe(true);
+  expect(byName.has('GET /match-0')).toBe(false);
+  expect(p.outcomes.match).toBe(2000);
+});
+
 test('configure updates and keeps data; a lower budget evicts at once; retain drops unconfigured policies', () => {
   const reg = registry();
   for (let i = 0; i < 50; i++) reg.record(compared({ raw: [diff(`body.f${i}`, 'changed', '1', '2')] }));

@@ -65,7 +65,8 @@ function decodeFleet(f: Pb, ctx: Ctx): NonNullable<CompareConfig['fleet']> {
   if (!name) fail(at(ctx, 'redis'), 'name a Redis connection of the filter\'s `redis` map');
   const intervalMs = durationMs(f.interval as Pb | undefined, 5000);
   if (intervalMs < 100) fail(at(ctx, 'interval'), 'must be at least 100ms');
-  return { redis: { kind: 'named', name }, intervalMs, keyPrefix: String(f.key_prefix ?? '') || 'sidemirror:compare:' };
+  // Looked up in the filter's `redis` map once the policy meets its filter (checkRedisNames).
+  return { redis: { kind: 'named', name, path: at(ctx, 'redis').path }, intervalMs, keyPrefix: String(f.key_prefix ?? '') || 'sidemirror:compare:' };
 }
 
 function tokens(m: Pb, field: string, ctx: Ctx, what: string, norm: (s: string) => string): string[] {

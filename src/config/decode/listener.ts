@@ -7,7 +7,7 @@ import { decodeAccessLogs } from './access-log';
 import { type ChainForCheck, checkChainMatches, decodeFilterChainMatch, decodeListenerFilters } from './filter-chain-match';
 import { downstreamTransportSocket } from './transport-socket';
 import { upgradeType } from './upgrade';
-import { MIRROR_FILTER_TYPE, decodeMirrorFilter } from './mirror-filter';
+import { MIRROR_FILTER_TYPE, checkRedisNames, decodeMirrorFilter } from './mirror-filter';
 import { decodeRouteConfiguration } from './route';
 import { filterKind } from '../../http/filters/registry';
 import { TCP_PROXY_TYPE, decodeTcpProxy } from './tcp-proxy';
@@ -115,6 +115,7 @@ export function decodeHttpConnectionManager(h: Pb, ctx: Ctx, report = true): Htt
   const httpFilters = each(ctx, h, 'http_filters', decodeHttpFilter);
   if (report) checkFilterOrder(httpFilters, ctx);
   const mirrorFilter = findMirrorFilter(httpFilters, ctx);
+  if (report && routeConfig && mirrorFilter) checkRedisNames(routeConfig, mirrorFilter, ctx);
   if (report) {
     refuse(h, ctx, ['drain_timeout']);
     if (wrapped(h.add_user_agent, false)) fail(at(ctx, 'add_user_agent'), 'true is not supported by sidemirror');

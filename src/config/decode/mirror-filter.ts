@@ -6,6 +6,7 @@ import type {
   MirrorSampling,
   MirrorTarget,
   RedisConnectionModel,
+  RouteConfiguration,
 } from '../model';
 import { type Ctx, type Pb, at, atKey, durationMs, each, fail, fractionalPercent, headerMutation, runtimeFraction, wrapped } from './common';
 import { decodeCompare } from './compare';
@@ -26,6 +27,27 @@ export function decodeMirrorFilter(m: Pb, ctx: Ctx): MirrorFilterConfig {
   const inflight = m.max_inflight_per_cluster === undefined ? null : wrapped(m.max_inflight_per_cluster, 0);
   if (inflight === 0) fail(at(ctx, 'max_inflight_per_cluster'), 'must be greater than 0');
   return { redis, maxInflightPerCluster: inflight };
+}
+
+/**
+ * The Redis connections that the mirror policies of a route configuration name (`limit.redis`,
+ * `compare.fleet.redis`) must be in their filter's `redis` map: the proxy would otherwise leave
+ * the whole policy out, no mirroring and no comparison. Checked where a listener's connection
+ * manager carries its route configuration inline; one from RDS meets its filter only at run time,
+ * where such a policy is left out with an error logged.
+ */
+export function checkRedisNames(rc: RouteConfiguration, filter: { readonly name: string; readonly config: MirrorFilterConfig }, ctx: Ctx): void {
+  for (const vhost of rc.virtualHosts) {
+    for (const owner of [vhost, ...vhost.routes]) {
+      for (const p of owner.extMirrorPolicies.get(filter.name) ?? []) {
+        for (const ref of [p.limit?.redis, p.compare?.fleet?.redis]) {
+          if (ref?.kind !== 'named' || !ref.name || filter.config.redis.has(ref.name)) continue;
+          const known = [...filter.config.redis.keys()].map((n) => `"${n}"`).join(', ') || 'none';
+          ctx.issues.add(ref.path, `no Redis connection named "${ref.name}" in the redis map of mirror filter "${filter.name}" (it has ${known})`);
+        }
+      }
+    }
+  }
 }
 
 export function decodeMirrorPerRoute(m: Pb, ctx: Ctx): ExtMirrorPolicy[] {
@@ -152,7 +174,7 @@ function decodeLimit(l: Pb, ctx: Ctx, policyName: string): MirrorLimit {
   let redis: MirrorLimit['redis'] = null;
   if (policy !== 'LOCAL') {
     if (l.redis && l.redis_connection) fail(ctx, 'only one of redis, redis_connection may be set');
-    if (l.redis) redis = { kind: 'named', name: String(l.redis) };
+    if (l.redis) redis = { kind: 'named', name: String(l.redis), path: at(ctx, 'redis').path };
     else if (l.redis_connection) redis = decodeRedisConnection(l.redis_connection as Pb, at(ctx, 'redis_connection'));
     else fail(ctx, `policy ${policy} needs redis (a connection named in the filter config) or redis_connection`);
     const wantCluster = policy === 'REDIS_CLUSTER';
