@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import { ROUTER_TYPE, bootstrap, cluster, listener, route, routeConfig } from '../harness/bootstrap';
 import { type TestProxy, fetchText, startProxy, statValue } from '../harness/proxy';
-import { type Upstream, sleep, startUpstream } from '../harness/upstream';
+import { type Upstream, startUpstream } from '../harness/upstream';
 
 // Issue 12 review (second pass), the buffer filter against clients whose framing lies or
 // overflows, and many uploads held at once.
@@ -56,13 +56,11 @@ test('a chunked upload past max_request_bytes: 413, nothing reaches the upstream
   expect(await statValue(p.adminUrl, 'http.ingress_http.downstream_rq_too_large')).toBeGreaterThanOrEqual(1);
 });
 
-test('60 uploads just under the limit at once: every one arrives whole with its length, and the heap comes back', async () => {
+test('60 uploads just under the limit at once: every one arrives whole, sent on with its content-length', async () => {
   const size = LIMIT - 100;
   const body = Buffer.alloc(size, 0x61);
   const results = await Promise.all(Array.from({ length: 60 }, () => fetchText(`${p.url}/many`, { method: 'POST', body })));
   expect(results.map((r) => `${r.status} ${r.body}`)).toEqual(Array(60).fill(`200 ${size}`));
   const mine = upstream.requests.filter((r) => r.url === '/many');
   expect(mine.every((r) => r.headers['content-length'] === String(size) && r.headers['transfer-encoding'] === undefined)).toBe(true);
-  await sleep(100);
-  global.gc?.();
 });
