@@ -115,6 +115,17 @@ export class Http1Codec {
       (which === 'request' ? stats.rqTimeout : which === 'headers' ? stats.rqHeaderTimeout : stats.rqIdleTimeout).inc();
       timeoutReply = which === 'request' ? REQUEST_TIMEOUT : which === 'headers' ? HEADER_TIMEOUT : STREAM_TIMEOUT;
     } else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
+    // Bytes after a complete request that do not parse: the request in flight is answered first,
+    // then the 400 closes the connection (Envoy reads no further until it has answered).
+    if (err.code?.startsWith('HPE_') && inFlight && !inFlight.writableFinished && socket.writable) {
+      inFlight.once('finish', () => {
+        if (socket.writable) socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+      });
+      inFlight.once('close', () => {
+        if (!inFlight.writableFinished) socket.destroy();
+      });
+      return;
+    }
     // Never write a reply into a response that has already started (as Node's own handler).
     if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
       socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutReply : BAD_REQUEST);
