@@ -10,7 +10,7 @@ import { HCM_TYPE, cluster, routeConfig, xdsSidecarBootstrap } from '../harness/
 import { CLI, ensureCliBuilt, killCli, runCli } from '../harness/cli';
 import { type Json, extBootstrap, extRoute, mirrorHttpFilters, until } from '../harness/mirror-ext';
 import { fetchText, startProxy } from '../harness/proxy';
-import { freePort } from '../harness/redis';
+import { freeLowPort } from '../harness/redis';
 import { type Upstream, sleep, startUpstream } from '../harness/upstream';
 
 // Config can load code only from the directories the operator allowed (--hooks-dir). A module
@@ -110,7 +110,7 @@ describe('static config', () => {
 
   test('a module whose own async code fails after loading does not end the sidecar process', async () => {
     fs.writeFileSync(path.join(allowed, 'late.js'), "Promise.reject(new Error('late boom'));\nexports.beforeMirror = () => true;\n");
-    const port = await freePort();
+    const port = await freeLowPort();
     const file = writeConfig('late.json', extBootstrap({ routes: [hookedRoute('late.js')], clusters: clusters(), port }));
     const child = spawn(process.execPath, [CLI, 'proxy', '-c', file, '--hooks-dir', allowed, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -172,12 +172,12 @@ describe('over xDS', () => {
   test('a pushed route naming tsc.js, or a planted file, is NACKed by path and the sidecar process serves on', async () => {
     // 1. A control plane serving a plain route, and a sidecar process that may load hooks only
     //    from typescript's lib directory (where tsc.js, which exits the process when loaded, lives).
-    const port = await freePort();
+    const port = await freeLowPort();
     cp = await startControlPlane({ initialText: resources('v1', port, [{ match: { prefix: '/' }, route: { cluster: 'primary' } }]), listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger() });
     const file = writeConfig('xds.json', xdsSidecarBootstrap({ nodeId: 'hook-trust', cpPort: cp.port }));
     child = spawn(process.execPath, [CLI, 'proxy', '-c', file, '--hooks-dir', TSC_DIR, '--log-level', 'error'], { stdio: 'ignore' });
     const url = `http://127.0.0.1:${port}`;
-    await until('the sidecar serves v1', async () => (await fetchText(`${url}/v1`).catch(() => ({ body: '' }))).body === 'primary', 15_000);
+    await until('the sidecar serves v1', async () => (await fetchText(`${url}/v1`, { headersTimeout: 2000, bodyTimeout: 2000 }).catch(() => ({ body: '' }))).body === 'primary', 15_000);
 
     // 2. tsc.js, inside the allowed directory: loading it tries to exit the process; NACKed.
     cp.setResourcesText(resources('v2', port, [hookedRoute('tsc.js')]));
@@ -193,7 +193,7 @@ describe('over xDS', () => {
     expect(fs.existsSync(marker)).toBe(false);
 
     // 4. The process is alive and still serves the last good routes, unmirrored.
-    for (let i = 0; i < 5; i++) expect((await fetchText(`${url}/still/${i}`)).body).toBe('primary');
+    for (let i = 0; i < 5; i++) expect((await fetchText(`${url}/still/${i}`, { headersTimeout: 5000, bodyTimeout: 5000 })).body).toBe('primary');
     expect(child.exitCode).toBeNull();
     await sleep(200);
     expect(mirror.requests).toHaveLength(0);
