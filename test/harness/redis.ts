@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { TestCertificates } from './certs';
+import { closedPort } from './upstream';
 
 /** How a test client reaches a Redis: its port, the credentials to AUTH with, TLS. */
 export interface RedisEndpoint {
@@ -72,22 +73,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/**
- * A free port below the kernel's ephemeral range (32768+), for a port a test hands to a process
- * that binds it later: no other test's bind(0) server can land on it in between.
- */
-export async function freeLowPort(): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 20000-32000 after 100 tries');
-}
+/** A free port below the kernel's ephemeral range, for a process that binds it later (see closedPort). */
+export const freeLowPort = closedPort;
 
 function encode(args: readonly string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;

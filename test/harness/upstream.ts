@@ -118,13 +118,22 @@ export async function startUpstream(o: UpstreamOptions = {}): Promise<Upstream> 
   };
 }
 
-/** A loopback port with nothing listening on it (connections are refused). */
+/**
+ * A loopback port with nothing listening on it (connections are refused), or one to hand to a
+ * listener that binds it later. It is picked below the kernel's ephemeral range (32768+): the
+ * many servers other tests start on port 0 cannot land on it in between.
+ */
 export async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let i = 0; i < 100; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32000 after 100 tries');
 }
 
 /** Waits `ms` milliseconds. */

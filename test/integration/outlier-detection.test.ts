@@ -198,9 +198,12 @@ describe('success rate', () => {
         success_rate_minimum_hosts: 5, success_rate_request_volume: 5,
       });
       await withProxy([cluster('backend', ups.map((u) => u.port), od)], [route('/', 'backend')], async (p) => {
-        // Traffic until one interval has held 5 requests per host (bounded: 40 rounds of 25).
-        for (let round = 0; round < 40 && (await healthFlags(p, 'backend', ups[0]!.port)) !== '/failed_outlier_check'; round++) {
+        // Traffic until one interval has held 5 requests per host: rounds of 25, spread over the
+        // intervals (a loaded runner may fire the interval late), bounded by 200 rounds and 15 s.
+        const deadline = Date.now() + 15_000;
+        for (let round = 0; round < 200 && Date.now() < deadline && (await healthFlags(p, 'backend', ups[0]!.port)) !== '/failed_outlier_check'; round++) {
           await getMany(`${p.url}/x`, 25);
+          await new Promise((r) => setTimeout(r, 50));
         }
         expect(await healthFlags(p, 'backend', ups[0]!.port)).toBe('/failed_outlier_check');
         for (const g of ups.slice(1)) expect(await healthFlags(p, 'backend', g.port)).toBe('healthy');
