@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { AccessLogConfig } from '../config/access-log-model';
 import type { Runtime } from '../runtime/runtime';
 import { idOf } from './connection-id';
-import type { LogEntry } from './entry';
+import { connectionEntry } from './entry';
 import { endpoint } from './http-log';
 import { type CompiledLogger, compileLoggers, emit } from './loggers';
 import type { AccessLogManager } from './manager';
@@ -33,33 +33,18 @@ export class ConnectionLog {
     const remote = endpoint(socket.remoteAddress, socket.remotePort);
     const local = endpoint(socket.localAddress, socket.localPort);
     socket.once('close', () => {
-      const entry: LogEntry = {
+      const entry = connectionEntry({
         startEpochMs,
         durationMs: performance.now() - started,
-        requestDurationMs: null,
-        responseDurationMs: null,
-        protocol: null,
-        requestHeader: null,
-        responseHeader: null,
-        responseTrailer: null,
-        responseCode: 0,
-        responseCodeDetails: null,
         responseFlags: state.flags,
         bytesReceived: socket.bytesRead,
         bytesSent: socket.bytesWritten,
         upstreamHost: null,
         upstreamCluster: null,
-        upstreamTransportFailureReason: null,
-        upstreamAttempts: 0,
-        routeName: null,
         downstreamRemote: remote,
-        downstreamDirectRemote: remote,
         downstreamLocal: local,
         connectionId: idOf(socket),
-        requestedServerName: null,
-        localReplyBody: null,
-        shadow: null,
-      };
+      });
       try {
         emit(this.loggers, entry);
       } catch {

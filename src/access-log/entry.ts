@@ -56,3 +56,39 @@ export interface LogEntry {
   readonly localReplyBody: string | null;
   readonly shadow: ShadowFacts | null;
 }
+
+/** What a connection-level line (a listener's, a TCP proxy's) knows; the HTTP fields stay empty. */
+export interface ConnectionFacts {
+  readonly startEpochMs: number;
+  readonly durationMs: number;
+  readonly responseFlags: number;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly upstreamHost: Endpoint | null;
+  readonly upstreamCluster: string | null;
+  readonly downstreamRemote: Endpoint | null;
+  readonly downstreamLocal: Endpoint | null;
+  readonly connectionId: number;
+}
+
+/** A line for a connection: the HTTP operators render "-", as in Envoy's TCP lines. */
+export function connectionEntry(c: ConnectionFacts): LogEntry {
+  return {
+    ...c,
+    requestDurationMs: null,
+    responseDurationMs: null,
+    protocol: null,
+    requestHeader: null,
+    responseHeader: null,
+    responseTrailer: null,
+    responseCode: 0,
+    responseCodeDetails: null,
+    upstreamTransportFailureReason: null,
+    upstreamAttempts: c.upstreamHost === null ? 0 : 1,
+    routeName: null,
+    downstreamDirectRemote: c.downstreamRemote,
+    requestedServerName: null,
+    localReplyBody: null,
+    shadow: null,
+  };
+}

@@ -2,7 +2,7 @@ import type { AccessLogConfig } from '../config/access-log-model';
 import type { Runtime } from '../runtime/runtime';
 import type { TcpSessionInfo } from '../tcp/session-info';
 import { idOf } from './connection-id';
-import type { LogEntry } from './entry';
+import { connectionEntry } from './entry';
 import { hostEndpoint } from './http-log';
 import { type CompiledLogger, compileLoggers, emit } from './loggers';
 import type { AccessLogManager } from './manager';
@@ -25,34 +25,18 @@ export class TcpSessionLog {
   readonly ended = (info: TcpSessionInfo): void => {
     let flags = 0;
     for (const f of info.flags) flags |= bitOf(f as ResponseFlag) ?? 0;
-    const remote = hostEndpoint(info.downstreamRemoteAddress);
-    const entry: LogEntry = {
+    const entry = connectionEntry({
       startEpochMs: info.startTime,
       durationMs: info.durationMs,
-      requestDurationMs: null,
-      responseDurationMs: null,
-      protocol: null,
-      requestHeader: null,
-      responseHeader: null,
-      responseTrailer: null,
-      responseCode: 0,
-      responseCodeDetails: null,
       responseFlags: flags,
       bytesReceived: info.bytesReceived,
       bytesSent: info.bytesSent,
       upstreamHost: info.upstreamHost === null ? null : hostEndpoint(info.upstreamHost),
       upstreamCluster: info.upstreamCluster,
-      upstreamTransportFailureReason: null,
-      upstreamAttempts: info.upstreamHost === null ? 0 : 1,
-      routeName: null,
-      downstreamRemote: remote,
-      downstreamDirectRemote: remote,
+      downstreamRemote: hostEndpoint(info.downstreamRemoteAddress),
       downstreamLocal: null,
       connectionId: idOf(info),
-      requestedServerName: null,
-      localReplyBody: null,
-      shadow: null,
-    };
+    });
     try {
       emit(this.loggers, entry);
     } catch {
