@@ -31,6 +31,8 @@ type Query = Extract<ToWorker, { t: 'query' }>['what'];
 
 const REPLACE_BACKOFF_MS = 500;
 const REPLACE_BACKOFF_MAX_MS = 30_000;
+/** A worker that has answered neither ready nor failed by then is killed (and, once serving, replaced). */
+const BOOTSTRAP_TIMEOUT_MS = 15_000;
 
 /**
  * The main process of `--concurrency N`: holds the config (the bootstrap file and, under xDS, the
@@ -53,6 +55,8 @@ export class Supervisor {
   #state: ServerState = 'INITIALIZING';
   #stopping = false;
   #queryId = 0;
+  /** Replacement workers that failed in a row (the back-off between tries). */
+  #failures = 0;
   readonly #replies = new Map<number, (data: unknown) => void>();
 
   constructor(private readonly o: SupervisorOptions) {
@@ -83,7 +87,7 @@ export class Supervisor {
     cluster.on('exit', (worker, code, signal) => {
       if (this.#stopping) return;
       this.o.logger.error({ worker: worker.id, code, signal }, 'worker died; starting another');
-      this.#replace(0);
+      this.#replace();
     });
     this.#state = 'LIVE';
   }
@@ -128,16 +132,21 @@ export class Supervisor {
   }
 
   /**
-   * Starts a worker in place of a dead one; one that fails to start is tried again later, so
-   * the supervisor keeps its N workers through a passing fault (a busy machine, a full disk).
+   * Starts a worker in place of a dead one. One that fails to start, or hangs in its bootstrap,
+   * is killed by #fork, and its exit brings the next try here, later each time: the supervisor
+   * keeps its N workers through a passing fault (a busy machine, a full disk).
    */
-  #replace(failures: number): void {
-    if (this.#stopping) return;
-    this.#fork().catch((err: unknown) => {
-      const delayMs = Math.min(REPLACE_BACKOFF_MAX_MS, REPLACE_BACKOFF_MS * 2 ** failures);
-      this.o.logger.error({ err: (err as Error).message, retryInMs: delayMs }, 'replacement worker failed');
-      setTimeout(() => this.#replace(failures + 1), delayMs).unref();
-    });
+  #replace(): void {
+    const delayMs = this.#failures === 0 ? 0 : Math.min(REPLACE_BACKOFF_MAX_MS, REPLACE_BACKOFF_MS * 2 ** (this.#failures - 1));
+    setTimeout(() => {
+      if (this.#stopping) return;
+      this.#fork().then(() => {
+        this.#failures = 0;
+      }, (err: unknown) => {
+        this.#failures++;
+        this.o.logger.error({ err: (err as Error).message }, 'replacement worker failed');
+      });
+    }, delayMs).unref();
   }
 
   #fork(): Promise<void> {
@@ -151,17 +160,25 @@ export class Supervisor {
       }
     });
     return new Promise<void>((resolve, reject) => {
-      // A worker that dies before it answers ready or failed must not leave this promise pending.
-      const onExit = (code: number | null, signal: string | null): void => {
+      // A worker that failed, hangs or dies in its bootstrap never serves: it is gone (killed,
+      // so that its exit is the one signal of a lost worker) and the promise settles.
+      const fail = (message: string): void => {
+        clearTimeout(timer);
         worker.off('message', onMessage);
-        reject(new Error(`worker ${worker.id} exited during bootstrap (code ${code}, signal ${signal})`));
+        worker.off('exit', onExit);
+        if (!worker.isDead()) worker.process.kill('SIGKILL');
+        reject(new Error(message));
       };
+      const timer = setTimeout(() => fail(`worker ${worker.id} did not start within ${BOOTSTRAP_TIMEOUT_MS} ms`), BOOTSTRAP_TIMEOUT_MS);
+      timer.unref();
+      const onExit = (code: number | null, signal: string | null): void => fail(`worker ${worker.id} exited during bootstrap (code ${code}, signal ${signal})`);
       const onMessage = (raw: unknown): void => {
         const m = (raw as Record<string, unknown> | null)?.[MARK] as FromWorker | undefined;
         if (!m || (m.t !== 'ready' && m.t !== 'failed')) return;
+        if (m.t === 'failed') return fail(`worker ${worker.id}: ${m.message}`);
+        clearTimeout(timer);
         worker.off('message', onMessage);
         worker.off('exit', onExit);
-        if (m.t === 'failed') return reject(new Error(`worker ${worker.id}: ${m.message}`));
         for (const push of this.#replay()) this.#send(worker, push);
         for (const e of this.runtime.entries()) if (e.adminValue !== undefined) this.#send(worker, { t: 'runtime', key: e.key, value: e.adminValue });
         resolve();
