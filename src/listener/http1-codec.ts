@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { HttpFilterChain } from '../config/model';
 import type { ConnectionManager } from '../http/connection-manager';
 import { DownstreamConnection } from './downstream-connection';
-import { BAD_REQUEST, HEADERS_TOO_LARGE, HEADER_TIMEOUT, NOT_FOUND, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
+import { answerClientError, headersCountSeen, maxHeaderBytes, serverTimeouts } from './http1-rules';
+import { NOT_FOUND } from './raw-replies';
 import type { StreamInfo } from '../http/stream-info';
 
 /** What a codec reads of its filter chain at each event (the listener's config may change). */
@@ -18,11 +19,21 @@ export interface HandedSocket {
   readonly info: StreamInfo;
 }
 
+/** The HTTP/1.1 codec of one filter chain, as the listener drives it. */
+export interface Http1Codec {
+  serve(handed: HandedSocket): void;
+  /** A chain kept across an update takes the new connection manager's timeouts and limits. */
+  applySettings(): void;
+  /** Envoy's drain: idle connections close now, busy ones after the response in flight. */
+  drain(): void;
+  close(): void;
+}
+
 /**
- * The HTTP/1.1 codec of one filter chain: a node:http server that never listens itself. The
+ * The node:http codec of one filter chain (the fallback of the fast one): a node:http server that never listens itself. The
  * listener accepts, picks the chain, terminates TLS, and hands the socket over here.
  */
-export class Http1Codec {
+export class NodeHttp1Codec implements Http1Codec {
   readonly #server: http.Server;
   readonly #connections = new WeakMap<Socket, DownstreamConnection>();
   /** Open connections, for a drain. */
@@ -47,7 +58,8 @@ export class Http1Codec {
       if (conn) conn.onTimeout();
       else socket.destroy();
     });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.#clientError(err, socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      answerClientError(err, socket, this.current().connectionManager.stats, this.current().chain.hcm));
     // Upgrades (WebSocket) are the connection manager's: tunnelled where upgrade_configs allow, else 403.
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       // A tunnel is a stream in flight until its socket closes: a drain must not cut it.
@@ -101,77 +113,7 @@ export class Http1Codec {
   close(): void {
     this.#server.close();
   }
-
-  #clientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    // Malformed HTTP gets a 4xx and the connection is closed; the process carries on.
-    const stats = this.current().connectionManager.stats;
-    const hcm = this.current().chain.hcm;
-    // Only what the parser refused is a protocol error: not a client that resets, nor the
-    // truncated body of a connection we already answered and closed (a 408).
-    const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    let timeoutReply = REQUEST_TIMEOUT;
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      const which = requestTimeoutKind(hcm, inFlight != null);
-      (which === 'request' ? stats.rqTimeout : which === 'headers' ? stats.rqHeaderTimeout : stats.rqIdleTimeout).inc();
-      timeoutReply = which === 'request' ? REQUEST_TIMEOUT : which === 'headers' ? HEADER_TIMEOUT : STREAM_TIMEOUT;
-    } else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
-    // Bytes after a complete request that do not parse: the request in flight is answered first,
-    // then the 400 closes the connection (Envoy reads no further until it has answered).
-    if (err.code?.startsWith('HPE_') && inFlight && !inFlight.writableFinished && socket.writable) {
-      inFlight.once('finish', () => {
-        if (socket.writable) socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
-      });
-      inFlight.once('close', () => {
-        if (!inFlight.writableFinished) socket.destroy();
-      });
-      return;
-    }
-    // Never write a reply into a response that has already started (as Node's own handler).
-    if (socket.writable && err.code !== 'ECONNRESET' && !inFlight?.headersSent) {
-      socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutReply : BAD_REQUEST);
-    } else {
-      socket.destroy();
-    }
-  }
 }
 
-const PLAIN_HTTP1: StreamInfo = { protocol: 'HTTP/1.1', scheme: 'http', tls: null };
+export const PLAIN_HTTP1: StreamInfo = { protocol: 'HTTP/1.1', scheme: 'http', tls: null };
 
-type Hcm = HttpFilterChain['hcm'];
-
-/**
- * Envoy's request_timeout (0: none) is the whole downstream request and request_headers_timeout
- * the headers; Node's defaults would cut long uploads. Node refuses a headersTimeout longer than a
- * non-zero requestTimeout, and checks both only every connectionsCheckingInterval (30 s by
- * default), so that interval is kept near a tenth of the shorter timeout.
- */
-function serverTimeouts(hcm: Hcm): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
-  const { requestTimeoutMs, requestHeadersTimeoutMs, streamIdleTimeoutMs } = hcm;
-  // Without request_headers_timeout, headers that never finish are the stream idle timeout's
-  // (Envoy notes that it may fire while large headers still trickle in), capped at 60 s.
-  const headersTimeout = requestHeadersTimeoutMs || Math.min(60_000, requestTimeoutMs || 60_000, streamIdleTimeoutMs || 60_000);
-  const shortest = Math.min(headersTimeout, requestTimeoutMs || Infinity);
-  return { requestTimeout: requestTimeoutMs, headersTimeout, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(shortest / 10))) };
-}
-
-/** Node's parser refuses headers past this (HPE_HEADER_OVERFLOW → 431): max_request_headers_kb. */
-function maxHeaderBytes(hcm: Hcm): number {
-  return hcm.maxRequestHeadersKb * 1024;
-}
-
-/** Node silently drops headers past maxHeadersCount: keep one more, so that passing the limit shows. */
-function headersCountSeen(hcm: Hcm): number {
-  return hcm.commonHttpProtocolOptions.maxHeadersCount + 1;
-}
-
-/** Which of Envoy's timeouts Node's request/headers timer stood for, to count and answer it. */
-function requestTimeoutKind(hcm: Hcm, headersComplete: boolean): 'request' | 'headers' | 'stream_idle' {
-  if (headersComplete) return 'request';
-  const { requestHeadersTimeoutMs, requestTimeoutMs, streamIdleTimeoutMs } = hcm;
-  if (requestHeadersTimeoutMs > 0) return 'headers';
-  // Otherwise the shortest of the bounds serverTimeouts() took (60 s being our own cap) fired.
-  const request = requestTimeoutMs || Infinity;
-  const idle = streamIdleTimeoutMs || Infinity;
-  if (request <= idle && request <= 60_000) return 'request';
-  return idle <= 60_000 ? 'stream_idle' : 'headers';
-}

@@ -3,7 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import type { StreamInfo } from '../http/stream-info';
 import type { ServerTlsContext } from '../tls/server-context';
-import { type CodecChain, Http1Codec } from './http1-codec';
+import type { CodecChain, Http1Codec } from './http1-codec';
+import { createHttp1Codec } from './http1-codec-choice';
 import { Http2Codec } from './http2-codec';
 import type { ChainSpec, HttpChainSpec, TcpChainSpec } from './listener-spec';
 import { readPrefix, sniffHttp2Preface } from './read-prefix';
@@ -68,7 +69,7 @@ export class HttpRunningChain extends ChainBase<HttpChainSpec> {
 
   constructor(spec: HttpChainSpec, tls: ServerTlsContext | null) {
     super(spec, tls);
-    this.http1 = new Http1Codec(() => this.#codecChain());
+    this.http1 = createHttp1Codec(() => this.#codecChain());
   }
 
   /** The HTTP/2 codec, made when the first HTTP/2 connection comes. */
