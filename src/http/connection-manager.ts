@@ -105,6 +105,11 @@ export class ConnectionManager {
     this.#log = HttpAccessLog.compile(hcm.accessLog, deps.accessLog?.manager, deps.accessLog?.runtime ?? deps.runtime);
   }
 
+  /** The listener's per_connection_buffer_limit_bytes (1 MiB by default). */
+  get bufferLimitBytes(): number {
+    return this.router.bufferLimitBytes ?? 1024 * 1024;
+  }
+
   handle(req: DownstreamRequest, res: DownstreamResponse, info: StreamInfo): void {
     const stats = this.stats;
     const started = performance.now();

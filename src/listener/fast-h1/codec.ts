@@ -36,7 +36,7 @@ export class FastHttp1Codec implements Http1Codec, ConnectionHost {
     cm.stats.cxHttp1Total.inc();
     socket.setNoDelay(true);
     const conn = new DownstreamConnection(socket, () => ({ hcm: this.current().chain.hcm, stats: this.current().connectionManager.stats }));
-    const fast = new FastConnection(socket, this, this.native, this.#maxHeaderBytes);
+    const fast = new FastConnection(socket, this, this.native, this.#maxHeaderBytes, cm.bufferLimitBytes);
     this.#open.set(socket, { fast, conn, info });
     socket.once('close', () => {
       cm.stats.cxActive.dec();

@@ -31,7 +31,8 @@ const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:\W|$)/i;
  * One downstream HTTP/1.1 connection on Node's native parser, consuming the socket's handle as
  * node:http does (reads never become JS 'data' events). Requests are served one at a time, as
  * Envoy's HTTP/1 codec does: a pipelined request waits, with reading stopped, until the response
- * before it is out, so what one connection can queue is bounded by one read.
+ * before it is out, so what one connection can queue is bounded by one read. A body is read ahead
+ * of its reader up to the listener's buffer limit, then reading stops until the reader catches up.
  */
 export class FastConnection implements ResponseOwner, RequestSource {
   readonly #socket: SocketInternals;
@@ -52,7 +53,9 @@ export class FastConnection implements ResponseOwner, RequestSource {
   messageStartedAt = performance.now();
   headersComplete = false;
 
-  constructor(socket: Socket, private readonly host: ConnectionHost, private readonly native: NativeHttp, maxHeaderSize: number) {
+  constructor(socket: Socket, private readonly host: ConnectionHost, private readonly native: NativeHttp, maxHeaderSize: number,
+    /** Body bytes read ahead of the reader before reading stops: the listener's per_connection_buffer_limit_bytes. */
+    private readonly bufferLimit: number) {
     this.#socket = socket as SocketInternals;
     const P = native.HTTPParser;
     const parser = new P();
@@ -209,7 +212,9 @@ export class FastConnection implements ResponseOwner, RequestSource {
   readonly #onBody = (chunk: Buffer): void => {
     const req = this.#reading;
     if (req === null || req.dumped) return;
-    if (!req.push(chunk)) this.#pause();
+    // As Envoy's connection buffer: read on (a client that leaves is seen) up to the limit, then stop.
+    req.push(chunk);
+    if (req.readableLength > this.bufferLimit) this.#pause();
   };
 
   readonly #onMessageComplete = (): void => {
@@ -239,7 +244,8 @@ export class FastConnection implements ResponseOwner, RequestSource {
   #afterExecute(ret: number | Error, data: Buffer | undefined): void {
     const parser = this.#parser;
     if (parser === null) return;
-    if (ret instanceof Error) {
+    // Not `instanceof Error`: the native parser's errors come from Node's own realm (not jest's, say).
+    if (typeof ret !== 'number') {
       const err = ret as NodeJS.ErrnoException & { bytesParsed?: number; rawPacket?: Buffer };
       err.rawPacket = data ?? parser.getCurrentBuffer();
       this.#refuse(err);
@@ -258,7 +264,7 @@ export class FastConnection implements ResponseOwner, RequestSource {
     const parser = this.#parser;
     if (parser === null) return;
     const ret = parser.finish();
-    if (ret instanceof Error) this.#refuse(ret as NodeJS.ErrnoException);
+    if (ret !== undefined && typeof ret !== 'number') this.#refuse(ret as NodeJS.ErrnoException);
   };
 
   #refuse(err: NodeJS.ErrnoException): void {
