@@ -29,6 +29,7 @@ import { version } from './version';
 import type { DynamicConfigSink } from './xds/dynamic-config';
 import { adsConnection } from './xds/ads-target';
 import { type DynamicSource, XdsClient } from './xds/xds-client';
+import { processCodec } from './util/native-http';
 
 export interface ProxyOptions {
   readonly loaded: LoadedBootstrap;
@@ -131,6 +132,8 @@ export class Proxy {
   static async start(options: ProxyOptions): Promise<Proxy> {
     const proxy = new Proxy(options);
     const bootstrap = options.loaded.bootstrap;
+    const codec = processCodec();
+    if (codec.fallbackReason !== null) proxy.logger.warn({ reason: codec.fallbackReason }, 'fast HTTP/1.1 codec unavailable: serving HTTP/1.1 with node:http and undici');
     try {
       // As Envoy's, the admin port opens first: /ready answers 503 until the config is in.
       if (bootstrap.admin && options.admin !== false) {
