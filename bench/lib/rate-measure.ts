@@ -90,9 +90,9 @@ const fmt = (v: number | null, d = 0): string => (v === null ? '-' : v.toFixed(d
 const pct = (v: number | null): string => (v === null ? '-' : `${Math.round(v * 100)}%`);
 
 /** Fresh peer → wrk warm-up → quiet → a round at the rate, unmeasured → rounds at the rate → stop. Failures become null rows. */
-export async function measureAtRate(s: RateSettings, scenario: string, peer: PeerDef, env: PeerEnv, t: RateTargets, hooks: RateHooks = {}, codec?: string): Promise<RateRow> {
+export async function measureAtRate(s: RateSettings, scenario: string, peer: PeerDef, env: PeerEnv, t: RateTargets, hooks: RateHooks = {}): Promise<RateRow> {
   const row: RateRow = {
-    scenario, peer: peer.name, ...(codec !== undefined ? { codec } : {}), mirror: peer.mirror, offeredRps: s.rate, clientConnections: RATE_CLIENT_CONNECTIONS,
+    scenario, peer: peer.name, ...(peer.codec !== undefined ? { codec: peer.codec } : {}), mirror: peer.mirror, offeredRps: s.rate, clientConnections: RATE_CLIENT_CONNECTIONS,
     rounds: [], median: rateMedians([]), loadavg1m: os.loadavg()[0] ?? 0,
   };
   const label = `${scenario} h1 ${peer.name} @${s.rate} req/s`;
