@@ -176,8 +176,10 @@ async function main(): Promise<number> {
   const regex = runRegexBench(false, progress);
   process.stdout.write(`regex match cost (RE2 via re2js vs JavaScript RegExp):\n${regex.table}\n\n`);
   const noisy = noisyRows([...rows, ...(compare?.saturation ?? []), ...(multiCore?.rows.map((r) => r.row) ?? [])], [...rateRows, ...(compare?.fixedRate ?? [])]);
+  const measured = rows.length + rateRows.length + (compare ? compare.saturation.length + compare.fixedRate.length : 0) + (multiCore?.rows.length ?? 0);
   if (noisy.length > 0) {
-    process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
+    const which = noisy.length === measured ? `every row (${measured})` : `${noisy.length} of ${measured} rows: ${noisy.join(', ')}`;
+    process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds of ${which}; rerun on a quiet machine\n\n`);
   }
   const report = {
     machine,
