@@ -40,7 +40,7 @@ export const USAGE = `Usage: node dist/bench/run.js [options]
   --with-concurrency   also run sidemirror-mirror-c2 (sidemirror --concurrency 2) in the fast and
                        slow scenarios; BENCH_WITH_CONCURRENCY=1 does the same
   --concurrency-mode   also run sidemirror-mirror at --concurrency N for each N of --workers, on
-                       the fast shadow at the largest --conns, with every core but the load core
+                       the fast shadow at c=64 (else the largest --conns), every core but the load core
                        given to the proxy; reports req/s against 1 worker and CPU µs/request of
                        the workers (each worker's user+sys from /proc/<pid>/stat over the round,
                        summed, over the requests) and of the supervisor apart. The model: Node 20
