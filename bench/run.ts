@@ -1,128 +1,35 @@
 #!/usr/bin/env node
-import { runRegexBench } from './regex';
-import { summaryTable } from './lib/compare-report';
-import { BASELINE, COMPARE_PEERS, type CompareResult, DEFAULT_COMPARE_RATE, runCompareScenario } from './lib/compare-scenario';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { runRegexBench } from './regex';
+import { summaryTable } from './lib/compare-report';
+import { BASELINE, type CompareResult, runCompareScenario } from './lib/compare-scenario';
 import { h2loadDriver, type LoadDriver, type Protocol, wrkDriver } from './lib/drivers';
+import { checkGoals, goalsTable } from './lib/goals';
 import { grpcUnaryRequest, H2C_GET } from './lib/h2-requests';
+import { machineLines, probeMachine } from './lib/machine-probe';
 import { measure, type MeasureSettings, SETTLE_MS } from './lib/measure';
+import { type MultiCoreResult, multiCoreTable, runMultiCore } from './lib/multi-core';
 import * as peers from './lib/peers';
 import type { PeerDef, PeerEnv } from './lib/peers';
-import { cleanupAll, firstLine, makeTempDir, which } from './lib/processes';
+import { cleanupAll, makeTempDir, which } from './lib/processes';
+import { measureAtRate, type RateSettings } from './lib/rate-measure';
+import { rateTable, type RateRow } from './lib/rate-report';
 import { table, type Row } from './lib/report';
+import { headlineConns, parseSettings, type Settings, USAGE } from './lib/settings';
 import { startGrpcUpstream, startH2cUpstream, startNginxShadow, startPrimary, startSlowShadow, type Upstream } from './lib/upstreams';
 
 // `npm run bench`: sidemirror against nginx and node-http-proxy, with and without mirroring, with
-// a fast and a slow (2 s) shadow, over HTTP/1.1 (wrk); then h2c GET and gRPC unary (h2load) with
-// a fast shadow; then what shadow comparison costs (bench/lib/compare-scenario.ts). Peers run on
-// core 0; the load generator and the upstreams on core 1.
-
-const USAGE = `Usage: node dist/bench/run.js [options]
-  --rounds N           measured rounds per peer and connection count (default 3)
-  --duration S         seconds per round (default 3)
-  --warmup S           warm-up seconds before the rounds (default 1)
-  --conns 16,64        connection counts for the fast-shadow scenario (default 16,64)
-  --slow-conns N       connections for the slow-shadow scenario (default 64)
-  --slow-delay-ms MS   delay of the slow shadow (default 2000)
-  --only a,b           run only these peers (e.g. sidemirror-mirror,nginx-mirror)
-  --no-slow            skip the slow-shadow scenario
-  --no-compare         skip the compare scenario: sidemirror's mirror filter without and with
-                       response comparison, at saturation and at a fixed rate (HTTP/1.1: only
-                       with h1 in --protocols); its rows, for --only:
-                       ${COMPARE_PEERS.join(', ')}
-  --compare-rate N     the compare scenario's fixed offered rate, req/s (default ${DEFAULT_COMPARE_RATE})
-  --empty-shadow-body  shadows answer an empty 200 instead of "ok\\n" (nginx's mirror can only
-                       keep shadow connections alive when the response has no body)
-  --with-concurrency   also run sidemirror-mirror-c2 (sidemirror --concurrency 2);
-                       BENCH_WITH_CONCURRENCY=1 does the same
-  --protocols h1,h2c,grpc  which rows to run (default all three; h2c and grpc need h2load:
-                       apt-get install -y nghttp2-client, and are skipped with a note without it)
-  --h2-load 16x1       h2load connections x streams per connection for the h2c and grpc rows,
-                       comma-separated (default 16x1: as many connections and requests in
-                       flight as wrk's c=16; 16x4 multiplexes as many as wrk's c=64)
-`;
+// a fast and a slow (2 s) shadow, over HTTP/1.1 (wrk), the fast-shadow peers also at a fixed
+// offered rate below saturation; then h2c GET and gRPC unary (h2load) with a fast shadow; then
+// what shadow comparison costs (bench/lib/compare-scenario.ts); optionally sidemirror at 1, 2, 4
+// workers. Peers run on core 0; the load generator and the upstreams on core 1. The machine is
+// probed first and the goals of issue 13 checked last.
 
 const NOISE_LIMIT = 0.1; // share of the peer's core used by others before a round is flagged
 const PEER_CORE = '0';
-const LOAD_CORE = '1'; // wrk, h2load, PRIMARY, the shadows
-const PROTOCOLS: readonly Protocol[] = ['h1', 'h2c', 'grpc'];
-
-interface Settings {
-  rounds: number;
-  duration: number;
-  warmup: number;
-  conns: number[];
-  slowConns: number;
-  slowDelayMs: number;
-  only: string[] | undefined;
-  slow: boolean;
-  compare: boolean;
-  compareRate: number;
-  emptyShadowBody: boolean;
-  withConcurrency: boolean;
-  protocols: Protocol[];
-  h2Load: { conns: number; streams: number }[];
-  pinned: boolean;
-}
-
-function parseSettings(): Settings {
-  const { values } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '1' },
-      conns: { type: 'string', default: '16,64' },
-      'slow-conns': { type: 'string', default: '64' },
-      'slow-delay-ms': { type: 'string', default: '2000' },
-      only: { type: 'string' },
-      'no-slow': { type: 'boolean', default: false },
-      'no-compare': { type: 'boolean', default: false },
-      'compare-rate': { type: 'string', default: String(DEFAULT_COMPARE_RATE) },
-      'empty-shadow-body': { type: 'boolean', default: false },
-      'with-concurrency': { type: 'boolean', default: false },
-      protocols: { type: 'string', default: PROTOCOLS.join(',') },
-      'h2-load': { type: 'string', default: '16x1' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-  const int = (name: string, v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, not "${v}"`);
-    return n;
-  };
-  const protocols = values.protocols.split(',').map((p) => p.trim());
-  for (const p of protocols) if (!PROTOCOLS.includes(p as Protocol)) throw new Error(`--protocols takes ${PROTOCOLS.join(', ')}, not "${p}"`);
-  const h2Load = values['h2-load'].split(',').map((spec) => {
-    const m = /^(\d+)x(\d+)$/.exec(spec.trim());
-    if (!m) throw new Error(`--h2-load takes CONNSxSTREAMS (16x4), not "${spec}"`);
-    return { conns: int('h2-load', m[1] as string), streams: int('h2-load', m[2] as string) };
-  });
-  const pinned = which('taskset') && os.cpus().length >= 2;
-  return {
-    rounds: int('rounds', values.rounds),
-    duration: int('duration', values.duration),
-    warmup: int('warmup', values.warmup),
-    conns: values.conns.split(',').map((c) => int('conns', c.trim())),
-    slowConns: int('slow-conns', values['slow-conns']),
-    slowDelayMs: int('slow-delay-ms', values['slow-delay-ms']),
-    only: values.only?.split(',').map((s) => s.trim()),
-    slow: !values['no-slow'],
-    compare: !values['no-compare'],
-    compareRate: int('compare-rate', values['compare-rate']),
-    emptyShadowBody: values['empty-shadow-body'],
-    withConcurrency: values['with-concurrency'] || process.env.BENCH_WITH_CONCURRENCY === '1',
-    protocols: protocols as Protocol[],
-    h2Load,
-    pinned,
-  };
-}
+const LOAD_CORE = '1'; // wrk, h2load, the rate client, PRIMARY, the shadows
 
 const started = Date.now();
 function progress(msg: string): void {
@@ -158,6 +65,20 @@ function resultsDir(): string {
   return path.join(__dirname, '..', '..', 'bench', 'results');
 }
 
+/** The cores the multi-core mode gives the proxy: all but the load core (the peer core alone on two cores). */
+function multiCoreCpus(s: Settings): string | undefined {
+  if (!s.pinned) return undefined;
+  return os.cpus().map((_, i) => String(i)).filter((c) => c !== LOAD_CORE).join(',');
+}
+
+/** One line per row whose rounds had other work on the peer's core. */
+function noisyRows(rows: Row[], rate: RateRow[]): string[] {
+  const noisy = rows.filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT))
+    .map((r) => `${r.scenario} ${r.protocol} ${r.peer} c=${r.conns}${r.protocol === 'h1' ? '' : ` m=${r.streams}`}`);
+  for (const r of rate) if (r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)) noisy.push(`${r.scenario} h1 ${r.peer} @${r.offeredRps} req/s`);
+  return noisy;
+}
+
 async function main(): Promise<number> {
   let s: Settings;
   try {
@@ -171,13 +92,17 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!s.pinned) progress('warning: taskset or a second core is missing; nothing is pinned');
+  if (process.env.SIDEMIRROR_HTTP1_CODEC !== undefined) {
+    progress(`note: SIDEMIRROR_HTTP1_CODEC=${process.env.SIDEMIRROR_HTTP1_CODEC} is ignored: each sidemirror row is started with its own codec (--codecs)`);
+  }
   const load = s.pinned ? LOAD_CORE : undefined;
   const peerCpus = s.pinned ? PEER_CORE : undefined;
   const ms: MeasureSettings = { rounds: s.rounds, duration: s.duration, warmup: s.warmup, pinned: s.pinned, peerCore: PEER_CORE, loadCore: LOAD_CORE, progress };
   const want = (p: PeerDef): boolean => s.only === undefined || s.only.includes(p.name);
   const h1 = s.protocols.includes('h1');
   const c2 = s.withConcurrency ? [peers.sidemirrorMirrorC2] : [];
-  const fastPeers = h1 ? [peers.direct, peers.nginxProxy, peers.nginxMirror, peers.httpProxyMirror, peers.sidemirror, peers.sidemirrorMirror, ...c2].filter(want) : [];
+  const sidemirrors = s.codecs.flatMap((c) => peers.sidemirrorH1Peers(c));
+  const fastPeers = h1 ? [peers.direct, peers.nginxProxy, peers.nginxMirror, peers.httpProxyMirror, ...sidemirrors, ...c2].filter(want) : [];
   const slowPeers = h1 && s.slow ? [peers.nginxMirror, peers.httpProxyMirror, peers.sidemirrorMirror, ...c2].filter(want) : [];
   const notes: string[] = [];
   const h2Wanted = s.protocols.filter((p) => p !== 'h1');
@@ -185,10 +110,17 @@ async function main(): Promise<number> {
   if (h2Wanted.length > h2Protocols.length) notes.push(`${h2Wanted.join(' and ')} rows skipped: h2load is missing (apt-get install -y nghttp2-client)`);
   for (const n of notes) progress(`note: ${n}`);
 
-  progress(`settings: ${s.rounds} round(s) x ${s.duration} s, warm-up ${s.warmup} s, conns ${s.conns.join(',')}; slow shadow ${s.slowDelayMs} ms at c=${s.slowConns}; ` +
-    `protocols ${s.protocols.join(',')}, h2load ${s.h2Load.map((l) => `${l.conns}x${l.streams}`).join(',')}`);
+  progress(`settings: ${s.rounds} round(s) x ${s.duration} s, warm-up ${s.warmup} s, conns ${s.conns.join(',')}, ` +
+    `${s.rate === null ? 'no fixed rate' : `fixed rate ${s.rate} req/s`}, codecs ${s.codecs.join(',')}; slow shadow ${s.slowDelayMs} ms at c=${s.slowConns}; ` +
+    `protocols ${s.protocols.join(',')}, h2load ${s.h2Load.map((l) => `${l.conns}x${l.streams}`).join(',')}` +
+    `${s.concurrencyMode ? `; multi-core workers ${s.concurrencyMode.join(',')}` : ''}`);
+  const machine = probeMachine(peerCpus ?? null, h2Protocols.length > 0);
+  for (const line of machineLines(machine).split('\n')) progress(line);
+
   const rows: Row[] = [];
+  const rateRows: RateRow[] = [];
   let compare: CompareResult | null = null;
+  let multiCore: MultiCoreResult | null = null;
   const h1Upstreams: Upstream[] = [];
   try {
     const primary = h1 ? await startPrimary(load) : undefined;
@@ -198,9 +130,14 @@ async function main(): Promise<number> {
     if (primary && fast) {
       progress(`upstreams: primary :${primary.port}, shadow :${fast.port}${slow ? `, slow shadow :${slow.port}` : ''}`);
       const fastEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: fast.port, cpus: peerCpus };
+      const up = { primary, shadow: fast };
+      const rs: RateSettings | null = s.rate === null ? null : { ms, rate: s.rate, warmupConns: s.conns[0] ?? 16, loadCpus: load };
+      // Peer by peer, its saturation rows then its fixed-rate row, so a drift in the machine's
+      // load over the run lands on peers, not on one kind of figure.
       // direct is PRIMARY itself, which lives on the load core: its CPU is measured there.
       for (const peer of fastPeers) {
-        for (const conns of s.conns) rows.push(await measure(ms, 'fast-shadow', peer, wrkDriver(conns, load), fastEnv, { primary, shadow: fast }));
+        for (const conns of s.conns) rows.push(await measure(ms, 'fast-shadow', peer, wrkDriver(conns, load), fastEnv, up));
+        if (rs) rateRows.push(await measureAtRate(rs, 'fast-shadow', peer, fastEnv, { counted: { primary, shadow: fast }, mirrorTarget: 'shadow', quiet: up }));
       }
     }
     const logDir = h2Protocols.length > 0 ? makeTempDir('h2load') : '';
@@ -215,45 +152,52 @@ async function main(): Promise<number> {
       const slowEnv: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: slow.port, cpus: peerCpus };
       for (const peer of slowPeers) rows.push(await measure(ms, 'slow-shadow', peer, wrkDriver(s.slowConns, load), slowEnv, { primary, shadow: slow }));
     }
+    if (primary && fast && s.concurrencyMode) {
+      const env: PeerEnv = { primaryPort: primary.port, primaryPid: primary.pid, shadowPort: fast.port, cpus: multiCoreCpus(s) };
+      multiCore = await runMultiCore({ ms, workers: s.concurrencyMode, conns: headlineConns(s.conns), env, up: { primary, shadow: fast }, loadCpus: load });
+    }
     if (h1 && s.compare) compare = await runCompareScenario({ ms, conns: s.conns, rate: s.compareRate, only: s.only, loadCpus: load, peerCpus });
   } finally {
     await Promise.all(h1Upstreams.map((u) => u.stop()));
   }
 
-  process.stdout.write(`\n${rows.length > 0 ? `${table(rows)}\n` : ''}${notes.map((n) => `note: ${n}\n`).join('')}\n`);
+  const goals = checkGoals({ rows, rate: rateRows, otherRows: compare?.saturation ?? [], conns: headlineConns(s.conns), slowConns: s.slowConns });
+  const out: string[] = ['', machineLines(machine)];
+  if (rows.length > 0) out.push(table(rows));
+  if (rateRows.length > 0) out.push(rateTable(rateRows));
+  if (multiCore && multiCore.rows.length > 0) out.push(multiCoreTable(multiCore));
+  for (const n of notes) out.push(`note: ${n}`);
   if (compare && compare.saturation.length + compare.fixedRate.length > 0) {
-    process.stdout.write(`${table(compare.saturation)}\n\n${summaryTable(compare.summary, compare.settings.rate, BASELINE)}\n\n`);
+    out.push(table(compare.saturation), summaryTable(compare.summary, compare.settings.rate, BASELINE));
   }
+  out.push(goalsTable(goals, s.rounds));
+  process.stdout.write(`${out.join('\n\n')}\n\n`);
   // The cost of one config regex match on the hot path (RE2 semantics, linear time), in-process.
   const regex = runRegexBench(false, progress);
   process.stdout.write(`regex match cost (RE2 via re2js vs JavaScript RegExp):\n${regex.table}\n\n`);
-  const noisy = [...rows, ...(compare?.saturation ?? [])].filter((r) => r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)).map((r) => `${r.protocol} ${r.peer} c=${r.conns}${r.protocol === 'h1' ? '' : ` m=${r.streams}`}`);
-  for (const r of compare?.fixedRate ?? []) if (r.rounds.some((x) => (x.otherOnPeerCore ?? 0) > NOISE_LIMIT)) noisy.push(`h1 ${r.peer} @${r.offeredRps} req/s`);
+  const noisy = noisyRows([...rows, ...(compare?.saturation ?? []), ...(multiCore?.rows.map((r) => r.row) ?? [])], [...rateRows, ...(compare?.fixedRate ?? [])]);
+  const measured = rows.length + rateRows.length + (compare ? compare.saturation.length + compare.fixedRate.length : 0) + (multiCore?.rows.length ?? 0);
   if (noisy.length > 0) {
-    process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds (${noisy.join(', ')}); rerun on a quiet machine\n\n`);
+    const which = noisy.length === measured ? `every row (${measured})` : `${noisy.length} of ${measured} rows: ${noisy.join(', ')}`;
+    process.stdout.write(`warning: other processes took > ${NOISE_LIMIT * 100}% of core ${PEER_CORE} during some rounds of ${which}; rerun on a quiet machine\n\n`);
   }
-  const cpus = os.cpus();
   const report = {
-    machine: {
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      cpuCount: cpus.length,
-      node: process.version,
-      nginx: firstLine('nginx', ['-v']),
-      wrk: firstLine('wrk', ['-v']),
-      h2load: h2Protocols.length > 0 ? firstLine('h2load', ['--version']) : null,
-      os: `${os.type()} ${os.release()}`,
-    },
+    machine,
     date: new Date().toISOString(),
     settings: {
       ...s,
       settleMs: SETTLE_MS,
-      pinning: s.pinned ? { peer: `core ${PEER_CORE}`, wrkAndUpstreams: `core ${LOAD_CORE}` } : 'none',
+      pinning: s.pinned ? { peer: `core ${PEER_CORE}`, wrkAndUpstreams: `core ${LOAD_CORE}`, multiCorePeer: multiCoreCpus(s) } : 'none',
       wrk: `wrk -t1 -c{conns} -d{duration}s --timeout 10s --latency`,
       h2load: 'h2load -t 1 -c {conns} -m {streams} -n {rate of the previous run x duration} --log-file … [gRPC: -H content-type: application/grpc -H te: trailers -d <framed message>] http://127.0.0.1:{port}{path}',
+      rateClient: 'node dist/bench/peers/rate-client.js --rate {rate} --seconds {duration} --connections 16 (1 ms schedule tick)',
     },
     notes,
     rows,
+    fixedRate: { rate: s.rate, rows: rateRows },
+    multiCore,
     compare,
+    goals,
     regex: { settings: regex.settings, rows: regex.rows },
     totalSeconds: (Date.now() - started) / 1000,
   };

@@ -193,7 +193,8 @@ async function main(): Promise<number> {
     primaryPid: primary.pid,
     shadowPort: shadow.port,
     nodeArgs: ['--trace-gc', ...nodeFlags, '-r', probeJs],
-    env: { ...extraEnv, SIDEMIRROR_MEMORY_PROBE: probeFile, SIDEMIRROR_MEMORY_PROBE_MS: String(sampleS * 1000) },
+    // The bench's peers are started on the fast codec unless told: a codec chosen in the soak's own environment stands.
+    env: { ...(process.env.SIDEMIRROR_HTTP1_CODEC !== undefined ? { SIDEMIRROR_HTTP1_CODEC: process.env.SIDEMIRROR_HTTP1_CODEC } : {}), ...extraEnv, SIDEMIRROR_MEMORY_PROBE: probeFile, SIDEMIRROR_MEMORY_PROBE_MS: String(sampleS * 1000) },
   });
   // What the peer really runs with: the defaults peers.ts adds (semi-space, malloc arenas) included.
   const peerArgv = readProc(peer.pid, 'cmdline').filter((a) => a !== '');

@@ -1,4 +1,5 @@
-import { median, type Row } from './report';
+import type { RateRow } from './rate-report';
+import type { Row } from './report';
 
 // What the compare scenario hands back: its saturation rows (the main table's shape, plus the
 // comparison outcomes the proxy reported), its fixed-rate rows, and the summary that sets each
@@ -12,40 +13,10 @@ export interface SaturationRow extends Row {
   outcomes: Outcomes | null;
 }
 
-export interface RateRound {
-  offeredRps: number;
-  sent: number | null;
-  ok: number | null;
-  non2xx: number | null;
-  errors: number | null;
-  /** Schedule slots the client dropped because too many requests were outstanding. */
-  skipped: number | null;
-  /** ok / the client's run time. */
-  achievedRps: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  cpuUsPerReq: number | null;
-  /** Requests the three upstreams counted during the round (after a settle pause). */
-  primaryRequests: number | null;
-  candidateRequests: number | null;
-  referenceRequests: number | null;
-  /** As in the saturation rows: the peer's core busy, the part of it neither the peer's nor irq (noise), the load core busy. */
-  peerCoreBusy: number | null;
-  otherOnPeerCore: number | null;
-  loadCoreBusy: number | null;
-  error?: string;
-}
-
-export interface RateRow {
-  peer: string;
-  offeredRps: number;
-  /** The client's keep-alive connections. */
-  clientConnections: number;
-  rounds: RateRound[];
-  median: { achievedRps: number | null; p50Ms: number | null; p99Ms: number | null; cpuUsPerReq: number | null };
+/** A fixed-rate row of the compare scenario: the outcomes the proxy counted during its measured rounds too. */
+export interface CompareRateRow extends RateRow {
   /** Outcomes counted during the measured rounds (a reading after them less one before). */
   outcomes: Outcomes | null;
-  error?: string;
 }
 
 export interface SummaryLine {
@@ -62,11 +33,6 @@ export interface SummaryLine {
   rateOutcomes: Outcomes | null;
 }
 
-export function rateMedians(rounds: RateRound[]): RateRow['median'] {
-  const m = (k: 'achievedRps' | 'p50Ms' | 'p99Ms' | 'cpuUsPerReq'): number | null => median(rounds.map((r) => r[k]));
-  return { achievedRps: m('achievedRps'), p50Ms: m('p50Ms'), p99Ms: m('p99Ms'), cpuUsPerReq: m('cpuUsPerReq') };
-}
-
 /** Counts of `after` less `before`, zeros left out. */
 export function outcomeDelta(before: Outcomes | null, after: Outcomes | null): Outcomes | null {
   if (after === null) return null;
@@ -81,7 +47,7 @@ export function outcomeDelta(before: Outcomes | null, after: Outcomes | null): O
 const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : a - b);
 const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b);
 
-export function summarize(baseline: string, peers: readonly string[], saturation: SaturationRow[], rate: RateRow[]): SummaryLine[] {
+export function summarize(baseline: string, peers: readonly string[], saturation: SaturationRow[], rate: CompareRateRow[]): SummaryLine[] {
   const base = rate.find((r) => r.peer === baseline)?.median;
   const conns = [...new Set(saturation.map((r) => r.conns))];
   const sat = (peer: string, c: number): SaturationRow | undefined => saturation.find((r) => r.peer === peer && r.conns === c);

@@ -1,12 +1,9 @@
-import * as path from 'node:path';
-import { outcomeDelta, rateMedians, summarize, type Outcomes, type RateRound, type RateRow, type SaturationRow, type SummaryLine } from './compare-report';
-import { coreBusy, coreIrq, readCoreTimes } from './cores';
+import { type CompareRateRow, outcomeDelta, summarize, type Outcomes, type SaturationRow, type SummaryLine } from './compare-report';
 import { wrkDriver } from './drivers';
-import { measure, type MeasureSettings, quiesce, SETTLE_MS } from './measure';
+import { measure, type MeasureSettings, SETTLE_MS } from './measure';
 import { sidemirrorConfigPeer, type PeerDef, type PeerEnv, type RunningPeer } from './peers';
-import { treeCpuSeconds } from './proc';
-import { httpGetText, sleep, spawnTracked, stopProcess } from './processes';
-import type { RateLoadResult } from './rate-load';
+import { httpGetText, sleep } from './processes';
+import { measureAtRate, RATE_CLIENT_CONNECTIONS, type RateSettings } from './rate-measure';
 import { POLICY_NAME, sidemirrorPolicyBootstrap } from './sidemirror';
 import { startJsonUpstream, type Upstream } from './upstreams';
 
@@ -20,8 +17,6 @@ import { startJsonUpstream, type Upstream } from './upstreams';
 export const BASELINE = 'sidemirror-ext-mirror';
 export const COMPARE_PEERS = [BASELINE, 'sidemirror-compare', 'sidemirror-compare-ref'] as const;
 export const DEFAULT_COMPARE_RATE = 1000;
-/** The fixed-rate client's keep-alive connections. */
-const CLIENT_CONNECTIONS = 16;
 
 const ORDER = {
   id: 'ord-1042',
@@ -51,7 +46,7 @@ export interface CompareScenarioSettings {
 export interface CompareResult {
   settings: { rate: number; conns: number[]; clientConnections: number; bodyBytes: number; candidateDiffers: string; policy: string };
   saturation: SaturationRow[];
-  fixedRate: RateRow[];
+  fixedRate: CompareRateRow[];
   summary: SummaryLine[];
 }
 
@@ -79,108 +74,17 @@ async function readOutcomes(running: RunningPeer): Promise<Outcomes | null> {
   }
 }
 
-type RateClientResult = RateLoadResult & { elapsedS: number };
-
-async function runRateClient(port: number, rate: number, seconds: number, cpus: string | undefined): Promise<{ result: RateClientResult | null; output: string }> {
-  const script = path.join(__dirname, '..', 'peers', 'rate-client.js');
-  const args = [script, '--port', String(port), '--rate', String(rate), '--seconds', String(seconds), '--connections', String(CLIENT_CONNECTIONS)];
-  const p = spawnTracked(process.execPath, args, { cpus });
-  // The client drains for at most 10 s after its schedule ends.
-  const code = await Promise.race([p.exited, sleep((seconds + 20) * 1000).then(() => 'overrun')]);
-  if (code === 'overrun') await stopProcess(p, 500);
-  const output = p.stdout();
-  const last = output.trim().split('\n').pop() ?? '';
-  try {
-    return { result: code === 0 ? (JSON.parse(last) as RateClientResult) : null, output };
-  } catch {
-    return { result: null, output };
-  }
-}
-
-function failedRound(offeredRps: number, error: string): RateRound {
-  return { offeredRps, sent: null, ok: null, non2xx: null, errors: null, skipped: null, achievedRps: null, p50Ms: null, p99Ms: null, cpuUsPerReq: null,
-    primaryRequests: null, candidateRequests: null, referenceRequests: null, peerCoreBusy: null, otherOnPeerCore: null, loadCoreBusy: null, error };
-}
-
-async function rateRound(s: CompareScenarioSettings, running: RunningPeer, up: CompareUpstreams): Promise<RateRound> {
-  const ups = [up.primary, up.candidate, up.reference];
-  const cpu0 = treeCpuSeconds(running.pid);
-  const before = await Promise.all(ups.map((u) => u.read()));
-  const cores0 = readCoreTimes();
-  const t0 = performance.now();
-  const { result, output } = await runRateClient(running.port, s.rate, s.ms.duration, s.loadCpus);
-  const cores1 = readCoreTimes();
-  const window = (performance.now() - t0) / 1000;
-  const cpuDuringLoad = treeCpuSeconds(running.pid) - cpu0;
-  await sleep(SETTLE_MS);
-  const cpu = treeCpuSeconds(running.pid) - cpu0;
-  const after = await Promise.all(ups.map((u) => u.read()));
-  if (!result) return failedRound(s.rate, `rate client failed: ${output.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
-  const [primaryRequests, candidateRequests, referenceRequests] = ups.map((u, i) => u.delta(before[i] as number, after[i] as number));
-  const peerCore = `cpu${s.ms.peerCore}`;
-  const peerCoreBusy = coreBusy(cores0, cores1, peerCore);
-  const irq = coreIrq(cores0, cores1, peerCore) ?? 0;
-  return {
-    offeredRps: s.rate,
-    sent: result.sent,
-    ok: result.ok,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    skipped: result.skipped,
-    achievedRps: result.elapsedS > 0 ? result.ok / result.elapsedS : null,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    cpuUsPerReq: result.ok > 0 ? (cpu * 1e6) / result.ok : null,
-    primaryRequests: primaryRequests ?? null,
-    candidateRequests: candidateRequests ?? null,
-    referenceRequests: referenceRequests ?? null,
-    peerCoreBusy,
-    otherOnPeerCore: peerCoreBusy === null || !s.ms.pinned ? null : Math.max(0, peerCoreBusy - cpuDuringLoad / window - irq),
-    loadCoreBusy: coreBusy(cores0, cores1, `cpu${s.ms.loadCore}`),
-  };
-}
-
-const fmt = (v: number | null, d = 0): string => (v === null ? '-' : v.toFixed(d));
-const pct = (v: number | null): string => (v === null ? '-' : `${Math.round(v * 100)}%`);
-
-/** Fresh peer → wrk warm-up → quiet → a round at the rate, unmeasured → rounds at the fixed rate → outcomes → stop. */
-async function rateRow(s: CompareScenarioSettings, peer: PeerDef, env: PeerEnv, up: CompareUpstreams): Promise<RateRow> {
-  const row: RateRow = { peer: peer.name, offeredRps: s.rate, clientConnections: CLIENT_CONNECTIONS, rounds: [], median: rateMedians([]), outcomes: null };
-  const label = `compare h1 ${peer.name} @${s.rate} req/s`;
-  s.ms.progress(`${label}: start`);
-  let running: RunningPeer;
-  try {
-    running = await peer.start(env);
-  } catch (err) {
-    row.error = `start failed: ${(err as Error).message}`;
-    s.ms.progress(`${label}: ${row.error}`);
-    return row;
-  }
-  const quiet = { primary: up.primary, shadow: up.candidate };
-  try {
-    await wrkDriver(s.conns[0] ?? 16, s.loadCpus).warmUp(running.port, s.ms.warmup);
-    await quiesce(quiet);
-    // An unmeasured round at the rate: after wrk's burst V8 shrinks its heap (a mark-compact or
-    // two), which would land in the first measured round.
-    await runRateClient(running.port, s.rate, s.ms.duration, s.loadCpus);
-    const outcomes0 = await readOutcomes(running);
-    for (let i = 1; i <= s.ms.rounds; i++) {
-      const r = await rateRound(s, running, up).catch((err: unknown) => failedRound(s.rate, (err as Error).message));
-      row.rounds.push(r);
-      const errs = (r.non2xx ?? 0) + (r.errors ?? 0) + (r.skipped ?? 0);
-      s.ms.progress(`${label} round ${i}/${s.ms.rounds}: ` + (r.error !== undefined ? `null (${r.error})`
-        : `${fmt(r.achievedRps)} req/s, p50 ${fmt(r.p50Ms, 2)} ms, p99 ${fmt(r.p99Ms, 2)} ms, ${fmt(r.cpuUsPerReq, 1)} CPU µs/req; ` +
-          `primary ${r.primaryRequests}, candidate ${r.candidateRequests}, reference ${r.referenceRequests}; ` +
-          `core ${s.ms.peerCore} ${pct(r.peerCoreBusy)} busy (${pct(r.otherOnPeerCore)} others), core ${s.ms.loadCore} ${pct(r.loadCoreBusy)}` +
-          (errs > 0 ? `; ${r.non2xx} non-2xx, ${r.errors} errors, ${r.skipped} skipped` : '')));
-    }
-    row.outcomes = outcomeDelta(outcomes0, await readOutcomes(running));
-  } finally {
-    await running.stop();
-    row.median = rateMedians(row.rounds);
-    await quiesce(quiet);
-  }
-  return row;
+/** A fixed-rate row on a fresh proxy, with the outcomes its policy counted during the measured rounds. */
+async function rateRow(s: CompareScenarioSettings, peer: PeerDef, env: PeerEnv, up: CompareUpstreams): Promise<CompareRateRow> {
+  let outcomes0: Outcomes | null = null;
+  let outcomes: Outcomes | null = null;
+  const rs: RateSettings = { ms: s.ms, rate: s.rate, warmupConns: s.conns[0] ?? 16, loadCpus: s.loadCpus };
+  const targets = { counted: { primary: up.primary, candidate: up.candidate, reference: up.reference }, mirrorTarget: 'candidate', quiet: { primary: up.primary, shadow: up.candidate } };
+  const row = await measureAtRate(rs, 'compare', peer, env, targets, {
+    beforeRounds: async (running) => void (outcomes0 = await readOutcomes(running)),
+    beforeStop: async (running) => void (outcomes = outcomeDelta(outcomes0, await readOutcomes(running))),
+  });
+  return { ...row, outcomes };
 }
 
 async function startUpstreams(cpus: string | undefined): Promise<CompareUpstreams> {
@@ -200,7 +104,7 @@ async function startUpstreams(cpus: string | undefined): Promise<CompareUpstream
 export async function runCompareScenario(s: CompareScenarioSettings): Promise<CompareResult> {
   const names = COMPARE_PEERS.filter((n) => s.only === undefined || s.only.includes(n));
   const result: CompareResult = {
-    settings: { rate: s.rate, conns: s.conns, clientConnections: CLIENT_CONNECTIONS, bodyBytes: Buffer.byteLength(PRIMARY_BODY), candidateDiffers: 'body.total', policy: POLICY_NAME },
+    settings: { rate: s.rate, conns: s.conns, clientConnections: RATE_CLIENT_CONNECTIONS, bodyBytes: Buffer.byteLength(PRIMARY_BODY), candidateDiffers: 'body.total', policy: POLICY_NAME },
     saturation: [],
     fixedRate: [],
     summary: [],

@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import { coreBusy, coreIrq, readCoreTimes } from './cores';
 import type { LoadDriver } from './drivers';
 import type { PeerDef, PeerEnv, RunningPeer } from './peers';
-import { treeCpuSeconds, treePeakRssMb } from './proc';
+import { cpuByRole, treeCpuByProcess, treeCpuSeconds, treePeakRssMb } from './proc';
 import { sleep } from './processes';
 import { medians, type RoundResult, type Row } from './report';
 import type { Shadow, Upstream } from './upstreams';
@@ -57,6 +57,7 @@ export function emptyRound(error: string): RoundResult {
  * requests still in flight when the load stops are counted) and how busy both cores were.
  */
 async function round(s: MeasureSettings, peer: PeerDef, running: RunningPeer, load: LoadDriver, up: Upstreams): Promise<RoundResult> {
+  const byProcess0 = peer.perProcessCpu === true ? treeCpuByProcess(running.pid) : null;
   const cpu0 = treeCpuSeconds(running.pid);
   const [primary0, shadow0] = await Promise.all([up.primary.read(), up.shadow.read()]);
   const cores0 = readCoreTimes();
@@ -67,6 +68,7 @@ async function round(s: MeasureSettings, peer: PeerDef, running: RunningPeer, lo
   const cpuDuringLoad = treeCpuSeconds(running.pid) - cpu0;
   await sleep(SETTLE_MS);
   const cpu = treeCpuSeconds(running.pid) - cpu0;
+  const processCpu = byProcess0 !== null ? cpuByRole(running.pid, byProcess0, treeCpuByProcess(running.pid)) : undefined;
   const [primary1, shadow1] = await Promise.all([up.primary.read(), up.shadow.read()]);
   const tool = load.protocol === 'h1' ? 'wrk' : 'h2load';
   if (!result) return emptyRound(`${tool} failed: ${output.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
@@ -95,6 +97,7 @@ async function round(s: MeasureSettings, peer: PeerDef, running: RunningPeer, lo
     non2xx: result.non2xx,
     socketErrors: result.socketErrors,
     ...(result.errorDetail !== undefined ? { errorDetail: result.errorDetail } : {}),
+    ...(processCpu !== undefined ? { processCpu } : {}),
   };
 }
 
@@ -124,7 +127,10 @@ export async function quiesce(up: Upstreams): Promise<void> {
 export async function measure(s: MeasureSettings, scenario: string, peer: PeerDef, load: LoadDriver, env: PeerEnv, up: Upstreams,
   beforeStop?: (running: RunningPeer) => Promise<void>): Promise<Row> {
   const { conns, streams, protocol } = load;
-  const row: Row = { scenario, protocol, peer: peer.name, conns, streams, mirror: peer.mirror, rounds: [], median: medians([]), peakRssMb: null, loadavg1m: os.loadavg()[0] ?? 0 };
+  const row: Row = {
+    scenario, protocol, peer: peer.name, ...(peer.codec !== undefined ? { codec: peer.codec } : {}), ...(peer.workers !== undefined && peer.workers > 1 ? { workers: peer.workers } : {}),
+    conns, streams, mirror: peer.mirror, rounds: [], median: medians([]), peakRssMb: null, loadavg1m: os.loadavg()[0] ?? 0,
+  };
   const label = `${scenario} ${protocol} ${peer.name} c=${conns}${protocol === 'h1' ? '' : ` m=${streams}`}`;
   s.progress(`${label}: start`);
   let running: RunningPeer;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { grpcProxyConf, proxyConf, startNginx } from './nginx';
 import { freePort, startServer } from './processes';
 import { proxyEnv, proxyExecArgv } from '../../src/workers/heap-flags';
+import type { Http1Codec } from '../../src/util/native-http';
 import { sidemirrorBootstrap } from './sidemirror';
 
 // The peers under test. Each start() brings up a fresh proxy pinned to `cpus`, in front of the
@@ -34,6 +35,12 @@ export interface PeerDef {
   readonly mirror: boolean;
   /** false for `direct`, whose measured process (PRIMARY) runs on the load core. */
   readonly onPeerCore?: boolean;
+  /** sidemirror peers: the HTTP/1.1 codec they are started with (SIDEMIRROR_HTTP1_CODEC). */
+  readonly codec?: Http1Codec;
+  /** sidemirror peers: --concurrency (1: one process, no supervisor). */
+  readonly workers?: number;
+  /** Each round also records the CPU of every process in the tree by role (supervisor, workers). */
+  readonly perProcessCpu?: boolean;
   start(env: PeerEnv): Promise<RunningPeer>;
 }
 
@@ -75,7 +82,11 @@ function nginxGrpcPeer(name: string, mirror: boolean): PeerDef {
 /** sidemirror's bootstrap for one start: its listener port, its admin port and the peer's environment. */
 export type SidemirrorBootstrap = (port: number, adminPort: number, env: PeerEnv) => string;
 
-function startSidemirror(name: string, env: PeerEnv, bootstrap: (port: number) => string, concurrency = 1): Promise<RunningPeer> {
+/**
+ * Every sidemirror the bench starts is told its codec, so a SIDEMIRROR_HTTP1_CODEC left in the
+ * bench's own environment cannot put the fallback into rows labelled with the fast codec.
+ */
+function startSidemirror(name: string, env: PeerEnv, bootstrap: (port: number) => string, concurrency = 1, codec: Http1Codec = 'fast'): Promise<RunningPeer> {
   const cli = path.join(distRoot, 'src', 'cli.js');
   return startNode(
     name,
@@ -90,17 +101,33 @@ function startSidemirror(name: string, env: PeerEnv, bootstrap: (port: number) =
     env.cpus,
     // As the Dockerfile and the sandbox start it: the young generation sized for shadows, two malloc arenas.
     proxyExecArgv(env.nodeArgs ?? [], process.env.NODE_OPTIONS),
-    { ...proxyEnv({ ...process.env, ...env.env }), ...env.env },
+    { ...proxyEnv({ ...process.env, ...env.env }), SIDEMIRROR_HTTP1_CODEC: codec, ...env.env },
   );
 }
 
 /** `http2`: the clusters speak HTTP/2 (h2c) to the upstreams; downstream is AUTO either way. */
-function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1, http2 = false): PeerDef {
+function sidemirrorPeer(name: string, mirror: boolean, concurrency = 1, http2 = false, codec: Http1Codec = 'fast'): PeerDef {
   return {
     name,
     mirror,
-    start: (env) => startSidemirror(name, env, (port) => sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined, http2), concurrency),
+    codec,
+    workers: concurrency,
+    start: (env) => startSidemirror(name, env, (port) => sidemirrorBootstrap(port, env.primaryPort, mirror ? env.shadowPort : undefined, http2), concurrency, codec),
   };
+}
+
+/** The name of a sidemirror row on the node:http codec: `sidemirror-mirror-node-http`. */
+export const NODE_CODEC_SUFFIX = '-node-http';
+
+/** The fast-shadow sidemirror peers (no mirror, Envoy mirror) on `codec`. */
+export function sidemirrorH1Peers(codec: Http1Codec): PeerDef[] {
+  const suffix = codec === 'node' ? NODE_CODEC_SUFFIX : '';
+  return [sidemirrorPeer(`sidemirror${suffix}`, false, 1, false, codec), sidemirrorPeer(`sidemirror-mirror${suffix}`, true, 1, false, codec)];
+}
+
+/** sidemirror with the Envoy mirror policy and `--concurrency workers` (the multi-core mode's rows). */
+export function sidemirrorMirrorWorkers(workers: number): PeerDef {
+  return { ...sidemirrorPeer(`sidemirror-mirror-w${workers}`, true, workers), perProcessCpu: true };
 }
 
 /** sidemirror with a bootstrap of the caller's, and an admin listener on a port of its own. */
@@ -108,6 +135,7 @@ export function sidemirrorConfigPeer(name: string, mirror: boolean, bootstrap: S
   return {
     name,
     mirror,
+    codec: 'fast',
     async start(env) {
       const adminPort = await freePort();
       const running = await startSidemirror(name, env, (port) => bootstrap(port, adminPort, env));
@@ -128,7 +156,7 @@ export const nginxProxy = nginxPeer('nginx-proxy', false);
 export const nginxMirror = nginxPeer('nginx-mirror', true);
 export const sidemirror = sidemirrorPeer('sidemirror', false);
 export const sidemirrorMirror = sidemirrorPeer('sidemirror-mirror', true);
-export const sidemirrorMirrorC2 = sidemirrorPeer('sidemirror-mirror-c2', true, 2);
+export const sidemirrorMirrorC2: PeerDef = { ...sidemirrorPeer('sidemirror-mirror-c2', true, 2), perProcessCpu: true };
 
 export const httpProxyMirror: PeerDef = {
   name: 'node-http-proxy-mirror',

@@ -18,6 +18,8 @@ interface Stat {
   ppid: number;
   /** utime + stime + cutime + cstime, in clock ticks (c* covers children already reaped). */
   ticks: number;
+  /** utime + stime: the process's own threads only. */
+  ownTicks: number;
 }
 
 function readStat(pid: number): Stat | undefined {
@@ -31,7 +33,7 @@ function readStat(pid: number): Stat | undefined {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); field n is rest[n - 3].
   const num = (field: number): number => Number(rest[field - 3]);
-  return { ppid: num(4), ticks: num(14) + num(15) + num(16) + num(17) };
+  return { ppid: num(4), ticks: num(14) + num(15) + num(16) + num(17), ownTicks: num(14) + num(15) };
 }
 
 /** `root` and all its descendants that are alive now. */
@@ -75,4 +77,45 @@ export function treePeakRssMb(root: number): number {
     }
   }
   return kb / 1024;
+}
+
+export interface ProcessCpu {
+  pid: number;
+  ppid: number;
+  /** user + system seconds of the process's own threads so far. */
+  seconds: number;
+}
+
+/** Each live process of the tree under `root` with its own CPU seconds (its children's not included). */
+export function treeCpuByProcess(root: number): ProcessCpu[] {
+  const out: ProcessCpu[] = [];
+  for (const pid of processTree(root)) {
+    const st = readStat(pid);
+    if (st) out.push({ pid, ppid: st.ppid, seconds: st.ownTicks / ticksPerSecond() });
+  }
+  return out;
+}
+
+export interface RoleCpu {
+  /** The supervisor's own CPU seconds (null: one process, no supervisor). */
+  supervisorSeconds: number | null;
+  /** Each worker's CPU seconds, by pid (one entry, the proxy itself, without a supervisor). */
+  workerSeconds: number[];
+  /** Anything further down the tree (none expected). */
+  otherSeconds: number;
+}
+
+/**
+ * CPU seconds spent between two readings of the tree under `root`, split by role: the root is
+ * the supervisor when it has children (cluster workers), else it is the one proxy process. A
+ * process only in `after` (a worker replaced meanwhile) counts from zero.
+ */
+export function cpuByRole(root: number, before: ProcessCpu[], after: ProcessCpu[]): RoleCpu {
+  const was = new Map(before.map((p) => [p.pid, p.seconds]));
+  const spent = (p: ProcessCpu): number => Math.max(0, p.seconds - (was.get(p.pid) ?? 0));
+  const self = after.find((p) => p.pid === root);
+  const workers = after.filter((p) => p.ppid === root && p.pid !== root).sort((a, b) => a.pid - b.pid);
+  const other = after.filter((p) => p.pid !== root && p.ppid !== root).reduce((a, p) => a + spent(p), 0);
+  if (workers.length === 0) return { supervisorSeconds: null, workerSeconds: self ? [spent(self)] : [], otherSeconds: other };
+  return { supervisorSeconds: self ? spent(self) : null, workerSeconds: workers.map(spent), otherSeconds: other };
 }

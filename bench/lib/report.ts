@@ -1,3 +1,5 @@
+import type { RoleCpu } from './proc';
+
 // Result shapes, medians and the printed table.
 
 export interface RoundResult {
@@ -22,6 +24,8 @@ export interface RoundResult {
   socketErrors: number | null;
   /** The load tool's words about the errors, when there were any (h2load). */
   errorDetail?: string;
+  /** The round's CPU seconds by process role (supervisor, each worker), for peers that ask for it. */
+  processCpu?: RoleCpu;
   error?: string;
 }
 
@@ -38,6 +42,10 @@ export interface Row {
   /** h1 (wrk), h2c or grpc (h2load). */
   protocol: string;
   peer: string;
+  /** sidemirror's HTTP/1.1 codec (SIDEMIRROR_HTTP1_CODEC), for sidemirror rows. */
+  codec?: string;
+  /** sidemirror's --concurrency, when above 1 (the tree is a supervisor and its workers). */
+  workers?: number;
   conns: number;
   /** Requests in flight per connection: 1 for HTTP/1.1, h2load's -m for HTTP/2. */
   streams: number;
