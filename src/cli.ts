@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors';
-import { type ControlPlane, parseHostPort, startControlPlane } from './control-plane/main';
+import type { ControlPlane } from './control-plane/main';
+import { parseHostPort } from './util/host-port';
 import { type XdsTlsFiles, readXdsTls } from './control-plane/server/xds-tls';
 import { loadBootstrapFile } from './config/load';
 import * as os from 'node:os';
@@ -11,8 +12,7 @@ import { HookDirs } from './shadow/hook-dirs';
 import { MirrorResources } from './shadow/resources';
 import { BearerToken } from './util/bearer-token';
 import type { WorkerProxyOptions } from './workers/messages';
-import { Supervisor } from './workers/supervisor';
-import { runWorker } from './workers/worker';
+import type { Supervisor } from './workers/supervisor';
 import { Proxy } from './proxy';
 import { version } from './version';
 
@@ -217,6 +217,8 @@ async function runControlPlane(file: string, values: Record<string, string | boo
     return 2;
   }
   try {
+    // Loaded for this command only: the proxy never pays for the control plane's gRPC server.
+    const { startControlPlane } = require('./control-plane/main') as typeof import('./control-plane/main');
     cp = await startControlPlane({
       resourcesFile: file,
       listen: parseHostPort(String(values.listen), '127.0.0.1'),
@@ -253,9 +255,11 @@ function xdsTlsFlags(values: Record<string, unknown>): XdsTlsFiles | undefined {
 
 /** `--concurrency N`: this process supervises N workers that share the listeners. */
 async function runSupervisor(file: string, workers: number, proxy: WorkerProxyOptions, values: Record<string, unknown>, logger: Logger): Promise<number> {
+  // Loaded for --concurrency only (the supervisor speaks xDS to its workers, over gRPC).
+  const { Supervisor: SupervisorClass } = require('./workers/supervisor') as typeof import('./workers/supervisor');
   let supervisor: Supervisor;
   try {
-    supervisor = new Supervisor({ configFile: file, workers, logger, proxy, commandLine: { config_path: file, ...values } });
+    supervisor = new SupervisorClass({ configFile: file, workers, logger, proxy, commandLine: { config_path: file, ...values } });
     await supervisor.start();
   } catch (err) {
     return reportConfigError(file, err);
@@ -315,7 +319,7 @@ function keepServingOnUnhandledRejection(logger: Logger): void {
 if (process.env.SIDEMIRROR_ROLE === 'worker') {
   const logger = createLogger(process.env.SIDEMIRROR_LOG_LEVEL);
   keepServingOnUnhandledRejection(logger);
-  runWorker(logger);
+  (require('./workers/worker') as typeof import('./workers/worker')).runWorker(logger);
 } else {
   keepServingOnUnhandledRejection(createLogger(process.env.SIDEMIRROR_LOG_LEVEL ?? 'warn'));
   start();

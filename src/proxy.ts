@@ -27,8 +27,7 @@ import { ClusterManager, type PoolFactory } from './upstream/cluster-manager';
 import type { Resolver } from './upstream/resolve';
 import { version } from './version';
 import type { DynamicConfigSink } from './xds/dynamic-config';
-import { adsConnection } from './xds/ads-target';
-import { type DynamicSource, XdsClient } from './xds/xds-client';
+import type { DynamicSource, XdsClient } from './xds/xds-client';
 import { processCodec } from './util/native-http';
 
 export interface ProxyOptions {
@@ -55,6 +54,9 @@ export interface ProxyOptions {
 /** The ADS client for a bootstrap's `dynamic_resources`, reaching the management server through its static cluster. */
 function adsClient(b: Bootstrap, sink: DynamicConfigSink, logger: Logger, stats: StatsRegistry, resources: MirrorResources, listeners: ListenerManager,
   secrets: SecretStore): XdsClient {
+  // Loaded only for a bootstrap with dynamic_resources: a static proxy never pays for gRPC.
+  const { XdsClient } = require('./xds/xds-client') as typeof import('./xds/xds-client');
+  const { adsConnection } = require('./xds/ads-target') as typeof import('./xds/ads-target');
   return new XdsClient({
     ...adsConnection(b, secrets), node: b.node, logger, stats, sink, check: (t, v) => resources.checkHooks(resourceHooks(t, v)),
     bindListeners: (ls) => listeners.reserve(ls),

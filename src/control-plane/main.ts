@@ -1,4 +1,3 @@
-import { ConfigError } from '../config/errors';
 import { type Logger, createLogger } from '../log/logger';
 import type { BearerToken } from '../util/bearer-token';
 import { isLoopbackHost } from '../util/request-origin';
@@ -15,10 +14,9 @@ import { FileSource } from './sources/file-source';
 // The control plane's composition root: cache, sources, gRPC server and admin API, wired here and
 // nowhere else. Everything is started and stopped through the returned handle.
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+import type { HostPort } from '../util/host-port';
+
+export { type HostPort, parseHostPort } from '../util/host-port';
 
 export interface ControlPlaneOptions {
   /** A watched resources file (YAML/JSON); an invalid edit keeps the previous snapshot. */
@@ -133,14 +131,4 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       return closed;
     },
   };
-}
-
-/** `127.0.0.1:18000`, `[::1]:18000`, `:18000` or `18000` (host defaults to `defaultHost`) → {host, port}. */
-export function parseHostPort(text: string, defaultHost = '0.0.0.0'): HostPort {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim()) ?? /^()()(\d+)$/.exec(text.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError([{ path: '', message: `expected HOST:PORT (e.g. 127.0.0.1:18000), got "${text}"` }]);
-  }
-  return { host: m[1] || m[2] || defaultHost, port };
 }

@@ -11,7 +11,12 @@
 // with a capped backoff so the budget comes back when Redis does.
 
 import type { ConnectionOptions } from 'node:tls';
-import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, default as Redis, RedisOptions } from 'ioredis';
+
+/** ioredis, loaded when the first client is made: a proxy without Redis never pays for it (about 10 MB). */
+function ioredis(): typeof import('ioredis') {
+  return require('ioredis') as typeof import('ioredis');
+}
 import type { Logger } from '../../log/logger';
 import type { LimitConfig, LimitDecision, MirrorLimiter, RedisTarget } from './limiter';
 
@@ -98,7 +103,7 @@ function createClient(target: RedisTarget): ScriptClient {
   };
   let client: Client;
   if (target.kind === 'single') {
-    client = new Redis({
+    client = new (ioredis().default)({
       ...common,
       host: target.server.host,
       port: target.server.port,
@@ -119,7 +124,7 @@ function createClient(target: RedisTarget): ScriptClient {
       maxRedirections: 4,
       redisOptions: common,
     };
-    client = new Cluster(
+    client = new (ioredis().Cluster)(
       target.nodes.map((n) => ({ host: n.host, port: n.port })),
       options,
     );
@@ -156,7 +161,7 @@ class PooledConnection {
       this.down = true;
       this.logError(err);
     });
-    if (client instanceof Cluster) client.on('node error', (err: Error, node: string) => this.logError(err, node));
+    if (client instanceof ioredis().Cluster) client.on('node error', (err: Error, node: string) => this.logError(err, node));
   }
 
   /**
