@@ -1,0 +1,386 @@
+import type { Socket } from 'node:net';
+import type { NativeHttp } from '../../util/native-http';
+import { InformationalError, RequestContentLengthMismatchError, SocketError, parseFailure } from './errors';
+import type { ExchangeCarrier, H1Exchange } from './exchange';
+import { type BodySink, BodyWriter, destroyBody } from './request-body';
+import { expectsPayload, knownStreamLength } from './request-head';
+import { type ParserSink, ResponseParser } from './response-parser';
+import { rawHeaders } from './raw-headers';
+
+/** What a connection needs from its pool. */
+export interface ConnectionOwner {
+  /** `host: …\r\n` for requests without a host header. */
+  readonly hostLine: string;
+  /** Idle connections close after this long (0: never), or sooner when the upstream's keep-alive header says so. */
+  readonly keepAliveTimeoutMs: number;
+  /** Requests per connection (0: no limit); the last one says `connection: close`. */
+  readonly maxRequestsPerConnection: number;
+  /** The connection can take another request. */
+  released(conn: H1Connection): void;
+  /** The connection is gone (closed, or handed to an upgrade), and why. */
+  gone(conn: H1Connection, reason: Error): void;
+}
+
+/** undici's margin below the upstream's `keep-alive: timeout=N`: a request sent just as the upstream closes would be lost. */
+const KEEP_ALIVE_MARGIN_MS = 2000;
+const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/;
+
+/**
+ * One keep-alive HTTP/1.1 connection: one request at a time (no pipelining), the head written as
+ * one latin1 string (with a small body, in one write), the response read by Node's llhttp. It is
+ * reused while both sides say keep-alive; an early response (before the request body was all
+ * sent), a malformed response, or bytes that arrive while it is idle end it.
+ */
+export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
+  readonly #socket: Socket;
+  readonly #owner: ConnectionOwner;
+  readonly #parser: ResponseParser;
+  readonly #writer: BodyWriter;
+  #exchange: H1Exchange | null = null;
+  #starting = false;
+  #served = 0;
+  #closed = false;
+  #error: Error | null = null;
+  /** May take another request once this one is done (request side). */
+  #reuse = true;
+  // Per request:
+  #written = false;
+  #writing = false;
+  #status = 0;
+  #informational = false;
+  /** Both sides keep the connection after this response. */
+  #keepAlive = false;
+  /** The response ends when the upstream closes (llhttp's should_keep_alive was false). */
+  #closeDelimited = false;
+  #contentLength = -1;
+  #bodyBytes = 0;
+  #trailers: string[] | null = null;
+  #upgradeHead: { status: number; raw: string[] } | null = null;
+  #paused = false;
+  /** Body pieces parsed while paused (the rest of the read that paused), and whether the end came too. */
+  #held: Buffer[] | null = null;
+  #heldEnd = false;
+  #draining = false;
+  /** The idle timeout after the latest response (the upstream's hint applied). */
+  idleTimeoutMs: number;
+  /** performance.now() when it last became idle. */
+  idleSince = 0;
+
+  constructor(socket: Socket, owner: ConnectionOwner, native: NativeHttp, consume: boolean) {
+    this.#socket = socket;
+    this.#owner = owner;
+    this.idleTimeoutMs = owner.keepAliveTimeoutMs;
+    this.#writer = new BodyWriter(socket, this);
+    this.#parser = new ResponseParser(native, socket, this, consume);
+    socket.on('error', this.#onError).on('end', this.#onEnd).on('close', this.#onClose);
+  }
+
+  /** Idle and alive. */
+  get usable(): boolean {
+    return this.#exchange === null && !this.#closed && !this.#socket.destroyed;
+  }
+
+  /** Takes a request; false when it ended (aborted in onConnect, refused) before anything was written. */
+  start(ex: H1Exchange): boolean {
+    const payload = expectsPayload(ex.method);
+    const body = ex.body;
+    let length: number | null = body === null ? 0 : Buffer.isBuffer(body) ? body.length : knownStreamLength(body);
+    if (length === null && ex.declaredLength !== -1) length = ex.declaredLength;
+    if (length === 0 && !payload) length = null;
+    if (length !== null && length > 0 && ex.declaredLength !== -1 && ex.declaredLength !== length && sendsContentLength(ex.method)) {
+      ex.fail(new RequestContentLengthMismatchError());
+      return false;
+    }
+    this.#resetRequestState();
+    this.#exchange = ex;
+    this.#socket.ref();
+    this.#starting = true;
+    const connected = ex.connect(this);
+    this.#starting = false;
+    if (!connected) {
+      this.#exchange = null;
+      return false;
+    }
+    this.#served++;
+    const max = this.#owner.maxRequestsPerConnection;
+    const last = ex.reset || ex.method === 'HEAD' || ex.upgrade !== null || ex.method === 'CONNECT' || (max > 0 && this.#served >= max);
+    if (last) this.#reuse = false;
+    const connection = ex.upgrade !== null ? `connection: upgrade\r\nupgrade: ${ex.upgrade}\r\n` : last ? 'connection: close\r\n' : 'connection: keep-alive\r\n';
+    const head = `${ex.method} ${ex.path} HTTP/1.1\r\n${ex.hostLine ?? this.#owner.hostLine}${connection}${ex.lines}`;
+    if (body === null || length === 0) {
+      this.#written = true;
+      this.#socket.write(length === 0 ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
+      ex.requestSent();
+    } else if (Buffer.isBuffer(body)) {
+      this.#written = true;
+      // A body sent with a method that means none: the upstream may not expect it, so no reuse.
+      if (!payload) this.#reuse = false;
+      writeWithBody(this.#socket, `${head}content-length: ${body.length}\r\n\r\n`, body);
+      ex.requestSent();
+    } else {
+      this.#writing = true;
+      this.#writer.start(body, head, length ?? -1, payload);
+    }
+    return true;
+  }
+
+  // implements BodySink
+  headWritten(withBody: boolean): void {
+    this.#written = true;
+    if (withBody && !expectsPayload(this.#exchange?.method ?? '')) this.#reuse = false;
+  }
+
+  bodyEnded(): void {
+    this.#writing = false;
+    this.#exchange?.requestSent();
+  }
+
+  bodyFailed(err: Error): void {
+    this.#writing = false;
+    const ex = this.#exchange;
+    if (ex !== null) this.abortExchange(ex, err);
+  }
+
+  // implements ExchangeCarrier
+  abortExchange(ex: H1Exchange, err: Error): void {
+    if (ex !== this.#exchange) return ex.fail(err);
+    this.#exchange = null;
+    this.#writer.detach();
+    this.#writing = false;
+    ex.fail(err);
+    destroyBody(ex.body);
+    if (this.#starting) return;
+    // Nothing was sent: the connection is as clean as before the request.
+    if (!this.#written && !this.#closed) this.#owner.released(this);
+    else this.#destroy(new InformationalError('aborted'));
+  }
+
+  // implements ParserSink
+  messageBegin(): void {
+    // A response nobody asked for: what it answers is unknown, so nothing on this connection can be trusted.
+    if (this.#exchange === null && !this.#closed) this.#destroy(new SocketError('bad response'));
+  }
+
+  headersComplete(status: number, statusText: string, raw: string[], keepAlive: boolean): number {
+    const ex = this.#exchange;
+    if (this.#closed || ex === null || ex.done) return -1;
+    if (status < 200 && status !== 101) {
+      // 100 Continue, 103 Early Hints: skipped; the final response follows.
+      this.#informational = true;
+      return 0;
+    }
+    if (status === 101 || (ex.method === 'CONNECT' && status < 300)) {
+      if (ex.upgrade === null && ex.method !== 'CONNECT') {
+        this.#failAndDestroy(new SocketError('bad upgrade'));
+        return -1;
+      }
+      this.#upgradeHead = { status, raw };
+      return 2;
+    }
+    this.#status = status;
+    this.#closeDelimited = !keepAlive;
+    this.#keepAlive = keepAlive && this.#reuse;
+    this.#readHead(raw);
+    const go = ex.headers(status, rawHeaders(raw), this.#resume, statusText);
+    if (this.#closed || ex.done) return -1;
+    if (!go) this.#pause();
+    return ex.method === 'HEAD' ? 1 : 0;
+  }
+
+  body(chunk: Buffer): void {
+    const ex = this.#exchange;
+    if (this.#closed || ex === null || ex.done) return;
+    this.#bodyBytes += chunk.length;
+    if (this.#paused) (this.#held ??= []).push(chunk);
+    else if (!ex.data(chunk) && !ex.done) this.#pause();
+  }
+
+  trailers(raw: string[]): void {
+    this.#trailers = this.#trailers === null ? raw : this.#trailers.concat(raw);
+  }
+
+  messageComplete(): void {
+    if (this.#informational) {
+      this.#informational = false;
+      return;
+    }
+    const ex = this.#exchange;
+    if (this.#closed || ex === null || ex.done) return;
+    if (this.#paused) this.#heldEnd = true;
+    else this.#complete(ex);
+  }
+
+  parseError(err: Error): void {
+    if (this.#closed) return;
+    this.#failAndDestroy(parseFailure(err, this.#status >= 200 ? this.#contentLength : -1, this.#bodyBytes));
+  }
+
+  upgraded(rest: Buffer): void {
+    const ex = this.#exchange;
+    const head = this.#upgradeHead;
+    if (this.#closed || ex === null || head === null) return;
+    this.#closed = true;
+    this.#exchange = null;
+    this.#parser.release();
+    const socket = this.#socket;
+    socket.off('error', this.#onError).off('end', this.#onEnd).off('close', this.#onClose);
+    if (rest.length > 0) socket.unshift(rest);
+    this.#owner.gone(this, new InformationalError('upgrade'));
+    ex.upgraded(head.status, rawHeaders(head.raw), socket);
+  }
+
+  /** Fails the request in flight (if any) and closes the connection. */
+  destroy(err: Error): void {
+    this.#failAndDestroy(err);
+  }
+
+  /** The content-length (for length-mismatch reports) and the keep-alive hint, from the response head. */
+  #readHead(raw: string[]): void {
+    this.#contentLength = -1;
+    this.#bodyBytes = 0;
+    let hint: string | null = null;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (name.length === 14 && name.toLowerCase() === 'content-length') this.#contentLength = Number(raw[i + 1]);
+      else if (name.length === 10 && this.#keepAlive && name.toLowerCase() === 'keep-alive') hint = raw[i + 1]!;
+    }
+    this.idleTimeoutMs = this.#owner.keepAliveTimeoutMs;
+    const m = hint === null ? null : KEEP_ALIVE_TIMEOUT.exec(hint);
+    if (m !== null) {
+      const ms = Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
+      if (ms <= 0) this.#keepAlive = false;
+      else if (this.idleTimeoutMs === 0 || ms < this.idleTimeoutMs) this.idleTimeoutMs = ms;
+    }
+  }
+
+  #complete(ex: H1Exchange): void {
+    const trailers = this.#trailers;
+    this.#trailers = null;
+    this.#exchange = null;
+    ex.complete(trailers === null ? null : rawHeaders(trailers));
+    if (this.#writing) {
+      // Answered before the request was all sent: the rest of the body is not wanted, and what
+      // the connection carries next is unknown.
+      this.#writing = false;
+      this.#writer.detach();
+      destroyBody(ex.body);
+      this.#destroy(new InformationalError('reset'));
+    } else if (!this.#keepAlive || this.#closed) {
+      this.#destroy(new InformationalError('reset'));
+    } else {
+      this.#socket.unref();
+      this.#owner.released(this);
+    }
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#parser.pause();
+  }
+
+  /** The resume handed to onHeaders: delivers what was held back, then reads again. */
+  readonly #resume = (): void => {
+    const ex = this.#exchange;
+    if (!this.#paused || this.#draining || ex === null || ex.done) return;
+    this.#draining = true;
+    try {
+      const held = this.#held;
+      while (held !== null && held.length > 0) {
+        const go = ex.data(held.shift()!);
+        if (ex.done || this.#exchange !== ex || !go) return;
+      }
+      this.#held = null;
+      this.#paused = false;
+      if (this.#heldEnd) {
+        this.#heldEnd = false;
+        this.#complete(ex);
+      } else if (!this.#closed) {
+        this.#parser.resume();
+      }
+    } finally {
+      this.#draining = false;
+    }
+  };
+
+  readonly #onError = (err: NodeJS.ErrnoException): void => {
+    // A peer that resets instead of closing after a response delimited by the close: as an end.
+    if (err.code === 'ECONNRESET' && this.#status >= 200 && this.#closeDelimited) this.#onEnd();
+    this.#error ??= err;
+  };
+
+  readonly #onEnd = (): void => {
+    const ex = this.#exchange;
+    if (this.#closed || ex === null || ex.done) return this.#destroy(new SocketError('other side closed'));
+    if (this.#status >= 200 && this.#closeDelimited) {
+      const err = this.#parser.finish();
+      if (err !== null) this.#failAndDestroy(parseFailure(err, this.#contentLength, this.#bodyBytes));
+      return;
+    }
+    this.#failAndDestroy(new SocketError('other side closed'));
+  };
+
+  readonly #onClose = (): void => {
+    this.#closed = true;
+    this.#writer.detach();
+    this.#parser.close();
+    const reason = this.#error ?? new SocketError('closed');
+    const ex = this.#exchange;
+    // A response whose end was read while the handler had paused it still completes on resume.
+    if (ex !== null && !ex.done && !this.#heldEnd) {
+      this.#exchange = null;
+      ex.fail(reason);
+      destroyBody(ex.body);
+    }
+    this.#owner.gone(this, reason);
+  };
+
+  #failAndDestroy(err: Error): void {
+    const ex = this.#exchange;
+    this.#exchange = null;
+    if (ex !== null && !ex.done) {
+      this.#writer.detach();
+      this.#writing = false;
+      ex.fail(err);
+      destroyBody(ex.body);
+    }
+    this.#destroy(err);
+  }
+
+  #destroy(reason: Error): void {
+    this.#error ??= reason;
+    this.#socket.destroy();
+  }
+
+  #resetRequestState(): void {
+    this.#written = false;
+    this.#writing = false;
+    this.#status = 0;
+    this.#informational = false;
+    this.#keepAlive = false;
+    this.#closeDelimited = false;
+    this.#trailers = null;
+    this.#paused = false;
+    this.#held = null;
+    this.#heldEnd = false;
+  }
+}
+
+/** Methods whose declared length must match the body's (RFC 9110 §8.6: the others need not send one). */
+function sendsContentLength(method: string): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && method !== 'TRACE' && method !== 'CONNECT';
+}
+
+/** Below this a body rides in the head's string (latin1 maps bytes to chars one to one); above, head and body are corked into one writev. */
+const INLINE_BODY_BYTES = 2048;
+
+function writeWithBody(socket: Socket, head: string, body: Buffer): void {
+  if (body.length <= INLINE_BODY_BYTES) {
+    socket.write(head + body.toString('latin1'), 'latin1');
+    return;
+  }
+  socket.cork();
+  socket.write(head, 'latin1');
+  socket.write(body);
+  socket.uncork();
+}
