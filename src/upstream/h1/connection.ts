@@ -292,11 +292,11 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
       }
       this.#held = null;
       this.#paused = false;
+      // Reading again even when the end was held: the connection reads its next response (or its close) the same way.
+      if (!this.#closed) this.#parser.resume();
       if (this.#heldEnd) {
         this.#heldEnd = false;
         this.#complete(ex);
-      } else if (!this.#closed) {
-        this.#parser.resume();
       }
     } finally {
       this.#draining = false;
