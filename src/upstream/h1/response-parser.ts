@@ -98,7 +98,8 @@ export class ResponseParser {
   /** The socket ended: a response delimited by the close completes here, or fails. */
   finish(): Error | null {
     const ret = this.#parser.finish();
-    return ret instanceof Error ? ret : null;
+    // Not `instanceof Error`: the parser's errors come from Node's own realm (under jest's vm, not this one's Error).
+    return typeof ret === 'object' && ret !== null ? ret : null;
   }
 
   /** Gives the socket back (before an upgrade hands it on); the parser is done. */
