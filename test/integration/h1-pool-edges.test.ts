@@ -105,15 +105,15 @@ test('a body shorter than its content-length: a reset, worded as undici words it
 });
 
 test('bytes past the content-length, or a response nobody asked for, end the connection (never the next request\'s answer)', async () => {
-  const s = keep(await scriptedServer((n) => (n === 1 ? `${OK}EXTRA` : n === 2 ? `${OK}HTTP/1.1 500 Smuggled\r\ncontent-length: 0\r\n\r\n` : OK)));
+  const extra = [`${OK}EXTRA`, `${OK}HTTP/1.1 500 Smuggled\r\ncontent-length: 0\r\n\r\n`, `${OK}HTTP/1.1 50`];
+  const s = keep(await scriptedServer((n) => extra[n - 1] ?? OK));
   const p = open(s);
-  expect((await send(p)).body.toString()).toBe('ok');
-  await until('the connection to go', () => p.stats().connections === 0);
-  expect((await send(p)).body.toString()).toBe('ok');
-  await until('the connection to go', () => p.stats().connections === 0);
-  const third = await send(p);
-  expect(third.status).toBe(200);
-  expect(s.sockets.length).toBe(3);
+  for (let i = 0; i < extra.length; i++) {
+    expect((await send(p)).body.toString()).toBe('ok');
+    await until('the connection to go', () => p.stats().connections === 0);
+  }
+  expect((await send(p)).status).toBe(200);
+  expect(s.sockets.length).toBe(4);
 });
 
 test('HEAD: headers with a length but no body; the connection is closed after, as undici does', async () => {

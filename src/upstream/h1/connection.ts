@@ -15,6 +15,8 @@ export interface ConnectionOwner {
   readonly keepAliveTimeoutMs: number;
   /** Requests per connection (0: no limit); the last one says `connection: close`. */
   readonly maxRequestsPerConnection: number;
+  /** Handlers get header lines as the parser's latin1 strings rather than Buffers. */
+  readonly stringHeaders: boolean;
   /** The connection can take another request. */
   released(conn: H1Connection): void;
   /** The connection is gone (closed, or handed to an upgrade), and why. */
@@ -156,14 +158,19 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
   }
 
   // implements ParserSink
-  messageBegin(): void {
-    // A response nobody asked for: what it answers is unknown, so nothing on this connection can be trusted.
-    if (this.#exchange === null && !this.#closed) this.#destroy(new SocketError('bad response'));
+  readDone(): void {
+    // A response (or part of one) nobody asked for: what it answers is unknown, so nothing on this
+    // connection can be trusted. A whole one was already refused at its head (below).
+    if (this.#exchange === null && !this.#closed && this.#parser.midMessage()) this.#destroy(new SocketError('bad response'));
   }
 
   headersComplete(status: number, statusText: string, raw: string[], keepAlive: boolean): number {
     const ex = this.#exchange;
-    if (this.#closed || ex === null || ex.done) return -1;
+    if (this.#closed) return -1;
+    if (ex === null || ex.done) {
+      this.#destroy(new SocketError('bad response'));
+      return -1;
+    }
     if (status < 200 && status !== 101) {
       // 100 Continue, 103 Early Hints: skipped; the final response follows.
       this.#informational = true;
@@ -181,7 +188,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     this.#closeDelimited = !keepAlive;
     this.#keepAlive = keepAlive && this.#reuse;
     this.#readHead(raw);
-    const go = ex.headers(status, rawHeaders(raw), this.#resume, statusText);
+    const go = ex.headers(status, this.#raw(raw), this.#resume, statusText);
     if (this.#closed || ex.done) return -1;
     if (!go) this.#pause();
     return ex.method === 'HEAD' ? 1 : 0;
@@ -226,7 +233,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     socket.off('error', this.#onError).off('end', this.#onEnd).off('close', this.#onClose);
     if (rest.length > 0) socket.unshift(rest);
     this.#owner.gone(this, new InformationalError('upgrade'));
-    ex.upgraded(head.status, rawHeaders(head.raw), socket);
+    ex.upgraded(head.status, this.#raw(head.raw), socket);
   }
 
   /** Fails the request in flight (if any) and closes the connection. */
@@ -253,11 +260,16 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     }
   }
 
+  /** Header lines for the handler: as Buffers (undici's form), or the parser's strings when the owner says its handlers take them. */
+  #raw(raw: string[]): Buffer[] {
+    return this.#owner.stringHeaders ? (raw as unknown as Buffer[]) : rawHeaders(raw);
+  }
+
   #complete(ex: H1Exchange): void {
     const trailers = this.#trailers;
     this.#trailers = null;
     this.#exchange = null;
-    ex.complete(trailers === null ? null : rawHeaders(trailers));
+    ex.complete(trailers === null ? null : this.#raw(trailers));
     if (this.#writing) {
       // Answered before the request was all sent: the rest of the body is not wanted, and what
       // the connection carries next is unknown.

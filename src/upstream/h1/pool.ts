@@ -26,6 +26,12 @@ export interface Http1PoolOptions {
   readonly tls?: TlsProvider | null;
   /** How responses are read: `consume` hands the socket's reads to the parser in C++; `data` feeds it each 'data' chunk. Default consume. */
   readonly read?: 'consume' | 'data';
+  /**
+   * Header and trailer lines go to handlers as the parser's latin1 strings, not Buffers (undici's
+   * form). Saves a Buffer per line and the handler's decoding of it; only for handlers that take
+   * both forms. Default false.
+   */
+  readonly stringHeaders?: boolean;
 }
 
 /** Set on request bodies while queued: a body that fails before its turn must not become an uncaught 'error'. */
@@ -45,6 +51,7 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
   readonly hostLine: string;
   readonly keepAliveTimeoutMs: number;
   readonly maxRequestsPerConnection: number;
+  readonly stringHeaders: boolean;
 
   readonly #origin: URL;
   readonly #target: ConnectTarget;
@@ -82,6 +89,7 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
     this.#maxConnections = options.maxConnections ?? 1024;
     this.#maxPending = options.maxPendingRequests ?? 1024;
     this.#consume = (options.read ?? 'consume') === 'consume';
+    this.stringHeaders = options.stringHeaders ?? false;
     for (const [name, v] of [['connectTimeoutMs', this.#target.connectTimeoutMs], ['keepAliveTimeoutMs', this.keepAliveTimeoutMs], ['maxRequestsPerConnection', this.maxRequestsPerConnection]] as const) {
       if (!Number.isFinite(v) || v < 0) throw new TypeError(`Http1Pool: ${name} must be a number >= 0`);
     }

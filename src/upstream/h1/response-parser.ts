@@ -5,14 +5,12 @@ import type { NativeHttp, NativeParser } from '../../util/native-http';
 // and strict (no lenient flags). Two ways to feed it:
 //   - consume: the parser becomes the socket handle's reader, as node:http's server does it; reads
 //     go from libuv to llhttp in C++ and JS is entered only for the head, each body piece, the end
-//     and once after each read (kOnExecute, which carries parse errors);
+//     and once after each read (kOnExecute, which carries parse errors); measured cheaper than 'data' (pool.ts);
 //   - data: the socket's 'data' events, each chunk passed to execute(), as node:http's client does.
 // Consume is used where the handle is a StreamBase (TCP and TLS sockets both are).
 
 /** What the parser tells its connection, message by message. */
 export interface ParserSink {
-  /** A message starts: bytes arrived that begin a response. */
-  messageBegin(): void;
   /** The head is parsed; the return value steers llhttp: 0 read the body, 1 no body (HEAD), 2 the rest is another protocol. */
   headersComplete(status: number, statusText: string, raw: string[], keepAlive: boolean): number;
   body(chunk: Buffer): void;
@@ -23,7 +21,12 @@ export interface ParserSink {
   parseError(err: Error): void;
   /** After headersComplete returned 2: the bytes of the read past the head (empty when none). */
   upgraded(rest: Buffer): void;
+  /** A read was parsed without error (see midMessage). */
+  readDone(): void;
 }
+
+/** The native parser's flag, set at each head's end and cleared when the next message begins. */
+type WithHeadState = NativeParser & { headersCompleted(): boolean };
 
 export class ResponseParser {
   readonly #parser: NativeParser;
@@ -42,10 +45,6 @@ export class ResponseParser {
     this.#parser = p;
     this.#socket = socket;
     p.initialize(P.RESPONSE, this, 0, P.kLenientNone);
-    p[P.kOnMessageBegin] = () => {
-      this.#inBody = false;
-      sink.messageBegin();
-    };
     p[P.kOnHeaders] = (raw: string[]) => {
       if (this.#inBody) sink.trailers(raw);
       else if (this.#pending === null) this.#pending = raw;
@@ -64,6 +63,7 @@ export class ResponseParser {
     };
     p[P.kOnBody] = (chunk: Buffer) => sink.body(chunk);
     p[P.kOnMessageComplete] = () => {
+      this.#inBody = false;
       if (!this.#upgrading) sink.messageComplete();
     };
     const handle = (socket as Socket & { _handle?: { isStreamBase?: boolean } })._handle;
@@ -72,6 +72,7 @@ export class ResponseParser {
       p[P.kOnExecute] = (ret: number | Error) => {
         if (typeof ret !== 'number') sink.parseError(ret);
         else if (this.#upgrading) sink.upgraded(p.getCurrentBuffer().subarray(ret));
+        else sink.readDone();
       };
       p.consume(handle);
     } else {
@@ -79,9 +80,18 @@ export class ResponseParser {
         const ret = p.execute(chunk);
         if (typeof ret !== 'number') sink.parseError(ret);
         else if (this.#upgrading) sink.upgraded(chunk.subarray(ret));
+        else sink.readDone();
       };
       socket.on('data', this.#onData);
     }
+  }
+
+  /**
+   * Bytes of a message whose head is not complete were parsed: a response began. Asked once a read
+   * is parsed (one native call), instead of a JS callback at every message's start.
+   */
+  midMessage(): boolean {
+    return !(this.#parser as WithHeadState).headersCompleted();
   }
 
   /** Stops reading the socket (what was read already is still parsed and told). */
