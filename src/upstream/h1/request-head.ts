@@ -61,6 +61,7 @@ export function prepareRequest(into: RequestHead, opts: UpstreamDispatchOptions)
   into.method = method;
   into.path = path;
   into.upgrade = upgrade || null;
+  if (opts.reset === true) into.reset = true;
   into.body = normalizeBody(opts.body);
   const headers = opts.headers as unknown;
   if (Array.isArray(headers)) {
