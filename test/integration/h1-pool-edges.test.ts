@@ -254,13 +254,13 @@ describe('TLS', () => {
   });
 });
 
-describe('upgrade', () => {
+describe.each(['consume', 'data'] as const)('upgrade, reading with %s', (read) => {
   test('a 101 hands the socket over, with what followed the head, and the connection leaves the pool', async () => {
     const s = keep(await rawServer((sock) => sock.once('data', () => {
       sock.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nhello ');
       sock.on('data', (d) => sock.write(d));
     })));
-    const p = open(s);
+    const p = open(s, { read });
     const disconnects: Error[] = [];
     p.on('disconnect', (_o: unknown, _t: unknown, err: Error) => disconnects.push(err));
     const got = await send(p, { upgrade: 'echo' });
@@ -279,7 +279,7 @@ describe('upgrade', () => {
 
   test('a refused upgrade is a plain response and its connection is not reused; a 101 nobody asked for is a bad upgrade', async () => {
     const s = keep(await scriptedServer((n) => (n === 1 ? 'HTTP/1.1 426 Upgrade Required\r\ncontent-length: 2\r\n\r\nno' : 'HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\nconnection: upgrade\r\n\r\n')));
-    const p = open(s);
+    const p = open(s, { read });
     const refused = await send(p, { upgrade: 'websocket' });
     expect([refused.status, refused.body.toString(), refused.calls]).toEqual([426, 'no', ['connect', 'headers', 'data', 'complete']]);
     expect(s.heads[0]).toMatch(/\r\nconnection: upgrade\r\nupgrade: websocket\r\n/);
@@ -287,4 +287,12 @@ describe('upgrade', () => {
     expect(unasked.error?.code).toBe('UND_ERR_SOCKET');
     expect(s.sockets.length).toBe(2);
   });
+});
+
+test('stringHeaders: handlers get the parser\'s strings for header and trailer lines', async () => {
+  const s = keep(await scriptedServer(() => 'HTTP/1.1 200 OK\r\nX-One: 1\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nx-t: v\r\n\r\n'));
+  const got = await send(open(s, { stringHeaders: true }));
+  expect(got.headers).toEqual(['X-One', '1', 'transfer-encoding', 'chunked']);
+  expect(got.trailers).toEqual(['x-t', 'v']);
+  expect(got.body.toString()).toBe('ok');
 });

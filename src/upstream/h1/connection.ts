@@ -228,10 +228,9 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     if (this.#closed || ex === null || head === null) return;
     this.#closed = true;
     this.#exchange = null;
-    this.#parser.release();
     const socket = this.#socket;
     socket.off('error', this.#onError).off('end', this.#onEnd).off('close', this.#onClose);
-    if (rest.length > 0) socket.unshift(rest);
+    this.#parser.handOver(rest);
     this.#owner.gone(this, new InformationalError('upgrade'));
     ex.upgraded(head.status, this.#raw(head.raw), socket);
   }

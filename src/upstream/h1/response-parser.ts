@@ -112,10 +112,21 @@ export class ResponseParser {
     return typeof ret === 'object' && ret !== null ? ret : null;
   }
 
-  /** Gives the socket back (before an upgrade hands it on); the parser is done. */
-  release(): void {
-    if (this.#consumed) this.#parser.unconsume();
-    else if (this.#onData !== null) this.#socket.off('data', this.#onData);
+  /**
+   * Gives the socket back for an upgrade, with `rest` (what came after the head) to be read first,
+   * in the state a fresh socket is in: nothing flowing until its new owner reads or listens.
+   */
+  handOver(rest: Buffer): void {
+    const socket = this.#socket;
+    if (this.#consumed) {
+      this.#parser.unconsume();
+    } else if (this.#onData !== null) {
+      socket.off('data', this.#onData);
+      socket.pause();
+    }
+    if (rest.length > 0) socket.unshift(rest);
+    // Paused only to stop our own reading: the next 'data' listener (or pipe) starts the flow again.
+    if (!this.#consumed) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
     this.close();
   }
 
