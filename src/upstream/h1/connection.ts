@@ -2,10 +2,12 @@ import type { Socket } from 'node:net';
 import type { NativeHttp } from '../../util/native-http';
 import { InformationalError, RequestContentLengthMismatchError, SocketError, parseFailure } from './errors';
 import type { ExchangeCarrier, H1Exchange } from './exchange';
+import { HeldBody } from './held-body';
+import { findHeader, idleTimeoutFor, rawHeaders } from './raw-headers';
 import { type BodySink, BodyWriter, destroyBody } from './request-body';
-import { expectsPayload, knownStreamLength } from './request-head';
+import { expectsPayload } from './request-head';
+import { bodyLength, requestHead, writeWithBody } from './request-writer';
 import { type ParserSink, ResponseParser } from './response-parser';
-import { rawHeaders } from './raw-headers';
 
 /** What a connection needs from its pool. */
 export interface ConnectionOwner {
@@ -22,10 +24,6 @@ export interface ConnectionOwner {
   /** The connection is gone (closed, or handed to an upgrade), and why. */
   gone(conn: H1Connection, reason: Error): void;
 }
-
-/** undici's margin below the upstream's `keep-alive: timeout=N`: a request sent just as the upstream closes would be lost. */
-const KEEP_ALIVE_MARGIN_MS = 2000;
-const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/;
 
 /**
  * One keep-alive HTTP/1.1 connection: one request at a time (no pipelining), the head written as
@@ -58,11 +56,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
   #bodyBytes = 0;
   #trailers: string[] | null = null;
   #upgradeHead: { status: number; raw: string[] } | null = null;
-  #paused = false;
-  /** Body pieces parsed while paused (the rest of the read that paused), and whether the end came too. */
-  #held: Buffer[] | null = null;
-  #heldEnd = false;
-  #draining = false;
+  readonly #held = new HeldBody();
   /** The idle timeout after the latest response (the upstream's hint applied). */
   idleTimeoutMs: number;
   /** performance.now() when it last became idle. */
@@ -84,13 +78,9 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
 
   /** Takes a request; false when it ended (aborted in onConnect, refused) before anything was written. */
   start(ex: H1Exchange): boolean {
-    const payload = expectsPayload(ex.method);
-    const body = ex.body;
-    let length: number | null = body === null ? 0 : Buffer.isBuffer(body) ? body.length : knownStreamLength(body);
-    if (length === null && ex.declaredLength !== -1) length = ex.declaredLength;
-    if (length === 0 && !payload) length = null;
-    if (length !== null && length > 0 && ex.declaredLength !== -1 && ex.declaredLength !== length && sendsContentLength(ex.method)) {
-      ex.fail(new RequestContentLengthMismatchError());
+    const length = bodyLength(ex);
+    if (length instanceof RequestContentLengthMismatchError) {
+      ex.fail(length);
       return false;
     }
     this.#resetRequestState();
@@ -107,8 +97,8 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     const max = this.#owner.maxRequestsPerConnection;
     const last = ex.reset || ex.method === 'HEAD' || ex.upgrade !== null || ex.method === 'CONNECT' || (max > 0 && this.#served >= max);
     if (last) this.#reuse = false;
-    const connection = ex.upgrade !== null ? `connection: upgrade\r\nupgrade: ${ex.upgrade}\r\n` : last ? 'connection: close\r\n' : 'connection: keep-alive\r\n';
-    const head = `${ex.method} ${ex.path} HTTP/1.1\r\n${ex.hostLine ?? this.#owner.hostLine}${connection}${ex.lines}`;
+    const head = requestHead(ex, this.#owner.hostLine, last);
+    const body = ex.body;
     if (body === null || length === 0) {
       this.#written = true;
       this.#socket.write(length === 0 ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1');
@@ -116,12 +106,12 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     } else if (Buffer.isBuffer(body)) {
       this.#written = true;
       // A body sent with a method that means none: the upstream may not expect it, so no reuse.
-      if (!payload) this.#reuse = false;
+      if (!expectsPayload(ex.method)) this.#reuse = false;
       writeWithBody(this.#socket, `${head}content-length: ${body.length}\r\n\r\n`, body);
       ex.requestSent();
     } else {
       this.#writing = true;
-      this.#writer.start(body, head, length ?? -1, payload);
+      this.#writer.start(body, head, length ?? -1, expectsPayload(ex.method));
     }
     return true;
   }
@@ -198,7 +188,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     const ex = this.#exchange;
     if (this.#closed || ex === null || ex.done) return;
     this.#bodyBytes += chunk.length;
-    if (this.#paused) (this.#held ??= []).push(chunk);
+    if (this.#held.paused) this.#held.hold(chunk);
     else if (!ex.data(chunk) && !ex.done) this.#pause();
   }
 
@@ -213,7 +203,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     }
     const ex = this.#exchange;
     if (this.#closed || ex === null || ex.done) return;
-    if (this.#paused) this.#heldEnd = true;
+    if (this.#held.paused) this.#held.holdEnd();
     else this.#complete(ex);
   }
 
@@ -242,21 +232,14 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
 
   /** The content-length (for length-mismatch reports) and the keep-alive hint, from the response head. */
   #readHead(raw: string[]): void {
-    this.#contentLength = -1;
+    const length = findHeader(raw, 'content-length');
+    this.#contentLength = length === undefined ? -1 : Number(length);
     this.#bodyBytes = 0;
-    let hint: string | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') this.#contentLength = Number(raw[i + 1]);
-      else if (name.length === 10 && this.#keepAlive && name.toLowerCase() === 'keep-alive') hint = raw[i + 1]!;
-    }
     this.idleTimeoutMs = this.#owner.keepAliveTimeoutMs;
-    const m = hint === null ? null : KEEP_ALIVE_TIMEOUT.exec(hint);
-    if (m !== null) {
-      const ms = Number(m[1]) * 1000 - KEEP_ALIVE_MARGIN_MS;
-      if (ms <= 0) this.#keepAlive = false;
-      else if (this.idleTimeoutMs === 0 || ms < this.idleTimeoutMs) this.idleTimeoutMs = ms;
-    }
+    if (!this.#keepAlive) return;
+    const idle = idleTimeoutFor(findHeader(raw, 'keep-alive'), this.idleTimeoutMs);
+    if (idle === -1) this.#keepAlive = false;
+    else this.idleTimeoutMs = idle;
   }
 
   /** Header lines for the handler: as Buffers (undici's form), or the parser's strings when the owner says its handlers take them. */
@@ -285,33 +268,20 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
   }
 
   #pause(): void {
-    if (this.#paused) return;
-    this.#paused = true;
+    if (this.#held.paused) return;
+    this.#held.paused = true;
     this.#parser.pause();
   }
 
-  /** The resume handed to onHeaders: delivers what was held back, then reads again. */
+  /** The resume handed to onHeaders: tells what was held back, then reads again. */
   readonly #resume = (): void => {
     const ex = this.#exchange;
-    if (!this.#paused || this.#draining || ex === null || ex.done) return;
-    this.#draining = true;
-    try {
-      const held = this.#held;
-      while (held !== null && held.length > 0) {
-        const go = ex.data(held.shift()!);
-        if (ex.done || this.#exchange !== ex || !go) return;
-      }
-      this.#held = null;
-      this.#paused = false;
-      // Reading again even when the end was held: the connection reads its next response (or its close) the same way.
-      if (!this.#closed) this.#parser.resume();
-      if (this.#heldEnd) {
-        this.#heldEnd = false;
-        this.#complete(ex);
-      }
-    } finally {
-      this.#draining = false;
-    }
+    if (!this.#held.paused || ex === null || ex.done) return;
+    const state = this.#held.release(ex);
+    if (state === 'paused' || state === 'busy' || this.#exchange !== ex) return;
+    // Reading again even when the end was held: the connection reads its next response (or its close) the same way.
+    if (!this.#closed) this.#parser.resume();
+    if (state === 'end') this.#complete(ex);
   };
 
   readonly #onError = (err: NodeJS.ErrnoException): void => {
@@ -338,7 +308,7 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     const reason = this.#error ?? new SocketError('closed');
     const ex = this.#exchange;
     // A response whose end was read while the handler had paused it still completes on resume.
-    if (ex !== null && !ex.done && !this.#heldEnd) {
+    if (ex !== null && !ex.done && !this.#held.endHeld) {
       this.#exchange = null;
       ex.fail(reason);
       destroyBody(ex.body);
@@ -371,27 +341,6 @@ export class H1Connection implements ExchangeCarrier, ParserSink, BodySink {
     this.#keepAlive = false;
     this.#closeDelimited = false;
     this.#trailers = null;
-    this.#paused = false;
-    this.#held = null;
-    this.#heldEnd = false;
+    this.#held.reset();
   }
-}
-
-/** Methods whose declared length must match the body's (RFC 9110 §8.6: the others need not send one). */
-function sendsContentLength(method: string): boolean {
-  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && method !== 'TRACE' && method !== 'CONNECT';
-}
-
-/** Below this a body rides in the head's string (latin1 maps bytes to chars one to one); above, head and body are corked into one writev. */
-const INLINE_BODY_BYTES = 2048;
-
-function writeWithBody(socket: Socket, head: string, body: Buffer): void {
-  if (body.length <= INLINE_BODY_BYTES) {
-    socket.write(head + body.toString('latin1'), 'latin1');
-    return;
-  }
-  socket.cork();
-  socket.write(head, 'latin1');
-  socket.write(body);
-  socket.uncork();
 }
