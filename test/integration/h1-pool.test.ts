@@ -291,8 +291,6 @@ test('maxConnections: requests beyond it queue and run as connections free up; a
   expect(most).toBe(2);
   const bounded = open(s, { maxConnections: 1, maxPendingRequests: 2 });
   expect((await send(bounded)).status).toBe(200);
-  // Reused from the next turn on (see the pool's note on reuse).
-  await new Promise((r) => setImmediate(r));
   const outcomes = await Promise.all(Array.from({ length: 4 }, () => send(bounded)));
   // One on the idle connection, two waiting, the fourth refused.
   expect(outcomes.map((o) => o.error?.code ?? o.status)).toEqual([200, 200, 200, 'SM_UPSTREAM_QUEUE_FULL']);

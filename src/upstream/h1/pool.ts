@@ -20,7 +20,7 @@ export interface Http1PoolOptions {
   readonly keepAliveTimeoutMs?: number;
   /** Requests per connection (0: no limit). Default 0. */
   readonly maxRequestsPerConnection?: number;
-  /** Requests waiting for a connection; past it dispatch fails with SM_UPSTREAM_QUEUE_FULL. Default 1024. */
+  /** Requests waiting for a connection (beyond those the idle ones take); past it dispatch fails with SM_UPSTREAM_QUEUE_FULL. Default 1024. */
   readonly maxPendingRequests?: number;
   /** TLS to the endpoint, read at each connect; null: plaintext. */
   readonly tls?: TlsProvider | null;
@@ -40,11 +40,10 @@ const swallow = (): void => undefined;
 /**
  * Keep-alive HTTP/1.1 connections to one endpoint (`http://ip:port` or `https://ip:port`) on raw
  * sockets and Node's own llhttp, behind the same seam as undici's Pool (UpstreamPool), with
- * handlers in undici's legacy protocol. One request per connection at a time; the most recently
- * used idle connection goes first; when all are busy another opens, up to maxConnections, and past
- * that requests wait in a bounded queue. A connection that finished a response is reused only
- * after the current event-loop turn, as undici does: bytes the upstream sent after the response
- * (a close, or a response nobody asked for) are read before another request can be written.
+ * handlers in undici's legacy protocol. One request per connection at a time (no pipelining);
+ * the most recently used idle connection goes first; when all are busy another opens, up to
+ * maxConnections, and past that requests wait in a bounded queue. Requests are written once per
+ * event-loop turn (see #onTurn), so onConnect comes after dispatch returns, never inside it.
  */
 export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionOwner {
   // implements ConnectionOwner
@@ -63,9 +62,10 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
   readonly #connecting = new Set<Socket>();
   /** Idle connections, the most recently used last. */
   #idle: H1Connection[] = [];
-  /** Released this turn; idle (or serving the queue) from the next check phase. */
+  /** Released since the last turn; idle (or serving the queue) from the next one. */
   #cooling: H1Connection[] = [];
-  #coolTimer: NodeJS.Immediate | null = null;
+  /** The pool's turn, at the event loop's check phase: see #onTurn. */
+  #turn: NodeJS.Immediate | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
   #queue: H1Exchange[] = [];
   #queueHead = 0;
@@ -111,21 +111,15 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
       ex.fail(err as Error);
       return false;
     }
-    const body = ex.body;
-    if (body !== null && !Buffer.isBuffer(body)) body.on('error', swallow);
-    if (this.#queueHead === this.#queue.length) {
-      const conn = this.#takeIdle();
-      if (conn !== null) {
-        if (!conn.start(ex)) this.#serve(conn);
-        return true;
-      }
-    }
-    if (this.#queue.length - this.#queueHead >= this.#maxPending) {
+    // Waiting means waiting for a connection: those this turn's idle ones will take do not count.
+    if (this.#pending() - this.#idle.length - this.#cooling.length >= this.#maxPending) {
       ex.fail(new PoolQueueFullError(this.#maxPending));
       return false;
     }
+    const body = ex.body;
+    if (body !== null && !Buffer.isBuffer(body)) body.on('error', swallow);
     this.#queue.push(ex);
-    this.#maybeConnect();
+    this.#turn ??= setImmediate(this.#onTurn);
     return true;
   }
 
@@ -145,9 +139,9 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
       for (const ex of this.#queue.splice(this.#queueHead)) ex.fail(err);
       this.#queue = [];
       this.#queueHead = 0;
-      if (this.#coolTimer !== null) clearImmediate(this.#coolTimer);
+      if (this.#turn !== null) clearImmediate(this.#turn);
       if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
-      this.#coolTimer = this.#idleTimer = null;
+      this.#turn = this.#idleTimer = null;
       this.#idle = [];
       this.#cooling = [];
       for (const socket of this.#connecting) socket.destroy();
@@ -167,7 +161,7 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
   released(conn: H1Connection): void {
     if (this.#state === 'destroyed') return conn.destroy(new PoolClosedError('destroyed'));
     this.#cooling.push(conn);
-    this.#coolTimer ??= setImmediate(this.#cooled);
+    this.#turn ??= setImmediate(this.#onTurn);
   }
 
   gone(conn: H1Connection, reason: Error): void {
@@ -179,11 +173,37 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
     this.#finishIfEmpty();
   }
 
-  readonly #cooled = (): void => {
-    this.#coolTimer = null;
-    const cooled = this.#cooling;
-    this.#cooling = [];
-    for (const conn of cooled) if (conn.usable) this.#serve(conn);
+  /**
+   * Requests are written, and connections reused, here, once per event-loop turn (its check
+   * phase) rather than as each request is dispatched or each response ends:
+   *   - a connection that just finished a response is reused only after the poll phase that read
+   *     it, as undici does, so that whatever the upstream sent after the response (a close, or a
+   *     response nobody asked for) is read before another request can be written on it;
+   *   - the turn's requests go out back to back, after the turn's reads; measured cheaper in the
+   *     proxy than writing each as it comes (fewer CPU µs per request, with and without mirrors).
+   * The most recently used idle connection is taken first.
+   */
+  readonly #onTurn = (): void => {
+    this.#turn = null;
+    if (this.#state === 'destroyed') return;
+    if (this.#cooling.length > 0) {
+      const now = performance.now();
+      const cooled = this.#cooling;
+      this.#cooling = [];
+      for (const conn of cooled) {
+        if (!conn.usable) continue;
+        conn.idleSince = now;
+        this.#idle.push(conn);
+      }
+    }
+    while (this.#queueHead < this.#queue.length) {
+      const conn = this.#takeIdle();
+      if (conn === null) break;
+      this.#serve(conn);
+    }
+    this.#maybeConnect();
+    if (this.#state === 'closing') this.#finishIfEmpty();
+    else this.#armIdleTimer();
   };
 
   /** Gives a free connection the oldest waiting request, or makes it idle. */
@@ -226,10 +246,10 @@ export class Http1Pool extends EventEmitter implements UpstreamPool, ConnectionO
     return this.#queue.length - this.#queueHead;
   }
 
-  /** Opens connections for waiting requests that no connection coming up (or cooling) will take. */
+  /** Opens connections for waiting requests that no connection coming up, idle or cooling will take. */
   #maybeConnect(): void {
     if (this.#state === 'destroyed') return;
-    let waiting = this.#pending() - this.#connecting.size - this.#cooling.length;
+    let waiting = this.#pending() - this.#connecting.size - this.#cooling.length - this.#idle.length;
     while (waiting-- > 0 && this.#all.size + this.#connecting.size < this.#maxConnections) this.#open();
   }
 
