@@ -25,6 +25,11 @@ export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: B
 /** `compare_timeout`: the comparison gave up waiting for the response (compare.timeout). */
 type AbortReason = 'timeout' | 'compare_timeout' | 'body_cap' | 'total_body_cap' | 'body_too_large' | 'client_aborted';
 
+/** Who counts shadows in flight (the writer): hears of each one's end, without a closure per shadow. */
+export interface InFlightSlots {
+  shadowEnded(cluster: string): void;
+}
+
 class ShadowAbort extends Error {
   constructor(readonly reason: AbortReason) {
     super(`shadow aborted: ${reason}`);
@@ -55,7 +60,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner,
     private readonly request: ShadowRequest,
     host: Host,
     private readonly maxBuffered: number,
-    private readonly release: () => void,
+    /** Told once when the shadow ends, so that its in-flight slot is given back. */
+    private readonly slots: InFlightSlots,
     /** The bound on body bytes all shadows hold together (null: none). */
     private readonly budget: ShadowBufferBudget | null = null,
     /** Response body bytes read (and discarded) past the kept `captureBodyBytes` before the connection is closed. */
@@ -248,7 +254,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner,
     stats.active.dec();
     cluster.stats.rqActive.dec();
     stats.rqTime.observe(performance.now() - this.#started);
-    this.release();
+    this.slots.shadowEnded(this.request.cluster.name);
   }
 }
 
