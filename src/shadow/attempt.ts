@@ -3,6 +3,7 @@ import { BoundedCopy } from '../compare/bounded-copy';
 import { ownHeader, setHeader } from '../http/headers';
 import type { Host } from '../upstream/host';
 import { reportConnected, reportResponseHead } from '../upstream/outlier/report';
+import { Deadline, type DeadlineOwner } from '../util/deadline-wheel';
 import type { ShadowOptions, ShadowResult } from './writer';
 
 // One try of a shadow on one host (see exchange.ts for the shadow as a whole).
@@ -20,17 +21,18 @@ export interface AttemptOwner {
  * One try of a shadow on one host: the undici handler, in undici's native protocol so that a
  * discarded response costs no header parsing.
  */
-export class Attempt implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler, DeadlineOwner {
   #abortUpstream: ((err: Error) => void) | null = null;
   #status = 0;
   #rawHeaders: readonly Buffer[] | null = null;
   /** The response body's first bytes, for afterMirror; null when nobody looks. */
   #captured: BoundedCopy | null;
   #truncated = false;
-  #connectTimer: NodeJS.Timeout | null = null;
-  #sendTimer: NodeJS.Timeout | null = null;
+  // The policy's timeouts, on the shared wheel; each made only when the policy sets it.
+  readonly #connectTimer: Deadline | null;
+  readonly #sendTimer: Deadline | null;
   /** Idle time waiting for the response: armed once the request is sent, refreshed by each response event. */
-  #readTimer: NodeJS.Timeout | null = null;
+  readonly #readTimer: Deadline | null;
   #ended = false;
   /** Response body bytes seen so far, kept or not. */
   #bodyBytes = 0;
@@ -45,20 +47,26 @@ export class Attempt implements Dispatcher.DispatchHandler {
     private readonly readBytes: number,
   ) {
     this.#captured = o.captureBodyBytes > 0 ? new BoundedCopy(o.captureBodyBytes) : null;
-    if (o.connectTimeoutMs > 0) this.#connectTimer = unrefTimer(() => exchange.timeout(), o.connectTimeoutMs);
+    this.#connectTimer = o.connectTimeoutMs > 0 ? new Deadline(this) : null;
+    this.#sendTimer = o.sendTimeoutMs > 0 ? new Deadline(this) : null;
+    this.#readTimer = o.readTimeoutMs > 0 ? new Deadline(this) : null;
+    this.#connectTimer?.arm(o.connectTimeoutMs);
+  }
+
+  // implements DeadlineOwner: a connect, send or read timeout passed, and each ends the shadow alike.
+  onDeadline(): void {
+    this.exchange.timeout();
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abortUpstream = abort;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer?.disarm();
     if (this.#ended) {
       abort(new Error('shadow aborted: client_aborted'));
       return;
     }
     reportConnected(this.host);
-    if (this.o.sendTimeoutMs > 0 && !this.exchange.bodyConsumed()) {
-      this.#sendTimer = unrefTimer(() => this.exchange.timeout(), this.o.sendTimeoutMs);
-    }
+    if (this.#sendTimer !== null && !this.exchange.bodyConsumed()) this.#sendTimer.arm(this.o.sendTimeoutMs);
   }
 
   /** Response headers have arrived. */
@@ -67,7 +75,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onRequestSent(): void {
-    this.#clearSend();
+    this.#sendTimer?.disarm();
     this.#armRead();
   }
 
@@ -85,7 +93,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#ended) return true;
-    this.#readTimer?.refresh();
+    this.#armRead();
     this.#bodyBytes += chunk.length;
     this.#keep(chunk);
     // A capture past its bounds has already counted the comparison as too_large.
@@ -149,29 +157,15 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   #end(): void {
     this.#ended = true;
-    if (this.#connectTimer) clearTimeout(this.#connectTimer);
-    if (this.#readTimer) clearTimeout(this.#readTimer);
-    this.#readTimer = null;
-    this.#clearSend();
+    this.#connectTimer?.disarm();
+    this.#readTimer?.disarm();
+    this.#sendTimer?.disarm();
   }
 
   /** (Re)starts the read timeout, when the policy has one and the attempt is still going. */
   #armRead(): void {
-    if (this.#ended || this.o.readTimeoutMs <= 0) return;
-    if (this.#readTimer) this.#readTimer.refresh();
-    else this.#readTimer = unrefTimer(() => this.exchange.timeout(), this.o.readTimeoutMs);
+    if (!this.#ended) this.#readTimer?.arm(this.o.readTimeoutMs);
   }
-
-  #clearSend(): void {
-    if (this.#sendTimer) clearTimeout(this.#sendTimer);
-    this.#sendTimer = null;
-  }
-}
-
-function unrefTimer(fn: () => void, ms: number): NodeJS.Timeout {
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return t;
 }
 
 /** The response's content-length, or -1 when it has none (chunked, or until close). */

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { classifyUpstreamError } from '../upstream/errors';
 import type { Host } from '../upstream/host';
 import { reportFailure } from '../upstream/outlier/report';
+import { Deadline, type DeadlineOwner } from '../util/deadline-wheel';
 import { Attempt, type AttemptOwner } from './attempt';
 import type { BufferHolder, ShadowBufferBudget } from './buffer-budget';
 import type { ShadowOptions, ShadowRequest, ShadowResult, ShadowStream } from './writer';
@@ -24,6 +25,11 @@ export const FAILED: ShadowResult = { ok: false, status: 0, headers: {}, body: B
 /** `compare_timeout`: the comparison gave up waiting for the response (compare.timeout). */
 type AbortReason = 'timeout' | 'compare_timeout' | 'body_cap' | 'total_body_cap' | 'body_too_large' | 'client_aborted';
 
+/** Who counts shadows in flight (the writer): hears of each one's end, without a closure per shadow. */
+export interface InFlightSlots {
+  shadowEnded(cluster: string): void;
+}
+
 class ShadowAbort extends Error {
   constructor(readonly reason: AbortReason) {
     super(`shadow aborted: ${reason}`);
@@ -34,7 +40,7 @@ class ShadowAbort extends Error {
  * One shadow in flight: feeds its body, discards (or, for afterMirror, samples) its response,
  * retries when its policy says so, and counts how it ended.
  */
-export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner {
+export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner, DeadlineOwner {
   #body: Readable | null;
   /** The whole body, kept only when a retry may need to send it again. */
   #copy: Buffer[] | null;
@@ -45,7 +51,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
   #attempt: Attempt | null = null;
   #attemptsLeft: number;
   #host: Host;
-  #timer: NodeJS.Timeout | null = null;
+  /** The route timeout, on the shared wheel; null when the route has none. */
+  readonly #timeout: Deadline | null;
   #done = false;
   readonly #started = performance.now();
 
@@ -53,7 +60,8 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     private readonly request: ShadowRequest,
     host: Host,
     private readonly maxBuffered: number,
-    private readonly release: () => void,
+    /** Told once when the shadow ends, so that its in-flight slot is given back. */
+    private readonly slots: InFlightSlots,
     /** The bound on body bytes all shadows hold together (null: none). */
     private readonly budget: ShadowBufferBudget | null = null,
     /** Response body bytes read (and discarded) past the kept `captureBodyBytes` before the connection is closed. */
@@ -63,6 +71,7 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     this.#attemptsLeft = request.options.retry?.count ?? 0;
     this.#copy = this.#attemptsLeft > 0 && request.hasBody ? [] : null;
     this.#body = request.hasBody ? newBody() : null;
+    this.#timeout = request.timeoutMs > 0 ? new Deadline(this) : null;
     // A compared shadow is not left open once its comparison has given up on it: on a route
     // without a timeout, a peer that sends its headers and then nothing would hold an in-flight
     // slot for ever.
@@ -140,10 +149,12 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     if (this.#done) return;
     this.#body?.push(null);
     // The route timeout a shadow inherits counts, as the primary's (and Envoy's), from the end of the request.
-    if (this.request.timeoutMs > 0 && this.#timer === null) {
-      this.#timer = setTimeout(() => this.#abort(new ShadowAbort('timeout')), this.request.timeoutMs);
-      this.#timer.unref();
-    }
+    if (this.#timeout !== null && !this.#timeout.armed) this.#timeout.arm(this.request.timeoutMs);
+  }
+
+  // implements DeadlineOwner: the route timeout passed.
+  onDeadline(): void {
+    this.#abort(new ShadowAbort('timeout'));
   }
 
   abort(): void {
@@ -238,12 +249,12 @@ export class ShadowExchange implements ShadowStream, BufferHolder, AttemptOwner 
     this.#copy = null;
     this.#copyBytes = 0;
     this.budget?.release(this);
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timeout?.disarm();
     const { stats, cluster } = this.request;
     stats.active.dec();
     cluster.stats.rqActive.dec();
     stats.rqTime.observe(performance.now() - this.#started);
-    this.release();
+    this.slots.shadowEnded(this.request.cluster.name);
   }
 }
 

@@ -3,7 +3,7 @@ import type { HeaderMap } from '../http/headers';
 import type { ShadowCounters } from '../stats/scopes';
 import type { UpstreamCluster } from '../upstream/cluster-manager';
 import { ShadowBufferBudget } from './buffer-budget';
-import { FAILED, ShadowExchange } from './exchange';
+import { FAILED, type InFlightSlots, ShadowExchange } from './exchange';
 
 /** How one shadow ended, for sync mode and afterMirror. */
 export interface ShadowResult {
@@ -114,7 +114,7 @@ export const DEFAULT_SHADOW_LIMITS: ShadowLimits = {
  * flight per cluster and in all); what goes past a bound is dropped and counted, and nothing
  * flows back towards the primary.
  */
-export class PooledShadowWriter implements ShadowWriter {
+export class PooledShadowWriter implements ShadowWriter, InFlightSlots {
   readonly #inFlight = new Map<string, number>();
   #inFlightTotal = 0;
   readonly budget: ShadowBufferBudget;
@@ -162,11 +162,14 @@ export class PooledShadowWriter implements ShadowWriter {
     request.stats.picked?.(host.addressPort);
     this.#inFlight.set(name, inFlight + 1);
     this.#inFlightTotal++;
-    const exchange = new ShadowExchange(request, host, this.limits.maxBufferedBodyBytes, () => {
-      this.#inFlight.set(name, (this.#inFlight.get(name) ?? 1) - 1);
-      this.#inFlightTotal--;
-    }, this.budget);
+    const exchange = new ShadowExchange(request, host, this.limits.maxBufferedBodyBytes, this, this.budget);
     exchange.dispatch();
     return exchange;
+  }
+
+  // implements InFlightSlots
+  shadowEnded(cluster: string): void {
+    this.#inFlight.set(cluster, (this.#inFlight.get(cluster) ?? 1) - 1);
+    this.#inFlightTotal--;
   }
 }

@@ -5,6 +5,7 @@ import type { Host } from './host';
 import { reportConnected } from './outlier/report';
 import type { AttemptFailure } from './retry-conditions';
 import type { UpstreamFailure } from './errors';
+import { Deadline, type DeadlineOwner } from '../util/deadline-wheel';
 
 /** What an attempt reports to the exchange it belongs to. */
 export interface AttemptOwner {
@@ -23,11 +24,12 @@ export interface AttemptOwner {
  * newer controller API goes through an adapter that parses every header block into an object,
  * which the proxy does not need.
  */
-export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+export class UpstreamAttempt implements Dispatcher.DispatchHandler, DeadlineOwner {
   #abort: ((err: Error) => void) | null = null;
   #over = false;
-  #perTry: NodeJS.Timeout | null = null;
-  #idle: NodeJS.Timeout | null = null;
+  // per_try_timeout and per_try_idle_timeout, on the shared wheel; made when first armed.
+  #perTry: Deadline | null = null;
+  #idle: Deadline | null = null;
   #idleMs = 0;
   /** Taken off the host's and cluster's in-flight counts already. */
   released = false;
@@ -41,21 +43,24 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   armTimers(perTryMs: number, idleMs: number): void {
     if (this.#over) return;
     if (perTryMs > 0 && this.#perTry === null) {
-      this.#perTry = setTimeout(() => {
-        this.#perTry = null;
-        if (!this.#over) this.owner.attemptTimedOut(this, false);
-      }, perTryMs);
+      this.#perTry = new Deadline(this);
+      this.#perTry.arm(perTryMs);
     }
     if (idleMs > 0 && this.#idle === null) {
       this.#idleMs = idleMs;
+      this.#idle = new Deadline(this);
       this.#touch();
     }
   }
 
+  // implements DeadlineOwner
+  onDeadline(d: Deadline): void {
+    if (!this.#over) this.owner.attemptTimedOut(this, d === this.#idle);
+  }
+
   /** This attempt's response is the one the client gets: per_try_timeout no longer applies (the idle one still does). */
   committed(): void {
-    if (this.#perTry) clearTimeout(this.#perTry);
-    this.#perTry = null;
+    this.#perTry?.disarm();
   }
 
   /** Ends this attempt, resetting its upstream request; what it hears afterwards is dropped. */
@@ -67,21 +72,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   #touch(): void {
-    if (this.#idleMs === 0 || this.#over) return;
-    if (this.#idle) this.#idle.refresh();
-    else {
-      this.#idle = setTimeout(() => {
-        this.#idle = null;
-        if (!this.#over) this.owner.attemptTimedOut(this, true);
-      }, this.#idleMs);
-    }
+    if (this.#idle !== null && !this.#over) this.#idle.arm(this.#idleMs);
   }
 
   #stopTimers(): void {
-    if (this.#perTry) clearTimeout(this.#perTry);
-    if (this.#idle) clearTimeout(this.#idle);
-    this.#perTry = null;
-    this.#idle = null;
+    this.#perTry?.disarm();
+    this.#idle?.disarm();
   }
 
   // implements Dispatcher.DispatchHandler (undici's native protocol)

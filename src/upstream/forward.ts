@@ -8,6 +8,7 @@ import type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward, R
 import type { Host } from './host';
 import { reportFailure, reportResponseHead } from './outlier/report';
 import { addHeader, responseView, setHeaders, trailerMap } from './response-head';
+import { Deadline, type DeadlineOwner } from '../util/deadline-wheel';
 
 export type { ForwardFailure, OutgoingHeaders, PrimaryFailure, PrimaryForward, ResponseBodySink } from './forward-types';
 
@@ -36,11 +37,10 @@ const OVERLOADED = { 'x-envoy-overloaded': 'true' };
  * response the retry state calls retriable, is dropped and another follows after the back-off,
  * until a response is sent on; from then on the exchange is that attempt's, as in Envoy.
  */
-export class PrimaryExchange implements AttemptOwner {
+export class PrimaryExchange implements AttemptOwner, DeadlineOwner {
   #resume: (() => void) | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  /** When the route timeout fires (performance.now()), while it is armed. */
-  #deadline = 0;
+  /** The route timeout, on the shared wheel; null when the route has none. */
+  readonly #timeout: Deadline | null;
   /** Route timeout left when it was stopped for a held response (null: not stopped). */
   #timeoutLeft: number | null = null;
   #status = 0;
@@ -71,6 +71,7 @@ export class PrimaryExchange implements AttemptOwner {
   ) {
     this.#tap = fwd.tap ?? null;
     this.#host = fwd.host;
+    this.#timeout = fwd.timeoutMs > 0 ? new Deadline(this) : null;
   }
 
   start(): void {
@@ -119,8 +120,12 @@ export class PrimaryExchange implements AttemptOwner {
   }
 
   #armTimeout(ms: number): void {
-    this.#deadline = performance.now() + ms;
-    this.#timer = setTimeout(() => this.#abort(new PrimaryAbort('timeout')), ms);
+    this.#timeout?.arm(ms);
+  }
+
+  // implements DeadlineOwner: the route timeout passed.
+  onDeadline(): void {
+    this.#abort(new PrimaryAbort('timeout'));
   }
 
   /** The client went away: reset the upstream request too. */
@@ -166,10 +171,9 @@ export class PrimaryExchange implements AttemptOwner {
     this.#held = held;
     // The hold is the sync shadows' time (bounded by sync_timeout), not the primary's: a slow
     // shadow must not turn the primary's answer into a 504. The route timeout stops meanwhile.
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-      this.#timeoutLeft = Math.max(0, this.#deadline - performance.now());
+    if (this.#timeout?.armed) {
+      this.#timeoutLeft = this.#timeout.remainingMs();
+      this.#timeout.disarm();
     }
     void this.fwd.syncWait.then((added) => {
       if (this.#finished) return;
@@ -389,7 +393,7 @@ export class PrimaryExchange implements AttemptOwner {
 
   #finish(): void {
     this.#finished = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timeout?.disarm();
     if (this.#backoff) clearTimeout(this.#backoff);
     if (this.#attempt !== null) this.#release(this.#attempt);
     this.fwd.retry?.state?.done();

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
 import { Pool, buildConnector, type Dispatcher } from 'undici';
 import type { Http2Settings } from '../config/transport-model';
+import { nativeHttp, processCodec } from '../util/native-http';
+import { Http1Pool } from './h1/pool';
 import { Http2Pool, type UpstreamDispatchOptions, type UpstreamPool } from './h2-pool';
 
 export type { UpstreamPool } from './h2-pool';
@@ -44,6 +46,17 @@ export const defaultPoolFactory: PoolFactory = (origin, o) => {
 };
 
 function http1Pool(origin: string, o: PoolOptions): UpstreamPool {
+  // The fast codec's own pool (raw sockets, Node's llhttp); undici's Pool with SIDEMIRROR_HTTP1_CODEC=node.
+  const native = processCodec().codec === 'fast' ? nativeHttp() : null;
+  if (native !== null) {
+    return new Http1Pool(origin, native, {
+      connectTimeoutMs: o.connectTimeoutMs,
+      maxConnections: o.maxConnections,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      maxRequestsPerConnection: o.maxRequestsPerConnection,
+      tls: o.tls,
+    });
+  }
   const options: Pool.Options = {
     connections: o.maxConnections,
     keepAliveTimeout: o.keepAliveTimeoutMs,
