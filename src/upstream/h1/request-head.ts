@@ -154,14 +154,3 @@ function normalizeBody(body: unknown): Buffer | Readable | null {
   if (typeof body === 'object' && typeof (body as Readable).pipe === 'function' && typeof (body as Readable).on === 'function') return body as Readable;
   throw new InvalidArgumentError('body must be a string, a Buffer or a Readable stream');
 }
-
-/**
- * A stream body's length when it is known before sending: it has ended and all of it is buffered
- * (undici sends such a body with a content-length rather than chunked). null: not known.
- */
-export function knownStreamLength(body: Readable): number | null {
-  // Reading nothing lets a stream that has only its end left reach it.
-  body.read(0);
-  const state = (body as Readable & { _readableState?: { objectMode: boolean; ended: boolean; length: number } })._readableState;
-  return state !== undefined && !state.objectMode && state.ended && Number.isFinite(state.length) ? state.length : null;
-}

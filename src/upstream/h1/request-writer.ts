@@ -1,11 +1,12 @@
 import type { Socket } from 'node:net';
 import { RequestContentLengthMismatchError } from './errors';
-import { type RequestHead, expectsPayload, knownStreamLength } from './request-head';
+import { type RequestHead, expectsPayload } from './request-head';
 
-// The framing undici gives a request (lib/dispatcher/client-h1.js, facts only): a body's own
-// length wins over the declared one, a method that means no body sends no `content-length: 0`,
-// and a declared length that disagrees with the body's refuses the request (strict, undici's
-// default) for the methods that must send one.
+// How a request is framed: a Buffer body's own length wins over the declared one, a stream goes
+// with its declared length or chunked (as Envoy's HTTP/1 codec frames it: never from what the
+// stream happens to hold already, so a chunked upload stays chunked however fast it arrived), a
+// method that means no body sends no `content-length: 0`, and a declared length that disagrees
+// with a Buffer body's refuses the request (as undici does) for the methods that must send one.
 
 /**
  * The content-length to send: a number, null for none (no body, or a stream of unknown length,
@@ -13,7 +14,7 @@ import { type RequestHead, expectsPayload, knownStreamLength } from './request-h
  */
 export function bodyLength(req: RequestHead): number | null | RequestContentLengthMismatchError {
   const body = req.body;
-  let length: number | null = body === null ? 0 : Buffer.isBuffer(body) ? body.length : knownStreamLength(body);
+  let length: number | null = body === null ? 0 : Buffer.isBuffer(body) ? body.length : null;
   if (length === null && req.declaredLength !== -1) length = req.declaredLength;
   if (length === 0 && !expectsPayload(req.method)) length = null;
   if (length !== null && length > 0 && req.declaredLength !== -1 && req.declaredLength !== length && sendsContentLength(req.method)) {
