@@ -1,5 +1,4 @@
-import { Client } from 'undici';
-import { tlsConnector } from './pool-factory';
+import type { Client } from 'undici';
 import type { HealthCheckConfig } from '../config/model';
 import { type HeaderMap, applyHeadersToAdd, removeHeaders } from '../http/headers';
 import type { HealthCheckStats } from '../stats/scopes';
@@ -205,7 +204,10 @@ class HostSession {
       const tls = this.host.tls;
       const port = this.options.checkTarget?.(this.host).port ?? null;
       const origin = port === null ? this.host.addressPort : formatAddressPort(this.host.address, port);
-      this.#client = new Client(`${tls ? 'https' : 'http'}://${origin}`, {
+      // undici is loaded by the first HTTP health check, not by every proxy.
+      const { Client: UndiciClient } = require('undici') as typeof import('undici');
+      const { tlsConnector } = require('./undici-pool') as typeof import('./undici-pool');
+      this.#client = new UndiciClient(`${tls ? 'https' : 'http'}://${origin}`, {
         connect: tls ? tlsConnector(tls, this.options.config.timeoutMs) : { timeout: this.options.config.timeoutMs },
         pipelining: 1,
       });

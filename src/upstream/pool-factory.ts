@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
-import { Pool, buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Http2Settings } from '../config/transport-model';
 import { nativeHttp, processCodec } from '../util/native-http';
 import { Http1Pool } from './h1/pool';
@@ -57,16 +57,7 @@ function http1Pool(origin: string, o: PoolOptions): UpstreamPool {
       tls: o.tls,
     });
   }
-  const options: Pool.Options = {
-    connections: o.maxConnections,
-    keepAliveTimeout: o.keepAliveTimeoutMs,
-    maxRequestsPerClient: o.maxRequestsPerConnection || undefined,
-    // The router enforces Envoy's route timeout itself; undici's own idle timers stay out of it.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-  };
-  if (o.tls === null) return new Pool(origin, { ...options, connect: { timeout: o.connectTimeoutMs } }) as unknown as UpstreamPool;
-  return new TlsPool(origin, options, o.tls, o.connectTimeoutMs) as unknown as UpstreamPool;
+  return (require('./undici-pool') as typeof import('./undici-pool')).undiciHttp1Pool(origin, o);
 }
 
 function http2Pool(origin: string, o: PoolOptions): UpstreamPool {
@@ -80,39 +71,6 @@ function http2Pool(origin: string, o: PoolOptions): UpstreamPool {
     maxRequestsPerConnection: o.maxRequestsPerConnection,
     tls: o.tls,
   });
-}
-
-/**
- * undici over TLS with Envoy's SNI rule: the cluster's `sni`, or none. undici would take SNI
- * from each request's Host (a mirror's `-shadow` host, a new connection whenever it changes), so
- * every request carries one fixed name and the connector replaces it with the configured one.
- */
-class TlsPool extends Pool {
-  constructor(origin: string, options: Pool.Options, provider: TlsProvider, timeout: number) {
-    super(origin, { ...options, connect: tlsConnector(provider, timeout) });
-  }
-
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return super.dispatch({ ...opts, servername: FIXED_SERVERNAME } as Dispatcher.DispatchOptions, handler);
-  }
-}
-
-const FIXED_SERVERNAME = 'sidemirror.upstream';
-
-/**
- * undici's connect option for a TLS endpoint: the options current at each connect (built per
- * connection: cheap next to a handshake, and rotated certificates apply), SNI only as configured.
- */
-export function tlsConnector(provider: TlsProvider, timeout: number): buildConnector.connector {
-  return (opts, callback) => {
-    const current = provider();
-    if (current === null) {
-      callback(Object.assign(new Error('upstream TLS context not ready (SDS secret missing)'), { code: 'ERR_TLS_CONTEXT_NOT_READY' }), null);
-      return;
-    }
-    const connector = buildConnector({ ...current, timeout } as buildConnector.BuildOptions);
-    connector({ ...opts, servername: current.servername ?? '' }, callback);
-  };
 }
 
 /** Forwards the pool events of whichever pools it made. */
