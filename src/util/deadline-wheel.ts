@@ -84,10 +84,6 @@ export class DeadlineWheel {
     this.#heads = new Array<Deadline | null>(slots + 1).fill(null);
   }
 
-  get tickMs(): number {
-    return this.#tickMs;
-  }
-
   /** Deadlines armed (and not yet fired). */
   get size(): number {
     return this.#count;
