@@ -247,7 +247,8 @@ export function applyHeadersToAdd(headers: HeaderMap, adds: readonly HeaderToAdd
 }
 
 export function removeHeaders(headers: HeaderMap, names: readonly string[]): void {
-  for (const n of names) delete headers[n];
+  // Most names are absent: a delete of a missing key still costs V8 a dictionary lookup path.
+  for (const n of names) if (Object.hasOwn(headers, n)) delete headers[n];
 }
 
 /**
