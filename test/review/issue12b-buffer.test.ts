@@ -18,7 +18,9 @@ const LIMIT = 256 * 1024;
 beforeAll(async () => {
   upstream = await startUpstream({ respond: (req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end(String(req.body.length)); } });
   p = await startProxy(bootstrap({
-    listeners: [listener(routeConfig([route('/', 'backend')]), { hcm: { http_filters: [BUFFER(LIMIT), ROUTER], stream_idle_timeout: '1s' } })],
+    // 3 s: the stall test waits for it, and 60 uploads at once on a loaded runner (both suites'
+    // workers and more) had streams quiet for over 1 s and lost them to it.
+    listeners: [listener(routeConfig([route('/', 'backend')]), { hcm: { http_filters: [BUFFER(LIMIT), ROUTER], stream_idle_timeout: '3s' } })],
     clusters: [cluster('backend', [upstream.port])],
   }));
 });
