@@ -14,5 +14,5 @@ ENV MALLOC_ARENA_MAX=2
 # A 32 MB semi-space lets seconds-long shadows die young instead of piling up in the old space
 # between mark-compacts (src/workers/heap-flags.ts; README "Memory"). V8 reads it at start-up,
 # so it is a node flag here; --concurrency N workers get it from the supervisor.
-ENTRYPOINT ["node", "--max-semi-space-size=32", "dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/src/cli.js"]
 CMD ["--help"]

@@ -20,7 +20,7 @@ const USAGE = `Usage: node dist/bench/soak.js [options]
   --connections N    client keep-alive connections (default 16)
   --node-flag F      a flag for sidemirror's node (repeatable), e.g. --node-flag=--max-semi-space-size=8
   --env K=V          environment for sidemirror (repeatable), e.g. --env MALLOC_ARENA_MAX=8
-sidemirror runs as shipped (--max-semi-space-size=32, MALLOC_ARENA_MAX=2: src/workers/heap-flags.ts);
+sidemirror runs as shipped (--max-semi-space-size=8, MALLOC_ARENA_MAX=2: src/workers/heap-flags.ts);
 --node-flag=--max-semi-space-size=16 and --env MALLOC_ARENA_MAX=16 give back V8's and glibc's defaults.
 RSS follows V8's heap growth between full collections; the live heap is read too: sidemirror
 runs with --trace-gc, and the heap left after each mark-compact is compared the same way. Inside

@@ -1,15 +1,16 @@
 // The V8 young-generation size a proxy process runs with, and how it reaches the process.
 //
-// A shadow lives as long as its shadow upstream takes to answer, seconds. With V8's default 16 MB
-// semi-space, a few hundred requests a second fill the young generation about once a second, so a
-// 2 s shadow survives two scavenges and is promoted; the old space then fills with dead shadows
-// between mark-compacts and RSS saws (130 → 200 MB in `npm run bench:soak`). At 32 MB a scavenge
-// comes every ~2 s, most shadows die young, the old space stays flat and so does RSS. 64 MB only
-// commits more young space (RSS ~210 MB). V8 reads the size when the heap is set up:
+// The young generation is where a proxy's per-request garbage dies. Measured 2026-12-02 (issue 13,
+// fast codec, loaded 2-core machine, so CPU figures are loose): at saturation with one mirror an
+// 8 MB semi-space peaked at 92 MB RSS against 130 MB at 32 MB (78.9 vs 86.2 CPU µs/request), and
+// with a 2 s shadow at 132 vs 147 MB; in `bench:soak` (500 req/s, 2 s shadows, 90 s) RSS stayed
+// flat at 94–124 MB with 8 MB, while 32 MB drifted 120 → 135 MB with no mark-compact yet. (With
+// the older, allocation-heavier data path, V8's default 16 MB had made RSS saw 130 → 200 MB there,
+// which is why 32 MB was chosen before.) V8 reads the size when the heap is set up:
 // v8.setFlagsFromString at run time does not resize it, so it must be on node's command line.
 
 /** MB per semi-space for a proxy process (node's --max-semi-space-size). */
-export const PROXY_SEMI_SPACE_MB = 32;
+export const PROXY_SEMI_SPACE_MB = 8;
 
 const SEMI_SPACE_FLAG = /(^|\s)--max[-_]semi[-_]space[-_]size(=|\s|$)/;
 
