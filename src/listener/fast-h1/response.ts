@@ -175,6 +175,9 @@ export class FastResponse extends EventEmitter {
 
   readonly #flushed = (): void => {
     this.writableFinished = true;
+    // The connection's last response ends its socket before 'finish' listeners run, as node:http
+    // does: nothing (a 400 for bytes pipelined after a close, say) may follow it.
+    if (this.#last) this.socket?.destroySoon();
     this.emit('finish');
     this.owner.responseFinished(this);
   };
