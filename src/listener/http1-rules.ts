@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { HttpFilterChain } from '../config/model';
 import type { HttpStats } from '../stats/scopes';
+import { DELAYED_CLOSE_MS } from '../http/early-response';
 import { BAD_REQUEST, HEADERS_TOO_LARGE, HEADER_TIMEOUT, REQUEST_TIMEOUT, STREAM_TIMEOUT } from './raw-replies';
 
 // What both HTTP/1.1 codecs (node:http and the fast one) share: Envoy's timeouts and limits in
@@ -10,6 +11,8 @@ type Hcm = HttpFilterChain['hcm'];
 
 /** The response a socket has in flight, as either codec keeps it on `socket._httpMessage`. */
 export interface InFlightResponse {
+  /** The request it answers (both codecs keep it), to tell its own body's errors from later bytes'. */
+  readonly req?: { readonly complete: boolean } | null;
   readonly headersSent: boolean;
   readonly writableFinished: boolean;
   once(event: 'finish' | 'close', listener: () => void): unknown;
@@ -63,6 +66,17 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Socket, st
     (which === 'request' ? stats.rqTimeout : which === 'headers' ? stats.rqHeaderTimeout : stats.rqIdleTimeout).inc();
     timeoutReply = which === 'request' ? REQUEST_TIMEOUT : which === 'headers' ? HEADER_TIMEOUT : STREAM_TIMEOUT;
   } else if (err.code?.startsWith('HPE_') && socket.writable) stats.cxProtocolError.inc();
+  // The in-flight request's own body does not parse (a bad chunk): as Envoy resets that stream,
+  // a 400 if no response started, then the connection closes, which ends the upstream request
+  // and its shadows. Waiting for the response instead would wait for a body end that never comes.
+  if (err.code?.startsWith('HPE_') && inFlight?.req && !inFlight.req.complete) {
+    if (socket.writable && !inFlight.headersSent) socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE : BAD_REQUEST);
+    // A moment for the 400 to reach a client still sending (a reset would lose it), then closed.
+    const linger = setTimeout(() => socket.destroy(), DELAYED_CLOSE_MS);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+    return;
+  }
   // Bytes after a complete request that do not parse: the request in flight is answered first,
   // then the 400 closes the connection (Envoy reads no further until it has answered).
   if (err.code?.startsWith('HPE_') && inFlight && !inFlight.writableFinished && socket.writable) {

@@ -129,6 +129,7 @@ export class FastConnection implements ResponseOwner, RequestSource {
 
   #dispatch(req: FastRequest, keepAlive: boolean): void {
     const res = new FastResponse(this.#socket, this, req.httpVersionMajor < 1 || req.httpVersionMinor < 1, req.method === 'HEAD', keepAlive);
+    res.req = req;
     this.#active = res;
     this.#activeReq = req;
     this.#socket._httpMessage = res;

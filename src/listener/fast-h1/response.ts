@@ -27,6 +27,8 @@ export class FastResponse extends EventEmitter {
   writableFinished = false;
   destroyed = false;
   socket: Socket | null;
+  /** The request this answers. */
+  req: { readonly complete: boolean } | null = null;
   #head: string | null = null;
   #chunked = false;
   #hasBody: boolean;
