@@ -13,12 +13,13 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, ClusterOptions, default as Redis, RedisOptions } from 'ioredis';
 
+import type { Logger } from '../../log/logger';
+import type { LimitConfig, LimitDecision, MirrorLimiter, RedisTarget } from './limiter';
+
 /** ioredis, loaded when the first client is made: a proxy without Redis never pays for it (about 10 MB). */
 function ioredis(): typeof import('ioredis') {
   return require('ioredis') as typeof import('ioredis');
 }
-import type { Logger } from '../../log/logger';
-import type { LimitConfig, LimitDecision, MirrorLimiter, RedisTarget } from './limiter';
 
 /** KEYS[1] = the window's counter, ARGV[1] = its TTL in ms. Returns the count after this take. */
 const ACQUIRE_SCRIPT = `
