@@ -12,7 +12,6 @@
 
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, ClusterOptions, default as Redis, RedisOptions } from 'ioredis';
-
 import type { Logger } from '../../log/logger';
 import type { LimitConfig, LimitDecision, MirrorLimiter, RedisTarget } from './limiter';
 
