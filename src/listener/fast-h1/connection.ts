@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { NativeHttp, NativeParser } from '../../util/native-http';
+import { findHeader } from '../../util/raw-header';
 import { FastRequest, type RequestSource } from './request';
 import { FastResponse, type ResponseOwner } from './response';
 
@@ -134,7 +135,7 @@ export class FastConnection implements ResponseOwner, RequestSource {
     this.#activeReq = req;
     this.#socket._httpMessage = res;
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
-      const expect = headerValue(req.rawHeaders, 'expect');
+      const expect = findHeader(req.rawHeaders, 'expect');
       if (expect !== undefined) {
         if (!CONTINUE_EXPECTATION.test(expect)) {
           res.writeHead(417);
@@ -328,9 +329,4 @@ function ignore(): void {}
 function methodName(native: NativeHttp, index: number): string {
   if (index < 34) return native.methods[index] ?? 'GET';
   return index === 46 ? 'QUERY' : 'UNKNOWN';
-}
-
-function headerValue(raw: readonly string[], lower: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return raw[i + 1];
-  return undefined;
 }

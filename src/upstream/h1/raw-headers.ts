@@ -20,15 +20,6 @@ export function rawHeaders(raw: readonly string[]): Buffer[] {
   return out;
 }
 
-/** The first value of the header `lower` (a lowercase name), comparing lengths before anything else. */
-export function findHeader(raw: readonly string[], lower: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lower.length && name.toLowerCase() === lower) return raw[i + 1];
-  }
-  return undefined;
-}
-
 /** undici's margin below the upstream's `keep-alive: timeout=N`: a request sent just as the upstream closes would be lost. */
 const KEEP_ALIVE_MARGIN_MS = 2000;
 const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/;
